@@ -1,0 +1,23 @@
+"""The async engine and session factory; sessions are opened per request or per background job."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from gateway.settings import DatabaseSettings
+
+
+def make_engine(settings: DatabaseSettings) -> AsyncEngine:
+    return create_async_engine(
+        settings.url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_pre_ping=False,
+        echo=settings.echo,
+        # Every statement names its columns, so asyncpg's prepared-statement cache stays small and hot.
+        connect_args={"server_settings": {"application_name": "gateway"}},
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

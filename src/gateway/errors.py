@@ -1,0 +1,213 @@
+"""The GatewayError tree and the one place that renders RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://docs.gateway.dev/errors/"
+
+log = structlog.get_logger("gateway.errors")
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class AuthenticationError(GatewayError):
+    status, code, title = 401, "authentication_required", "Authentication required"
+
+
+class InvalidApiKey(GatewayError):
+    status, code, title = 401, "invalid_api_key", "Invalid API key"
+
+
+class NotFound(GatewayError):
+    status, code, title = 404, "resource_missing", "No such object"
+
+
+class MalformedJson(GatewayError):
+    status, code, title = 400, "malformed_json", "The request body is not valid JSON"
+
+
+class InvalidRequest(GatewayError):
+    status, code, title = 422, "validation_error", "The request is not valid"
+
+
+class InvalidCursor(GatewayError):
+    status, code, title = 422, "invalid_cursor", "The pagination cursor is not valid"
+
+
+class ProviderUnknown(GatewayError):
+    status, code, title = 422, "provider_unknown", "No such provider"
+
+
+class CurrencyNotSupported(GatewayError):
+    status, code, title = 422, "currency_not_supported", "The provider does not take this currency"
+
+
+class ProviderNotConfigured(GatewayError):
+    status, code, title = 422, "provider_not_configured", "The provider is not configured for this mode"
+
+
+class IdempotencyKeyMissing(GatewayError):
+    status, code, title = 400, "idempotency_key_missing", "An Idempotency-Key header is required"
+
+
+class IdempotencyKeyInvalid(GatewayError):
+    status, code, title = 400, "idempotency_key_invalid", "The Idempotency-Key header is not valid"
+
+
+class IdempotencyKeyInUse(GatewayError):
+    status, code, title = 409, "idempotency_key_in_use", "A request with this Idempotency-Key is in progress"
+
+
+class IdempotencyKeyReused(GatewayError):
+    status, code, title = (
+        422,
+        "idempotency_key_reused",
+        "This Idempotency-Key was used with a different request",
+    )
+
+
+class PaymentNotCancelable(GatewayError):
+    status, code, title = 409, "payment_not_cancelable", "The payment can no longer be canceled"
+
+
+class PaymentDeclined(GatewayError):
+    """A provider decline; `code` is set per instance from the provider's mapped reason."""
+
+    status, code, title = 402, "payment_declined", "The payment was declined"
+
+    def __init__(self, code: str, detail: str, **extra: Any):
+        super().__init__(detail, **extra)
+        self.code = code  # type: ignore[misc]
+
+
+class ProviderError(GatewayError):
+    status, code, title = 502, "provider_error", "The payment provider failed"
+
+
+class ProviderTimeout(GatewayError):
+    status, code, title = 504, "provider_timeout", "The payment provider did not answer in time"
+
+
+class WebhookSignatureInvalid(GatewayError):
+    status, code, title = 401, "webhook_signature_invalid", "The webhook signature is not valid"
+
+
+class WebhookMalformed(GatewayError):
+    status, code, title = 400, "webhook_malformed", "The webhook body is not valid"
+
+
+class ServiceUnavailable(GatewayError):
+    status, code, title = 503, "service_unavailable", "A backing service is unavailable"
+
+
+def _request_id(request: Request) -> str | None:
+    rid: str | None = getattr(request.state, "request_id", None)
+    return rid
+
+
+def problem_body(
+    *, status: int, code: str, title: str, detail: str, request_id: str | None, **extra: Any
+) -> bytes:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+    body.update(extra)
+    return orjson.dumps(body)
+
+
+def problem_response(
+    *, status: int, code: str, title: str, detail: str, request_id: str | None,
+    headers: dict[str, str] | None = None, **extra: Any,
+) -> Response:
+    return Response(
+        problem_body(status=status, code=code, title=title, detail=detail, request_id=request_id, **extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def render_gateway_error(exc: GatewayError, request_id: str | None) -> Response:
+    return problem_response(
+        status=exc.status, code=exc.code, title=exc.title, detail=exc.detail,
+        request_id=request_id, headers=exc.headers, **exc.extra,
+    )
+
+
+# Error kinds of our own validators that deserve their own top-level code (see docs/api.md).
+SPECIFIC_VALIDATION_CODES = frozenset(
+    {"invalid_currency", "invalid_phone", "invalid_email", "amount_too_large", "invalid_metadata"}
+)
+
+
+def _validation_response(request: Request, exc: RequestValidationError) -> Response:
+    errors = []
+    for e in exc.errors():
+        if e.get("type") == "json_invalid":
+            return render_gateway_error(MalformedJson(), _request_id(request))
+        errors.append({"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")})
+    kinds = {e["type"] for e in errors}
+    code = kinds.pop() if len(kinds) == 1 and next(iter(kinds)) in SPECIFIC_VALIDATION_CODES else None
+    fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in errors)
+    return problem_response(
+        status=422,
+        code=code or InvalidRequest.code,
+        title=InvalidRequest.title,
+        detail=f"Invalid value for: {fields}" if fields else InvalidRequest.title,
+        request_id=_request_id(request),
+        errors=errors,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def gateway_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return render_gateway_error(exc, _request_id(request))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return _validation_response(request, exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem_response(
+            status=exc.status_code, code=code, title=str(exc.detail), detail=str(exc.detail),
+            request_id=_request_id(request), headers=dict(exc.headers or {}),
+        )
+
+    async def unhandled(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled_error", error_type=type(exc).__name__)
+        return problem_response(
+            status=500, code="internal_error", title="Internal error",
+            detail="An unexpected error occurred; it has been logged.", request_id=_request_id(request),
+        )
+
+    app.add_exception_handler(GatewayError, gateway_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unhandled)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db.base import Base
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        # The database backstop of idempotency: one payment per (merchant, key), whatever Redis knows.
+        UniqueConstraint("merchant_id", "idempotency_key"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refund_within_amount"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
+        Index("ix_payments_merchant_id_id", "merchant_id", text("id DESC")),
+        Index("ix_payments_merchant_status_id", "merchant_id", "status", text("id DESC")),
+        Index("ix_payments_merchant_reference", "merchant_id", "reference"),
+        Index("ix_payments_merchant_customer_email", "merchant_id", "customer_email"),
+        Index("ix_payments_provider_reference", "provider", "provider_reference"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    livemode: Mapped[bool]
+    amount: Mapped[int] = mapped_column(BigInteger)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(32))
+    payment_method: Mapped[str | None] = mapped_column(String(100))
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    customer_email: Mapped[str | None] = mapped_column(String(320))
+    customer_phone: Mapped[str | None] = mapped_column(String(20))
+    customer_location: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(1000))
+    reference: Mapped[str | None] = mapped_column(String(255))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=text("'{}'::jsonb"))
+    return_url: Mapped[str | None] = mapped_column(String(2048))
+    provider_reference: Mapped[str | None] = mapped_column(String(255))
+    next_action: Mapped[dict[str, Any] | None]
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(String(1000))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of method, path and canonical body: tells a retry from a reuse even with Redis flushed.
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    # A lease on the provider call: set while one request talks to the provider for this payment.
+    provider_lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    completed_at: Mapped[datetime | None]

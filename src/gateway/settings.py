@@ -1,0 +1,98 @@
+"""Settings from the environment (prefix GATEWAY_, nested groups joined by a double underscore)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseModel):
+    # Empty means: `gateway dev` starts the embedded PostgreSQL; `serve` and `worker` refuse to start.
+    url: str = ""
+    pool_size: int = Field(10, ge=1, le=200)
+    max_overflow: int = Field(10, ge=0, le=200)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _asyncpg_driver(cls, v: str) -> str:
+        # Operators paste plain postgres:// URLs; SQLAlchemy needs the driver named.
+        for prefix in ("postgres://", "postgresql://"):
+            if v.startswith(prefix):
+                return "postgresql+asyncpg://" + v[len(prefix) :]
+        if v and not v.startswith("postgresql+asyncpg://"):
+            raise ValueError("must be a postgresql:// URL")
+        return v
+
+
+class RedisSettings(BaseModel):
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, v: str) -> str:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return v
+
+
+class IdempotencySettings(BaseModel):
+    # Stored results are kept at least this long (Stripe keeps them 24 h).
+    ttl_seconds: int = Field(86_400, ge=3_600)
+    # How long a claimed key stays locked if its request dies without finishing.
+    lock_seconds: int = Field(60, ge=5, le=3_600)
+
+
+class SandboxSettings(BaseModel):
+    webhook_secret: SecretStr = SecretStr("whsec_c2FuZGJveC1kZXYtc2VjcmV0LWRvLW5vdC11c2UtaW4tcHJvZA==")
+    # How long the simulated customer takes before the sandbox reports the outcome by webhook.
+    action_delay_seconds: float = Field(3.0, ge=0, le=3_600)
+    # Where the sandbox delivers its webhooks: this gateway's own public address.
+    webhook_url: str = "http://127.0.0.1:8000/v1/webhooks/sandbox"
+    send_webhooks: bool = True
+
+
+class WebhookSettings(BaseModel):
+    # Inbound events stored but not processed after this long are picked up by the sweeper.
+    sweep_after_seconds: float = Field(30.0, ge=0)
+    sweep_interval_seconds: float = Field(15.0, gt=0)
+    max_attempts: int = Field(10, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65_535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    # Embedded servers' data (dev only).
+    data_dir: str = ".data"
+    # Fixed ports for the embedded servers; 0 picks a free one.
+    embedded_postgres_port: int = Field(0, ge=0, le=65_535)
+    embedded_redis_port: int = Field(0, ge=0, le=65_535)
+
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+
+    # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
+    provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
+    # In-process cache of API-key lookups; revocations take effect within this many seconds.
+    api_key_cache_seconds: float = Field(30.0, ge=0)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
