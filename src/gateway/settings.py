@@ -3,40 +3,32 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _database_url(v: str) -> str:
+    # Operators paste plain postgres:// URLs; SQLAlchemy needs the driver named.
+    for prefix in ("postgres://", "postgresql://"):
+        if v.startswith(prefix):
+            return "postgresql+asyncpg://" + v[len(prefix) :]
+    if v and not v.startswith("postgresql+asyncpg://"):
+        raise ValueError("must be a postgresql:// URL")
+    return v
+
+
+def _redis_url(v: str) -> str:
+    if v and not v.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return v
+
+
 class DatabaseSettings(BaseModel):
-    # Empty means: `gateway dev` starts the embedded PostgreSQL; `serve` and `worker` refuse to start.
-    url: str = ""
     pool_size: int = Field(10, ge=1, le=200)
     max_overflow: int = Field(10, ge=0, le=200)
     echo: bool = False
-
-    @field_validator("url")
-    @classmethod
-    def _asyncpg_driver(cls, v: str) -> str:
-        # Operators paste plain postgres:// URLs; SQLAlchemy needs the driver named.
-        for prefix in ("postgres://", "postgresql://"):
-            if v.startswith(prefix):
-                return "postgresql+asyncpg://" + v[len(prefix) :]
-        if v and not v.startswith("postgresql+asyncpg://"):
-            raise ValueError("must be a postgresql:// URL")
-        return v
-
-
-class RedisSettings(BaseModel):
-    url: str = ""
-
-    @field_validator("url")
-    @classmethod
-    def _redis_scheme(cls, v: str) -> str:
-        if v and not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis:// or rediss:// URL")
-        return v
 
 
 class IdempotencySettings(BaseModel):
@@ -50,8 +42,6 @@ class SandboxSettings(BaseModel):
     webhook_secret: SecretStr = SecretStr("whsec_c2FuZGJveC1kZXYtc2VjcmV0LWRvLW5vdC11c2UtaW4tcHJvZA==")
     # How long the simulated customer takes before the sandbox reports the outcome by webhook.
     action_delay_seconds: float = Field(3.0, ge=0, le=3_600)
-    # Where the sandbox delivers its webhooks: this gateway's own public address.
-    webhook_url: str = "http://127.0.0.1:8000/v1/webhooks/sandbox"
     send_webhooks: bool = True
 
 
@@ -68,6 +58,15 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=".env",
         extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Empty: `gateway dev` starts an embedded server; `gateway serve` refuses to start.
+    database_url: Annotated[str, AfterValidator(_database_url)] = Field(
+        "", validation_alias=AliasChoices("GATEWAY_DATABASE_URL", "DATABASE_URL", "database_url")
+    )
+    redis_url: Annotated[str, AfterValidator(_redis_url)] = Field(
+        "", validation_alias=AliasChoices("GATEWAY_REDIS_URL", "REDIS_URL", "redis_url")
     )
 
     environment: Literal["development", "test", "production"] = "development"
@@ -81,8 +80,9 @@ class Settings(BaseSettings):
     embedded_postgres_port: int = Field(0, ge=0, le=65_535)
     embedded_redis_port: int = Field(0, ge=0, le=65_535)
 
+    # The address providers and customers reach this gateway at; default http://{host}:{port}.
+    public_url: str = ""
     database: DatabaseSettings = DatabaseSettings()
-    redis: RedisSettings = RedisSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
     sandbox: SandboxSettings = SandboxSettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
     # In-process cache of API-key lookups; revocations take effect within this many seconds.
     api_key_cache_seconds: float = Field(30.0, ge=0)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 @lru_cache(maxsize=1)

@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway.settings import DatabaseSettings
 
 
-def make_engine(settings: DatabaseSettings) -> AsyncEngine:
+def make_engine(url: str, settings: DatabaseSettings) -> AsyncEngine:
     return create_async_engine(
-        settings.url,
+        url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_pre_ping=False,

@@ -1,4 +1,4 @@
-"""Opaque, prefixed ids that sort by creation time (48-bit milliseconds + 80 random bits, Crockford base32)."""
+"""Opaque, prefixed ids that sort by creation time: 48-bit ms + 80 random bits, Crockford base32."""
 
 from __future__ import annotations
 

@@ -36,9 +36,14 @@ CURRENCY_EXPONENTS: Final[Mapping[str, int]] = MappingProxyType(
 # whitespace, "+", "_" or bare "." -- the forms Decimal() would also take but an API should not.
 _MAJOR_RE: Final = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 
-# Caps how far a Decimal's own exponent may scale it, so Decimal("1E+999999999") fails fast instead
-# of building a billion-digit int. 10**60 major units is far past any real amount.
-_MAX_SCALE: Final = 60
+# No real amount has 60 digits of minor units; refusing more keeps a hostile "1E+999999999" or a
+# million-digit string from making this build a huge int.
+_MAX_DIGITS: Final = 60
+
+
+def _pow10(n: int) -> int:
+    # int ** int is typed Any (a negative power gives a float); n is never negative here.
+    return int(10**n)
 
 
 def exponent(currency: str) -> int:
@@ -67,32 +72,27 @@ def to_major_string(amount: int, currency: str) -> str:
     if exp == 0:
         return str(amount)
     # Work on the magnitude: divmod on a negative int floors, which would give "-1.95" for -5 cents.
-    major, minor = divmod(abs(amount), 10**exp)
+    major, minor = divmod(abs(amount), _pow10(exp))
     sign = "-" if amount < 0 else ""
     return f"{sign}{major}.{minor:0{exp}d}"
 
 
 def _from_decimal(value: Decimal, exp: int) -> int:
-    if not value.is_finite():
-        raise ValueError(f"not a finite amount: {value}")
     sign, digits, dexp = value.as_tuple()
-    if not isinstance(dexp, int):  # unreachable once finite; narrows the type for mypy
+    if not value.is_finite() or not isinstance(dexp, int):  # the isinstance narrows dexp for mypy
         raise ValueError(f"not a finite amount: {value}")
-    coefficient = 0
-    for digit in digits:
-        coefficient = coefficient * 10 + digit
-    if coefficient == 0:
-        return 0
     # Integer arithmetic on the tuple: Decimal.scaleb would round to the context's 28 digits.
-    shift = dexp + exp
-    if shift > _MAX_SCALE:
+    # Trailing zeros are not precision ("10.500" KES is 1050), so drop them before counting places.
+    sig = "".join(map(str, digits)).lstrip("0")
+    stripped = sig.rstrip("0")
+    if not stripped:
+        return 0
+    shift = dexp + (len(sig) - len(stripped)) + exp
+    if shift < 0:
+        raise ValueError(f"{value} has more than {exp} decimal places")
+    if len(stripped) + shift > _MAX_DIGITS:
         raise ValueError(f"amount out of range: {value}")
-    if shift >= 0:
-        minor = coefficient * 10**shift
-    else:
-        minor, rest = divmod(coefficient, 10**-shift)
-        if rest:
-            raise ValueError(f"{value} has more than {exp} decimal places")
+    minor = int(stripped) * _pow10(shift)
     return -minor if sign else minor
 
 
@@ -107,7 +107,7 @@ def from_major(value: str | int | Decimal, currency: str) -> int:
         raise TypeError(f"amount must be str, int or Decimal, not {type(value).__name__}")
     exp = exponent(currency)
     if isinstance(value, int):
-        return value * 10**exp
+        return value * _pow10(exp)
     if isinstance(value, Decimal):
         return _from_decimal(value, exp)
     if not isinstance(value, str):
@@ -115,10 +115,12 @@ def from_major(value: str | int | Decimal, currency: str) -> int:
     m = _MAJOR_RE.fullmatch(value)
     if m is None:
         raise ValueError(f"not a decimal amount: {value!r}")
-    sign, whole, frac = m.group(1), m.group(2), (m.group(3) or "").rstrip("0")
+    sign, whole, frac = m.group(1), m.group(2).lstrip("0"), (m.group(3) or "").rstrip("0")
     if len(frac) > exp:
         raise ValueError(f"{value!r} has more than {exp} decimal places for {currency}")
-    minor = int(whole) * 10**exp + int(frac.ljust(exp, "0") or "0")
+    if len(whole) + exp > _MAX_DIGITS:
+        raise ValueError(f"amount out of range: {value[:20]!r}...")
+    minor = int(whole or "0") * _pow10(exp) + int(frac.ljust(exp, "0") or "0")
     return -minor if sign else minor
 
 

@@ -41,7 +41,13 @@ def standard_webhook_signature(secret: str, msg_id: str, timestamp: int, body: b
 
 
 def verify_standard_webhook(
-    secret: str, msg_id: str, timestamp: str, body: bytes, signature_header: str, *, now: int,
+    secret: str,
+    msg_id: str,
+    timestamp: str,
+    body: bytes,
+    signature_header: str,
+    *,
+    now: int,
     tolerance: int = 300,
 ) -> bool:
     try:

@@ -1,0 +1,61 @@
+"""Idempotency records in Redis: a short lock while a request runs, then its stored result."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    fingerprint: str
+    done: bool
+    status: int = 0
+    body: bytes = b""
+    media_type: str = "application/json"
+
+
+def redis_key(merchant_id: str, livemode: bool, key: str) -> str:
+    # Hashing bounds the Redis key's size whatever the client sends.
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"idem:{merchant_id}:{'live' if livemode else 'test'}:{digest}"
+
+
+class IdempotencyStore:
+    def __init__(self, redis: Redis, ttl_seconds: int, lock_seconds: int):
+        self.redis = redis
+        self.ttl = ttl_seconds
+        self.lock_seconds = lock_seconds
+
+    async def claim(self, key: str, fingerprint: str) -> StoredResult | None:
+        """SET NX: None if we now hold the key, else what is stored under it."""
+        lock = orjson.dumps({"fp": fingerprint, "done": False})
+        for _ in range(3):
+            if await self.redis.set(key, lock, nx=True, ex=self.lock_seconds):
+                return None
+            raw = await self.redis.get(key)
+            if raw is not None:
+                return _decode(raw)
+            # The holder released or the lock expired between our two calls: try again.
+        return StoredResult(fingerprint=fingerprint, done=False)
+
+    async def complete(self, key: str, fingerprint: str, status: int, body: bytes, media_type: str) -> None:
+        record = orjson.dumps(
+            {"fp": fingerprint, "done": True, "status": status, "body": body.decode(), "mt": media_type}
+        )
+        await self.redis.set(key, record, ex=self.ttl)
+
+    async def release(self, key: str) -> None:
+        await self.redis.delete(key)
+
+
+def _decode(raw: bytes | str) -> StoredResult:
+    d = orjson.loads(raw)
+    if not d["done"]:
+        return StoredResult(fingerprint=d["fp"], done=False)
+    return StoredResult(
+        fingerprint=d["fp"], done=True, status=d["status"], body=d["body"].encode(), media_type=d["mt"]
+    )

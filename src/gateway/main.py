@@ -1,0 +1,151 @@
+"""create_app(): the lifespan owns pools, clients and background loops; routers do the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from redis.asyncio import Redis
+from sqlalchemy import text
+from starlette.responses import Response
+
+from gateway.context import AppContext
+from gateway.db.engine import make_engine, make_sessionmaker
+from gateway.errors import install_error_handlers
+from gateway.idempotency.dependency import IdempotentReplay
+from gateway.logging import configure_logging
+from gateway.merchants.service import Authenticator
+from gateway.middleware import RequestIdMiddleware
+from gateway.payments.router import router as payments_router
+from gateway.providers.cash.adapter import CashProvider
+from gateway.providers.registry import ProviderRegistry
+from gateway.providers.sandbox.adapter import SandboxProvider
+from gateway.settings import Settings, get_settings
+from gateway.webhooks.inbound import service as inbound
+from gateway.webhooks.inbound.router import router as inbound_router
+
+log = structlog.get_logger("gateway")
+
+TAGS = [
+    {"name": "payments", "description": "Create payments on any provider, follow them, cancel them."},
+    {"name": "webhooks", "description": "Endpoints the payment providers call."},
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+def build_registry(settings: Settings, redis: Redis) -> ProviderRegistry:
+    return ProviderRegistry(
+        [
+            SandboxProvider(settings.sandbox, redis, settings.base_url + "/v1/webhooks/sandbox"),
+            CashProvider(),
+        ]
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.database_url or not settings.redis_url:
+            raise RuntimeError(
+                "GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL must be set (or run `gateway dev`, which "
+                "starts embedded servers)."
+            )
+        engine = make_engine(settings.database_url, settings.database)
+        sessionmaker = make_sessionmaker(engine)
+        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        registry = build_registry(settings, redis)
+        app.state.ctx = AppContext(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            registry=registry,
+            authenticator=Authenticator(sessionmaker, settings.api_key_cache_seconds),
+        )
+        sweeper = asyncio.create_task(
+            inbound.sweeper(
+                sessionmaker,
+                registry,
+                interval=settings.webhooks.sweep_interval_seconds,
+                older_than_seconds=settings.webhooks.sweep_after_seconds,
+                max_attempts=settings.webhooks.max_attempts,
+            )
+        )
+        log.info("gateway_started", providers=registry.names(), environment=settings.environment)
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await registry.aclose()
+            await redis.aclose()
+            await engine.dispose()
+            log.info("gateway_stopped")
+
+    app = FastAPI(
+        title="Gateway",
+        version="1.0.0",
+        summary="One payments API over mobile money, cards and cash.",
+        description="Amounts are integers in the currency's minor unit. Errors are RFC 9457 "
+        "`application/problem+json` with a stable `code`. Every request that creates or moves money needs "
+        "an `Idempotency-Key` header.",
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    async def replay(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, IdempotentReplay)
+        return exc.response
+
+    app.add_exception_handler(IdempotentReplay, replay)
+
+    v1 = APIRouter(prefix="/v1")
+    v1.include_router(payments_router)
+    v1.include_router(inbound_router)
+    app.include_router(v1)
+
+    @app.get("/healthz", tags=["health"], operation_id="healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        operation_id="readyz",
+        summary="PostgreSQL and Redis answer",
+        responses={503: {"description": "A backing service is down"}},
+    )
+    async def readyz(request: Request) -> Response:
+        ctx: AppContext = request.app.state.ctx
+        checks: dict[str, Any] = {}
+        try:
+            async with ctx.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+            checks["postgres"] = "ok"
+        except Exception as e:
+            checks["postgres"] = f"error: {type(e).__name__}"
+        try:
+            await asyncio.wait_for(ctx.redis.ping(), 2)
+            checks["redis"] = "ok"
+        except Exception as e:
+            checks["redis"] = f"error: {type(e).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        import orjson
+
+        return Response(
+            orjson.dumps({"status": "ok" if ok else "unavailable", "checks": checks}),
+            status_code=200 if ok else 503,
+            media_type="application/json",
+        )
+
+    app.add_middleware(RequestIdMiddleware)
+    return app

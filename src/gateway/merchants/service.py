@@ -1,0 +1,85 @@
+"""Merchants and their secret API keys (shown once, stored as a SHA-256 hash)."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.errors import InvalidApiKey
+from gateway.kit.ids import new_id
+from gateway.kit.signing import sha256_hex
+from gateway.merchants.repository import MerchantRepository
+
+_KEY_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: one merchant in one mode."""
+
+    merchant_id: str
+    livemode: bool
+    key_id: str
+
+
+@dataclass(frozen=True)
+class NewMerchant:
+    merchant_id: str
+    name: str
+    secret_key: str
+    livemode: bool
+
+
+def generate_secret_key(livemode: bool) -> str:
+    body = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))  # ~190 bits
+    return ("sk_live_" if livemode else "sk_test_") + body
+
+
+async def create_merchant(session: AsyncSession, name: str, *, livemode: bool = False) -> NewMerchant:
+    repo = MerchantRepository(session)
+    merchant_id = new_id("mer")
+    await repo.create(merchant_id, name)
+    key = generate_secret_key(livemode)
+    await repo.add_key(new_id("key"), merchant_id, sha256_hex(key), key[:12], livemode)
+    await session.commit()
+    return NewMerchant(merchant_id, name, key, livemode)
+
+
+async def create_key(session: AsyncSession, merchant_id: str, *, livemode: bool) -> str:
+    key = generate_secret_key(livemode)
+    await MerchantRepository(session).add_key(new_id("key"), merchant_id, sha256_hex(key), key[:12], livemode)
+    await session.commit()
+    return key
+
+
+class Authenticator:
+    """Resolves a bearer key to a principal; hits are cached in process for a short while."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cache_seconds: float):
+        self._sessionmaker = sessionmaker
+        self._ttl = cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    async def authenticate(self, secret_key: str) -> Principal:
+        if not secret_key.startswith(("sk_test_", "sk_live_")) or len(secret_key) > 128:
+            raise InvalidApiKey("The API key is not a secret key (sk_test_… or sk_live_…).")
+        key_hash = sha256_hex(secret_key)
+        now = time.monotonic()
+        hit = self._cache.get(key_hash)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with self._sessionmaker() as session:
+            found = await MerchantRepository(session).find_active_key(key_hash)
+        if found is None:
+            self._cache.pop(key_hash, None)
+            raise InvalidApiKey("No such API key.")
+        principal = Principal(merchant_id=found[1], livemode=found[2], key_id=found[0])
+        if self._ttl > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key_hash] = (now + self._ttl, principal)
+        return principal

@@ -1,0 +1,178 @@
+"""HTTP layer of payments: parse, authenticate, guard with idempotency, call the service, render."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.responses import Response
+
+from gateway.api.deps import Ctx, CurrentPrincipal, Session
+from gateway.api.schemas import error_responses
+from gateway.db.repository import Page
+from gateway.errors import InvalidCursor, InvalidRequest
+from gateway.idempotency.dependency import OptionalIdempotency, RequiredIdempotency
+from gateway.kit.ids import is_valid
+from gateway.payments.repository import PaymentFilters
+from gateway.payments.schemas import (
+    EventList,
+    PaymentCreate,
+    PaymentList,
+    PaymentOut,
+    PaymentStatus,
+    event_out,
+    normalize_email,
+    payment_out,
+)
+from gateway.payments.service import PaymentService
+
+router = APIRouter(prefix="/payments", tags=["payments"])
+
+PaymentId = Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)]
+
+
+def _service(session: Session, ctx: Ctx) -> PaymentService:
+    return PaymentService(session, ctx.registry, ctx.settings.provider_timeout_seconds)
+
+
+Service = Annotated[PaymentService, Depends(_service)]
+
+
+def _json(model: PaymentOut | PaymentList | EventList, status: int = 200) -> Response:
+    return Response(model.model_dump_json().encode(), status_code=status, media_type="application/json")
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: Annotated[str | None, Query(max_length=40)] = None,
+    ending_before: Annotated[str | None, Query(max_length=40)] = None,
+) -> Page:
+    return Page(limit=limit, starting_after=starting_after, ending_before=ending_before)
+
+
+def _checked_page(page: Page, prefix: str) -> Page:
+    if page.starting_after is not None and page.ending_before is not None:
+        raise InvalidCursor("Use starting_after or ending_before, not both.")
+    for name, value in (("starting_after", page.starting_after), ("ending_before", page.ending_before)):
+        if value is not None and not is_valid(value, prefix):
+            raise InvalidCursor(f"{name} must be an id of this list ({prefix}_…).", param=name)
+    return page
+
+
+Paging = Annotated[Page, Depends(page_params)]
+
+
+@router.post(
+    "",
+    operation_id="create_payment",
+    status_code=201,
+    response_model=PaymentOut,
+    summary="Create a payment",
+    responses=error_responses(400, 401, 402, 409, 422, 502, 504),
+)
+async def create_payment(
+    request: Request,
+    body: PaymentCreate,
+    principal: CurrentPrincipal,
+    idem: RequiredIdempotency,
+    service: Service,
+) -> Response:
+    assert idem.key is not None
+    rendered = await service.create(
+        principal,
+        body,
+        idempotency_key=idem.key,
+        fingerprint=idem.fingerprint,
+        request_id=request.state.request_id,
+    )
+    return await idem.respond(rendered.status, rendered.body, rendered.media_type)
+
+
+@router.get(
+    "",
+    operation_id="list_payments",
+    response_model=PaymentList,
+    summary="List payments, newest first",
+    responses=error_responses(401, 422),
+)
+async def list_payments(
+    principal: CurrentPrincipal,
+    service: Service,
+    page: Paging,
+    status: PaymentStatus | None = None,
+    provider: Annotated[str | None, Query(max_length=32)] = None,
+    reference: Annotated[str | None, Query(max_length=255)] = None,
+    customer_email: Annotated[str | None, Query(max_length=320)] = None,
+    created_gte: datetime | None = None,
+    created_lt: datetime | None = None,
+) -> Response:
+    for name, ts in (("created_gte", created_gte), ("created_lt", created_lt)):
+        if ts is not None and ts.tzinfo is None:
+            raise InvalidRequest(
+                f"{name} needs a time zone (RFC 3339, e.g. 2026-01-31T00:00:00Z).",
+                errors=[{"loc": ["query", name], "msg": "time zone required", "type": "timezone_required"}],
+            )
+    filters = PaymentFilters(
+        status=status,
+        provider=provider,
+        reference=reference,
+        customer_email=normalize_email(customer_email) if customer_email else None,
+        created_gte=created_gte,
+        created_lt=created_lt,
+    )
+    rows, has_more = await service.list(principal, filters, _checked_page(page, "pay"))
+    return _json(PaymentList(data=[payment_out(p) for p in rows], has_more=has_more))
+
+
+@router.get(
+    "/{payment_id}",
+    operation_id="retrieve_payment",
+    response_model=PaymentOut,
+    summary="Retrieve a payment",
+    responses=error_responses(401, 404),
+)
+async def retrieve_payment(payment_id: PaymentId, principal: CurrentPrincipal, service: Service) -> Response:
+    return _json(payment_out(await service.get(principal, payment_id)))
+
+
+@router.post(
+    "/{payment_id}/cancel",
+    operation_id="cancel_payment",
+    response_model=PaymentOut,
+    summary="Cancel a payment that is still waiting for the customer or the provider",
+    responses=error_responses(400, 401, 404, 409, 502, 504),
+)
+async def cancel_payment(
+    payment_id: PaymentId, principal: CurrentPrincipal, idem: RequiredIdempotency, service: Service
+) -> Response:
+    payment = await service.cancel(principal, payment_id)
+    return await idem.respond(200, payment_out(payment).model_dump_json().encode())
+
+
+@router.post(
+    "/{payment_id}/sync",
+    operation_id="sync_payment",
+    response_model=PaymentOut,
+    summary="Ask the provider for the payment's status now and apply what it says",
+    responses=error_responses(401, 404, 409, 502, 504),
+)
+async def sync_payment(
+    payment_id: PaymentId, principal: CurrentPrincipal, idem: OptionalIdempotency, service: Service
+) -> Response:
+    payment = await service.sync(principal, payment_id)
+    return await idem.respond(200, payment_out(payment).model_dump_json().encode())
+
+
+@router.get(
+    "/{payment_id}/events",
+    operation_id="list_payment_events",
+    response_model=EventList,
+    summary="The payment's event trail, newest first",
+    responses=error_responses(401, 404, 422),
+)
+async def list_payment_events(
+    payment_id: PaymentId, principal: CurrentPrincipal, service: Service, page: Paging
+) -> Response:
+    rows, has_more = await service.events(principal, payment_id, _checked_page(page, "evt"))
+    return _json(EventList(data=[event_out(e) for e in rows], has_more=has_more))

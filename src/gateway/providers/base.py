@@ -1,0 +1,164 @@
+"""The PaymentProvider protocol and the unified types every adapter speaks.
+
+Adapters do I/O; their transformers map provider JSON to these dataclasses. Nothing here knows
+about the database: services hand providers plain values and apply what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class Flow(StrEnum):
+    REDIRECT = "redirect"
+    CLIENT_SECRET = "client_secret"
+    MOBILE_PROMPT = "mobile_prompt"
+    CASH = "cash"
+    DIRECT = "direct"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    currencies: frozenset[str]
+    flows: frozenset[Flow]
+    refunds: bool = True
+    partial_refunds: bool = True
+    cancel: bool = True
+    # Where a provider knows a closed set of `payment_method` values (the sandbox's test values).
+    payment_methods: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class Customer:
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None  # E.164
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    payment_id: str
+    amount: int  # minor units
+    currency: str
+    livemode: bool
+    created_at: datetime
+    payment_method: str | None = None
+    customer: Customer = field(default_factory=Customer)
+    description: str | None = None
+    reference: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    return_url: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """The key or reference we give the provider: stable across our own retries."""
+        return self.payment_id
+
+
+@dataclass(frozen=True)
+class PaymentRef:
+    """What a provider needs to find a payment again (sync, cancel)."""
+
+    payment_id: str
+    provider_reference: str | None
+    amount: int
+    currency: str
+    livemode: bool
+    created_at: datetime
+    payment_method: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """A provider's word on a payment, already in our vocabulary."""
+
+    status: str  # one of payments.state.Status values, except "pending"
+    provider_reference: str | None = None
+    next_action: dict[str, Any] | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    # What the provider says was charged, for mismatch checks where it tells us.
+    amount: int | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    refund_id: str
+    payment: PaymentRef
+    amount: int
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    status: str  # pending | succeeded | failed
+    provider_reference: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One verified provider notification, mapped to our terms."""
+
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+    payment_id: str | None = None
+    provider_reference: str | None = None
+    result: PaymentResult | None = None
+
+
+class ProviderFailure(Exception):
+    """The provider could not give an answer; nothing is known about the payment's fate."""
+
+
+class ProviderUnavailable(ProviderFailure):
+    pass
+
+
+class ProviderTimedOut(ProviderFailure):
+    pass
+
+
+class ProviderMisconfigured(ProviderFailure):
+    pass
+
+
+class WebhookVerificationError(Exception):
+    pass
+
+
+class WebhookPayloadError(Exception):
+    pass
+
+
+@runtime_checkable
+class PaymentProvider(Protocol):
+    name: str
+    capabilities: Capabilities
+
+    def is_configured(self, livemode: bool) -> bool: ...
+
+    async def create_payment(self, request: PaymentRequest) -> PaymentResult: ...
+
+    async def fetch_payment(self, ref: PaymentRef) -> PaymentResult: ...
+
+    async def cancel_payment(self, ref: PaymentRef) -> PaymentResult: ...
+
+    async def refund_payment(self, request: RefundRequest) -> RefundResult: ...
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        """Check authenticity on the raw bytes, then parse; raises WebhookVerificationError/PayloadError."""
+        ...
+
+    def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
+        """Map a stored (already verified) payload to our terms again, e.g. when the sweeper retries."""
+        ...
+
+    async def aclose(self) -> None: ...

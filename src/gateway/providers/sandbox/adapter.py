@@ -1,0 +1,225 @@
+"""The sandbox: a deterministic simulated provider that needs no account and no network.
+
+It keeps only cancellations (in Redis); everything else follows from the test value and the time
+since the payment was created, so any replica answers the same. Its webhooks are real: signed per the
+Standard Webhooks spec and POSTed to this gateway's own `/v1/webhooks/sandbox`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from redis.asyncio import Redis
+
+from gateway.kit.money import CURRENCY_EXPONENTS
+from gateway.kit.signing import standard_webhook_signature, verify_standard_webhook
+from gateway.providers.base import (
+    Capabilities,
+    Flow,
+    PaymentRef,
+    PaymentRequest,
+    PaymentResult,
+    ProviderTimedOut,
+    ProviderUnavailable,
+    RefundRequest,
+    RefundResult,
+    WebhookEvent,
+    WebhookPayloadError,
+    WebhookVerificationError,
+)
+from gateway.providers.sandbox import transformers as tf
+from gateway.settings import SandboxSettings
+
+log = structlog.get_logger("gateway.providers.sandbox")
+
+# Currencies of the rails the gateway serves, plus a 0- and a 3-decimal one for tests of minor units.
+SANDBOX_CURRENCIES = frozenset(
+    {
+        "KES",
+        "UGX",
+        "TZS",
+        "RWF",
+        "NGN",
+        "GHS",
+        "ZAR",
+        "XOF",
+        "XAF",
+        "EGP",
+        "MAD",
+        "ETB",
+        "ZMW",
+        "MWK",
+        "USD",
+        "EUR",
+        "GBP",
+        "BHD",
+        "JPY",
+    }
+)
+
+
+class SandboxProvider:
+    name = "sandbox"
+    capabilities = Capabilities(
+        currencies=SANDBOX_CURRENCIES,
+        flows=frozenset({Flow.DIRECT, Flow.REDIRECT}),
+        refunds=True,
+        partial_refunds=True,
+        cancel=True,
+        payment_methods=frozenset(tf.SCENARIOS),
+    )
+
+    def __init__(self, settings: SandboxSettings, redis: Redis, webhook_url: str):
+        self._settings = settings
+        self._redis = redis
+        # Its webhooks go to this gateway's own public address, like any provider's would.
+        self._webhook_url = webhook_url
+        self._http = httpx.AsyncClient(timeout=10.0)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_configured(self, livemode: bool) -> bool:
+        # Test mode only: a live key can never move money through a simulator.
+        return not livemode
+
+    @property
+    def _secret(self) -> str:
+        return self._settings.webhook_secret.get_secret_value()
+
+    def _scenario(self, payment_method: str | None) -> tf.Scenario:
+        scenario = tf.scenario_for(payment_method)
+        # The API validates test values before calling us; an unknown one here is a bug upstream.
+        assert scenario is not None, payment_method
+        return scenario
+
+    def _outcome_due(self, created_at: datetime) -> bool:
+        elapsed = datetime.now(UTC).timestamp() - created_at.timestamp()
+        return elapsed >= self._settings.action_delay_seconds
+
+    async def _canceled(self, reference: str) -> bool:
+        return bool(await self._redis.exists(f"sandbox:canceled:{reference}"))
+
+    async def create_payment(self, request: PaymentRequest) -> PaymentResult:
+        scenario = self._scenario(request.payment_method)
+        reference = tf.reference_for(request.payment_id)
+        if scenario.immediate == "error":
+            raise ProviderUnavailable("sandbox: simulated provider error (HTTP 500)")
+        if scenario.immediate == "timeout":
+            raise ProviderTimedOut("sandbox: simulated provider timeout")
+        next_action = None
+        if scenario.immediate == "requires_action":
+            next_action = {
+                "type": "redirect_to_url",
+                "redirect_to_url": {
+                    "url": f"https://sandbox.gateway.invalid/authorize/{reference}",
+                    "return_url": request.return_url,
+                },
+            }
+            if scenario.outcome is not None and self._settings.send_webhooks:
+                self._schedule_webhook(request, scenario, reference)
+        return tf.result(
+            scenario, scenario.immediate, reference, request.amount, request.currency, next_action
+        )
+
+    async def fetch_payment(self, ref: PaymentRef) -> PaymentResult:
+        scenario = self._scenario(ref.payment_method)
+        reference = tf.reference_for(ref.payment_id)
+        if await self._canceled(reference):
+            return tf.result(scenario, "canceled", reference, ref.amount, ref.currency)
+        if scenario.immediate == "requires_action" and (
+            scenario.outcome is None or not self._outcome_due(ref.created_at)
+        ):
+            return tf.result(scenario, "requires_action", reference, ref.amount, ref.currency)
+        assert scenario.outcome is not None
+        return tf.result(scenario, scenario.outcome, reference, ref.amount, ref.currency)
+
+    async def cancel_payment(self, ref: PaymentRef) -> PaymentResult:
+        current = await self.fetch_payment(ref)
+        if current.status != "requires_action":
+            return current  # too late: the provider already settled it
+        reference = tf.reference_for(ref.payment_id)
+        await self._redis.set(f"sandbox:canceled:{reference}", "1", ex=30 * 86_400)
+        return tf.result(self._scenario(ref.payment_method), "canceled", reference, ref.amount, ref.currency)
+
+    async def refund_payment(self, request: RefundRequest) -> RefundResult:
+        return RefundResult(
+            status="succeeded", provider_reference="sbxre_" + request.refund_id.split("_", 1)[1]
+        )
+
+    def _schedule_webhook(self, request: PaymentRequest, scenario: tf.Scenario, reference: str) -> None:
+        task = asyncio.create_task(self._deliver_later(request, scenario, reference))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_later(self, request: PaymentRequest, scenario: tf.Scenario, reference: str) -> None:
+        assert scenario.outcome is not None
+        delay = self._settings.action_delay_seconds - (
+            datetime.now(UTC).timestamp() - request.created_at.timestamp()
+        )
+        await asyncio.sleep(max(delay, 0.0))
+        if await self._canceled(reference):
+            return
+        payload = tf.webhook_payload(
+            event_id=f"sbevt_{reference}_{scenario.outcome}",
+            payment_id=request.payment_id,
+            reference=reference,
+            status=scenario.outcome,
+            amount=request.amount,
+            currency=request.currency,
+            scenario=scenario,
+            created=int(time.time()),
+        )
+        body = orjson.dumps(payload)
+        msg_id = f"msg_{payload['id']}"
+        ts = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": standard_webhook_signature(self._secret, msg_id, ts, body),
+        }
+        # Like a real provider, retry a few times; after that the reconciler or a sync resolves it.
+        for attempt in range(5):
+            try:
+                r = await self._http.post(self._webhook_url, content=body, headers=headers)
+                if r.status_code < 300:
+                    return
+                log.warning("sandbox_webhook_rejected", status=r.status_code, attempt=attempt)
+            except httpx.HTTPError as e:
+                log.warning("sandbox_webhook_failed", error=type(e).__name__, attempt=attempt)
+            await asyncio.sleep(0.5 * 2**attempt)
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        msg_id = headers.get("webhook-id")
+        ts = headers.get("webhook-timestamp")
+        sig = headers.get("webhook-signature")
+        if not (msg_id and ts and sig):
+            raise WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature")
+        if not verify_standard_webhook(self._secret, msg_id, ts, body, sig, now=int(time.time())):
+            raise WebhookVerificationError("signature mismatch or timestamp outside tolerance")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise WebhookPayloadError("body is not JSON") from e
+        if not isinstance(payload, dict):
+            raise WebhookPayloadError("body is not a JSON object")
+        return [tf.interpret(payload)]
+
+    def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
+        return tf.interpret(payload)
+
+    async def aclose(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._http.aclose()
+
+
+# Every currency the sandbox takes has an ISO 4217 exponent (checked at import, not at request time).
+assert CURRENCY_EXPONENTS.keys() >= SANDBOX_CURRENCIES

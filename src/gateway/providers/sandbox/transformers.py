@@ -1,0 +1,125 @@
+"""The sandbox's test values and its webhook format, as pure functions.
+
+A payment's `payment_method` picks the scenario (see README, "Sandbox test values").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.providers.base import PaymentResult, WebhookEvent, WebhookPayloadError
+
+
+@dataclass(frozen=True)
+class Scenario:
+    # What create answers: a status, or an outage of the provider ("error", "timeout").
+    immediate: str
+    # Where the payment ends once the customer has acted (None: it never does).
+    outcome: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "pm_success": Scenario("succeeded", "succeeded"),
+    "pm_card_declined": Scenario("failed", "failed", "card_declined", "The card was declined."),
+    "pm_insufficient_funds": Scenario(
+        "failed", "failed", "insufficient_funds", "The account has insufficient funds."
+    ),
+    "pm_action_success": Scenario("requires_action", "succeeded"),
+    "pm_action_failure": Scenario(
+        "requires_action", "failed", "authentication_failed", "The customer failed authentication."
+    ),
+    "pm_action_never": Scenario("requires_action", None),
+    # The provider processes the payment but its answer is lost: sync finds it succeeded.
+    "pm_provider_error": Scenario("error", "succeeded"),
+    "pm_provider_timeout": Scenario("timeout", "succeeded"),
+}
+DEFAULT_METHOD = "pm_success"
+
+
+def scenario_for(payment_method: str | None) -> Scenario | None:
+    return SCENARIOS.get(payment_method or DEFAULT_METHOD)
+
+
+def reference_for(payment_id: str) -> str:
+    # Derived from our id, so a retried create finds the same sandbox object (provider-side idempotency).
+    return "sbx_" + payment_id.split("_", 1)[1]
+
+
+def result(
+    scenario: Scenario,
+    status: str,
+    reference: str,
+    amount: int,
+    currency: str,
+    next_action: dict[str, Any] | None = None,
+) -> PaymentResult:
+    failed = status == "failed"
+    return PaymentResult(
+        status=status,
+        provider_reference=reference,
+        next_action=next_action,
+        failure_code=scenario.failure_code if failed else None,
+        failure_message=scenario.failure_message if failed else None,
+        amount=amount,
+        currency=currency,
+    )
+
+
+def webhook_payload(
+    *,
+    event_id: str,
+    payment_id: str,
+    reference: str,
+    status: str,
+    amount: int,
+    currency: str,
+    scenario: Scenario,
+    created: int,
+) -> dict[str, Any]:
+    failed = status == "failed"
+    return {
+        "id": event_id,
+        "type": f"payment.{status}",
+        "created": created,
+        "data": {
+            "object": "payment",
+            "reference": reference,
+            "payment_id": payment_id,
+            "status": status,
+            "amount": amount,
+            "currency": currency,
+            "failure_code": scenario.failure_code if failed else None,
+            "failure_message": scenario.failure_message if failed else None,
+        },
+    }
+
+
+def interpret(payload: dict[str, Any]) -> WebhookEvent:
+    try:
+        data = payload["data"]
+        status = data["status"]
+        if status not in ("succeeded", "failed", "canceled", "processing", "requires_action"):
+            raise WebhookPayloadError(f"unknown status {status!r}")
+        amount, currency = data["amount"], data["currency"]
+        if not isinstance(amount, int) or isinstance(amount, bool) or not isinstance(currency, str):
+            raise WebhookPayloadError("amount must be an integer and currency a string")
+        return WebhookEvent(
+            event_id=str(payload["id"]),
+            event_type=str(payload["type"]),
+            payload=payload,
+            payment_id=data.get("payment_id"),
+            provider_reference=data["reference"],
+            result=PaymentResult(
+                status=status,
+                provider_reference=data["reference"],
+                failure_code=data.get("failure_code"),
+                failure_message=data.get("failure_message"),
+                amount=amount,
+                currency=currency,
+            ),
+        )
+    except (KeyError, TypeError) as e:
+        raise WebhookPayloadError(f"missing or malformed field: {e}") from e

@@ -1,0 +1,82 @@
+"""Real PostgreSQL and Redis (the project's own launcher) and a real uvicorn server on 127.0.0.1.
+
+Each test makes its own merchants, so tests never see each other's rows and need no truncation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway.cli import run_migrations
+from gateway.embedded import EmbeddedServers, free_port
+from gateway.main import create_app
+from gateway.merchants.service import create_merchant
+from gateway.settings import SandboxSettings, Settings, WebhookSettings
+from support import ACTION_DELAY, SANDBOX_SECRET, Gateway, Merchant
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[EmbeddedServers]:
+    root = Path(tempfile.mkdtemp(prefix="gateway-test-")) / "servers"
+    with EmbeddedServers(root, ephemeral=True) as s:
+        run_migrations(s.postgres.url)
+        yield s
+
+
+@pytest.fixture(scope="session")
+async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
+    port = free_port()
+    settings = Settings(
+        environment="test",
+        database_url=servers.postgres.url,
+        redis_url=servers.redis.url,
+        host="127.0.0.1",
+        port=port,
+        log_level="WARNING",
+        sandbox=SandboxSettings(webhook_secret=SANDBOX_SECRET, action_delay_seconds=ACTION_DELAY),
+        webhooks=WebhookSettings(sweep_after_seconds=1.0, sweep_interval_seconds=0.25),
+        api_key_cache_seconds=0,
+    )
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    # The test process owns the signals; the server runs as a task in the session's event loop.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    yield Gateway(f"http://127.0.0.1:{port}", app)
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=30, limits=limits) as c:
+        yield c
+
+
+async def _new_merchant(gateway: Gateway, name: str) -> Merchant:
+    async with gateway.ctx.sessionmaker() as session:
+        m = await create_merchant(session, name)
+    return Merchant(m.merchant_id, m.secret_key)
+
+
+@pytest.fixture
+async def merchant(gateway: Gateway) -> Merchant:
+    return await _new_merchant(gateway, "Merchant A")
+
+
+@pytest.fixture
+async def other_merchant(gateway: Gateway) -> Merchant:
+    return await _new_merchant(gateway, "Merchant B")

@@ -1,0 +1,52 @@
+"""Helpers the tests share (the fixtures that build them live in conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from gateway.context import AppContext
+
+SANDBOX_SECRET = "whsec_dGVzdC1zYW5kYm94LXNlY3JldC1mb3ItdGhlLXN1aXRl"
+ACTION_DELAY = 0.4
+
+
+@dataclass
+class Gateway:
+    base_url: str
+    app: FastAPI
+
+    @property
+    def ctx(self) -> AppContext:
+        ctx: AppContext = self.app.state.ctx
+        return ctx
+
+    def calls(self, name: str) -> int:
+        return self.ctx.registry.calls[name]
+
+    async def scalar(self, sql: str, **params: Any) -> Any:
+        async with self.ctx.sessionmaker() as s:
+            return (await s.execute(text(sql), params)).scalar()
+
+
+@dataclass
+class Merchant:
+    id: str
+    key: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    """Polls an async predicate (for work the gateway does after replying)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
