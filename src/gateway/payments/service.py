@@ -249,9 +249,10 @@ class PaymentService:
         provider = self._provider(payment.provider)
         if not provider.capabilities.cancel:
             raise PaymentNotCancelable(f"{payment.provider} payments cannot be canceled.")
-        await self.session.rollback()  # no transaction held across the provider call
+        ref = _ref(payment)
+        await self.session.commit()  # no transaction (or row lock) held across the provider call
         try:
-            result = await provider.cancel_payment(_ref(payment))
+            result = await provider.cancel_payment(ref)
         except ProviderFailure as e:
             raise _provider_error(e, payment.id) from e
         payment = await self._apply(payment.id, result, "api")
@@ -267,9 +268,10 @@ class PaymentService:
         if payment.status in state.FINAL:
             return payment
         provider = self._provider(payment.provider)
-        await self.session.rollback()
+        ref = _ref(payment)
+        await self.session.commit()  # no transaction (or row lock) held across the provider call
         try:
-            result = await provider.fetch_payment(_ref(payment))
+            result = await provider.fetch_payment(ref)
         except ProviderFailure as e:
             raise _provider_error(e, payment.id) from e
         return await self._apply(payment.id, result, "sync")
