@@ -215,3 +215,7 @@ def merchants_create(
         )
     else:
         typer.echo(f"merchant: {merchant_id}\nsecret key (shown once): {key}")
+
+
+if __name__ == "__main__":
+    app()

@@ -49,7 +49,6 @@ async def test_immediate_success_has_the_full_payment_shape(
     assert r.status_code == 201
     p = r.json()
     assert p["id"].startswith("pay_")
-    assert r.headers["location"] if "location" in r.headers else True
     expected = {
         "object": "payment",
         "amount": 1500,

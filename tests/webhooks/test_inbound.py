@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 from standardwebhooks.webhooks import Webhook
-from support import SANDBOX_SECRET, Gateway, Merchant, wait_for
 
 from gateway.kit.ids import new_id
+from support import SANDBOX_SECRET, Gateway, Merchant, wait_for
 
 
 async def create_waiting(client: httpx.AsyncClient, merchant: Merchant) -> dict[str, Any]:
@@ -196,7 +196,8 @@ async def test_success_naming_other_money_is_not_applied(
     async def processed() -> bool:
         return bool(
             await gateway.scalar(
-                "SELECT processed_at IS NOT NULL FROM inbound_webhooks WHERE payload->'data'->>'payment_id' = :p",
+                "SELECT processed_at IS NOT NULL FROM inbound_webhooks "
+                "WHERE payload->'data'->>'payment_id' = :p",
                 p=p["id"],
             )
         )
@@ -257,7 +258,7 @@ async def test_sweeper_processes_an_event_stored_but_never_processed(
 
     await wait_for(swept, timeout=15)
     trail = (await client.get(f"/v1/payments/{p['id']}/events", headers=merchant.auth)).json()["data"]
-    assert [(e["type"], e["source"]) for e in trail][0] == ("payment.succeeded", "webhook")
+    assert (trail[0]["type"], trail[0]["source"]) == ("payment.succeeded", "webhook")
     assert (
         await gateway.scalar(
             "SELECT outcome FROM inbound_webhooks WHERE provider_event_id = :e", e=payload["id"]

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from gateway.kit.pagination import Page
+
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Page:
-    limit: int = 10
-    starting_after: str | None = None
-    ending_before: str | None = None
 
 
 async def paginate(

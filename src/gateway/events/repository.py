@@ -6,9 +6,10 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.repository import Page, paginate
+from gateway.db.repository import paginate
 from gateway.events.models import Event
 from gateway.kit.ids import new_id
+from gateway.kit.pagination import Page
 
 
 class EventRepository:

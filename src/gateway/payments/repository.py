@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,18 +8,10 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.repository import Page, paginate
+from gateway.db.repository import paginate
+from gateway.kit.pagination import Page
 from gateway.payments.models import Payment
-
-
-@dataclass(frozen=True)
-class PaymentFilters:
-    status: str | None = None
-    provider: str | None = None
-    reference: str | None = None
-    customer_email: str | None = None
-    created_gte: datetime | None = None
-    created_lt: datetime | None = None
+from gateway.payments.schemas import PaymentFilters
 
 
 class PaymentRepository:

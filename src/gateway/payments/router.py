@@ -10,14 +10,14 @@ from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal, Session
 from gateway.api.schemas import error_responses
-from gateway.db.repository import Page
 from gateway.errors import InvalidCursor, InvalidRequest
 from gateway.idempotency.dependency import OptionalIdempotency, RequiredIdempotency
 from gateway.kit.ids import is_valid
-from gateway.payments.repository import PaymentFilters
+from gateway.kit.pagination import Page
 from gateway.payments.schemas import (
     EventList,
     PaymentCreate,
+    PaymentFilters,
     PaymentList,
     PaymentOut,
     PaymentStatus,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -212,6 +213,16 @@ class EventList(BaseModel):
     object: Literal["list"] = "list"
     data: list[EventOut]
     has_more: bool
+
+
+@dataclass(frozen=True)
+class PaymentFilters:
+    status: str | None = None
+    provider: str | None = None
+    reference: str | None = None
+    customer_email: str | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
 
 
 def payment_out(p: Any) -> PaymentOut:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.repository import Page
 from gateway.errors import (
     CurrencyNotSupported,
     GatewayError,
@@ -28,11 +27,12 @@ from gateway.errors import (
 from gateway.events.models import Event
 from gateway.events.repository import EventRepository
 from gateway.kit.ids import new_id
+from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
 from gateway.payments import state
 from gateway.payments.models import Payment
-from gateway.payments.repository import PaymentFilters, PaymentRepository
-from gateway.payments.schemas import PaymentCreate, payment_out
+from gateway.payments.repository import PaymentRepository
+from gateway.payments.schemas import PaymentCreate, PaymentFilters, payment_out
 from gateway.providers.base import (
     Customer,
     PaymentProvider,

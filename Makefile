@@ -1,0 +1,43 @@
+# The two commands: `make dev` (the gateway with embedded PostgreSQL and Redis) and `make test`.
+# Needs only python3 (3.11+) and make; uv is installed into .tools/ when it is not on PATH.
+
+PYTHON ?= python3
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.synced
+
+.PHONY: dev test lint fmt check serve migrate clean help
+
+help:
+	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
+	@echo "make test   run the whole test suite against real PostgreSQL and Redis"
+	@echo "make lint   ruff, mypy and the import-layering contracts"
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+dev: $(STAMP)
+	$(VENV)/bin/gateway dev
+
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests alembic
+	$(VENV)/bin/ruff format --check src tests alembic
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format src tests alembic
+	$(VENV)/bin/ruff check --fix src tests alembic
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
