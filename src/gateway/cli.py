@@ -126,6 +126,8 @@ def dev(
     settings = _settings_or_exit()
     if port is not None:
         settings = settings.model_copy(update={"port": port})
+    if "GATEWAY_LOG_JSON" not in os.environ:
+        settings = settings.model_copy(update={"log_json": False})  # a person reads these logs
     configure_logging(settings.log_level, settings.log_json)
     data = Path(settings.data_dir)
     with contextlib.ExitStack() as stack:

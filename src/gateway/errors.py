@@ -49,6 +49,10 @@ class InvalidRequest(GatewayError):
     status, code, title = 422, "validation_error", "The request is not valid"
 
 
+class InvalidEmail(GatewayError):
+    status, code, title = 422, "invalid_email", "The request is not valid"
+
+
 class InvalidCursor(GatewayError):
     status, code, title = 422, "invalid_cursor", "The pagination cursor is not valid"
 

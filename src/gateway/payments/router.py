@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal, Session
 from gateway.api.schemas import error_responses
-from gateway.errors import InvalidCursor, InvalidRequest
+from gateway.errors import InvalidCursor, InvalidEmail, InvalidRequest
 from gateway.idempotency.dependency import OptionalIdempotency, RequiredIdempotency
 from gateway.kit.ids import is_valid
 from gateway.kit.pagination import Page
@@ -61,6 +62,16 @@ def _checked_page(page: Page, prefix: str) -> Page:
 
 
 Paging = Annotated[Page, Depends(page_params)]
+
+
+def _query_email(value: str) -> str:
+    """The filter matches what we stored: the address as email-validator normalises it."""
+    try:
+        return normalize_email(value)
+    except PydanticCustomError as e:
+        raise InvalidEmail(
+            str(e), errors=[{"loc": ["query", "customer_email"], "msg": str(e), "type": "invalid_email"}]
+        ) from e
 
 
 @router.post(
@@ -117,7 +128,7 @@ async def list_payments(
         status=status,
         provider=provider,
         reference=reference,
-        customer_email=normalize_email(customer_email) if customer_email else None,
+        customer_email=_query_email(customer_email) if customer_email else None,
         created_gte=created_gte,
         created_lt=created_lt,
     )
