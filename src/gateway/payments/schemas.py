@@ -38,6 +38,8 @@ PaymentStatus = Literal[
 
 
 def _currency(v: str) -> str:
+    if len(v) != 3:
+        raise PydanticCustomError("invalid_currency", "currency must be a 3-letter ISO 4217 code")
     if v not in CURRENCY_EXPONENTS:
         hint = " (currency codes are upper case)" if v.upper() in CURRENCY_EXPONENTS else ""
         raise PydanticCustomError(
