@@ -28,7 +28,12 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         _redact,
         structlog.processors.format_exc_info,
     ]
-    processors.append(structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer())
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    processors.append(renderer)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
