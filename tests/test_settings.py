@@ -20,7 +20,7 @@ def test_plain_postgres_urls_get_the_asyncpg_driver() -> None:
 @pytest.mark.parametrize(("field", "value"), [("database_url", "mysql://h/db"), ("redis_url", "http://r")])
 def test_wrong_url_schemes_are_refused_with_the_setting_named(field: str, value: str) -> None:
     with pytest.raises(ValidationError) as e:
-        Settings(**{field: value})
+        Settings.model_validate({field: value})
     assert field in str(e.value)
 
 
@@ -28,7 +28,7 @@ def test_env_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://a/b")
     monkeypatch.setenv("GATEWAY_REDIS_URL", "redis://c:1/0")
     monkeypatch.setenv("GATEWAY_IDEMPOTENCY__TTL_SECONDS", "7200")
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    s = Settings(_env_file=None)
     assert (s.database_url, s.redis_url, s.idempotency.ttl_seconds) == (
         "postgresql+asyncpg://a/b",
         "redis://c:1/0",

@@ -223,7 +223,7 @@ async def test_event_for_an_unknown_payment_is_stored_and_flagged(
     assert (await client.post("/v1/webhooks/sandbox", content=body, headers=signed(body))).status_code == 200
 
     async def flagged() -> bool:
-        return (
+        return bool(
             await gateway.scalar(
                 "SELECT outcome FROM inbound_webhooks WHERE payload->'data'->>'payment_id' = :p",
                 p=ghost["id"],

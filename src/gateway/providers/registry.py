@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import structlog
 
@@ -21,6 +21,7 @@ from gateway.providers.base import (
 )
 
 log = structlog.get_logger("gateway.providers")
+R = TypeVar("R")
 
 
 class _Instrumented:
@@ -32,61 +33,40 @@ class _Instrumented:
         self.name = inner.name
         self.capabilities: Capabilities = inner.capabilities
 
-    def _count(self, op: str) -> float:
+    async def _call(self, op: str, call: Awaitable[R]) -> R:
         self._calls[f"{self.name}.{op}"] += 1
-        return time.perf_counter()
-
-    def _done(self, op: str, started: float, outcome: str) -> None:
-        log.info(
-            "provider_call",
-            provider=self.name,
-            op=op,
-            outcome=outcome,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await call
+            outcome = str(getattr(result, "status", "ok"))
+            return result
+        except Exception as e:
+            outcome = type(e).__name__
+            raise
+        finally:
+            log.info(
+                "provider_call",
+                provider=self.name,
+                op=op,
+                outcome=outcome,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
 
     def is_configured(self, livemode: bool) -> bool:
         return self._inner.is_configured(livemode)
 
     async def create_payment(self, request: PaymentRequest) -> PaymentResult:
-        t = self._count("create_payment")
-        try:
-            r = await self._inner.create_payment(request)
-        except Exception as e:
-            self._done("create_payment", t, type(e).__name__)
-            raise
-        self._done("create_payment", t, r.status)
-        return r
+        return await self._call("create_payment", self._inner.create_payment(request))
 
     async def fetch_payment(self, ref: PaymentRef) -> PaymentResult:
-        t = self._count("fetch_payment")
-        try:
-            r = await self._inner.fetch_payment(ref)
-        except Exception as e:
-            self._done("fetch_payment", t, type(e).__name__)
-            raise
-        self._done("fetch_payment", t, r.status)
-        return r
+        return await self._call("fetch_payment", self._inner.fetch_payment(ref))
 
     async def cancel_payment(self, ref: PaymentRef) -> PaymentResult:
-        t = self._count("cancel_payment")
-        try:
-            r = await self._inner.cancel_payment(ref)
-        except Exception as e:
-            self._done("cancel_payment", t, type(e).__name__)
-            raise
-        self._done("cancel_payment", t, r.status)
-        return r
+        return await self._call("cancel_payment", self._inner.cancel_payment(ref))
 
     async def refund_payment(self, request: RefundRequest) -> RefundResult:
-        t = self._count("refund_payment")
-        try:
-            r = await self._inner.refund_payment(request)
-        except Exception as e:
-            self._done("refund_payment", t, type(e).__name__)
-            raise
-        self._done("refund_payment", t, r.status)
-        return r
+        return await self._call("refund_payment", self._inner.refund_payment(request))
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
         return self._inner.verify_webhook(headers, body)
