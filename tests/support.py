@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from standardwebhooks.webhooks import Webhook
 
 from gateway.context import AppContext
 
@@ -50,3 +53,15 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+def signed(body: bytes, secret: str = SANDBOX_SECRET, when: datetime | None = None) -> dict[str, str]:
+    """Standard Webhooks headers made by the `standardwebhooks` package (a peer, not our signer)."""
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    ts = when or datetime.now(UTC)
+    return {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(ts.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, ts, body.decode()),
+    }

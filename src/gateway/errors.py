@@ -93,6 +93,22 @@ class PaymentNotCancelable(GatewayError):
     status, code, title = 409, "payment_not_cancelable", "The payment can no longer be canceled"
 
 
+class PaymentNotRefundable(GatewayError):
+    status, code, title = 409, "payment_not_refundable", "The payment cannot be refunded"
+
+
+class RefundExceedsRemaining(GatewayError):
+    status, code, title = 422, "refund_exceeds_remaining", "The refund exceeds what is left to refund"
+
+
+class RefundNotSupported(GatewayError):
+    status, code, title = 422, "refund_not_supported", "The provider cannot refund"
+
+
+class PartialRefundNotSupported(GatewayError):
+    status, code, title = 422, "partial_refund_not_supported", "The provider refunds only whole payments"
+
+
 class PaymentDeclined(GatewayError):
     """A provider decline; `code` is set per instance from the provider's mapped reason."""
 

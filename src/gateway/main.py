@@ -24,6 +24,7 @@ from gateway.payments.router import router as payments_router
 from gateway.providers.cash.adapter import CashProvider
 from gateway.providers.registry import ProviderRegistry
 from gateway.providers.sandbox.adapter import SandboxProvider
+from gateway.refunds.router import router as refunds_router
 from gateway.settings import Settings, get_settings
 from gateway.webhooks.inbound import service as inbound
 from gateway.webhooks.inbound.router import router as inbound_router
@@ -32,6 +33,7 @@ log = structlog.get_logger("gateway")
 
 TAGS = [
     {"name": "payments", "description": "Create payments on any provider, follow them, cancel them."},
+    {"name": "refunds", "description": "Give money back: whole payments or parts, as often as is left."},
     {"name": "webhooks", "description": "Endpoints the payment providers call."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
@@ -110,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     v1 = APIRouter(prefix="/v1")
     v1.include_router(payments_router)
+    v1.include_router(refunds_router)
     v1.include_router(inbound_router)
     app.include_router(v1)
 

@@ -43,6 +43,8 @@ class SandboxSettings(BaseModel):
     # How long the simulated customer takes before the sandbox reports the outcome by webhook.
     action_delay_seconds: float = Field(3.0, ge=0, le=3_600)
     send_webhooks: bool = True
+    # Off: the sandbox declares it cannot refund, for testing how an integration handles such providers.
+    refunds: bool = True
 
 
 class WebhookSettings(BaseModel):

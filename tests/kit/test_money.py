@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from gateway.kit.money import (
@@ -7,7 +8,9 @@ from gateway.kit.money import (
     exponent,
     format_amount,
     from_major,
+    from_provider_number,
     is_currency,
+    to_major_decimal,
     to_major_string,
 )
 
@@ -22,6 +25,10 @@ def test_table_has_every_active_iso_4217_code_with_a_minor_unit() -> None:
 def test_table_exponents_split() -> None:
     counts = {e: sum(1 for v in CURRENCY_EXPONENTS.values() if v == e) for e in (0, 2, 3, 4)}
     assert counts == {0: 17, 2: 139, 3: 7, 4: 2}
+
+
+def test_exponents_are_only_0_2_3_4() -> None:
+    assert set(CURRENCY_EXPONENTS.values()) == {0, 2, 3, 4}
 
 
 def test_zero_three_and_four_digit_sets_are_exact() -> None:
@@ -243,6 +250,114 @@ def test_round_trip_every_currency(currency: str) -> None:
 def test_round_trip_dense_range(currency: str) -> None:
     for amount in range(-2500, 2501):
         assert from_major(to_major_string(amount, currency), currency) == amount
+
+
+# --- to_major_decimal -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        (1050, "KES", "10.50"), (500, "UGX", "500"), (1234, "BHD", "1.234"), (-5, "USD", "-0.05"),
+        (0, "USD", "0.00"), (0, "JPY", "0"), (1, "CLF", "0.0001"), (1000, "JOD", "1.000"),
+        (10**30 + 1, "USD", "10000000000000000000000000000.01"),  # 31 digits: past the 28-digit context
+    ],
+)  # fmt: skip
+def test_to_major_decimal(amount: int, currency: str, expected: str) -> None:
+    d = to_major_decimal(amount, currency)
+    # str() too: the places are part of the contract ("10.50", not "10.5"), and == would ignore them.
+    assert str(d) == expected
+    assert d == Decimal(expected)
+
+
+@pytest.mark.parametrize("amount", [1.5, True, "100", Decimal("100")])
+def test_to_major_decimal_rejects_non_int(amount: object) -> None:
+    with pytest.raises(TypeError):
+        to_major_decimal(amount, "USD")  # type: ignore[arg-type]
+
+
+def test_to_major_decimal_unknown_currency() -> None:
+    with pytest.raises(KeyError):
+        to_major_decimal(1, "ZZZ")
+
+
+def test_major_string_goes_into_json_as_an_exact_number() -> None:
+    # The documented way to send a major-unit number: the literal text, not a float.
+    body = orjson.dumps({"amount": orjson.Fragment(to_major_string(1050, "KES"))})
+    assert body == b'{"amount":10.50}'
+    assert from_provider_number(orjson.loads(body)["amount"], "KES") == 1050
+
+
+# --- from_provider_number --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "expected"),
+    [
+        # floats, as orjson / json.loads hand over a JSON number with a point or exponent ("1e2" -> 100.0)
+        (100.5, "KES", 10050), (100.0, "KES", 10000), (0.01, "USD", 1), (-0.05, "USD", -5),
+        (0.1, "USD", 10), (1.1, "USD", 110), (19.99, "EUR", 1999), (500.0, "UGX", 500),
+        (1.234, "BHD", 1234), (0.001, "KWD", 1), (1.2345, "CLF", 12345), (-0.0, "USD", 0), (0.0, "JPY", 0),
+        (9999999999999.99, "USD", 10**15 - 1), (999999999999999.0, "JPY", 10**15 - 1),
+        (99999999999.9999, "CLF", 10**15 - 1),
+        # ints (a JSON number without a point), strings and Decimals: exactly from_major
+        (100, "KES", 10000), (500, "UGX", 500), (-3, "BHD", -3000), ("100.5", "KES", 10050),
+        ("1.234", "BHD", 1234), (Decimal("10.50"), "KES", 1050), (Decimal("1E+2"), "USD", 10000),
+    ],
+)  # fmt: skip
+def test_from_provider_number(value: float | int | str | Decimal, currency: str, expected: int) -> None:
+    assert from_provider_number(value, currency) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "currency"),
+    [
+        (500.5, "UGX"), (10.505, "KES"), (0.001, "USD"), (1.2345, "BHD"), (0.00001, "CLF"), (1e-7, "USD"),
+        (0.1 + 0.2, "USD"),  # 0.30000000000000004: float arithmetic, not an amount anyone sent
+        ("10.505", "KES"), (Decimal("0.5"), "JPY"),
+    ],
+)  # fmt: skip
+def test_from_provider_number_rejects_too_many_decimals(value: float | str | Decimal, currency: str) -> None:
+    with pytest.raises(ValueError, match="decimal places"):
+        from_provider_number(value, currency)
+
+
+@pytest.mark.parametrize(
+    ("value", "currency"),
+    [(1e13, "USD"), (-1e13, "USD"), (1e15, "JPY"), (1e11, "CLF"), (1e300, "USD"), (2.0**53, "UGX")],
+)
+def test_from_provider_number_rejects_floats_too_large_to_be_exact(value: float, currency: str) -> None:
+    with pytest.raises(ValueError, match="too large"):
+        from_provider_number(value, currency)
+
+
+def test_from_provider_number_large_float_is_refused_not_misread() -> None:
+    # Why the bound exists: the parse has already dropped the last cent, and the float's repr is a
+    # well-formed two-place amount, so without the bound this would be a silent 1-cent error.
+    value = orjson.loads(b"90071992547409.91")
+    assert repr(value) == "90071992547409.9"
+    with pytest.raises(ValueError, match="too large"):
+        from_provider_number(value, "USD")
+    # The same literal read without a float is exact and allowed.
+    assert from_provider_number("90071992547409.91", "USD") == 9007199254740991
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), "NaN", Decimal("Infinity")])
+def test_from_provider_number_rejects_non_finite(value: float | str | Decimal) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 -- the message differs by input type; the type is the contract
+        from_provider_number(value, "USD")
+
+
+@pytest.mark.parametrize("value", [True, False, None, [1], {"amount": 1}])
+def test_from_provider_number_rejects_other_types(value: object) -> None:
+    with pytest.raises(TypeError):
+        from_provider_number(value, "USD")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [1.5, 1, "1", Decimal(1)])
+def test_from_provider_number_unknown_currency(value: float | int | str | Decimal) -> None:
+    with pytest.raises(KeyError):
+        from_provider_number(value, "ZZZ")
 
 
 # --- format_amount ---------------------------------------------------------------------------------------

@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from standardwebhooks.webhooks import Webhook
 
 from gateway.kit.ids import new_id
-from support import SANDBOX_SECRET, Gateway, Merchant, wait_for
+from support import SANDBOX_SECRET, Gateway, Merchant, signed, wait_for
 
 
 async def create_waiting(client: httpx.AsyncClient, merchant: Merchant) -> dict[str, Any]:
@@ -47,17 +46,6 @@ def sandbox_event(payment: dict[str, Any], status: str, event_id: str | None = N
         },
     }
     return json.dumps(body).encode()
-
-
-def signed(body: bytes, secret: str = SANDBOX_SECRET, when: datetime | None = None) -> dict[str, str]:
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    ts = when or datetime.now(UTC)
-    return {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(ts.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, ts, body.decode()),
-    }
 
 
 async def payment_state(client: httpx.AsyncClient, merchant: Merchant, payment_id: str) -> tuple[str, int]:

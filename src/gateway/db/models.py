@@ -4,6 +4,7 @@ from gateway.db.base import Base
 from gateway.events.models import Event
 from gateway.merchants.models import ApiKey, Merchant
 from gateway.payments.models import Payment
+from gateway.refunds.models import Refund
 from gateway.webhooks.inbound.models import InboundWebhook
 
-__all__ = ["ApiKey", "Base", "Event", "InboundWebhook", "Merchant", "Payment"]
+__all__ = ["ApiKey", "Base", "Event", "InboundWebhook", "Merchant", "Payment", "Refund"]

@@ -27,6 +27,7 @@ class EventRepository:
         payment_id: str | None = None,
         previous_status: str | None = None,
         status: str | None = None,
+        refund_id: str | None = None,
     ) -> str:
         event_id = new_id("evt")
         await self.session.execute(
@@ -38,6 +39,7 @@ class EventRepository:
                 source=source,
                 data=data,
                 payment_id=payment_id,
+                refund_id=refund_id,
                 previous_status=previous_status,
                 status=status,
             )

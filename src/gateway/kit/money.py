@@ -1,7 +1,9 @@
-"""ISO 4217 minor units, and exact conversion between minor-unit integers and major-unit decimal strings."""
+"""ISO 4217 minor units, and exact conversion between minor-unit integers and the major-unit forms
+providers use: decimal strings, Decimals, and JSON numbers (which a JSON parser may hand back as floats)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -39,6 +41,13 @@ _MAJOR_RE: Final = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 # No real amount has 60 digits of minor units; refusing more keeps a hostile "1E+999999999" or a
 # million-digit string from making this build a huge int.
 _MAX_DIGITS: Final = 60
+
+
+# DBL_DIG: every decimal of at most 15 significant digits survives text -> float -> shortest repr
+# unchanged. An amount under 10**15 minor units has at most 15 (it has no more decimals than the
+# exponent), so a float is trusted only below this; above it orjson turns 90071992547409.91 into
+# 90071992547409.9 and nothing after the parse can tell.
+_FLOAT_EXACT_MINOR_UNITS: Final = 10**15
 
 
 def _pow10(n: int) -> int:
@@ -122,6 +131,48 @@ def from_major(value: str | int | Decimal, currency: str) -> int:
         raise ValueError(f"amount out of range: {value[:20]!r}...")
     minor = int(whole or "0") * _pow10(exp) + int(frac.ljust(exp, "0") or "0")
     return -minor if sign else minor
+
+
+def to_major_decimal(amount: int, currency: str) -> Decimal:
+    """Minor units as an exact major-unit Decimal with exactly `exponent` places: (1050, "KES") ->
+    Decimal("10.50"), (500, "UGX") -> Decimal("500"), (1234, "BHD") -> Decimal("1.234").
+
+    For providers whose JSON takes the amount as a number (Flutterwave's `amount`, MTN MoMo). Neither
+    orjson nor the json module writes a Decimal as a number, and float() would be exact only up to 15
+    digits, so write the literal text instead: to_major_string already matches JSON's number grammar
+    (no "+", exponent or leading zero), e.g. orjson.dumps({"amount": orjson.Fragment(to_major_string(a, c))}).
+    Arithmetic on the result runs in a Decimal context (28 digits by default); the value itself is exact.
+    """
+    # Decimal(str) is exact whatever the context, and keeps the string's places ("10.50", not "10.5").
+    return Decimal(to_major_string(amount, currency))
+
+
+def from_provider_number(value: int | float | str | Decimal, currency: str) -> int:
+    """A provider's major-unit amount, as its JSON parser handed it over, in minor units:
+    (100.5, "KES") -> 10050, (500, "UGX") -> 500, ("1.234", "BHD") -> 1234.
+
+    str, int and Decimal follow from_major exactly. A float is read as the literal it was parsed from
+    (see below), then held to the same rules: ValueError for NaN, infinity, more decimal places than
+    the currency has, or 10**15 minor units and more (where a float may already have lost a unit;
+    parse such bodies with json.loads(parse_float=Decimal)). TypeError for bool.
+    """
+    if isinstance(value, bool):
+        raise TypeError("amount must be a number, not bool")
+    if not isinstance(value, float):
+        return from_major(value, currency)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite amount: {value!r}")
+    # Decimal(value) would be the float's exact binary value (100.1 -> 100.09999999999999431...),
+    # which is not what the provider sent and has far too many places. repr is the shortest decimal
+    # that parses back to the same float, so when the provider's literal had at most 15 significant
+    # digits -- guaranteed below _FLOAT_EXACT_MINOR_UNITS -- repr gives that literal's value back.
+    exp = exponent(currency)
+    literal = Decimal(repr(value))
+    # Decimal-to-int comparison is exact (no context rounding), and checking first gives 1e300 this
+    # message rather than from_major's "out of range".
+    if abs(literal) >= _FLOAT_EXACT_MINOR_UNITS // _pow10(exp):
+        raise ValueError(f"float amount {value!r} is too large to be exact; parse it as a Decimal")
+    return _from_decimal(literal, exp)
 
 
 def format_amount(amount: int, currency: str) -> str:

@@ -10,11 +10,10 @@ from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal, Session
+from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.schemas import error_responses
-from gateway.errors import InvalidCursor, InvalidEmail, InvalidRequest
+from gateway.errors import InvalidEmail
 from gateway.idempotency.dependency import OptionalIdempotency, RequiredIdempotency
-from gateway.kit.ids import is_valid
-from gateway.kit.pagination import Page
 from gateway.payments.schemas import (
     EventList,
     PaymentCreate,
@@ -42,26 +41,6 @@ Service = Annotated[PaymentService, Depends(_service)]
 
 def _json(model: PaymentOut | PaymentList | EventList, status: int = 200) -> Response:
     return Response(model.model_dump_json().encode(), status_code=status, media_type="application/json")
-
-
-def page_params(
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    starting_after: Annotated[str | None, Query(max_length=40)] = None,
-    ending_before: Annotated[str | None, Query(max_length=40)] = None,
-) -> Page:
-    return Page(limit=limit, starting_after=starting_after, ending_before=ending_before)
-
-
-def _checked_page(page: Page, prefix: str) -> Page:
-    if page.starting_after is not None and page.ending_before is not None:
-        raise InvalidCursor("Use starting_after or ending_before, not both.")
-    for name, value in (("starting_after", page.starting_after), ("ending_before", page.ending_before)):
-        if value is not None and not is_valid(value, prefix):
-            raise InvalidCursor(f"{name} must be an id of this list ({prefix}_…).", param=name)
-    return page
-
-
-Paging = Annotated[Page, Depends(page_params)]
 
 
 def _query_email(value: str) -> str:
@@ -118,21 +97,15 @@ async def list_payments(
     created_gte: datetime | None = None,
     created_lt: datetime | None = None,
 ) -> Response:
-    for name, ts in (("created_gte", created_gte), ("created_lt", created_lt)):
-        if ts is not None and ts.tzinfo is None:
-            raise InvalidRequest(
-                f"{name} needs a time zone (RFC 3339, e.g. 2026-01-31T00:00:00Z).",
-                errors=[{"loc": ["query", name], "msg": "time zone required", "type": "timezone_required"}],
-            )
     filters = PaymentFilters(
         status=status,
         provider=provider,
         reference=reference,
         customer_email=_query_email(customer_email) if customer_email else None,
-        created_gte=created_gte,
-        created_lt=created_lt,
+        created_gte=require_timezone("created_gte", created_gte),
+        created_lt=require_timezone("created_lt", created_lt),
     )
-    rows, has_more = await service.list(principal, filters, _checked_page(page, "pay"))
+    rows, has_more = await service.list(principal, filters, checked_page(page, "pay"))
     return _json(PaymentList(data=[payment_out(p) for p in rows], has_more=has_more))
 
 
@@ -185,5 +158,5 @@ async def sync_payment(
 async def list_payment_events(
     payment_id: PaymentId, principal: CurrentPrincipal, service: Service, page: Paging
 ) -> Response:
-    rows, has_more = await service.events(principal, payment_id, _checked_page(page, "evt"))
+    rows, has_more = await service.events(principal, payment_id, checked_page(page, "evt"))
     return _json(EventList(data=[event_out(e) for e in rows], has_more=has_more))

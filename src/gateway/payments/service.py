@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,7 +74,7 @@ def render_payment(payment: Payment, request_id: str | None, *, created: bool = 
     return Rendered(201 if created else 200, out.model_dump_json().encode())
 
 
-def _ref(p: Payment) -> PaymentRef:
+def payment_ref(p: Payment) -> PaymentRef:
     return PaymentRef(
         payment_id=p.id,
         provider_reference=p.provider_reference,
@@ -170,7 +171,7 @@ class PaymentService:
         except ProviderFailure as e:
             await self.repo.release_provider_lease(payment.id)
             await self.session.commit()
-            raise _provider_error(e, payment.id) from e
+            raise provider_error(e, payment.id) from e
         return render_payment(await self._apply(payment.id, result, "api"), request_id, created=True)
 
     async def _insert_or_find(
@@ -249,12 +250,12 @@ class PaymentService:
         provider = self._provider(payment.provider)
         if not provider.capabilities.cancel:
             raise PaymentNotCancelable(f"{payment.provider} payments cannot be canceled.")
-        ref = _ref(payment)
+        ref = payment_ref(payment)
         await self.session.commit()  # no transaction (or row lock) held across the provider call
         try:
             result = await provider.cancel_payment(ref)
         except ProviderFailure as e:
-            raise _provider_error(e, payment.id) from e
+            raise provider_error(e, payment.id) from e
         payment = await self._apply(payment.id, result, "api")
         if payment.status != state.S.CANCELED:
             raise PaymentNotCancelable(
@@ -268,26 +269,27 @@ class PaymentService:
         if payment.status in state.FINAL:
             return payment
         provider = self._provider(payment.provider)
-        ref = _ref(payment)
+        ref = payment_ref(payment)
         await self.session.commit()  # no transaction (or row lock) held across the provider call
         try:
             result = await provider.fetch_payment(ref)
         except ProviderFailure as e:
-            raise _provider_error(e, payment.id) from e
+            raise provider_error(e, payment.id) from e
         return await self._apply(payment.id, result, "sync")
 
 
-def _provider_error(e: ProviderFailure, payment_id: str) -> GatewayError:
+def provider_error(
+    e: ProviderFailure,
+    payment_id: str,
+    *,
+    then: str = "The payment stays pending: retry with the same Idempotency-Key, or call sync.",
+    refund: str | None = None,
+) -> GatewayError:
+    """Maps a provider failure to our error; `then` tells the client what state it left behind."""
+    ids: dict[str, Any] = {"payment": payment_id} | ({"refund": refund} if refund else {})
     if isinstance(e, ProviderTimedOut):
-        return ProviderTimeout(
-            "The provider did not answer in time. The payment stays pending: retry with the same "
-            "Idempotency-Key, or call sync.",
-            payment=payment_id,
-        )
-    detail = "The payment stays pending: retry with the same Idempotency-Key, or call sync."
+        return ProviderTimeout("The provider did not answer in time. " + then, **ids)
     if isinstance(e, ProviderMisconfigured):
-        log.error("provider_misconfigured", payment_id=payment_id, error=str(e))
-        return ProviderMisconfiguredError(
-            "The provider rejected the gateway's credentials. " + detail, payment=payment_id
-        )
-    return ProviderError("The provider failed. " + detail, payment=payment_id)
+        log.error("provider_misconfigured", error=str(e), **ids)
+        return ProviderMisconfiguredError("The provider rejected the gateway's credentials. " + then, **ids)
+    return ProviderError("The provider failed. " + then, **ids)

@@ -160,3 +160,10 @@ async def apply_result(
         payment.provider_lease_until = None
         await session.flush()
     return moved
+
+
+async def record_refund(session: AsyncSession, payment: Payment, amount: int, *, source: str) -> None:
+    """Counts a succeeded refund and moves the payment to partially_refunded or refunded."""
+    payment.amount_refunded += amount
+    target = S.REFUNDED if payment.amount_refunded >= payment.amount else S.PARTIALLY_REFUNDED
+    await move(session, payment, target, source=source)

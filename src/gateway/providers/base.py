@@ -91,7 +91,21 @@ class PaymentResult:
 class RefundRequest:
     refund_id: str
     payment: PaymentRef
+    amount: int  # minor units, in the payment's currency
+    reason: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.refund_id
+
+
+@dataclass(frozen=True)
+class RefundRef:
+    refund_id: str
+    provider_reference: str | None
+    payment: PaymentRef
     amount: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,8 @@ class RefundResult:
     provider_reference: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    amount: int | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,10 @@ class WebhookEvent:
     payment_id: str | None = None
     provider_reference: str | None = None
     result: PaymentResult | None = None
+    # A refund's notification names the refund (ours or the provider's id) and its outcome.
+    refund_id: str | None = None
+    refund_reference: str | None = None
+    refund_result: RefundResult | None = None
 
 
 class ProviderFailure(Exception):
@@ -152,6 +172,8 @@ class PaymentProvider(Protocol):
     async def cancel_payment(self, ref: PaymentRef) -> PaymentResult: ...
 
     async def refund_payment(self, request: RefundRequest) -> RefundResult: ...
+
+    async def fetch_refund(self, ref: RefundRef) -> RefundResult: ...
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
         """Check authenticity on the raw bytes, then parse; raises WebhookVerificationError/PayloadError."""

@@ -15,6 +15,7 @@ from gateway.providers.base import (
     PaymentRef,
     PaymentRequest,
     PaymentResult,
+    RefundRef,
     RefundRequest,
     RefundResult,
     WebhookEvent,
@@ -67,6 +68,9 @@ class _Instrumented:
 
     async def refund_payment(self, request: RefundRequest) -> RefundResult:
         return await self._call("refund_payment", self._inner.refund_payment(request))
+
+    async def fetch_refund(self, ref: RefundRef) -> RefundResult:
+        return await self._call("fetch_refund", self._inner.fetch_refund(ref))
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
         return self._inner.verify_webhook(headers, body)

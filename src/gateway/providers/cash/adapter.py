@@ -12,6 +12,7 @@ from gateway.providers.base import (
     PaymentRef,
     PaymentRequest,
     PaymentResult,
+    RefundRef,
     RefundRequest,
     RefundResult,
     WebhookEvent,
@@ -56,7 +57,21 @@ class CashProvider:
         return await self.fetch_payment(ref)  # collected cash cannot be un-collected; refund it instead
 
     async def refund_payment(self, request: RefundRequest) -> RefundResult:
-        return RefundResult(status="succeeded", provider_reference=_reference(request.refund_id))
+        # The merchant hands the cash back; we record it.
+        return RefundResult(
+            status="succeeded",
+            provider_reference=_reference(request.refund_id),
+            amount=request.amount,
+            currency=request.payment.currency,
+        )
+
+    async def fetch_refund(self, ref: RefundRef) -> RefundResult:
+        return RefundResult(
+            status="succeeded",
+            provider_reference=_reference(ref.refund_id),
+            amount=ref.amount,
+            currency=ref.payment.currency,
+        )
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
         raise WebhookVerificationError("cash sends no webhooks")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from gateway.providers.base import (
     PaymentResult,
     ProviderTimedOut,
     ProviderUnavailable,
+    RefundRef,
     RefundRequest,
     RefundResult,
     WebhookEvent,
@@ -67,14 +68,6 @@ SANDBOX_CURRENCIES = frozenset(
 
 class SandboxProvider:
     name = "sandbox"
-    capabilities = Capabilities(
-        currencies=SANDBOX_CURRENCIES,
-        flows=frozenset({Flow.DIRECT, Flow.REDIRECT}),
-        refunds=True,
-        partial_refunds=True,
-        cancel=True,
-        payment_methods=frozenset(tf.SCENARIOS),
-    )
 
     def __init__(self, settings: SandboxSettings, redis: Redis, webhook_url: str):
         self._settings = settings
@@ -83,6 +76,14 @@ class SandboxProvider:
         self._webhook_url = webhook_url
         self._http = httpx.AsyncClient(timeout=10.0)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.capabilities = Capabilities(
+            currencies=SANDBOX_CURRENCIES,
+            flows=frozenset({Flow.DIRECT, Flow.REDIRECT}),
+            refunds=settings.refunds,
+            partial_refunds=settings.refunds,
+            cancel=True,
+            payment_methods=frozenset(tf.SCENARIOS),
+        )
 
     def is_configured(self, livemode: bool) -> bool:
         # Test mode only: a live key can never move money through a simulator.
@@ -148,23 +149,44 @@ class SandboxProvider:
         return tf.result(self._scenario(ref.payment_method), "canceled", reference, ref.amount, ref.currency)
 
     async def refund_payment(self, request: RefundRequest) -> RefundResult:
-        return RefundResult(
-            status="succeeded", provider_reference="sbxre_" + request.refund_id.split("_", 1)[1]
+        scenario = self._scenario(request.payment.payment_method)
+        reference = tf.refund_reference_for(request.refund_id)
+        currency = request.payment.currency
+        outcome = tf.refund_outcome(scenario)
+        if scenario.refund in ("succeeded", "failed"):
+            return tf.refund_result(scenario, outcome, reference, request.amount, currency)
+        payload = tf.refund_webhook_payload(
+            event_id=f"sbevt_{reference}_{outcome}",
+            refund_id=request.refund_id,
+            reference=reference,
+            payment_id=request.payment.payment_id,
+            status=outcome,
+            amount=request.amount,
+            currency=currency,
+            created=int(time.time()),
         )
+        if scenario.refund == "webhook_first":
+            # The provider's webhook reaches the gateway before the provider's API answers.
+            await self._deliver(payload)
+        elif self._settings.send_webhooks:
+            self._spawn(self._deliver_after(payload, self._settings.action_delay_seconds))
+        return tf.refund_result(scenario, "pending", reference, request.amount, currency)
 
-    def _schedule_webhook(self, request: PaymentRequest, scenario: tf.Scenario, reference: str) -> None:
-        task = asyncio.create_task(self._deliver_later(request, scenario, reference))
+    async def fetch_refund(self, ref: RefundRef) -> RefundResult:
+        scenario = self._scenario(ref.payment.payment_method)
+        reference = tf.refund_reference_for(ref.refund_id)
+        status = tf.refund_outcome(scenario)
+        if scenario.refund in ("async_succeeded", "async_failed") and not self._outcome_due(ref.created_at):
+            status = "pending"
+        return tf.refund_result(scenario, status, reference, ref.amount, ref.payment.currency)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver_later(self, request: PaymentRequest, scenario: tf.Scenario, reference: str) -> None:
+    def _schedule_webhook(self, request: PaymentRequest, scenario: tf.Scenario, reference: str) -> None:
         assert scenario.outcome is not None
-        delay = self._settings.action_delay_seconds - (
-            datetime.now(UTC).timestamp() - request.created_at.timestamp()
-        )
-        await asyncio.sleep(max(delay, 0.0))
-        if await self._canceled(reference):
-            return
         payload = tf.webhook_payload(
             event_id=f"sbevt_{reference}_{scenario.outcome}",
             payment_id=request.payment_id,
@@ -175,17 +197,29 @@ class SandboxProvider:
             scenario=scenario,
             created=int(time.time()),
         )
+        elapsed = datetime.now(UTC).timestamp() - request.created_at.timestamp()
+        self._spawn(self._deliver_after(payload, self._settings.action_delay_seconds - elapsed, reference))
+
+    async def _deliver_after(
+        self, payload: dict[str, Any], delay: float, canceled_ref: str | None = None
+    ) -> None:
+        await asyncio.sleep(max(delay, 0.0))
+        if canceled_ref is not None and await self._canceled(canceled_ref):
+            return
+        await self._deliver(payload)
+
+    async def _deliver(self, payload: dict[str, Any]) -> None:
         body = orjson.dumps(payload)
         msg_id = f"msg_{payload['id']}"
-        ts = int(time.time())
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(ts),
-            "webhook-signature": standard_webhook_signature(self._secret, msg_id, ts, body),
-        }
-        # Like a real provider, retry a few times; after that the reconciler or a sync resolves it.
+        # Like a real provider, retry a few times; after that a sync (or the reconciler) resolves it.
         for attempt in range(5):
+            ts = int(time.time())
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(ts),
+                "webhook-signature": standard_webhook_signature(self._secret, msg_id, ts, body),
+            }
             try:
                 r = await self._http.post(self._webhook_url, content=body, headers=headers)
                 if r.status_code < 300:

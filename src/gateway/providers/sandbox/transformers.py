@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.providers.base import PaymentResult, WebhookEvent, WebhookPayloadError
+from gateway.providers.base import PaymentResult, RefundResult, WebhookEvent, WebhookPayloadError
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,12 @@ class Scenario:
     outcome: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    # How refunds of the payment go: succeeded or failed at once, or pending and then settled by a
+    # webhook ("async_succeeded", "async_failed"); "webhook_first" settles by webhook before answering.
+    refund: str = "succeeded"
 
+
+REFUND_FAILURE = ("refund_declined", "The provider could not return the money to the customer.")
 
 SCENARIOS: dict[str, Scenario] = {
     "pm_success": Scenario("succeeded", "succeeded"),
@@ -35,6 +40,10 @@ SCENARIOS: dict[str, Scenario] = {
     # The provider processes the payment but its answer is lost: sync finds it succeeded.
     "pm_provider_error": Scenario("error", "succeeded"),
     "pm_provider_timeout": Scenario("timeout", "succeeded"),
+    "pm_refund_failure": Scenario("succeeded", "succeeded", refund="failed"),
+    "pm_refund_async": Scenario("succeeded", "succeeded", refund="async_succeeded"),
+    "pm_refund_async_failure": Scenario("succeeded", "succeeded", refund="async_failed"),
+    "pm_refund_webhook_first": Scenario("succeeded", "succeeded", refund="webhook_first"),
 }
 DEFAULT_METHOD = "pm_success"
 
@@ -46,6 +55,59 @@ def scenario_for(payment_method: str | None) -> Scenario | None:
 def reference_for(payment_id: str) -> str:
     # Derived from our id, so a retried create finds the same sandbox object (provider-side idempotency).
     return "sbx_" + payment_id.split("_", 1)[1]
+
+
+def refund_reference_for(refund_id: str) -> str:
+    return "sbxre_" + refund_id.split("_", 1)[1]
+
+
+def refund_outcome(scenario: Scenario) -> str:
+    """Where a refund of this scenario ends."""
+    return "failed" if scenario.refund in ("failed", "async_failed") else "succeeded"
+
+
+def refund_result(
+    scenario: Scenario, status: str, reference: str, amount: int, currency: str
+) -> RefundResult:
+    failed = status == "failed"
+    return RefundResult(
+        status=status,
+        provider_reference=reference,
+        failure_code=REFUND_FAILURE[0] if failed else None,
+        failure_message=REFUND_FAILURE[1] if failed else None,
+        amount=amount,
+        currency=currency,
+    )
+
+
+def refund_webhook_payload(
+    *,
+    event_id: str,
+    refund_id: str,
+    reference: str,
+    payment_id: str,
+    status: str,
+    amount: int,
+    currency: str,
+    created: int,
+) -> dict[str, Any]:
+    failed = status == "failed"
+    return {
+        "id": event_id,
+        "type": f"refund.{status}",
+        "created": created,
+        "data": {
+            "object": "refund",
+            "reference": reference,
+            "refund_id": refund_id,
+            "payment_id": payment_id,
+            "status": status,
+            "amount": amount,
+            "currency": currency,
+            "failure_code": REFUND_FAILURE[0] if failed else None,
+            "failure_message": REFUND_FAILURE[1] if failed else None,
+        },
+    }
 
 
 def result(
@@ -97,9 +159,36 @@ def webhook_payload(
     }
 
 
+def _interpret_refund(payload: dict[str, Any], data: dict[str, Any]) -> WebhookEvent:
+    status = data["status"]
+    if status not in ("succeeded", "failed", "pending"):
+        raise WebhookPayloadError(f"unknown refund status {status!r}")
+    amount, currency = data["amount"], data["currency"]
+    if not isinstance(amount, int) or isinstance(amount, bool) or not isinstance(currency, str):
+        raise WebhookPayloadError("amount must be an integer and currency a string")
+    return WebhookEvent(
+        event_id=str(payload["id"]),
+        event_type=str(payload["type"]),
+        payload=payload,
+        payment_id=data.get("payment_id"),
+        refund_id=data.get("refund_id"),
+        refund_reference=data["reference"],
+        refund_result=RefundResult(
+            status=status,
+            provider_reference=data["reference"],
+            failure_code=data.get("failure_code"),
+            failure_message=data.get("failure_message"),
+            amount=amount,
+            currency=currency,
+        ),
+    )
+
+
 def interpret(payload: dict[str, Any]) -> WebhookEvent:
     try:
         data = payload["data"]
+        if data.get("object") == "refund":
+            return _interpret_refund(payload, data)
         status = data["status"]
         if status not in ("succeeded", "failed", "canceled", "processing", "requires_action"):
             raise WebhookPayloadError(f"unknown status {status!r}")

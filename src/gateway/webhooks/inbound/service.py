@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.errors import NotFound, WebhookMalformed, WebhookSignatureInvalid
 from gateway.payments import state
 from gateway.payments.repository import PaymentRepository
-from gateway.providers.base import WebhookPayloadError, WebhookVerificationError
+from gateway.providers.base import WebhookEvent, WebhookPayloadError, WebhookVerificationError
 from gateway.providers.registry import ProviderRegistry
+from gateway.refunds.repository import RefundRepository
+from gateway.refunds.service import apply_refund_result
 from gateway.webhooks.inbound.repository import InboxRepository
 
 log = structlog.get_logger("gateway.webhooks.inbound")
@@ -63,21 +65,12 @@ async def process(
             if provider is None:
                 raise WebhookPayloadError(f"provider {row.provider!r} is no longer registered")
             event = provider.interpret_webhook(row.payload)
-            payments = PaymentRepository(session)
-            payment_id = event.payment_id
-            if event.provider_reference is not None:
-                payment_id = (
-                    await payments.find_id_by_provider_reference(row.provider, event.provider_reference)
-                    or payment_id
-                )
-            payment = await payments.lock(payment_id) if payment_id else None
-            if payment is None or payment.provider != row.provider or event.result is None:
-                outcome = "unmatched" if event.result is not None else "ignored"
-                log.warning("webhook_unmatched", provider=row.provider, event_id=row.provider_event_id)
+            if event.refund_result is not None:
+                outcome = await _apply_refund_event(session, event)
             else:
-                structlog.contextvars.bind_contextvars(payment_id=payment.id)
-                moved = await state.apply_result(session, payment, event.result, source="webhook")
-                outcome = "processed" if moved else "no_change"
+                outcome = await _apply_payment_event(session, row.provider, event)
+            if outcome == "unmatched":
+                log.warning("webhook_unmatched", provider=row.provider, event_id=row.provider_event_id)
             await inbox.finish(inbox_id, outcome)
             await session.commit()
             return outcome
@@ -87,6 +80,33 @@ async def process(
             await inbox.record_failure(inbox_id, f"{type(e).__name__}: {e}")
             await session.commit()
             return "failed"
+
+
+async def _apply_payment_event(session: AsyncSession, provider: str, event: WebhookEvent) -> str:
+    if event.result is None:
+        return "ignored"
+    payments = PaymentRepository(session)
+    payment_id = event.payment_id
+    if event.provider_reference is not None:
+        payment_id = (
+            await payments.find_id_by_provider_reference(provider, event.provider_reference) or payment_id
+        )
+    payment = await payments.lock(payment_id) if payment_id else None
+    if payment is None or payment.provider != provider:
+        return "unmatched"
+    structlog.contextvars.bind_contextvars(payment_id=payment.id)
+    moved = await state.apply_result(session, payment, event.result, source="webhook")
+    return "processed" if moved else "no_change"
+
+
+async def _apply_refund_event(session: AsyncSession, event: WebhookEvent) -> str:
+    assert event.refund_result is not None
+    refund_id = await RefundRepository(session).find_id(event.refund_id, event.refund_reference)
+    if refund_id is None:
+        return "unmatched"
+    structlog.contextvars.bind_contextvars(refund_id=refund_id)
+    _, moved = await apply_refund_result(session, refund_id, event.refund_result, source="webhook")
+    return "processed" if moved else "no_change"
 
 
 async def sweep_once(

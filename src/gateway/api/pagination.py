@@ -1,0 +1,46 @@
+"""Query parameters every list endpoint shares: the page and the created-at range."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from gateway.errors import InvalidCursor, InvalidRequest
+from gateway.kit.ids import is_valid
+from gateway.kit.pagination import Page
+
+
+def _page_params(
+    limit: Annotated[int, Query(ge=1, le=100, description="How many objects, 1-100")] = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=40, description="An id: the page of older objects after it")
+    ] = None,
+    ending_before: Annotated[
+        str | None, Query(max_length=40, description="An id: the page of newer objects before it")
+    ] = None,
+) -> Page:
+    return Page(limit=limit, starting_after=starting_after, ending_before=ending_before)
+
+
+Paging = Annotated[Page, Depends(_page_params)]
+
+
+def checked_page(page: Page, prefix: str) -> Page:
+    """Cursors must be ids of the listed kind; asking for both directions at once is an error."""
+    if page.starting_after is not None and page.ending_before is not None:
+        raise InvalidCursor("Use starting_after or ending_before, not both.")
+    for name, value in (("starting_after", page.starting_after), ("ending_before", page.ending_before)):
+        if value is not None and not is_valid(value, prefix):
+            raise InvalidCursor(f"{name} must be an id of this list ({prefix}_…).", param=name)
+    return page
+
+
+def require_timezone(name: str, ts: datetime | None) -> datetime | None:
+    if ts is not None and ts.tzinfo is None:
+        raise InvalidRequest(
+            f"{name} needs a time zone (RFC 3339, e.g. 2026-01-31T00:00:00Z).",
+            errors=[{"loc": ["query", name], "msg": "time zone required", "type": "timezone_required"}],
+        )
+    return ts

@@ -1,0 +1,112 @@
+"""HTTP layer of refunds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from starlette.responses import Response
+
+from gateway.api.deps import Ctx, CurrentPrincipal, Session
+from gateway.api.pagination import Paging, checked_page, require_timezone
+from gateway.api.schemas import error_responses
+from gateway.idempotency.dependency import RequiredIdempotency
+from gateway.refunds.schemas import (
+    RefundCreate,
+    RefundFilters,
+    RefundList,
+    RefundOut,
+    RefundStatus,
+    refund_out,
+)
+from gateway.refunds.service import RefundService
+
+router = APIRouter(tags=["refunds"])
+
+PaymentId = Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)]
+RefundId = Annotated[str, Path(description="A refund id, `re_…`", max_length=40)]
+
+
+def _service(session: Session, ctx: Ctx) -> RefundService:
+    return RefundService(session, ctx.registry, ctx.settings.provider_timeout_seconds)
+
+
+Service = Annotated[RefundService, Depends(_service)]
+
+
+def _json(model: RefundOut | RefundList, status: int = 200) -> Response:
+    return Response(model.model_dump_json().encode(), status_code=status, media_type="application/json")
+
+
+@router.post(
+    "/payments/{payment_id}/refunds",
+    operation_id="create_refund",
+    status_code=201,
+    response_model=RefundOut,
+    summary="Refund a payment, fully or in part",
+    responses=error_responses(400, 401, 404, 409, 422, 502, 504),
+)
+async def create_refund(
+    payment_id: PaymentId,
+    body: RefundCreate,
+    principal: CurrentPrincipal,
+    idem: RequiredIdempotency,
+    service: Service,
+) -> Response:
+    assert idem.key is not None
+    refund = await service.create(
+        principal, payment_id, body, idempotency_key=idem.key, fingerprint=idem.fingerprint
+    )
+    return await idem.respond(201, refund_out(refund).model_dump_json().encode())
+
+
+@router.get(
+    "/payments/{payment_id}/refunds",
+    operation_id="list_payment_refunds",
+    response_model=RefundList,
+    summary="A payment's refunds, newest first",
+    responses=error_responses(401, 404, 422),
+)
+async def list_payment_refunds(
+    payment_id: PaymentId, principal: CurrentPrincipal, service: Service, page: Paging
+) -> Response:
+    rows, has_more = await service.list_for_payment(principal, payment_id, checked_page(page, "re"))
+    return _json(RefundList(data=[refund_out(r) for r in rows], has_more=has_more))
+
+
+@router.get(
+    "/refunds/{refund_id}",
+    operation_id="retrieve_refund",
+    response_model=RefundOut,
+    summary="Retrieve a refund",
+    responses=error_responses(401, 404),
+)
+async def retrieve_refund(refund_id: RefundId, principal: CurrentPrincipal, service: Service) -> Response:
+    return _json(refund_out(await service.get(principal, refund_id)))
+
+
+@router.get(
+    "/refunds",
+    operation_id="list_refunds",
+    response_model=RefundList,
+    summary="List refunds, newest first",
+    responses=error_responses(401, 422),
+)
+async def list_refunds(
+    principal: CurrentPrincipal,
+    service: Service,
+    page: Paging,
+    status: RefundStatus | None = None,
+    payment: Annotated[str | None, Query(max_length=40)] = None,
+    created_gte: datetime | None = None,
+    created_lt: datetime | None = None,
+) -> Response:
+    filters = RefundFilters(
+        status=status,
+        payment=payment,
+        created_gte=require_timezone("created_gte", created_gte),
+        created_lt=require_timezone("created_lt", created_lt),
+    )
+    rows, has_more = await service.list(principal, filters, checked_page(page, "re"))
+    return _json(RefundList(data=[refund_out(r) for r in rows], has_more=has_more))
