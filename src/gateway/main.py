@@ -16,6 +16,8 @@ from starlette.responses import Response
 from gateway.context import AppContext
 from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.errors import install_error_handlers
+from gateway.events.publisher import EventPublisher
+from gateway.events.router import router as events_router
 from gateway.idempotency.dependency import IdempotentReplay
 from gateway.logging import configure_logging
 from gateway.merchants.service import Authenticator
@@ -34,6 +36,7 @@ log = structlog.get_logger("gateway")
 TAGS = [
     {"name": "payments", "description": "Create payments on any provider, follow them, cancel them."},
     {"name": "refunds", "description": "Give money back: whole payments or parts, as often as is left."},
+    {"name": "events", "description": "The log of everything that happened, as the API showed it then."},
     {"name": "webhooks", "description": "Endpoints the payment providers call."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
@@ -63,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessionmaker = make_sessionmaker(engine)
         redis = Redis.from_url(settings.redis_url, health_check_interval=30)
         registry = build_registry(settings, redis)
+        publisher = EventPublisher(redis)
+        session_class = sessionmaker.kw["sync_session_class"]
+        publisher.install(session_class)
         app.state.ctx = AppContext(
             settings=settings,
             engine=engine,
@@ -88,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await registry.aclose()
+            publisher.uninstall(session_class)
+            await publisher.drain()
             await redis.aclose()
             await engine.dispose()
             log.info("gateway_stopped")
@@ -113,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1")
     v1.include_router(payments_router)
     v1.include_router(refunds_router)
+    v1.include_router(events_router)
     v1.include_router(inbound_router)
     app.include_router(v1)
 

@@ -13,15 +13,14 @@ from gateway.api.deps import Ctx, CurrentPrincipal, Session
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.schemas import error_responses
 from gateway.errors import InvalidEmail
+from gateway.events.schemas import EventList, event_out
 from gateway.idempotency.dependency import OptionalIdempotency, RequiredIdempotency
 from gateway.payments.schemas import (
-    EventList,
     PaymentCreate,
     PaymentFilters,
     PaymentList,
     PaymentOut,
     PaymentStatus,
-    event_out,
     normalize_email,
     payment_out,
 )

@@ -190,30 +190,9 @@ class PaymentOut(BaseModel):
         return v.model_dump(exclude_none=True) if v is not None else None
 
 
-class EventData(BaseModel):
-    object: dict[str, Any]
-    previous_status: str | None
-
-
-class EventOut(BaseModel):
-    id: str
-    object: Literal["event"] = "event"
-    type: str
-    livemode: bool
-    source: str
-    created_at: datetime
-    data: EventData
-
-
 class PaymentList(BaseModel):
     object: Literal["list"] = "list"
     data: list[PaymentOut]
-    has_more: bool
-
-
-class EventList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[EventOut]
     has_more: bool
 
 
@@ -252,15 +231,4 @@ def payment_out(p: Any) -> PaymentOut:
         created_at=p.created_at,
         updated_at=p.updated_at,
         completed_at=p.completed_at,
-    )
-
-
-def event_out(e: Any) -> EventOut:
-    return EventOut(
-        id=e.id,
-        type=e.type,
-        livemode=e.livemode,
-        source=e.source,
-        created_at=e.created_at,
-        data=EventData(object=e.data, previous_status=e.previous_status),
     )

@@ -1,0 +1,74 @@
+"""Live fan-out: events a transaction appended are published to Redis once it commits.
+
+Channel `gateway:events:{merchant_id}:{test|live}`, message: the event as the API shows it. Any
+replica's subscribers see events written by any other. A crash between commit and publish loses
+only the live push: streams resume from the events table (Last-Event-ID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from gateway.events.repository import PENDING_PUBLISH
+from gateway.events.schemas import EventData, EventOut
+
+log = structlog.get_logger("gateway.events.publisher")
+
+
+def channel(merchant_id: str, livemode: bool) -> str:
+    return f"gateway:events:{merchant_id}:{'live' if livemode else 'test'}"
+
+
+def _message(values: dict[str, Any]) -> bytes:
+    out = EventOut(
+        id=values["id"],
+        type=values["type"],
+        livemode=values["livemode"],
+        source=values["source"],
+        created_at=values["created_at"],
+        data=EventData(object=values["data"], previous_status=values["previous_status"]),
+    )
+    return out.model_dump_json().encode()
+
+
+class EventPublisher:
+    def __init__(self, redis: Redis):
+        self._redis = redis
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def install(self, session_class: type[Session]) -> None:
+        event.listen(session_class, "after_commit", self._after_commit)
+        event.listen(session_class, "after_soft_rollback", self._after_rollback)
+
+    def uninstall(self, session_class: type[Session]) -> None:
+        event.remove(session_class, "after_commit", self._after_commit)
+        event.remove(session_class, "after_soft_rollback", self._after_rollback)
+
+    def _after_commit(self, session: Session) -> None:
+        pending = session.info.pop(PENDING_PUBLISH, None)
+        if pending:
+            task = asyncio.get_running_loop().create_task(self._publish(pending))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _after_rollback(self, session: Session, previous_transaction: object) -> None:
+        session.info.pop(PENDING_PUBLISH, None)
+
+    async def _publish(self, pending: list[dict[str, Any]]) -> None:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for values in pending:
+                    pipe.publish(channel(values["merchant_id"], values["livemode"]), _message(values))
+                await pipe.execute()
+        except RedisError as e:
+            log.warning("event_publish_failed", error=type(e).__name__, count=len(pending))
+
+    async def drain(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)

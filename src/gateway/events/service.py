@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.errors import NotFound
+from gateway.events.models import Event
+from gateway.events.repository import EventRepository
+from gateway.events.schemas import EventFilters
+from gateway.kit.pagination import Page
+from gateway.merchants.service import Principal
+
+
+class EventService:
+    def __init__(self, session: AsyncSession):
+        self.repo = EventRepository(session)
+
+    async def get(self, principal: Principal, event_id: str) -> Event:
+        event = await self.repo.get(principal.merchant_id, principal.livemode, event_id)
+        if event is None:
+            raise NotFound(f"No such event: {event_id!r}", param="id")
+        return event
+
+    async def list(
+        self, principal: Principal, filters: EventFilters, page: Page
+    ) -> tuple[Sequence[Event], bool]:
+        return await self.repo.list(principal.merchant_id, principal.livemode, filters, page)
