@@ -19,8 +19,8 @@ from gateway.cli import run_migrations
 from gateway.embedded import EmbeddedServers, free_port
 from gateway.main import create_app
 from gateway.merchants.service import create_merchant
-from gateway.settings import SandboxSettings, Settings, WebhookSettings
-from support import ACTION_DELAY, SANDBOX_SECRET, Gateway, Merchant
+from gateway.settings import DeliverySettings, SandboxSettings, Settings, WebhookSettings
+from support import ACTION_DELAY, RETRY_SCHEDULE, SANDBOX_SECRET, Gateway, Merchant
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +44,13 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
         sandbox=SandboxSettings(webhook_secret=SANDBOX_SECRET, action_delay_seconds=ACTION_DELAY),
         webhooks=WebhookSettings(sweep_after_seconds=1.0, sweep_interval_seconds=0.25),
         api_key_cache_seconds=0,
+        # Short retries so the schedule runs in a test; receivers live on 127.0.0.1.
+        delivery=DeliverySettings(
+            retry_schedule=RETRY_SCHEDULE,
+            poll_interval_seconds=0.05,
+            allow_private_targets=True,
+            timeout_seconds=2,
+        ),
     )
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))

@@ -16,6 +16,7 @@ from gateway.context import AppContext
 
 SANDBOX_SECRET = "whsec_dGVzdC1zYW5kYm94LXNlY3JldC1mb3ItdGhlLXN1aXRl"
 ACTION_DELAY = 0.4
+RETRY_SCHEDULE = [0.0, 0.3, 0.3, 0.3, 0.3]
 
 
 @dataclass

@@ -8,13 +8,21 @@ import json
 import os
 import signal
 import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import httpx
 import typer
 import uvicorn
 
+from gateway.logging import get_logger
 from gateway.settings import Settings, get_settings
+
+log = get_logger("gateway.cli")
 
 app = typer.Typer(help="Self-hosted payment gateway.", no_args_is_help=True, add_completion=False)
 merchants = typer.Typer(help="Merchants and their API keys.", no_args_is_help=True)
@@ -128,6 +136,11 @@ def dev(
         settings = settings.model_copy(update={"port": port})
     if "GATEWAY_LOG_JSON" not in os.environ:
         settings = settings.model_copy(update={"log_json": False})  # a person reads these logs
+    if "GATEWAY_DELIVERY__ALLOW_PRIVATE_TARGETS" not in os.environ:
+        # Local receivers (a merchant's app on localhost) are the point of dev mode.
+        settings = settings.model_copy(
+            update={"delivery": settings.delivery.model_copy(update={"allow_private_targets": True})}
+        )
     configure_logging(settings.log_level, settings.log_json)
     data = Path(settings.data_dir)
     with contextlib.ExitStack() as stack:
@@ -143,6 +156,10 @@ def dev(
         settings = settings.model_copy(update=updates)
         run_migrations(settings.database_url)
         merchant_id, key = _demo_merchant(settings, settings.database_url)
+        if settings.delivery.allow_private_targets:
+            log.warning(
+                "ssrf_guard_off", detail="webhook endpoints on private and loopback addresses are allowed"
+            )
         print(_banner(settings, merchant_id, key), file=sys.stderr, flush=True)
 
         from gateway.main import create_app
@@ -189,6 +206,36 @@ def serve(
 
 
 @app.command()
+def worker() -> None:
+    """Deliver merchant webhooks (run as many as you like, on any machines: they share the queue)."""
+    settings = _settings_or_exit()
+    if not settings.database_url:
+        typer.secho("Set GATEWAY_DATABASE_URL.", fg="red", err=True)
+        raise typer.Exit(2)
+
+    from gateway.db.engine import make_engine, make_sessionmaker
+    from gateway.logging import configure_logging
+    from gateway.webhooks.outbound.worker import DeliveryWorker
+
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def main() -> None:
+        engine = make_engine(settings.database_url, settings.database)
+        worker = DeliveryWorker(make_sessionmaker(engine), settings.delivery)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await worker.run(stop)
+        finally:
+            await worker.aclose()
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+@app.command()
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head)."""
     settings = _settings_or_exit()
@@ -217,6 +264,120 @@ def merchants_create(
         )
     else:
         typer.echo(f"merchant: {merchant_id}\nsecret key (shown once): {key}")
+
+
+def _sse_messages(lines: Iterable[str]) -> Iterator[tuple[str | None, str | None, str | None]]:
+    """(id, data, comment) for each message of a Server-Sent Events stream."""
+    event_id: str | None = None
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                yield event_id, "\n".join(data), None
+            event_id, data = None, []
+        elif line.startswith(":"):
+            yield None, None, line[1:].strip()
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "id":
+                event_id = value
+            elif name == "data":
+                data.append(value)
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    obj = event["data"]["object"]
+    when = datetime.fromisoformat(event["created_at"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    status = obj.get("status") or "-"
+    return f"{when}  {event['type']:<28} {obj.get('id', '-')}  {status:<18} {event['id']}"
+
+
+def _default_key(settings: Settings) -> str | None:
+    path = Path(settings.data_dir) / "demo-merchant.json"
+    if path.exists():
+        key: str = json.loads(path.read_text())["secret_key"]
+        return key
+    return None
+
+
+@dataclass
+class _Listening:
+    base: str
+    events: str
+    last_id: str | None = None
+    delay: float = 1.0
+    ready_once: bool = False
+
+
+def _listen_once(client: httpx.Client, api_key: str, state: _Listening) -> str:
+    """One connection: prints events until it ends, and says why it ended."""
+    headers = {"Authorization": f"Bearer {api_key}", "Accept": "text/event-stream"}
+    resume_after = state.last_id
+    if resume_after is not None:
+        headers["Last-Event-ID"] = resume_after
+    with client.stream("GET", "/v1/events/stream", params={"type": state.events}, headers=headers) as r:
+        if r.status_code != 200:
+            r.read()
+            if 400 <= r.status_code < 500:  # a bad key or filter: trying again will not help
+                detail = r.json().get("detail", r.text) if r.content else r.reason_phrase
+                typer.secho(f"{r.status_code}: {detail}", fg="red", err=True)
+                raise typer.Exit(1)
+            return f"HTTP {r.status_code}"
+        for event_id, data, comment in _sse_messages(r.iter_lines()):
+            if comment == "ready":
+                state.delay = 1.0
+                if not state.ready_once:
+                    typer.echo(
+                        f"Ready! Listening for {state.events} events on {state.base} (Ctrl-C to stop)",
+                        err=True,
+                    )
+                elif resume_after is not None:
+                    typer.echo(f"Reconnected; resumed after {resume_after}", err=True)
+                state.ready_once = True
+            elif data is not None:
+                typer.echo(_event_line(json.loads(data)))
+                state.last_id = event_id or state.last_id
+    return "the stream ended"
+
+
+@app.command()
+def listen(
+    events: Annotated[
+        str, typer.Option(help="Event types, comma-separated; `payment.*` matches a family")
+    ] = "*",
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GATEWAY_API_KEY", help="A secret key (default: the demo merchant's, from `gateway dev`)"
+        ),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="The gateway (default: GATEWAY_PUBLIC_URL or http://HOST:PORT)")
+    ] = None,
+) -> None:
+    """Print the merchant's events as they happen, one line each; reconnects and resumes (Ctrl-C stops)."""
+    if url is None or api_key is None:
+        settings = _settings_or_exit()
+        url = url or settings.base_url
+        api_key = api_key or _default_key(settings)
+    if not api_key:
+        typer.secho("Give --api-key (or GATEWAY_API_KEY), or run `gateway dev` first.", fg="red", err=True)
+        raise typer.Exit(2)
+    state = _Listening(base=url.rstrip("/"), events=events)
+    # The read timeout outlasts several heartbeats (15 s): a silent connection is a dead one.
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        httpx.Client(base_url=state.base, timeout=httpx.Timeout(10.0, read=60.0)) as client,
+    ):
+        while True:
+            try:
+                reason = _listen_once(client, api_key, state)
+            except httpx.TransportError as e:
+                reason = str(e) or type(e).__name__
+            typer.echo(f"Connection lost ({reason}); reconnecting in {state.delay:.0f} s", err=True)
+            time.sleep(state.delay)
+            state.delay = min(state.delay * 2, 10.0)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,14 @@ class PartialRefundNotSupported(GatewayError):
     status, code, title = 422, "partial_refund_not_supported", "The provider refunds only whole payments"
 
 
+class UnsafeWebhookUrl(GatewayError):
+    status, code, title = 422, "url_not_allowed", "The URL points at a private or local address"
+
+
+class TooManyEndpoints(GatewayError):
+    status, code, title = 422, "too_many_endpoints", "The merchant has as many endpoints as allowed"
+
+
 class PaymentDeclined(GatewayError):
     """A provider decline; `code` is set per instance from the provider's mapped reason."""
 

@@ -18,6 +18,7 @@ from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.errors import install_error_handlers
 from gateway.events.publisher import EventPublisher
 from gateway.events.router import router as events_router
+from gateway.events.stream_router import router as stream_router
 from gateway.idempotency.dependency import IdempotentReplay
 from gateway.logging import configure_logging
 from gateway.merchants.service import Authenticator
@@ -30,6 +31,8 @@ from gateway.refunds.router import router as refunds_router
 from gateway.settings import Settings, get_settings
 from gateway.webhooks.inbound import service as inbound
 from gateway.webhooks.inbound.router import router as inbound_router
+from gateway.webhooks.outbound.router import router as outbound_router
+from gateway.webhooks.outbound.worker import DeliveryWorker
 
 log = structlog.get_logger("gateway")
 
@@ -38,6 +41,7 @@ TAGS = [
     {"name": "refunds", "description": "Give money back: whole payments or parts, as often as is left."},
     {"name": "events", "description": "The log of everything that happened, as the API showed it then."},
     {"name": "webhooks", "description": "Endpoints the payment providers call."},
+    {"name": "webhook endpoints", "description": "Where the gateway sends signed events, and how that went."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -86,10 +90,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_attempts=settings.webhooks.max_attempts,
             )
         )
+        stop = asyncio.Event()
+        worker = DeliveryWorker(sessionmaker, settings.delivery)
+        worker_task = asyncio.create_task(worker.run(stop)) if settings.delivery.run_in_process else None
         log.info("gateway_started", providers=registry.names(), environment=settings.environment)
         try:
             yield
         finally:
+            stop.set()
+            if worker_task is not None:
+                await worker_task
+            await worker.aclose()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -121,8 +132,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1")
     v1.include_router(payments_router)
     v1.include_router(refunds_router)
+    v1.include_router(stream_router)  # before events: /v1/events/stream is not an event id
     v1.include_router(events_router)
     v1.include_router(inbound_router)
+    v1.include_router(outbound_router)
     app.include_router(v1)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz", summary="The process is up")

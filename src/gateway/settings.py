@@ -54,6 +54,35 @@ class WebhookSettings(BaseModel):
     max_attempts: int = Field(10, ge=1)
 
 
+class DeliverySettings(BaseModel):
+    """Outbound webhooks to merchants."""
+
+    # Seconds before each attempt, the first counted from the event: about three days in all.
+    retry_schedule: list[float] = Field(
+        default_factory=lambda: [
+            0.0,
+            5.0,
+            300.0,
+            1_800.0,
+            7_200.0,
+            18_000.0,
+            36_000.0,
+            50_400.0,
+            72_000.0,
+            86_400.0,
+        ],
+        min_length=1,
+    )
+    timeout_seconds: float = Field(10.0, gt=0, le=60)
+    # Run the delivery worker inside each API process (`gateway worker` runs it alone).
+    run_in_process: bool = True
+    poll_interval_seconds: float = Field(1.0, gt=0, le=60)
+    batch_size: int = Field(20, ge=1, le=500)
+    # Endpoints on loopback, private, link-local or metadata addresses are refused unless this is on
+    # (`gateway dev` turns it on, with a warning, so local receivers work).
+    allow_private_targets: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -88,11 +117,15 @@ class Settings(BaseSettings):
     idempotency: IdempotencySettings = IdempotencySettings()
     sandbox: SandboxSettings = SandboxSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    delivery: DeliverySettings = DeliverySettings()
 
     # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
     # In-process cache of API-key lookups; revocations take effect within this many seconds.
     api_key_cache_seconds: float = Field(30.0, ge=0)
+    # Live streams (/v1/events/stream, /v1/payments/{id}/stream) send a comment line this often so
+    # proxies keep the connection open and clients notice a dead one.
+    stream_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
 
     @property
     def base_url(self) -> str:

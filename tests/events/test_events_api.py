@@ -82,7 +82,7 @@ async def test_committed_events_are_published_to_redis(
     try:
         await pubsub.get_message(timeout=1)  # the subscribe confirmation
         p = await pay(client, merchant)
-        got = []
+        got: list[dict[str, Any]] = []
         deadline = asyncio.get_running_loop().time() + 5
         while len(got) < 2 and asyncio.get_running_loop().time() < deadline:
             msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
@@ -96,4 +96,4 @@ async def test_committed_events_are_published_to_redis(
         assert stored == got[1]
     finally:
         await pubsub.unsubscribe()
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -4,7 +4,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, or_, select
+from sqlalchemy import ARRAY, ColumnElement, DateTime, String, bindparam, or_, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.repository import paginate
@@ -15,6 +16,32 @@ from gateway.kit.pagination import Page
 
 # Session.info key: events appended in the current transaction, published once it commits.
 PENDING_PUBLISH = "gateway.events.pending_publish"
+# At most this many webhook endpoints per merchant and mode (Stripe's limit too).
+MAX_ENDPOINTS = 16
+
+# The event and its outbound deliveries (the transactional outbox) in one round trip: one delivery
+# per enabled endpoint of the merchant whose enabled_events match the type.
+_APPEND = text("""
+WITH ev AS (
+    INSERT INTO events (id, merchant_id, livemode, type, source, data, payment_id, refund_id,
+                        previous_status, status, created_at)
+    VALUES (:id, :merchant_id, :livemode, :type, :source, :data, :payment_id, :refund_id,
+            :previous_status, :status, :created_at)
+    RETURNING id
+)
+INSERT INTO webhook_deliveries (id, endpoint_id, event_id, merchant_id, event_type, status, attempts,
+                                next_attempt_at, created_at, updated_at)
+SELECT (CAST(:delivery_ids AS varchar[]))[row_number() OVER (ORDER BY e.id)], e.id, ev.id, :merchant_id,
+       :type, 'pending', 0, :created_at, :created_at, :created_at
+FROM webhook_endpoints e CROSS JOIN ev
+WHERE e.merchant_id = :merchant_id AND e.livemode = :livemode AND e.enabled AND e.deleted_at IS NULL
+  AND e.enabled_events && CAST(:patterns AS varchar[])
+""").bindparams(
+    bindparam("data", type_=JSONB),
+    bindparam("delivery_ids", type_=ARRAY(String)),
+    bindparam("patterns", type_=ARRAY(String)),
+    bindparam("created_at", type_=DateTime(timezone=True)),
+)
 
 
 def _type_filter(types: tuple[str, ...]) -> ColumnElement[bool] | None:
@@ -60,7 +87,15 @@ class EventRepository:
             "status": status,
             "created_at": datetime.now(UTC),
         }
-        await self.session.execute(insert(Event).values(**values))
+        family = type.split(".", 1)[0] + ".*"
+        await self.session.execute(
+            _APPEND,
+            {
+                **values,
+                "delivery_ids": [new_id("whd") for _ in range(MAX_ENDPOINTS)],
+                "patterns": ["*", type, family],
+            },
+        )
         self.session.info.setdefault(PENDING_PUBLISH, []).append(values)
         return event_id
 

@@ -1,0 +1,88 @@
+"""GET /v1/events/stream and /v1/payments/{id}/stream: live Server-Sent Events (see streams.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query
+from sse_starlette import EventSourceResponse
+from starlette.responses import Response
+
+from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.schemas import error_responses
+from gateway.events import streams
+from gateway.events.router import parse_types
+
+router = APIRouter()
+
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        max_length=40,
+        description="Resume after this event: what was missed is sent first, from the event log",
+    ),
+]
+
+
+def _sse_response(description: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    }
+
+
+@router.get(
+    "/events/stream",
+    operation_id="stream_events",
+    tags=["events"],
+    response_class=EventSourceResponse,
+    summary="The merchant's events, live (Server-Sent Events)",
+    description="Each message is an event as `GET /v1/events/{id}` shows it, with the event id as the "
+    "SSE `id`. The comment `: ready` follows the catch-up (with `Last-Event-ID`); `: heartbeat` comes "
+    "every `GATEWAY_STREAM_HEARTBEAT_SECONDS` (15 s).",
+    responses={**_sse_response("An endless event stream"), **error_responses(401, 422)},
+)
+async def stream_events(
+    ctx: Ctx,
+    principal: CurrentPrincipal,
+    type: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            description="Types, comma-separated; `payment.*` matches a family",
+            pattern=r"^[a-z_.*,\s]+$",
+        ),
+    ] = None,
+    last_event_id: LastEventId = None,
+) -> Response:
+    last = streams.checked_last_event_id(last_event_id)
+    return streams.merchant_stream(ctx, principal, parse_types(type), last)
+
+
+@router.get(
+    "/payments/{payment_id}/stream",
+    operation_id="stream_payment",
+    tags=["payments"],
+    response_class=EventSourceResponse,
+    summary="One payment's changes, live, until its outcome is known (Server-Sent Events)",
+    description="First the payment itself (its current state), then its events as they happen; the "
+    "stream ends after the event that takes it out of `pending`/`requires_action`/`processing`. With "
+    "`Last-Event-ID`: the events after it instead of the payment; 204 once the last one was sent.",
+    responses={
+        **_sse_response("The payment, then its events"),
+        204: {"description": "The stream had already ended for this Last-Event-ID: stop reconnecting"},
+        **error_responses(401, 404, 422),
+    },
+)
+async def stream_payment(
+    payment_id: Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)],
+    ctx: Ctx,
+    principal: CurrentPrincipal,
+    last_event_id: LastEventId = None,
+) -> Response:
+    last = streams.checked_last_event_id(last_event_id)
+    view = await streams.payment_view(ctx, principal, payment_id)
+    if view.already_sent_end(last):
+        # EventSource clients reconnect when a stream ends; 204 is what tells them to stop.
+        return Response(status_code=204)
+    return streams.payment_stream(ctx, principal, view, last)

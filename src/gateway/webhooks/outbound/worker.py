@@ -1,0 +1,183 @@
+"""The delivery loop: claim due deliveries, POST them signed, record every attempt, schedule retries.
+
+Any number of workers, in any number of processes and machines, share one queue in PostgreSQL:
+a claim is a short lease taken with FOR UPDATE SKIP LOCKED, so no delivery is sent by two at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.events.schemas import event_out
+from gateway.kit.signing import standard_webhook_signature
+from gateway.kit.ssrf import UnsafeUrl, check_url
+from gateway.settings import DeliverySettings
+from gateway.webhooks.outbound.repository import DeliveryRepository, EndpointRepository, Job
+
+log = structlog.get_logger("gateway.webhooks.delivery")
+
+MAX_RETRY_AFTER = 86_400.0
+RESPONSE_BODY_LIMIT = 2_000
+
+
+def _retry_after(response: httpx.Response | None) -> float:
+    if response is None or "retry-after" not in response.headers:
+        return 0.0
+    value = response.headers["retry-after"].strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return 0.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: DeliverySettings,
+        http: httpx.AsyncClient | None = None,
+    ):
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.http = http or httpx.AsyncClient(timeout=settings.timeout_seconds, follow_redirects=False)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._in_flight: set[str] = set()
+
+    async def run_once(self) -> int:
+        """Claims one batch and sends it; returns how many were sent."""
+        lease = timedelta(seconds=self.settings.timeout_seconds + 30)
+        async with self.sessionmaker() as session:
+            ids = await DeliveryRepository(session).claim_due(
+                self.settings.batch_size, datetime.now(UTC) + lease
+            )
+            await session.commit()
+            if not ids:
+                return 0
+            jobs = await DeliveryRepository(session).jobs(ids)
+        self._in_flight.update(ids)
+        try:
+            await asyncio.gather(*(self._deliver(job) for job in jobs))
+        finally:
+            self._in_flight.difference_update(ids)
+        return len(jobs)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("delivery_worker_started", worker=self.name)
+        try:
+            while not stop.is_set():
+                try:
+                    sent = await self.run_once()
+                except Exception:
+                    log.exception("delivery_round_failed")
+                    sent = 0
+                if sent == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.settings.poll_interval_seconds)
+        finally:
+            await self.release()
+            log.info("delivery_worker_stopped", worker=self.name)
+
+    async def release(self) -> None:
+        """Gives back claims that are still in flight (shutdown), so another worker sends them now."""
+        if not self._in_flight:
+            return
+        async with self.sessionmaker() as session:
+            await DeliveryRepository(session).release(sorted(self._in_flight))
+            await session.commit()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def _headers(self, job: Job, body: bytes) -> dict[str, str]:
+        ts = int(time.time())
+        msg_id = job.event.id  # the same across retries, so receivers can drop duplicates
+        signatures = [standard_webhook_signature(job.endpoint.secret, msg_id, ts, body)]
+        previous, expires = job.endpoint.previous_secret, job.endpoint.previous_secret_expires_at
+        if previous and expires and expires > datetime.now(UTC):
+            signatures.append(standard_webhook_signature(previous, msg_id, ts, body))
+        return {
+            "content-type": "application/json",
+            "user-agent": "gateway-webhooks/1",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": " ".join(signatures),
+        }
+
+    async def _deliver(self, job: Job) -> None:
+        delivery, endpoint = job.delivery, job.endpoint
+        structlog.contextvars.bind_contextvars(delivery_id=delivery.id, endpoint_id=endpoint.id)
+        status_code: int | None = None
+        response: httpx.Response | None = None
+        error: str | None = None
+        body_text: str | None = None
+        started = time.perf_counter()
+        if not endpoint.enabled or endpoint.deleted_at is not None:
+            error = "endpoint disabled"
+        else:
+            body = event_out(job.event).model_dump_json().encode()
+            try:
+                if not self.settings.allow_private_targets:
+                    await check_url(endpoint.url)  # again now: DNS may have changed since creation
+                response = await self.http.post(endpoint.url, content=body, headers=self._headers(job, body))
+                status_code = response.status_code
+                body_text = response.text[:RESPONSE_BODY_LIMIT]
+            except UnsafeUrl as e:
+                error = f"refused: {e}"
+            except httpx.TimeoutException:
+                error = "timeout"
+            except httpx.HTTPError as e:
+                error = f"{type(e).__name__}: {e}"[:500]
+        duration_ms = int((time.perf_counter() - started) * 1000)
+
+        attempt_no = delivery.attempts + 1
+        schedule = self.settings.retry_schedule
+        next_at: datetime | None = None
+        disable = False
+        if status_code is not None and 200 <= status_code < 300:
+            status = "succeeded"
+        elif status_code == 410:
+            status, disable = "failed", True
+        elif error == "endpoint disabled" or attempt_no >= len(schedule):
+            status = "failed"
+        else:
+            status = "pending"
+            delay = max(schedule[attempt_no], _retry_after(response))
+            next_at = datetime.now(UTC) + timedelta(seconds=delay)
+        async with self.sessionmaker() as session:
+            repo = DeliveryRepository(session)
+            await repo.record_attempt(
+                delivery.id,
+                status_code=status_code,
+                duration_ms=duration_ms,
+                response_body=body_text,
+                error=error,
+                worker=self.name,
+            )
+            await repo.finish_attempt(
+                delivery.id, status=status, status_code=status_code, next_attempt_at=next_at
+            )
+            if disable:
+                await EndpointRepository(session).disable(endpoint.id, "gone")
+            await session.commit()
+        log.info(
+            "webhook_delivery_attempt",
+            status=status,
+            status_code=status_code,
+            error=error,
+            attempt=attempt_no,
+            ms=duration_ms,
+        )
