@@ -13,13 +13,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+import respx
 import uvicorn
 
+import support
 from gateway.cli import run_migrations
 from gateway.embedded import EmbeddedServers, free_port
 from gateway.main import create_app
 from gateway.merchants.service import create_merchant
-from gateway.settings import DeliverySettings, SandboxSettings, Settings, WebhookSettings
+from gateway.settings import (
+    DeliverySettings,
+    FlutterwaveSettings,
+    PaystackSettings,
+    SandboxSettings,
+    Settings,
+    StripeSettings,
+    WebhookSettings,
+)
 from support import ACTION_DELAY, RETRY_SCHEDULE, SANDBOX_SECRET, Gateway, Merchant
 
 
@@ -51,6 +61,18 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
             allow_private_targets=True,
             timeout_seconds=2,
         ),
+        stripe=StripeSettings(
+            test_secret_key=support.STRIPE_SECRET_KEY,
+            test_webhook_secret=support.STRIPE_WEBHOOK_SECRET,
+            api_base=support.STRIPE_API,
+        ),
+        paystack=PaystackSettings(test_secret_key=support.PAYSTACK_SECRET_KEY, base_url=support.PAYSTACK_API),
+        flutterwave=FlutterwaveSettings(
+            test_secret_key=support.FLUTTERWAVE_SECRET_KEY,
+            test_secret_hash=support.FLUTTERWAVE_SECRET_HASH,
+            base_url=support.FLUTTERWAVE_API,
+        ),
+        provider_timeout_seconds=2,
     )
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
@@ -64,6 +86,14 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
     yield Gateway(f"http://127.0.0.1:{port}", app)
     server.should_exit = True
     await task
+
+
+@pytest.fixture
+def provider_http() -> Iterator[respx.Router]:
+    """Provider HTTP answered by respx; our own traffic on 127.0.0.1 passes through to the real server."""
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="127.0.0.1").pass_through()
+        yield router
 
 
 @pytest.fixture

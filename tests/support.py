@@ -18,6 +18,17 @@ SANDBOX_SECRET = "whsec_dGVzdC1zYW5kYm94LXNlY3JldC1mb3ItdGhlLXN1aXRl"
 ACTION_DELAY = 0.4
 RETRY_SCHEDULE = [0.0, 0.3, 0.3, 0.3, 0.3]
 
+# Test-mode credentials the test gateway is configured with; provider HTTP goes to these hosts,
+# where respx answers as the providers do (shapes from shared/providers.md).
+STRIPE_API = "https://stripe.test"
+STRIPE_SECRET_KEY = "sk_test_51Gateway0000000000000000000000000"
+STRIPE_WEBHOOK_SECRET = "whsec_test_stripe_endpoint_secret_0123456789"
+PAYSTACK_API = "https://paystack.test"
+PAYSTACK_SECRET_KEY = "sk_test_paystack0000000000000000000000000000"
+FLUTTERWAVE_API = "https://flutterwave.test"
+FLUTTERWAVE_SECRET_KEY = "FLWSECK_TEST-00000000000000000000000000000000-X"
+FLUTTERWAVE_SECRET_HASH = "flw-test-secret-hash-0123456789"
+
 
 @dataclass
 class Gateway:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from starlette.responses import Response
 
+from gateway.api.providers import router as providers_router
 from gateway.context import AppContext
 from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.errors import install_error_handlers
@@ -42,6 +43,7 @@ TAGS = [
     {"name": "events", "description": "The log of everything that happened, as the API showed it then."},
     {"name": "webhooks", "description": "Endpoints the payment providers call."},
     {"name": "webhook endpoints", "description": "Where the gateway sends signed events, and how that went."},
+    {"name": "providers", "description": "The payment rails this gateway can use."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(refunds_router)
     v1.include_router(stream_router)  # before events: /v1/events/stream is not an event id
     v1.include_router(events_router)
+    v1.include_router(providers_router)
     v1.include_router(inbound_router)
     v1.include_router(outbound_router)
     app.include_router(v1)

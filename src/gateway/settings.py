@@ -83,6 +83,31 @@ class DeliverySettings(BaseModel):
     allow_private_targets: bool = False
 
 
+class StripeSettings(BaseModel):
+    test_secret_key: SecretStr | None = None
+    live_secret_key: SecretStr | None = None
+    # The endpoint signing secrets (whsec_...) of the webhook endpoints registered at Stripe.
+    test_webhook_secret: SecretStr | None = None
+    live_webhook_secret: SecretStr | None = None
+    api_base: str = "https://api.stripe.com"
+
+
+class PaystackSettings(BaseModel):
+    # Paystack signs webhooks with the same secret key (HMAC-SHA512).
+    test_secret_key: SecretStr | None = None
+    live_secret_key: SecretStr | None = None
+    base_url: str = "https://api.paystack.co"
+
+
+class FlutterwaveSettings(BaseModel):
+    test_secret_key: SecretStr | None = None
+    live_secret_key: SecretStr | None = None
+    # The "secret hash" set in the dashboard, sent back in the `verif-hash` header.
+    test_secret_hash: SecretStr | None = None
+    live_secret_hash: SecretStr | None = None
+    base_url: str = "https://api.flutterwave.com"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -118,6 +143,9 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = SandboxSettings()
     webhooks: WebhookSettings = WebhookSettings()
     delivery: DeliverySettings = DeliverySettings()
+    stripe: StripeSettings = StripeSettings()
+    paystack: PaystackSettings = PaystackSettings()
+    flutterwave: FlutterwaveSettings = FlutterwaveSettings()
 
     # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)

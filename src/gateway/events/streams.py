@@ -11,8 +11,9 @@ A stream, in this order:
 4. sends live events, skipping any it already sent in step 2;
 5. all along, the comment `: heartbeat` every GATEWAY_STREAM_HEARTBEAT_SECONDS.
 
-On a client disconnect or a server shutdown the Redis connection is closed, which drops the
-subscription. If the pub/sub connection breaks (redis-py reconnects and resubscribes, and what was
+When the client disconnects the Redis connection is closed, which drops the subscription. When the
+server shuts down (SIGTERM/SIGINT under uvicorn) streams end cleanly within a second, and clients
+reconnect to another replica. If the pub/sub connection breaks (redis-py reconnects and resubscribes, and what was
 published meanwhile is lost), the stream ends instead of going on with a gap: the client reconnects
 with `Last-Event-ID` and the table fills the gap.
 """
@@ -20,7 +21,7 @@ with `Last-Event-ID` and the table fills the gap.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,12 @@ DB_TIMEOUT_SECONDS = 10.0
 # A client that takes longer than this to accept one message (a full TCP window) is dropped.
 SEND_TIMEOUT_SECONDS = 60.0
 CONFIRM_TIMEOUT_SECONDS = 5.0
+# On shutdown a stream notices within POLL_SECONDS and ends; after the grace period it is cut.
+POLL_SECONDS = 1.0
+SHUTDOWN_GRACE_SECONDS = 3.0
+
+
+Messages = AsyncGenerator[ServerSentEvent, None]
 
 
 class StreamInterrupted(Exception):
@@ -73,12 +80,17 @@ def checked_last_event_id(value: str | None) -> str | None:
     return value
 
 
-def event_source(ctx: AppContext, content: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
+def event_source(ctx: AppContext, stream: Callable[[anyio.Event], Messages]) -> EventSourceResponse:
+    """`stream(closing)` makes the messages; `closing` is set when the server shuts down, and the
+    stream then ends cleanly (its clients reconnect to another replica) instead of being cut."""
+    closing = anyio.Event()
     return EventSourceResponse(
-        content,
+        stream(closing),
         ping=ctx.settings.stream_heartbeat_seconds,
         ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
         send_timeout=SEND_TIMEOUT_SECONDS,
+        shutdown_event=closing,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
 
 
@@ -96,9 +108,10 @@ def _stored(e: EventOut) -> ServerSentEvent:
 class Subscription:
     """One Redis pub/sub connection on one channel, confirmed by Redis before it is used."""
 
-    def __init__(self, redis: Redis, name: str):
+    def __init__(self, redis: Redis, name: str, closing: anyio.Event):
         self._redis = redis
         self.name = name
+        self._closing = closing
         self._pubsub: PubSub | None = None
 
     async def __aenter__(self) -> Subscription:
@@ -127,11 +140,12 @@ class Subscription:
         with anyio.move_on_after(CONFIRM_TIMEOUT_SECONDS, shield=True):
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def next(self) -> tuple[dict[str, Any], str]:
-        """The next event published on the channel: parsed, and as sent (the JSON the API shows)."""
+    async def next(self) -> tuple[dict[str, Any], str] | None:
+        """The next event published on the channel, parsed and as sent (the JSON the API shows);
+        None once the server is shutting down."""
         assert self._pubsub is not None
-        while True:
-            msg = await self._pubsub.get_message(timeout=None)
+        while not self._closing.is_set():
+            msg = await self._pubsub.get_message(timeout=POLL_SECONDS)
             if msg is None:
                 continue
             if msg["type"] == "message":
@@ -140,6 +154,7 @@ class Subscription:
             if msg["type"] == "subscribe":
                 # redis-py reconnected and resubscribed: whatever was published in between is lost.
                 raise StreamInterrupted("pub/sub connection re-established")
+        return None
 
 
 @contextlib.asynccontextmanager
@@ -147,9 +162,6 @@ async def _session(ctx: AppContext) -> AsyncIterator[AsyncSession]:
     with anyio.fail_after(DB_TIMEOUT_SECONDS, shield=True):
         async with ctx.sessionmaker() as session:
             yield session
-
-
-Messages = AsyncGenerator[ServerSentEvent, None]
 
 
 async def _guarded(stream: Messages, kind: str) -> Messages:
@@ -171,14 +183,21 @@ async def _guarded(stream: Messages, kind: str) -> Messages:
 def merchant_stream(
     ctx: AppContext, principal: Principal, types: tuple[str, ...], last_event_id: str | None
 ) -> EventSourceResponse:
-    return event_source(ctx, _guarded(_merchant_events(ctx, principal, types, last_event_id), "events"))
+    return event_source(
+        ctx,
+        lambda closing: _guarded(_merchant_events(ctx, principal, types, last_event_id, closing), "events"),
+    )
 
 
 async def _merchant_events(
-    ctx: AppContext, principal: Principal, types: tuple[str, ...], last_event_id: str | None
+    ctx: AppContext,
+    principal: Principal,
+    types: tuple[str, ...],
+    last_event_id: str | None,
+    closing: anyio.Event,
 ) -> Messages:
     wanted = types if types else ("*",)
-    async with Subscription(ctx.redis, channel(principal.merchant_id, principal.livemode)) as sub:
+    async with Subscription(ctx.redis, channel(principal.merchant_id, principal.livemode), closing) as sub:
         replayed: set[str] = set()
         cursor = last_event_id
         while cursor is not None:
@@ -192,8 +211,8 @@ async def _merchant_events(
                 yield _stored(e)
             cursor = rows[-1].id if len(rows) == REPLAY_BATCH else None
         yield READY
-        while True:
-            event, raw = await sub.next()
+        while (got := await sub.next()) is not None:
+            event, raw = got
             # Live events are not compared by id with Last-Event-ID: ids come from each replica's
             # clock, and an event committed late may carry a smaller id than one already sent.
             if event["id"] in replayed or not type_matches(wanted, event["type"]):
@@ -266,9 +285,12 @@ def payment_stream(
     subscription at all."""
     messages, done = view.catch_up(last_event_id)
     if done:
-        return event_source(ctx, _finished(messages))
+        return event_source(ctx, lambda closing: _finished(messages))
     return event_source(
-        ctx, _guarded(_payment_events(ctx, principal, view.payment_id, last_event_id), "payment")
+        ctx,
+        lambda closing: _guarded(
+            _payment_events(ctx, principal, view.payment_id, last_event_id, closing), "payment"
+        ),
     )
 
 
@@ -278,9 +300,13 @@ async def _finished(messages: list[ServerSentEvent]) -> Messages:
 
 
 async def _payment_events(
-    ctx: AppContext, principal: Principal, payment_id: str, last_event_id: str | None
+    ctx: AppContext,
+    principal: Principal,
+    payment_id: str,
+    last_event_id: str | None,
+    closing: anyio.Event,
 ) -> Messages:
-    async with Subscription(ctx.redis, channel(principal.merchant_id, principal.livemode)) as sub:
+    async with Subscription(ctx.redis, channel(principal.merchant_id, principal.livemode), closing) as sub:
         # Read again now that nothing can be missed: it may have moved since the caller's read.
         view = await payment_view(ctx, principal, payment_id)
         messages, done = view.catch_up(last_event_id)
@@ -290,8 +316,8 @@ async def _payment_events(
             return
         yield READY
         sent = {e.id for e in view.trail}
-        while True:
-            event, raw = await sub.next()
+        while (got := await sub.next()) is not None:
+            event, raw = got
             obj = event["data"]["object"]
             if event["id"] in sent or not _of_payment(obj, payment_id):
                 continue

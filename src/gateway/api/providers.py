@@ -1,0 +1,58 @@
+"""GET /v1/providers: what each provider can do, and whether it is configured in the caller's mode."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.schemas import error_responses
+
+router = APIRouter(tags=["providers"])
+
+
+class ProviderOut(BaseModel):
+    name: str
+    object: Literal["provider"] = "provider"
+    configured: bool
+    currencies: list[str]
+    flows: list[str]
+    refunds: bool
+    partial_refunds: bool
+    cancel: bool
+
+
+class ProviderList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ProviderOut]
+    has_more: bool = False
+
+
+@router.get(
+    "/providers",
+    operation_id="list_providers",
+    response_model=ProviderList,
+    summary="Every provider: configured in your mode or not, currencies, flows, refunds",
+    responses=error_responses(401),
+)
+async def list_providers(ctx: Ctx, principal: CurrentPrincipal) -> Response:
+    data = []
+    for name in ctx.registry.names():
+        p = ctx.registry.get(name)
+        assert p is not None
+        caps = p.capabilities
+        data.append(
+            ProviderOut(
+                name=name,
+                configured=p.is_configured(principal.livemode),
+                currencies=sorted(caps.currencies),
+                flows=sorted(caps.flows),
+                refunds=caps.refunds,
+                partial_refunds=caps.partial_refunds,
+                cancel=caps.cancel,
+            )
+        )
+    return Response(ProviderList(data=data).model_dump_json().encode(), media_type="application/json")

@@ -1,0 +1,51 @@
+"""What a provider driver tells the contract suite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import respx
+
+
+class Driver:
+    name: str = ""
+    currency = "KES"
+    amount = 5_000
+    decline_code = "card_declined"
+    # False for providers with no customer step, no webhooks and no outages to simulate (cash).
+    asynchronous = True
+
+    def create_body(self, scenario: str) -> dict[str, Any]:
+        """The POST /v1/payments body; scenario: "action" (customer step), "decline", "timeout"."""
+        return {"amount": self.amount, "currency": self.currency, "provider": self.name}
+
+    def mock_create(self, router: respx.Router, scenario: str) -> None:
+        """Provider HTTP for creating a payment in `scenario`."""
+
+    def mock_fetch(self, router: respx.Router, payment: dict[str, Any], status: str) -> None:
+        """Provider HTTP for a status query that finds the payment in `status` (our vocabulary)."""
+
+    def mock_refund(self, router: respx.Router, payment: dict[str, Any], amount: int) -> None:
+        """Provider HTTP for a refund of `amount` that the provider accepts."""
+
+    def success_webhook(
+        self,
+        payment: dict[str, Any],
+        *,
+        amount: int | None = None,
+        currency: str | None = None,
+        event_id: str | None = None,
+        reference: str | None = None,
+    ) -> tuple[dict[str, str], bytes]:
+        """A signed notification that the payment succeeded (optionally naming other money or reference)."""
+        raise NotImplementedError
+
+    def refund_webhook(
+        self, payment: dict[str, Any], refund: dict[str, Any]
+    ) -> tuple[dict[str, str], bytes] | None:
+        """A signed notification that the refund succeeded; None if refunds complete synchronously."""
+        return None
+
+    def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        """The same delivery with a signature that does not verify."""
+        raise NotImplementedError

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from drivers.base import Driver
+from support import signed
+
+
+class SandboxDriver(Driver):
+    name = "sandbox"
+    decline_code = "card_declined"
+
+    def create_body(self, scenario: str) -> dict[str, Any]:
+        method = {
+            "action": "pm_action_never",
+            "decline": "pm_card_declined",
+            "timeout": "pm_provider_timeout",
+            "refund_async": "pm_refund_async",
+        }[scenario]
+        return {**super().create_body(scenario), "payment_method": method}
+
+    def success_webhook(
+        self,
+        payment: dict[str, Any],
+        *,
+        amount: int | None = None,
+        currency: str | None = None,
+        event_id: str | None = None,
+        reference: str | None = None,
+    ) -> tuple[dict[str, str], bytes]:
+        body = json.dumps(
+            {
+                "id": event_id or f"sbevt_{uuid.uuid4().hex}",
+                "type": "payment.succeeded",
+                "created": int(datetime.now(UTC).timestamp()),
+                "data": {
+                    "object": "payment",
+                    "reference": reference or payment["provider_reference"],
+                    "payment_id": payment["id"] if reference is None else None,
+                    "status": "succeeded",
+                    "amount": payment["amount"] if amount is None else amount,
+                    "currency": currency or payment["currency"],
+                    "failure_code": None,
+                    "failure_message": None,
+                },
+            }
+        ).encode()
+        return signed(body), body
+
+    def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        sig = headers["webhook-signature"]
+        return {
+            **headers,
+            "webhook-signature": sig[:-6] + ("AAAAA=" if not sig.endswith("AAAAA=") else "BBBBB="),
+        }
+
+
+DRIVER = SandboxDriver()

@@ -1,0 +1,227 @@
+"""The provider contract: every provider, the same scenarios, the same answers from the gateway.
+
+Drivers (tests/drivers/) make each provider answer as it really does; this file says what the
+gateway must then do. Scenarios a provider cannot have (cash has no customer step) are skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+import drivers
+from drivers.base import Driver
+from support import Gateway, Merchant, wait_for
+
+DRIVERS: list[Driver] = [
+    importlib.import_module(f"drivers.{m.name}").DRIVER
+    for m in pkgutil.iter_modules(drivers.__path__)
+    if m.name != "base"
+]
+
+
+@pytest.fixture(params=DRIVERS, ids=lambda d: d.name)
+def driver(request: pytest.FixtureRequest) -> Driver:
+    d: Driver = request.param
+    return d
+
+
+def asynchronous(driver: Driver) -> None:
+    if not driver.asynchronous:
+        pytest.skip(f"{driver.name} has no customer step, webhooks or outages")
+
+
+async def create(client: httpx.AsyncClient, merchant: Merchant, body: dict[str, Any]) -> httpx.Response:
+    return await client.post(
+        "/v1/payments", json=body, headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())}
+    )
+
+
+async def get(client: httpx.AsyncClient, merchant: Merchant, path: str) -> dict[str, Any]:
+    r = await client.get(path, headers=merchant.auth)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def trail(client: httpx.AsyncClient, merchant: Merchant, payment_id: str) -> list[tuple[str, str]]:
+    data = (await get(client, merchant, f"/v1/payments/{payment_id}/events?limit=100"))["data"]
+    return [(e["type"], e["source"]) for e in reversed(data)]
+
+
+async def post_webhook(
+    client: httpx.AsyncClient, driver: Driver, headers: dict[str, str], body: bytes
+) -> int:
+    r = await client.post(f"/v1/webhooks/{driver.name}", content=body, headers=headers)
+    return r.status_code
+
+
+async def waiting_payment(
+    client: httpx.AsyncClient, merchant: Merchant, driver: Driver, provider_http: respx.Router
+) -> dict[str, Any]:
+    driver.mock_create(provider_http, "action")
+    r = await create(client, merchant, driver.create_body("action"))
+    assert r.status_code == 201, r.text
+    p = dict(r.json())
+    assert p["status"] == "requires_action"
+    assert p["next_action"] is not None
+    return p
+
+
+async def test_payment_then_partial_refund(
+    client: httpx.AsyncClient, merchant: Merchant, driver: Driver, provider_http: respx.Router
+) -> None:
+    if driver.asynchronous:
+        p = await waiting_payment(client, merchant, driver, provider_http)
+        headers, body = driver.success_webhook(p)
+        assert await post_webhook(client, driver, headers, body) == 200
+
+        async def succeeded() -> bool:
+            return bool((await get(client, merchant, f"/v1/payments/{p['id']}"))["status"] == "succeeded")
+
+        await wait_for(succeeded)
+        assert ("payment.succeeded", "webhook") in await trail(client, merchant, p["id"])
+    else:
+        r = await create(client, merchant, driver.create_body("action"))
+        assert (r.status_code, r.json()["status"]) == (201, "succeeded")
+        p = dict(r.json())
+
+    driver.mock_refund(provider_http, p, 1_000)
+    r = await client.post(
+        f"/v1/payments/{p['id']}/refunds",
+        json={"amount": 1_000},
+        headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert r.status_code == 201, r.text
+    refund = r.json()
+    assert refund["amount"] == 1_000
+    if refund["status"] == "pending":
+        hook = driver.refund_webhook(p, refund)
+        assert hook is not None, "a pending refund needs the provider's word to finish"
+        assert await post_webhook(client, driver, *hook) == 200
+
+        async def refunded() -> bool:
+            return bool((await get(client, merchant, f"/v1/refunds/{refund['id']}"))["status"] == "succeeded")
+
+        await wait_for(refunded)
+    after = await get(client, merchant, f"/v1/payments/{p['id']}")
+    assert (after["status"], after["amount_refunded"]) == ("partially_refunded", 1_000)
+
+
+async def test_decline_is_402(
+    client: httpx.AsyncClient, merchant: Merchant, driver: Driver, provider_http: respx.Router
+) -> None:
+    asynchronous(driver)
+    driver.mock_create(provider_http, "decline")
+    r = await create(client, merchant, driver.create_body("decline"))
+    assert r.status_code == 402, r.text
+    assert r.json()["code"] == driver.decline_code
+    assert r.json()["payment"]["status"] == "failed"
+
+
+async def test_timeout_then_sync_resolves(
+    client: httpx.AsyncClient, merchant: Merchant, driver: Driver, provider_http: respx.Router
+) -> None:
+    asynchronous(driver)
+    driver.mock_create(provider_http, "timeout")
+    r = await create(client, merchant, driver.create_body("timeout"))
+    assert r.status_code == 504, r.text
+    assert r.json()["code"] == "provider_timeout"
+    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']}")
+    assert p["status"] == "pending"
+    driver.mock_fetch(provider_http, p, "succeeded")
+    synced = await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["status"] == "succeeded"
+    assert await trail(client, merchant, p["id"]) == [
+        ("payment.created", "api"),
+        ("payment.succeeded", "sync"),
+    ]
+
+
+async def test_duplicate_webhook_changes_nothing(
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    merchant: Merchant,
+    driver: Driver,
+    provider_http: respx.Router,
+) -> None:
+    asynchronous(driver)
+    p = await waiting_payment(client, merchant, driver, provider_http)
+    headers, body = driver.success_webhook(p)
+    assert await post_webhook(client, driver, headers, body) == 200
+    assert await post_webhook(client, driver, headers, body) == 200
+
+    async def settled() -> bool:
+        return bool((await get(client, merchant, f"/v1/payments/{p['id']}"))["status"] == "succeeded")
+
+    await wait_for(settled)
+    events = await trail(client, merchant, p["id"])
+    assert [t for t, _ in events].count("payment.succeeded") == 1
+    assert "payment.transition_rejected" not in [t for t, _ in events]
+
+
+async def test_forged_webhook_is_rejected(
+    client: httpx.AsyncClient, merchant: Merchant, driver: Driver, provider_http: respx.Router
+) -> None:
+    asynchronous(driver)
+    p = await waiting_payment(client, merchant, driver, provider_http)
+    headers, body = driver.success_webhook(p)
+    r = await client.post(f"/v1/webhooks/{driver.name}", content=body, headers=driver.forge(headers, body))
+    assert r.status_code == 401
+    assert r.json()["code"] == "webhook_signature_invalid"
+    assert (await get(client, merchant, f"/v1/payments/{p['id']}"))["status"] == "requires_action"
+
+
+async def test_webhook_for_an_unknown_reference_is_stored_and_flagged(
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    merchant: Merchant,
+    driver: Driver,
+    provider_http: respx.Router,
+) -> None:
+    asynchronous(driver)
+    p = await waiting_payment(client, merchant, driver, provider_http)
+    ghost = "ghost_" + uuid.uuid4().hex
+    headers, body = driver.success_webhook(p, reference=ghost)
+    assert await post_webhook(client, driver, headers, body) == 200
+
+    async def flagged() -> bool:
+        return bool(
+            await gateway.scalar(
+                "SELECT count(*) FROM inbound_webhooks WHERE provider = :p AND outcome = 'unmatched' "
+                "AND payload::text LIKE :g",
+                p=driver.name,
+                g=f"%{ghost}%",
+            )
+        )
+
+    await wait_for(flagged)
+    assert (await get(client, merchant, f"/v1/payments/{p['id']}"))["status"] == "requires_action"
+
+
+@pytest.mark.parametrize("mismatch", ["amount", "currency"])
+async def test_success_naming_other_money_is_not_applied(
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    merchant: Merchant,
+    driver: Driver,
+    provider_http: respx.Router,
+    mismatch: str,
+) -> None:
+    asynchronous(driver)
+    p = await waiting_payment(client, merchant, driver, provider_http)
+    wrong: dict[str, Any] = {"amount": p["amount"] + 100} if mismatch == "amount" else {"currency": "NGN"}
+    headers, body = driver.success_webhook(p, **wrong)
+    assert await post_webhook(client, driver, headers, body) == 200
+
+    async def recorded() -> bool:
+        return any(t == "payment.transition_rejected" for t, _ in await trail(client, merchant, p["id"]))
+
+    await wait_for(recorded)
+    assert (await get(client, merchant, f"/v1/payments/{p['id']}"))["status"] == "requires_action"
