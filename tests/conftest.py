@@ -25,6 +25,7 @@ from gateway.settings import (
     DeliverySettings,
     FlutterwaveSettings,
     PaystackSettings,
+    ReconcilerSettings,
     SandboxSettings,
     Settings,
     StripeSettings,
@@ -51,7 +52,11 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
         host="127.0.0.1",
         port=port,
         log_level="WARNING",
-        sandbox=SandboxSettings(webhook_secret=SANDBOX_SECRET, action_delay_seconds=ACTION_DELAY),
+        # Nothing becomes due for the reconciler unless a test says so (tests/reconciler runs it by hand).
+        sandbox=SandboxSettings(
+            webhook_secret=SANDBOX_SECRET, action_delay_seconds=ACTION_DELAY, reconcile_after_seconds=10**7
+        ),
+        reconciler=ReconcilerSettings(run_in_process=False),
         webhooks=WebhookSettings(sweep_after_seconds=1.0, sweep_interval_seconds=0.25),
         api_key_cache_seconds=0,
         # Short retries so the schedule runs in a test; receivers live on 127.0.0.1.

@@ -207,7 +207,7 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Deliver merchant webhooks (run as many as you like, on any machines: they share the queue)."""
+    """Deliver merchant webhooks and reconcile unsettled payments (run any number: they share the work)."""
     settings = _settings_or_exit()
     if not settings.database_url:
         typer.secho("Set GATEWAY_DATABASE_URL.", fg="red", err=True)
@@ -220,16 +220,34 @@ def worker() -> None:
     configure_logging(settings.log_level, settings.log_json)
 
     async def main() -> None:
+        from redis.asyncio import Redis
+
+        from gateway.main import build_registry
+        from gateway.reconciler.service import Reconciler
+
         engine = make_engine(settings.database_url, settings.database)
-        worker = DeliveryWorker(make_sessionmaker(engine), settings.delivery)
+        sessionmaker = make_sessionmaker(engine)
+        worker = DeliveryWorker(sessionmaker, settings.delivery)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        tasks = [asyncio.create_task(worker.run(stop))]
+        # The reconciler talks to providers, which need Redis (token caches, sandbox state).
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        registry = build_registry(settings, redis) if redis is not None else None
+        if registry is not None:
+            tasks.append(
+                asyncio.create_task(Reconciler(sessionmaker, registry, settings.reconciler).run(stop))
+            )
         try:
-            await worker.run(stop)
+            await asyncio.gather(*tasks)
         finally:
             await worker.aclose()
+            if registry is not None:
+                await registry.aclose()
+            if redis is not None:
+                await redis.aclose()
             await engine.dispose()
 
     asyncio.run(main())

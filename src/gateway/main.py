@@ -28,6 +28,7 @@ from gateway.payments.router import router as payments_router
 from gateway.providers.cash.adapter import CashProvider
 from gateway.providers.registry import ProviderRegistry
 from gateway.providers.sandbox.adapter import SandboxProvider
+from gateway.reconciler.service import Reconciler
 from gateway.refunds.router import router as refunds_router
 from gateway.settings import Settings, get_settings
 from gateway.webhooks.inbound import service as inbound
@@ -95,13 +96,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         worker = DeliveryWorker(sessionmaker, settings.delivery)
         worker_task = asyncio.create_task(worker.run(stop)) if settings.delivery.run_in_process else None
+        reconciler = Reconciler(sessionmaker, registry, settings.reconciler)
+        reconciler_task = (
+            asyncio.create_task(reconciler.run(stop)) if settings.reconciler.run_in_process else None
+        )
         log.info("gateway_started", providers=registry.names(), environment=settings.environment)
         try:
             yield
         finally:
             stop.set()
-            if worker_task is not None:
-                await worker_task
+            for task in (worker_task, reconciler_task):
+                if task is not None:
+                    await task
             await worker.aclose()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

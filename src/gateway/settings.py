@@ -45,6 +45,10 @@ class SandboxSettings(BaseModel):
     send_webhooks: bool = True
     # Off: the sandbox declares it cannot refund, for testing how an integration handles such providers.
     refunds: bool = True
+    # The reconciler's first question about an unsettled sandbox payment, and when a customer who never
+    # acts makes the payment expire.
+    reconcile_after_seconds: float = Field(60.0, ge=0)
+    action_ttl_seconds: float = Field(900.0, gt=0)
 
 
 class WebhookSettings(BaseModel):
@@ -81,6 +85,17 @@ class DeliverySettings(BaseModel):
     # Endpoints on loopback, private, link-local or metadata addresses are refused unless this is on
     # (`gateway dev` turns it on, with a warning, so local receivers work).
     allow_private_targets: bool = False
+
+
+class ReconcilerSettings(BaseModel):
+    """Asks providers about payments and refunds they never reported on; expires abandoned ones."""
+
+    run_in_process: bool = True
+    interval_seconds: float = Field(15.0, gt=0)
+    batch_size: int = Field(50, ge=1, le=1_000)
+    # Between two questions about the same object: doubling from `backoff_seconds` up to the max.
+    backoff_seconds: float = Field(60.0, gt=0)
+    max_backoff_seconds: float = Field(3_600.0, gt=0)
 
 
 class StripeSettings(BaseModel):
@@ -143,6 +158,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = SandboxSettings()
     webhooks: WebhookSettings = WebhookSettings()
     delivery: DeliverySettings = DeliverySettings()
+    reconciler: ReconcilerSettings = ReconcilerSettings()
     stripe: StripeSettings = StripeSettings()
     paystack: PaystackSettings = PaystackSettings()
     flutterwave: FlutterwaveSettings = FlutterwaveSettings()

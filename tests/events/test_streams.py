@@ -357,6 +357,24 @@ async def test_disconnecting_drops_the_redis_subscription(
     await wait_for(none_left, timeout=5)
 
 
+async def test_a_broken_redis_connection_ends_the_stream_rather_than_leaving_a_gap(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    async def pubsub_clients() -> set[str]:
+        return {c["id"] for c in await gateway.ctx.redis.client_list(_type="pubsub")}
+
+    before = await pubsub_clients()
+    async with client.stream("GET", "/v1/events/stream", headers=merchant.auth) as r:
+        stream = Stream(r)
+        assert await stream.ready() == []
+        ours = await pubsub_clients() - before
+        assert len(ours) == 1
+        # What was published while redis-py reconnected would be lost: the stream must end, so that
+        # the client resumes from the table with Last-Event-ID.
+        assert await gateway.ctx.redis.client_kill_filter(_id=ours.pop()) == 1
+        assert await stream.end(timeout=10) == []
+
+
 async def test_heartbeats_keep_an_idle_stream_talking(second_gateway: Gateway, merchant: Merchant) -> None:
     async with (
         httpx.AsyncClient(base_url=second_gateway.base_url, timeout=10) as c,

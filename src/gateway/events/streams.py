@@ -12,10 +12,10 @@ A stream, in this order:
 5. all along, the comment `: heartbeat` every GATEWAY_STREAM_HEARTBEAT_SECONDS.
 
 When the client disconnects the Redis connection is closed, which drops the subscription. When the
-server shuts down (SIGTERM/SIGINT under uvicorn) streams end cleanly within a second, and clients
-reconnect to another replica. If the pub/sub connection breaks (redis-py reconnects and resubscribes, and what was
-published meanwhile is lost), the stream ends instead of going on with a gap: the client reconnects
-with `Last-Event-ID` and the table fills the gap.
+server shuts down (SIGTERM/SIGINT under uvicorn) streams end cleanly within a second or two, and
+clients reconnect to another replica. If the pub/sub connection breaks (redis-py reconnects and
+resubscribes, and what was published meanwhile is lost), the stream ends instead of going on with a
+gap: the client reconnects with `Last-Event-ID` and the table fills the gap.
 """
 
 from __future__ import annotations

@@ -3,7 +3,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.base import Base
@@ -22,6 +32,11 @@ class Payment(Base):
         Index("ix_payments_merchant_reference", "merchant_id", "reference"),
         Index("ix_payments_merchant_customer_email", "merchant_id", "customer_email"),
         Index("ix_payments_provider_reference", "provider", "provider_reference"),
+        Index(
+            "ix_payments_reconcile_due",
+            "next_reconcile_at",
+            postgresql_where=text("status IN ('pending', 'requires_action', 'processing')"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -50,6 +65,9 @@ class Payment(Base):
     request_fingerprint: Mapped[str] = mapped_column(String(64))
     # A lease on the provider call: set while one request talks to the provider for this payment.
     provider_lease_until: Mapped[datetime | None]
+    # When the reconciler next asks the provider about this payment (while it is unsettled).
+    next_reconcile_at: Mapped[datetime | None]
+    reconcile_attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     completed_at: Mapped[datetime | None]

@@ -43,6 +43,7 @@ from gateway.providers.base import (
     ProviderFailure,
     ProviderMisconfigured,
     ProviderTimedOut,
+    RefundRef,
 )
 from gateway.providers.registry import ProviderRegistry
 
@@ -83,6 +84,16 @@ def payment_ref(p: Payment) -> PaymentRef:
         livemode=p.livemode,
         created_at=p.created_at,
         payment_method=p.payment_method,
+    )
+
+
+def refund_ref(refund: Any, payment: Payment) -> RefundRef:
+    return RefundRef(
+        refund_id=refund.id,
+        provider_reference=refund.provider_reference,
+        payment=payment_ref(payment),
+        amount=refund.amount,
+        created_at=refund.created_at,
     )
 
 
@@ -153,7 +164,7 @@ class PaymentService:
         provider = self._provider(body.provider)
         self._check(provider, body, principal.livemode)
 
-        payment, created = await self._insert_or_find(principal, body, idempotency_key, fingerprint)
+        payment, created = await self._insert_or_find(principal, body, idempotency_key, fingerprint, provider)
         if not created:
             if payment.status != state.S.PENDING:
                 return render_payment(payment, request_id, created=True)
@@ -175,7 +186,7 @@ class PaymentService:
         return render_payment(await self._apply(payment.id, result, "api"), request_id, created=True)
 
     async def _insert_or_find(
-        self, principal: Principal, body: PaymentCreate, key: str, fingerprint: str
+        self, principal: Principal, body: PaymentCreate, key: str, fingerprint: str, provider: PaymentProvider
     ) -> tuple[Payment, bool]:
         existing = await self.repo.get_by_idempotency_key(principal.merchant_id, key)
         if existing is None:
@@ -202,6 +213,8 @@ class PaymentService:
                     "idempotency_key": key,
                     "request_fingerprint": fingerprint,
                     "provider_lease_until": now + self.lease,
+                    "next_reconcile_at": now
+                    + timedelta(seconds=provider.capabilities.reconcile_after_seconds),
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -265,17 +278,41 @@ class PaymentService:
         return payment
 
     async def sync(self, principal: Principal, payment_id: str) -> Payment:
-        payment = await self.get(principal, payment_id)
-        if payment.status in state.FINAL:
-            return payment
-        provider = self._provider(payment.provider)
-        ref = payment_ref(payment)
-        await self.session.commit()  # no transaction (or row lock) held across the provider call
+        await self.get(principal, payment_id)
         try:
-            result = await provider.fetch_payment(ref)
+            return await sync_payment(self.session, self.registry, payment_id, source="sync")
         except ProviderFailure as e:
-            raise provider_error(e, payment.id) from e
-        return await self._apply(payment.id, result, "sync")
+            raise provider_error(e, payment_id) from e
+
+
+async def sync_payment(
+    session: AsyncSession, registry: ProviderRegistry, payment_id: str, *, source: str
+) -> Payment:
+    """Asks the provider where a payment stands and applies the answer; the API's sync and the
+    reconciler share it. A payment still waiting for its customer past the provider's TTL expires."""
+    repo = PaymentRepository(session)
+    payment = await repo.lock(payment_id)
+    assert payment is not None
+    provider = registry.get(payment.provider)
+    if payment.status in state.FINAL or provider is None:
+        await session.commit()
+        return payment
+    ref = payment_ref(payment)
+    await session.commit()  # no transaction (or row lock) held across the provider call
+    result = await provider.fetch_payment(ref)
+    payment = await repo.lock(payment_id)
+    assert payment is not None
+    await state.apply_result(session, payment, result, source=source)
+    ttl = provider.capabilities.action_ttl_seconds
+    if (
+        payment.status == state.S.REQUIRES_ACTION
+        and ttl is not None
+        and payment.created_at + timedelta(seconds=ttl) <= datetime.now(UTC)
+    ):
+        # The provider, just asked, still waits for the customer, and the customer's time is up.
+        await state.move(session, payment, state.S.EXPIRED, source=source)
+    await session.commit()
+    return payment
 
 
 def provider_error(

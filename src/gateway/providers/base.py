@@ -30,6 +30,10 @@ class Capabilities:
     cancel: bool = True
     # Where a provider knows a closed set of `payment_method` values (the sandbox's test values).
     payment_methods: frozenset[str] | None = None
+    # The reconciler first asks about an unsettled payment or refund this long after creation...
+    reconcile_after_seconds: float = 120.0
+    # ...and a payment still waiting for its customer this long after creation expires (None: never).
+    action_ttl_seconds: float | None = 3_600.0
 
 
 @dataclass(frozen=True)

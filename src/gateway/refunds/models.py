@@ -3,7 +3,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.base import Base
@@ -18,6 +28,7 @@ class Refund(Base):
         Index("ix_refunds_merchant_id_id", "merchant_id", text("id DESC")),
         Index("ix_refunds_payment_id_status", "payment_id", "status"),
         Index("ix_refunds_provider_reference", "provider_reference"),
+        Index("ix_refunds_reconcile_due", "next_reconcile_at", postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -36,5 +47,7 @@ class Refund(Base):
     request_fingerprint: Mapped[str] = mapped_column(String(64))
     # Set while one request talks to the provider about this refund (see payments.provider_lease_until).
     provider_lease_until: Mapped[datetime | None]
+    next_reconcile_at: Mapped[datetime | None]
+    reconcile_attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

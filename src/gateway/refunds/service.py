@@ -96,6 +96,7 @@ class RefundService:
                 "idempotency_key": idempotency_key,
                 "request_fingerprint": fingerprint,
                 "provider_lease_until": now + self.lease,
+                "next_reconcile_at": now + timedelta(seconds=provider.capabilities.reconcile_after_seconds),
                 "created_at": now,
                 "updated_at": now,
             }

@@ -32,6 +32,7 @@ class CashProvider:
         refunds=True,
         partial_refunds=True,
         cancel=False,
+        action_ttl_seconds=None,
     )
 
     def is_configured(self, livemode: bool) -> bool:

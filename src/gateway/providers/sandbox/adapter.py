@@ -83,6 +83,8 @@ class SandboxProvider:
             partial_refunds=settings.refunds,
             cancel=True,
             payment_methods=frozenset(tf.SCENARIOS),
+            reconcile_after_seconds=settings.reconcile_after_seconds,
+            action_ttl_seconds=settings.action_ttl_seconds,
         )
 
     def is_configured(self, livemode: bool) -> bool:
