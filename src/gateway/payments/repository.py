@@ -33,6 +33,12 @@ class PaymentRepository:
         stmt = select(Payment).where(Payment.id == payment_id).with_for_update()
         return (await self.session.scalars(stmt.execution_options(populate_existing=True))).first()
 
+    async def get_any(self, payment_id: str) -> Payment | None:
+        return await self.session.get(Payment, payment_id)
+
+    async def status_of(self, payment_id: str) -> str | None:
+        return (await self.session.execute(select(Payment.status).where(Payment.id == payment_id))).scalar()
+
     async def find_id_by_provider_reference(self, provider: str, reference: str) -> str | None:
         stmt = select(Payment.id).where(Payment.provider == provider, Payment.provider_reference == reference)
         return (await self.session.scalars(stmt)).first()

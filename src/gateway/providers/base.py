@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+CALLBACK_TOKEN_HEADER = "gateway-callback-token"
+
 
 class Flow(StrEnum):
     REDIRECT = "redirect"
@@ -30,6 +32,11 @@ class Capabilities:
     cancel: bool = True
     # Where a provider knows a closed set of `payment_method` values (the sandbox's test values).
     payment_methods: frozenset[str] | None = None
+    # Providers that sign nothing (M-Pesa, MoMo): a callback is only a hint; the gateway asks the
+    # provider (fetch_payment) and applies that answer instead of the callback's.
+    query_before_acting: bool = False
+    # The body the provider expects in our 200 answer to its webhook.
+    webhook_ack: bytes = b'{"received":true}'
     # The reconciler first asks about an unsettled payment or refund this long after creation...
     reconcile_after_seconds: float = 120.0
     # ...and a payment still waiting for its customer this long after creation expires (None: never).
@@ -180,7 +187,11 @@ class PaymentProvider(Protocol):
     async def fetch_refund(self, ref: RefundRef) -> RefundResult: ...
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
-        """Check authenticity on the raw bytes, then parse; raises WebhookVerificationError/PayloadError."""
+        """Check authenticity on the raw bytes, then parse; raises WebhookVerificationError/PayloadError.
+
+        For callbacks whose URL carries a secret (POST|PUT /v1/webhooks/{provider}/{token}), the token
+        arrives as the CALLBACK_TOKEN_HEADER pseudo-header; the router drops any such header a caller sent.
+        """
         ...
 
     def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:

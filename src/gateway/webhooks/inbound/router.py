@@ -10,6 +10,7 @@ from starlette.responses import Response
 from gateway.api.deps import Ctx, Session
 from gateway.api.schemas import error_responses
 from gateway.context import AppContext
+from gateway.providers.base import CALLBACK_TOKEN_HEADER
 from gateway.webhooks.inbound import service
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -20,12 +21,33 @@ async def _process_all(ctx: AppContext, inbox_ids: list[str]) -> None:
         await service.process(ctx.sessionmaker, ctx.registry, inbox_id)
 
 
+def _headers(request: Request, token: str | None) -> dict[str, str]:
+    headers = {k: v for k, v in request.headers.items() if k != CALLBACK_TOKEN_HEADER}
+    if token is not None:
+        headers[CALLBACK_TOKEN_HEADER] = token
+    return headers
+
+
+async def _receive(
+    provider: str,
+    token: str | None,
+    request: Request,
+    session: Session,
+    ctx: Ctx,
+    background: BackgroundTasks,
+) -> Response:
+    body = await request.body()
+    stored, ack = await service.receive(session, ctx.registry, provider, _headers(request, token), body)
+    if stored:
+        background.add_task(_process_all, ctx, stored)
+    return Response(ack, media_type="application/json")
+
+
 @router.post(
     "/{provider}",
     operation_id="receive_provider_webhook",
     summary="Receive a payment provider's webhook",
     responses=error_responses(400, 401, 404),
-    include_in_schema=True,
 )
 async def receive_provider_webhook(
     provider: Annotated[str, Path(max_length=32)],
@@ -34,8 +56,22 @@ async def receive_provider_webhook(
     ctx: Ctx,
     background: BackgroundTasks,
 ) -> Response:
-    body = await request.body()
-    stored = await service.receive(session, ctx.registry, provider, request.headers, body)
-    if stored:
-        background.add_task(_process_all, ctx, stored)
-    return Response(b'{"received":true}', media_type="application/json")
+    return await _receive(provider, None, request, session, ctx, background)
+
+
+@router.api_route(
+    "/{provider}/{token}",
+    methods=["POST", "PUT"],
+    operation_id="receive_provider_callback",
+    summary="Receive a callback whose URL carries a secret token (M-Pesa, MTN MoMo: they sign nothing)",
+    responses=error_responses(400, 401, 404),
+)
+async def receive_provider_callback(
+    provider: Annotated[str, Path(max_length=32)],
+    token: Annotated[str, Path(max_length=200)],
+    request: Request,
+    session: Session,
+    ctx: Ctx,
+    background: BackgroundTasks,
+) -> Response:
+    return await _receive(provider, token, request, session, ctx, background)

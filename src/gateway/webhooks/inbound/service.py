@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.errors import NotFound, WebhookMalformed, WebhookSignatureInvalid
 from gateway.payments import state
 from gateway.payments.repository import PaymentRepository
+from gateway.payments.service import sync_payment
 from gateway.providers.base import WebhookEvent, WebhookPayloadError, WebhookVerificationError
 from gateway.providers.registry import ProviderRegistry
 from gateway.refunds.repository import RefundRepository
@@ -26,8 +27,9 @@ async def receive(
     provider_name: str,
     headers: Mapping[str, str],
     body: bytes,
-) -> list[str]:
-    """Verifies and stores; returns the ids of newly stored events (duplicates are dropped here)."""
+) -> tuple[list[str], bytes]:
+    """Verifies and stores; returns the ids of newly stored events (duplicates are dropped here) and
+    the acknowledgement body the provider expects."""
     provider = registry.get(provider_name)
     if provider is None:
         raise NotFound(f"No provider named {provider_name!r}.")
@@ -48,7 +50,7 @@ async def receive(
         else:
             stored.append(inbox_id)
     await session.commit()
-    return stored
+    return stored, provider.capabilities.webhook_ack
 
 
 async def process(
@@ -65,7 +67,9 @@ async def process(
             if provider is None:
                 raise WebhookPayloadError(f"provider {row.provider!r} is no longer registered")
             event = provider.interpret_webhook(row.payload)
-            if event.refund_result is not None:
+            if provider.capabilities.query_before_acting and event.result is not None:
+                outcome = await _confirm_by_query(sessionmaker, registry, session, row.provider, event)
+            elif event.refund_result is not None:
                 outcome = await _apply_refund_event(session, event)
             else:
                 outcome = await _apply_payment_event(session, row.provider, event)
@@ -97,6 +101,28 @@ async def _apply_payment_event(session: AsyncSession, provider: str, event: Webh
     structlog.contextvars.bind_contextvars(payment_id=payment.id)
     moved = await state.apply_result(session, payment, event.result, source="webhook")
     return "processed" if moved else "no_change"
+
+
+async def _confirm_by_query(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    registry: ProviderRegistry,
+    session: AsyncSession,
+    provider: str,
+    event: WebhookEvent,
+) -> str:
+    """An unsigned callback only says "look now": apply what the provider answers to a status query."""
+    payments = PaymentRepository(session)
+    payment_id = event.payment_id
+    if event.provider_reference is not None:
+        payment_id = (
+            await payments.find_id_by_provider_reference(provider, event.provider_reference) or payment_id
+        )
+    if payment_id is None or await payments.get_any(payment_id) is None:
+        return "unmatched"
+    async with sessionmaker() as own:  # sync_payment commits around the provider call
+        before = await PaymentRepository(own).status_of(payment_id)
+        after = await sync_payment(own, registry, payment_id, source="webhook")
+    return "processed" if after.status != before else "no_change"
 
 
 async def _apply_refund_event(session: AsyncSession, event: WebhookEvent) -> str:
