@@ -29,6 +29,7 @@ from gateway.settings import (
     SandboxSettings,
     Settings,
     StripeSettings,
+    WaveSettings,
     WebhookSettings,
 )
 from support import ACTION_DELAY, RETRY_SCHEDULE, SANDBOX_SECRET, Gateway, Merchant
@@ -65,6 +66,7 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
             poll_interval_seconds=0.05,
             allow_private_targets=True,
             timeout_seconds=2,
+            run_in_process=False,  # the fixture runs it, so a test can pause it
         ),
         stripe=StripeSettings(
             test_secret_key=support.STRIPE_SECRET_KEY,
@@ -77,6 +79,12 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
             test_secret_hash=support.FLUTTERWAVE_SECRET_HASH,
             base_url=support.FLUTTERWAVE_API,
         ),
+        wave=WaveSettings(
+            test_api_key=support.WAVE_API_KEY,
+            test_webhook_secret=support.WAVE_WEBHOOK_SECRET,
+            base_url=support.WAVE_API,
+            reconcile_after_seconds=10**7,
+        ),
         provider_timeout_seconds=2,
     )
     app = create_app(settings)
@@ -88,7 +96,10 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    yield Gateway(f"http://127.0.0.1:{port}", app)
+    gw = Gateway(f"http://127.0.0.1:{port}", app)
+    gw.start_worker()
+    yield gw
+    await gw.stop_worker()
     server.should_exit = True
     await task
 

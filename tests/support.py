@@ -13,6 +13,7 @@ from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
 from gateway.context import AppContext
+from gateway.webhooks.outbound.worker import DeliveryWorker
 
 SANDBOX_SECRET = "whsec_dGVzdC1zYW5kYm94LXNlY3JldC1mb3ItdGhlLXN1aXRl"
 ACTION_DELAY = 0.4
@@ -28,12 +29,31 @@ PAYSTACK_SECRET_KEY = "sk_test_paystack0000000000000000000000000000"
 FLUTTERWAVE_API = "https://flutterwave.test"
 FLUTTERWAVE_SECRET_KEY = "FLWSECK_TEST-00000000000000000000000000000000-X"
 FLUTTERWAVE_SECRET_HASH = "flw-test-secret-hash-0123456789"
+WAVE_API = "https://wave.test"
+WAVE_API_KEY = "wave_sn_test_gateway0000000000000000000000000000"
+WAVE_WEBHOOK_SECRET = "wave_sn_WHS_gatewaytestsecret0123456789abcdef"
 
 
 @dataclass
 class Gateway:
     base_url: str
     app: FastAPI
+    # The test gateway's own delivery worker, run here (not in the app) so a test can pause it.
+    _worker: DeliveryWorker | None = None
+    _worker_stop: asyncio.Event | None = None
+    _worker_task: asyncio.Task[None] | None = None
+
+    def start_worker(self) -> None:
+        self._worker = DeliveryWorker(self.ctx.sessionmaker, self.ctx.settings.delivery)
+        self._worker_stop = asyncio.Event()
+        self._worker_task = asyncio.create_task(self._worker.run(self._worker_stop))
+
+    async def stop_worker(self) -> None:
+        if self._worker_stop is not None and self._worker_task is not None and self._worker is not None:
+            self._worker_stop.set()
+            await self._worker_task
+            await self._worker.aclose()
+        self._worker = self._worker_stop = self._worker_task = None
 
     @property
     def ctx(self) -> AppContext:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -255,22 +256,30 @@ async def test_endpoint_crud_and_tenancy(
 
 
 async def test_two_worker_processes_deliver_each_event_exactly_once(
-    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, servers: EmbeddedServers
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, servers: EmbeddedServers, tmp_path: Path
 ) -> None:
     env = {
         **os.environ,
         "GATEWAY_DATABASE_URL": servers.postgres.url,
-        "GATEWAY_LOG_LEVEL": "WARNING",
+        "GATEWAY_LOG_LEVEL": "INFO",
         "GATEWAY_DELIVERY__ALLOW_PRIVATE_TARGETS": "true",
         "GATEWAY_DELIVERY__POLL_INTERVAL_SECONDS": "0.05",
         "GATEWAY_DELIVERY__BATCH_SIZE": "5",
     }
-    async with running_receiver() as rx:
-        await endpoint(client, merchant, rx.url, ["*"])
-        workers = [
-            subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=env) for _ in range(2)
-        ]
-        try:
+    await gateway.stop_worker()  # only the two processes below deliver in this test
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=env, stderr=log.open("wb"))
+        for log in logs
+    ]
+    try:
+
+        async def started() -> bool:
+            return all(b"delivery_worker_started" in log.read_bytes() for log in logs)
+
+        await wait_for(started, timeout=60)
+        async with running_receiver() as rx:
+            await endpoint(client, merchant, rx.url, ["*"])
             for _ in range(100):  # 100 cash payments: 200 events
                 await pay(client, merchant)
 
@@ -279,11 +288,12 @@ async def test_two_worker_processes_deliver_each_event_exactly_once(
 
             await wait_for(all_in, timeout=60)
             await asyncio.sleep(0.5)
-        finally:
-            for w in workers:
-                w.terminate()
-            for w in workers:
-                w.wait(timeout=30)
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(timeout=30)
+        gateway.start_worker()
     ids = [r.headers["webhook-id"] for r in rx.received]
     assert len(ids) == 200
     assert len(set(ids)) == 200
@@ -301,7 +311,7 @@ async def test_two_worker_processes_deliver_each_event_exactly_once(
         "ON d.id = a.delivery_id WHERE d.merchant_id = :m",
         m=merchant.id,
     )
-    assert workers_used >= 2
+    assert workers_used == 2
     assert [w.returncode for w in workers] == [0, 0]  # SIGTERM: finished in-flight work, exited cleanly
 
 
