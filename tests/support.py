@@ -33,6 +33,25 @@ WAVE_API = "https://wave.test"
 WAVE_API_KEY = "wave_sn_test_gateway0000000000000000000000000000"
 WAVE_WEBHOOK_SECRET = "wave_sn_WHS_gatewaytestsecret0123456789abcdef"
 
+MOMO_API = "https://momo.test"
+MOMO_SUBSCRIPTION_KEY = "0f6e3c1c5b3a4f0e9d2c8b7a6f5e4d3c"
+MOMO_API_USER = "2d3c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a"
+MOMO_API_KEY = "8b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
+MOMO_DISBURSEMENT_SUBSCRIPTION_KEY = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"
+MOMO_DISBURSEMENT_API_USER = "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918"
+MOMO_DISBURSEMENT_API_KEY = "1f2e3d4c5b6a79880716a5b4c3d2e1f0"
+MOMO_CALLBACK_TOKEN = "momo-cb-4kJ9xQ2vR7tW1yZ5nB8mC3"
+
+# M-Pesa: Daraja's public sandbox shortcode and passkey (shared/providers.md §2.8).
+MPESA_API = "https://mpesa.test"
+MPESA_CONSUMER_KEY = "mpesa-test-consumer-key-0123456789"
+MPESA_CONSUMER_SECRET = "mpesa-test-consumer-secret-9876543210"
+MPESA_SHORTCODE = "174379"
+MPESA_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+MPESA_INITIATOR = "apiop37"
+MPESA_SECURITY_CREDENTIAL = "c2VjdXJpdHktY3JlZGVudGlhbC1vZi10aGUtdGVzdC1pbml0aWF0b3I="
+MPESA_CALLBACK_TOKEN = "mpesa-cb-Vq7Lm2Xp9Rt4Kw8Zs3Nd6Hy1"
+
 
 @dataclass
 class Gateway:

@@ -90,3 +90,12 @@ async def test_cli_creates_a_merchant_whose_key_works(
     )
     assert r.status_code == 201
     assert r.json()["currency"] == "XOF"
+
+
+def test_callback_tokens_never_reach_the_access_log() -> None:
+    from gateway.middleware import _loggable
+
+    assert _loggable("/v1/webhooks/mpesa/s3cr3t-t0ken") == "/v1/webhooks/mpesa/[redacted]"
+    assert _loggable("/v1/webhooks/momo/abc") == "/v1/webhooks/momo/[redacted]"
+    assert _loggable("/v1/webhooks/stripe") == "/v1/webhooks/stripe"
+    assert _loggable("/v1/payments/pay_1/events") == "/v1/payments/pay_1/events"

@@ -53,6 +53,10 @@ class InvalidEmail(GatewayError):
     status, code, title = 422, "invalid_email", "The request is not valid"
 
 
+class InvalidPhone(GatewayError):
+    status, code, title = 422, "invalid_phone", "The provider cannot take this phone number"
+
+
 class InvalidCursor(GatewayError):
     status, code, title = 422, "invalid_cursor", "The pagination cursor is not valid"
 
@@ -203,7 +207,14 @@ def render_gateway_error(exc: GatewayError, request_id: str | None) -> Response:
 
 # Error kinds of our own validators that deserve their own top-level code (see docs/api.md).
 SPECIFIC_VALIDATION_CODES = frozenset(
-    {"invalid_currency", "invalid_phone", "invalid_email", "amount_too_large", "invalid_metadata"}
+    {
+        "invalid_currency",
+        "invalid_phone",
+        "invalid_email",
+        "amount_too_large",
+        "invalid_metadata",
+        "card_number_not_allowed",
+    }
 )
 
 

@@ -13,6 +13,14 @@ log = structlog.get_logger("gateway.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+_CALLBACK_TOKEN = re.compile(r"^(/v1/webhooks/[^/]+/)[^/]+$")
+
+
+def _loggable(path: str) -> str:
+    """Callback URLs carry a secret (M-Pesa, MoMo sign nothing): never log it."""
+    return _CALLBACK_TOKEN.sub(r"\1[redacted]", path)
+
+
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app

@@ -14,6 +14,11 @@ class Driver:
     decline_code = "card_declined"
     # False for providers with no customer step, no webhooks and no outages to simulate (cash).
     asynchronous = True
+    # False for providers that refund only whole payments (Wave): the refund scenario refunds it all.
+    partial_refunds = True
+    # False where the provider's notifications carry no currency (M-Pesa: KES only), so a success
+    # naming another currency cannot be written.
+    names_currency = True
 
     def create_body(self, scenario: str) -> dict[str, Any]:
         """The POST /v1/payments body; scenario: "action" (customer step), "decline", "timeout"."""
@@ -49,3 +54,8 @@ class Driver:
     def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
         """The same delivery with a signature that does not verify."""
         raise NotImplementedError
+
+    def webhook_path(self, headers: dict[str, str]) -> str:
+        """Where this delivery is posted; providers that sign nothing (M-Pesa, MoMo) get a secret token
+        in the path (/v1/webhooks/{provider}/{token}), which their drivers read from `headers`."""
+        return f"/v1/webhooks/{self.name}"

@@ -73,6 +73,28 @@ def normalize_email(v: str) -> str:
         raise PydanticCustomError("invalid_email", "email is not valid: {reason}", {"reason": str(e)}) from e
 
 
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _payment_method(v: str) -> str:
+    # Card data must never reach us: a PAN sent as a payment method is refused before anything is
+    # stored, logged or echoed (the error does not repeat the value).
+    digits = re.sub(r"[\s-]", "", v)
+    if digits.isdigit() and 12 <= len(digits) <= 19 and _luhn_ok(digits):
+        raise PydanticCustomError(
+            "card_number_not_allowed",
+            "payment_method looks like a card number; send a provider token (e.g. pm_…), never card data",
+        )
+    return v
+
+
 def _metadata(v: dict[str, str]) -> dict[str, str]:
     if len(v) > METADATA_MAX_KEYS:
         raise PydanticCustomError("invalid_metadata", "metadata holds at most 50 keys")
@@ -128,8 +150,8 @@ class PaymentCreate(BaseModel):
     amount: Amount
     currency: Currency
     provider: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
-    payment_method: str | None = Field(
-        None, min_length=1, max_length=100, description="Provider-specific method or token"
+    payment_method: Annotated[str, AfterValidator(_payment_method)] | None = Field(
+        None, min_length=1, max_length=100, description="Provider-specific method or token; never card data"
     )
     customer: Customer | None = None
     description: str | None = Field(None, max_length=1000)

@@ -15,6 +15,7 @@ from gateway.errors import (
     GatewayError,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    InvalidPhone,
     InvalidRequest,
     NotFound,
     PaymentNotCancelable,
@@ -28,6 +29,7 @@ from gateway.errors import (
 from gateway.events.models import Event
 from gateway.events.repository import EventRepository
 from gateway.kit.ids import new_id
+from gateway.kit.money import format_amount
 from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
 from gateway.payments import state
@@ -138,6 +140,28 @@ class PaymentService:
                 f"{provider.name} does not take {body.currency}.",
                 param="currency",
                 supported=sorted(provider.capabilities.currencies),
+            )
+        check_phone = provider.capabilities.check_phone
+        if check_phone is not None:
+            problem = check_phone(body.customer.phone if body.customer else None, livemode)
+            if problem is not None:
+                raise InvalidPhone(
+                    problem,
+                    errors=[{"loc": ["body", "customer", "phone"], "type": "invalid_phone", "msg": problem}],
+                )
+        caps = provider.capabilities
+        if body.amount % caps.amount_multiple_of:
+            step = format_amount(caps.amount_multiple_of, body.currency)
+            amount = format_amount(body.amount, body.currency)
+            raise InvalidRequest(
+                f"{provider.name} takes only multiples of {step}; {amount} is not one.",
+                errors=[
+                    {
+                        "loc": ["body", "amount"],
+                        "type": "amount_not_supported",
+                        "msg": f"must be a multiple of {caps.amount_multiple_of} ({step})",
+                    }
+                ],
             )
         methods = provider.capabilities.payment_methods
         if methods is not None and body.payment_method is not None and body.payment_method not in methods:

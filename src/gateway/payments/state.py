@@ -146,7 +146,12 @@ async def apply_result(
         return False
     if result.provider_reference and payment.provider_reference is None:
         payment.provider_reference = result.provider_reference
-    if result.status == S.REQUIRES_ACTION and payment.status in (S.PENDING, S.REQUIRES_ACTION):
+    if (
+        result.status == S.REQUIRES_ACTION
+        and result.next_action is not None
+        and payment.status in (S.PENDING, S.REQUIRES_ACTION)
+    ):
+        # A status query that only says "still waiting" keeps the customer's next step as it was.
         payment.next_action = result.next_action
     moved = await move(
         session,

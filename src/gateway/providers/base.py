@@ -6,7 +6,7 @@ about the database: services hand providers plain values and apply what comes ba
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -37,10 +37,20 @@ class Capabilities:
     query_before_acting: bool = False
     # The body the provider expects in our 200 answer to its webhook.
     webhook_ack: bytes = b'{"received":true}'
+    # False where the provider's refund call takes no idempotency key or reference: a refund whose
+    # answer was lost is then never sent again (it stays pending, its amount held, for the reconciler
+    # or an operator), because a second call could return the money twice.
+    idempotent_refunds: bool = True
     # The reconciler first asks about an unsettled payment or refund this long after creation...
     reconcile_after_seconds: float = 120.0
     # ...and a payment still waiting for its customer this long after creation expires (None: never).
     action_ttl_seconds: float | None = 3_600.0
+    # Providers that collect from a phone (M-Pesa, MoMo): (customer.phone in E.164 or None, livemode) ->
+    # why the provider cannot take it, or None. Asked before the payment exists: a refusal is a 422
+    # `invalid_phone`, and nothing is stored or sent.
+    check_phone: Callable[[str | None, bool], str | None] | None = None
+    # Amounts (minor units) must be a multiple of this: 100 for a rail that takes whole shillings only.
+    amount_multiple_of: int = 1
 
 
 @dataclass(frozen=True)

@@ -119,14 +119,16 @@ class RefundService:
             )
         if refund.status != "pending" or refund.provider_reference is not None:
             return refund
+        payment = await self.payments.get(principal.merchant_id, principal.livemode, refund.payment_id)
+        assert payment is not None
+        if not self._provider(payment).capabilities.idempotent_refunds:
+            return refund  # sending it again could refund twice: it stays pending for reconciliation
         # The provider never answered this refund: send it again (same provider-side key), once at a time.
         if not await self.repo.claim_provider_lease(refund.id, datetime.now(UTC) + self.lease):
             raise IdempotencyKeyInUse(
                 "This refund is being sent to the provider by another request; retry shortly.",
                 headers={"Retry-After": "1"},
             )
-        payment = await self.payments.get(principal.merchant_id, principal.livemode, refund.payment_id)
-        assert payment is not None
         request = RefundRequest(refund.id, payment_ref(payment), refund.amount, refund.reason)
         await self.session.commit()
         return await self._send(self._provider(payment), refund, request)

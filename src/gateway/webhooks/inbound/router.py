@@ -59,14 +59,30 @@ async def receive_provider_webhook(
     return await _receive(provider, None, request, session, ctx, background)
 
 
-@router.api_route(
+@router.post(
     "/{provider}/{token}",
-    methods=["POST", "PUT"],
     operation_id="receive_provider_callback",
     summary="Receive a callback whose URL carries a secret token (M-Pesa, MTN MoMo: they sign nothing)",
     responses=error_responses(400, 401, 404),
 )
 async def receive_provider_callback(
+    provider: Annotated[str, Path(max_length=32)],
+    token: Annotated[str, Path(max_length=200)],
+    request: Request,
+    session: Session,
+    ctx: Ctx,
+    background: BackgroundTasks,
+) -> Response:
+    return await _receive(provider, token, request, session, ctx, background)
+
+
+@router.put(
+    "/{provider}/{token}",
+    operation_id="receive_provider_callback_put",
+    summary="The same, for providers that call back with PUT (MTN MoMo)",
+    responses=error_responses(400, 401, 404),
+)
+async def receive_provider_callback_put(
     provider: Annotated[str, Path(max_length=32)],
     token: Annotated[str, Path(max_length=200)],
     request: Request,

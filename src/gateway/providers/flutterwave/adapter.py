@@ -1,0 +1,362 @@
+"""Flutterwave v3: hosted checkout (`POST /v3/payments`), saved-card charges, verify, refunds, webhooks.
+
+I/O only; every body in and out is shaped by transformers.py. One shared httpx client, with the
+gateway's provider timeout and connection limits, closed in aclose(). Our payment id is the
+`tx_ref`, so a create retried after a timeout re-sends the same reference and a sync can find the
+payment by it before Flutterwave's transaction id is known (shared/providers.md §4).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+
+from gateway.kit.signing import constant_time_equal
+from gateway.providers.base import (
+    Capabilities,
+    Flow,
+    PaymentRef,
+    PaymentRequest,
+    PaymentResult,
+    ProviderMisconfigured,
+    ProviderTimedOut,
+    ProviderUnavailable,
+    RefundRef,
+    RefundRequest,
+    RefundResult,
+    WebhookEvent,
+    WebhookPayloadError,
+    WebhookVerificationError,
+)
+from gateway.providers.flutterwave import transformers as tf
+from gateway.settings import FlutterwaveSettings
+
+log = structlog.get_logger("gateway.providers.flutterwave")
+
+# How long the hosted link stays payable (`session_duration`, minutes, at most 1440), and the grace
+# after it for a last-second payment's webhook or verify to arrive before the payment expires.
+SESSION_DURATION_MINUTES = 60
+EXPIRY_GRACE_SECONDS = 600
+# The merchant's country, which /v3/tokenized-charges requires [U: the account's country].
+MERCHANT_COUNTRY = "NG"
+
+
+class NoTransactionYet(ProviderUnavailable):
+    """Flutterwave has no transaction for the tx_ref: the customer has not paid (or even opened the link)."""
+
+
+def webhook_signature(secret_hash: str, body: bytes) -> str:
+    """`flutterwave-signature`: base64(HMAC-SHA256(key = secret hash, message = raw body))."""
+    return base64.b64encode(hmac.new(secret_hash.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        for key, v in headers.items():
+            if key.lower() == name:
+                return v
+    return value
+
+
+def webhook_authentic(headers: Mapping[str, str], body: bytes, secret_hashes: Sequence[str]) -> bool:
+    """providers.md §4.5: the signature header when present (HMAC of the raw bytes), else `verif-hash`
+    equal to the dashboard's secret hash. Constant-time compares; any configured hash (test, live)."""
+    signature = _header(headers, "flutterwave-signature")
+    if signature is not None:
+        given = signature.strip()
+        return any([constant_time_equal(webhook_signature(h, body), given) for h in secret_hashes])
+    verif_hash = _header(headers, "verif-hash")
+    if not verif_hash:
+        return False
+    return any([constant_time_equal(h, verif_hash) for h in secret_hashes])
+
+
+class FlutterwaveProvider:
+    name = "flutterwave"
+
+    def __init__(
+        self,
+        settings: FlutterwaveSettings,
+        timeout_seconds: float,
+        *,
+        currencies: frozenset[str] = tf.CURRENCIES,
+        session_duration_minutes: int = SESSION_DURATION_MINUTES,
+        merchant_country: str = MERCHANT_COUNTRY,
+        default_redirect_url: str | None = None,
+    ):
+        if not 1 <= session_duration_minutes <= 1440:
+            raise ValueError("session_duration_minutes must be 1 to 1440 (Flutterwave's maximum)")
+        self._settings = settings
+        self._session_minutes = session_duration_minutes
+        self._country = merchant_country
+        self._default_redirect_url = default_redirect_url
+        self._payable_for = timedelta(minutes=session_duration_minutes, seconds=EXPIRY_GRACE_SECONDS)
+        self._http = httpx.AsyncClient(
+            # Paths carry /v3; a base URL written as providers.md does (".../v3") works too.
+            base_url=settings.base_url.rstrip("/").removesuffix("/v3"),
+            timeout=httpx.Timeout(timeout_seconds),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=30),
+            headers={"Accept": "application/json", "User-Agent": "gateway-flutterwave/1"},
+        )
+        self.capabilities = Capabilities(
+            currencies=currencies,
+            flows=frozenset({Flow.REDIRECT, Flow.DIRECT}),
+            refunds=True,
+            partial_refunds=True,
+            # v3 has no way to close a hosted link [U]; it lapses after session_duration instead.
+            cancel=False,
+            action_ttl_seconds=self._payable_for.total_seconds(),
+            # The refund endpoint takes no idempotency key: a refund whose answer was lost is not resent.
+            idempotent_refunds=False,
+        )
+
+    # --- configuration -----------------------------------------------------------------------------
+
+    def _secret_key(self, livemode: bool) -> str | None:
+        key = self._settings.live_secret_key if livemode else self._settings.test_secret_key
+        return key.get_secret_value() if key is not None and key.get_secret_value() else None
+
+    def is_configured(self, livemode: bool) -> bool:
+        return self._secret_key(livemode) is not None
+
+    def _secret_hashes(self) -> list[str]:
+        hashes = (self._settings.test_secret_hash, self._settings.live_secret_hash)
+        return [h.get_secret_value() for h in hashes if h is not None and h.get_secret_value()]
+
+    # --- HTTP ----------------------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        livemode: bool,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> tuple[int, tf.Envelope]:
+        """One request; outages, timeouts and credential problems become ProviderFailures. 2xx and
+        4xx answers come back for the caller to read (a 4xx is often Flutterwave's final word)."""
+        mode = "live" if livemode else "test"
+        key = self._secret_key(livemode)
+        if key is None:
+            raise ProviderMisconfigured(f"flutterwave: no {mode}-mode secret key is configured")
+        headers = {"Authorization": f"Bearer {key}"}
+        content = None
+        if body is not None:
+            content = orjson.dumps(body)
+            headers["Content-Type"] = "application/json"
+        try:
+            r = await self._http.request(method, path, content=content, params=params, headers=headers)
+        except httpx.TimeoutException as e:
+            raise ProviderTimedOut(f"flutterwave: {method} {path} timed out") from e
+        except httpx.HTTPError as e:
+            raise ProviderUnavailable(f"flutterwave: {method} {path} failed: {type(e).__name__}") from e
+        if r.status_code in (401, 403):
+            # Loud, and without the key: the operator must fix the configuration.
+            log.error(
+                "flutterwave_credentials_rejected",
+                mode=mode,
+                status=r.status_code,
+                path=path,
+                message=_message(r),
+            )
+            raise ProviderMisconfigured(f"flutterwave rejected the {mode}-mode secret key ({r.status_code})")
+        if r.status_code >= 500 or r.status_code == 429:
+            raise ProviderUnavailable(f"flutterwave: {method} {path} answered {r.status_code}")
+        try:
+            return r.status_code, tf.envelope(orjson.loads(r.content))
+        except (orjson.JSONDecodeError, tf.MalformedAnswer) as e:
+            raise ProviderUnavailable(
+                f"flutterwave: {method} {path} answered {r.status_code} without a JSON envelope"
+            ) from e
+
+    # --- payments ------------------------------------------------------------------------------------
+
+    async def create_payment(self, request: PaymentRequest) -> PaymentResult:
+        if not request.customer.email:
+            return _refused("customer_email_required", "Flutterwave needs the customer's email address.")
+        method = request.payment_method
+        if method is not None and method.startswith(tf.TOKEN_PREFIX):
+            return await self._charge_token(request, method)
+        redirect_url = request.return_url or self._default_redirect_url
+        if redirect_url is None:
+            return _refused(
+                "return_url_required", "Flutterwave's checkout needs a return_url to send the customer to."
+            )
+        body = tf.hosted_payment_body(
+            request,
+            redirect_url=redirect_url,
+            session_duration_minutes=self._session_minutes,
+            payment_options=method,
+        )
+        status, answer = await self._call("POST", "/v3/payments", livemode=request.livemode, body=body)
+        if status < 300 and answer.ok:
+            try:
+                return tf.hosted_link_result(answer.data, request.return_url)
+            except tf.MalformedAnswer as e:
+                raise ProviderUnavailable(f"flutterwave: {e}") from e
+        if 400 <= status < 500 or not answer.ok:
+            # Flutterwave refused the request itself (its validation); no link exists to pay through.
+            return _refused("payment_rejected", answer.message or "Flutterwave refused the payment.")
+        raise ProviderUnavailable(f"flutterwave: POST /v3/payments answered {status}")
+
+    async def _charge_token(self, request: PaymentRequest, token: str) -> PaymentResult:
+        redirect_url = request.return_url or self._default_redirect_url
+        body = tf.tokenized_charge_body(request, token, country=self._country, redirect_url=redirect_url)
+        status, answer = await self._call(
+            "POST", "/v3/tokenized-charges", livemode=request.livemode, body=body
+        )
+        data = answer.data
+        if isinstance(data, dict) and isinstance(data.get("status"), str) and data["status"] in tf.STATUSES:
+            return self._checked(data, request.payment_id, request.return_url)
+        if 400 <= status < 500 or not answer.ok:
+            reason = answer.message or "Flutterwave declined the charge."
+            return _refused(tf.decline_code(reason), reason)
+        raise ProviderUnavailable(f"flutterwave: tokenized charge answered {status} without a transaction")
+
+    def _checked(
+        self, data: Mapping[str, Any], payment_id: str, return_url: str | None = None
+    ) -> PaymentResult:
+        """A transaction is ours only if it names our tx_ref; its amount is checked by the state machine."""
+        if data.get("tx_ref") != payment_id:
+            log.error(
+                "flutterwave_transaction_mismatch",
+                payment_id=payment_id,
+                tx_ref=str(data.get("tx_ref"))[:100],
+                transaction_id=tf.transaction_id(data),
+            )
+            raise ProviderUnavailable("flutterwave answered with a transaction for another tx_ref")
+        try:
+            return tf.transaction_result(data, return_url)
+        except tf.MalformedAnswer as e:
+            raise ProviderUnavailable(f"flutterwave: {e}") from e
+
+    async def _verify(self, ref: PaymentRef) -> dict[str, Any] | None:
+        """The transaction: by Flutterwave's id once we know it, else by our tx_ref. None: none yet."""
+        reference = ref.provider_reference
+        if reference is not None and reference.isdigit():
+            status, answer = await self._call(
+                "GET", f"/v3/transactions/{reference}/verify", livemode=ref.livemode
+            )
+        else:
+            status, answer = await self._call(
+                "GET",
+                "/v3/transactions/verify_by_reference",
+                livemode=ref.livemode,
+                params={"tx_ref": ref.payment_id},
+            )
+        if status < 300 and answer.ok and isinstance(answer.data, dict):
+            return answer.data
+        if 400 <= status < 500 and answer.data is None:
+            # `{"status": "error", "message": "No transaction was found for this id", "data": null}`
+            return None
+        raise ProviderUnavailable(f"flutterwave: verify answered {status}: {answer.message[:200]}")
+
+    async def fetch_payment(self, ref: PaymentRef) -> PaymentResult:
+        data = await self._verify(ref)
+        if data is not None:
+            return self._checked(data, ref.payment_id)
+        if datetime.now(UTC) >= ref.created_at + self._payable_for:
+            # The link lapsed and nobody paid through it: nothing can arrive any more.
+            return PaymentResult(status="expired")
+        raise NoTransactionYet(
+            f"flutterwave has no transaction for tx_ref {ref.payment_id} yet: the customer has not paid"
+        )
+
+    async def cancel_payment(self, ref: PaymentRef) -> PaymentResult:
+        # Never called (capabilities.cancel is False): a hosted link cannot be closed, only lapse.
+        return await self.fetch_payment(ref)
+
+    # --- refunds -------------------------------------------------------------------------------------
+
+    async def _transaction_id(self, ref: PaymentRef) -> str:
+        data = await self._verify(ref)
+        if data is None:
+            raise ProviderUnavailable(f"flutterwave has no transaction for tx_ref {ref.payment_id}")
+        result = self._checked(data, ref.payment_id)
+        if result.status != "succeeded" or result.provider_reference is None:
+            raise ProviderUnavailable("flutterwave's transaction for this payment is not successful")
+        return result.provider_reference
+
+    async def refund_payment(self, request: RefundRequest) -> RefundResult:
+        payment = request.payment
+        reference = payment.provider_reference
+        if reference is not None and reference.isdigit():
+            tx_id = reference
+        else:  # the success came without Flutterwave's id (never expected): look it up by tx_ref
+            tx_id = await self._transaction_id(payment)
+        status, answer = await self._call(
+            "POST",
+            f"/v3/transactions/{tx_id}/refund",
+            livemode=payment.livemode,
+            body=tf.refund_body(request.amount, payment.currency),
+        )
+        if status < 300 and answer.ok and isinstance(answer.data, dict):
+            try:
+                return tf.refund_result(answer.data, payment.currency)
+            except tf.MalformedAnswer as e:
+                raise ProviderUnavailable(f"flutterwave: {e}") from e
+        if 400 <= status < 500:
+            return RefundResult(
+                status="failed",
+                failure_code=tf.REFUND_FAILURE_CODE,
+                failure_message=answer.message or "Flutterwave refused the refund.",
+            )
+        raise ProviderUnavailable(f"flutterwave: refund answered {status}")
+
+    async def fetch_refund(self, ref: RefundRef) -> RefundResult:
+        reference = ref.provider_reference
+        if reference is None or not reference.isdigit():
+            # The refund's answer was lost: v3 offers no lookup by our id [U], so an operator must look.
+            raise ProviderUnavailable(f"flutterwave: refund {ref.refund_id} has no Flutterwave id to ask")
+        status, answer = await self._call("GET", f"/v3/refunds/{reference}", livemode=ref.payment.livemode)
+        if status < 300 and answer.ok and isinstance(answer.data, dict):
+            try:
+                return tf.refund_result(answer.data, ref.payment.currency)
+            except tf.MalformedAnswer as e:
+                raise ProviderUnavailable(f"flutterwave: {e}") from e
+        raise ProviderUnavailable(f"flutterwave: GET /v3/refunds/{reference} answered {status}")
+
+    # --- webhooks ------------------------------------------------------------------------------------
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        hashes = self._secret_hashes()
+        if not hashes:
+            raise WebhookVerificationError("no Flutterwave secret hash is configured")
+        if not webhook_authentic(headers, body, hashes):
+            raise WebhookVerificationError("verif-hash or flutterwave-signature does not match")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise WebhookPayloadError("body is not JSON") from e
+        if not isinstance(payload, dict):
+            raise WebhookPayloadError("body is not a JSON object")
+        return [tf.interpret(payload)]
+
+    def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
+        return tf.interpret(payload)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _refused(code: str, message: str) -> PaymentResult:
+    return PaymentResult(status="failed", failure_code=code, failure_message=message)
+
+
+def _message(r: httpx.Response) -> str:
+    try:
+        body = orjson.loads(r.content)
+    except orjson.JSONDecodeError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return message[:200] if isinstance(message, str) else ""

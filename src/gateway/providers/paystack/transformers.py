@@ -1,0 +1,463 @@
+"""Paystack's JSON in, our dataclasses out: pure functions, no I/O (shapes from shared/providers.md §3).
+
+References. Our payment id is the Paystack `reference`, in the only form Paystack accepts (letters,
+digits, `-`, `.`, `=`; no `_`): `pay_<id>` becomes `pay-<id>` in live mode and `pay-<id>-test` in test
+mode. The mode mark matters: a webhook signed with the test key can only name test payments, so anyone
+holding the (widely shared) test key cannot move a live payment by sending a test event that names a
+live payment's reference.
+
+Refunds. Paystack's refund webhooks name the refunded transaction and the amount, not the refund (no
+refund id, no merchant_note), so a refund's `provider_reference` is `<transaction reference>:<amount>`,
+which both the API's answer and every later webhook yield.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+import orjson
+
+from gateway.kit.money import exponent
+from gateway.kit.signing import constant_time_equal, hmac_hex
+from gateway.providers.base import (
+    PaymentRequest,
+    PaymentResult,
+    RefundResult,
+    WebhookEvent,
+    WebhookPayloadError,
+)
+
+# providers.md §3.2: the currencies Paystack's initialize takes. Each has 100 subunits to the unit,
+# the same as its ISO 4217 minor unit, so our amounts go to Paystack as they are (checked below).
+CURRENCIES: Final = frozenset({"GHS", "KES", "NGN", "ZAR", "USD"})
+# providers.md §3.2: `channels` of initialize; a payment_method naming one limits checkout to it.
+CHANNELS: Final = frozenset({"card", "bank", "ussd", "qr", "eft", "mobile_money", "bank_transfer"})
+# A payment_method of this form is a saved card's authorization code: charged at once, no checkout.
+AUTHORIZATION_PREFIX: Final = "AUTH_"
+
+# Where Paystack's transaction statuses land in ours (providers.md §3.3, [C]). "abandoned" is an
+# initialized transaction nobody paid yet: the customer may still pay at the checkout page.
+PAYMENT_STATUSES: Final[Mapping[str, str]] = MappingProxyType(
+    {"success": "succeeded", "failed": "failed", "abandoned": "requires_action", "reversed": "failed"}
+)
+# [U] in providers.md §3.3/§10: statuses of a transaction still in flight. "ongoing": the customer is
+# at a step of checkout (OTP, PIN); the others: money is moving but not settled.
+IN_FLIGHT_STATUSES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "ongoing": "requires_action",
+        "pending": "processing",
+        "processing": "processing",
+        "queued": "processing",
+    }
+)
+# providers.md §3.4. "needs-attention": Paystack waits for the customer's bank details (dashboard
+# retry); the refund is not over, so it stays pending.
+REFUND_STATUSES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "pending": "pending",
+        "processing": "pending",
+        "needs-attention": "pending",
+        "processed": "succeeded",
+        "failed": "failed",
+    }
+)
+# [U] Paystack's `gateway_response` / `message` texts of a declined charge are not a documented enum;
+# matched case-insensitively as substrings, first match wins. Anything else failed is payment_failed.
+DECLINE_CODES: Final[tuple[tuple[str, str], ...]] = (
+    ("insufficient", "insufficient_funds"),
+    ("expired", "expired_card"),
+    ("incorrect pin", "incorrect_pin"),
+    ("invalid pin", "incorrect_pin"),
+    ("pin tries exceeded", "incorrect_pin"),
+    ("cvv", "incorrect_cvc"),
+    ("not permitted", "transaction_not_allowed"),
+    ("not allowed", "transaction_not_allowed"),
+    ("declined", "card_declined"),
+    ("do not honor", "card_declined"),
+    ("not honored", "card_declined"),
+    ("lost card", "card_declined"),
+    ("stolen", "card_declined"),
+    ("fraud", "card_declined"),
+    ("restricted card", "card_declined"),
+    ("authentication", "authentication_failed"),
+    ("otp", "authentication_failed"),
+)
+# [U] providers.md §3.6/§10: the text of Paystack's refusal of a reference it has seen before.
+DUPLICATE_REFERENCE_MARKERS: Final = ("duplicate transaction reference", "duplicate reference")
+
+# Events providers.md §3.5 lists that the gateway acts on; the rest (disputes, transfers,
+# subscriptions, invoices, payment requests, identification, dedicated accounts) are stored and ignored.
+PAYMENT_EVENTS: Final = frozenset({"charge.success"})
+REFUND_EVENTS: Final = frozenset(
+    {"refund.pending", "refund.processing", "refund.processed", "refund.failed", "refund.needs-attention"}
+)
+KNOWN_EVENTS: Final = (
+    PAYMENT_EVENTS
+    | REFUND_EVENTS
+    | frozenset(
+        {
+            "charge.dispute.create",
+            "charge.dispute.remind",
+            "charge.dispute.resolve",
+            "transfer.success",
+            "transfer.failed",
+            "transfer.reversed",
+            "subscription.create",
+            "subscription.disable",
+            "subscription.not_renew",
+            "subscription.expiring_cards",
+            "invoice.create",
+            "invoice.update",
+            "invoice.payment_failed",
+            "paymentrequest.pending",
+            "paymentrequest.success",
+            "customeridentification.success",
+            "customeridentification.failed",
+            "dedicatedaccount.assign.success",
+            "dedicatedaccount.assign.failed",
+        }
+    )
+)
+
+SIGNATURE_HEADER: Final = "x-paystack-signature"
+_REFERENCE_RE: Final = re.compile(r"pay-([0-9a-hjkmnp-tv-z]{26})(-test)?")
+_DIGITS_RE: Final = re.compile(r"[0-9]{1,18}")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The [U] items of providers.md §10 for Paystack, replaceable without touching the code paths."""
+
+    in_flight_statuses: Mapping[str, str] = field(default_factory=lambda: IN_FLIGHT_STATUSES)
+    duplicate_reference_markers: tuple[str, ...] = DUPLICATE_REFERENCE_MARKERS
+    decline_codes: tuple[tuple[str, str], ...] = DECLINE_CODES
+
+
+class UnexpectedAnswer(ValueError):
+    """Paystack answered in a shape or with a status we do not know: we know nothing of the outcome."""
+
+
+# --- money ---------------------------------------------------------------------------------------
+
+
+def to_subunits(amount: int, currency: str) -> int:
+    """Our minor units as Paystack's subunits: the same integer for every currency Paystack takes."""
+    if currency not in CURRENCIES or exponent(currency) != 2:
+        raise ValueError(f"Paystack does not take {currency!r}")
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise TypeError("amount must be an int of minor units")
+    return amount
+
+
+def subunits(value: Any) -> int:
+    """An amount as Paystack writes it: an int, or (refund webhooks) a string of digits. Never a float."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and _DIGITS_RE.fullmatch(value):
+        return int(value)
+    raise ValueError(f"not an amount in subunits: {value!r}")
+
+
+# --- references ----------------------------------------------------------------------------------
+
+
+def reference_for(payment_id: str, livemode: bool) -> str:
+    """`pay_01h…` -> `pay-01h…` (live) or `pay-01h…-test` (test): stable across our retries."""
+    prefix, _, body = payment_id.partition("_")
+    return f"{prefix}-{body}" + ("" if livemode else "-test")
+
+
+def is_our_reference(reference: str, livemode: bool | None) -> bool:
+    """True if `reference` is one we made for a payment of this mode (None: mode unknown -> False)."""
+    m = _REFERENCE_RE.fullmatch(reference)
+    if m is None or livemode is None:
+        return False
+    return (m.group(2) is None) == livemode
+
+
+def refund_key(transaction_reference: str, amount: int) -> str:
+    """What names a refund both in Paystack's answer to POST /refund and in its refund webhooks."""
+    return f"{transaction_reference}:{amount}"
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+def _metadata(request: PaymentRequest) -> dict[str, str]:
+    meta = {"payment_id": request.payment_id}
+    if request.reference:
+        meta["order_reference"] = request.reference
+    return meta
+
+
+def initialize_body(request: PaymentRequest, reference: str, channel: str | None) -> dict[str, Any]:
+    """POST /transaction/initialize (providers.md §3.2)."""
+    assert request.customer.email is not None
+    body: dict[str, Any] = {
+        "email": request.customer.email,
+        "amount": to_subunits(request.amount, request.currency),
+        "currency": request.currency,
+        "reference": reference,
+        "metadata": _metadata(request),
+    }
+    if request.return_url:
+        body["callback_url"] = request.return_url
+    if channel is not None:
+        body["channels"] = [channel]
+    return body
+
+
+def charge_authorization_body(request: PaymentRequest, reference: str) -> dict[str, Any]:
+    """POST /transaction/charge_authorization: a saved card (`AUTH_…`) charged without checkout."""
+    assert request.customer.email is not None
+    assert request.payment_method is not None
+    return {
+        "email": request.customer.email,
+        "amount": to_subunits(request.amount, request.currency),
+        "currency": request.currency,
+        "authorization_code": request.payment_method,
+        "reference": reference,
+        "metadata": _metadata(request),
+    }
+
+
+def refund_body(
+    transaction_reference: str, refund_id: str, payment_id: str, amount: int, currency: str
+) -> dict[str, Any]:
+    """POST /refund (providers.md §3.4): always with the amount, so full and partial read the same."""
+    return {
+        "transaction": transaction_reference,
+        "amount": to_subunits(amount, currency),
+        "currency": currency,
+        "merchant_note": f"Gateway refund {refund_id} of payment {payment_id}",
+    }
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+
+def message_of(answer: Mapping[str, Any]) -> str:
+    msg = answer.get("message")
+    return msg[:500] if isinstance(msg, str) and msg else "Paystack gave no reason."
+
+
+def accepted(answer: Mapping[str, Any]) -> bool:
+    """Paystack's envelope: `status: true` means the call worked (not that anyone paid)."""
+    return answer.get("status") is True and isinstance(answer.get("data"), dict)
+
+
+def is_duplicate_reference(answer: Mapping[str, Any], options: Options) -> bool:
+    text = message_of(answer).lower()
+    return answer.get("status") is False and any(m in text for m in options.duplicate_reference_markers)
+
+
+def decline_code(reason: str | None, options: Options, default: str = "payment_failed") -> str:
+    text = (reason or "").lower()
+    for needle, code in options.decline_codes:
+        if needle in text:
+            return code
+    return default
+
+
+def redirect_result(answer: Mapping[str, Any], reference: str, return_url: str | None) -> PaymentResult:
+    """An initialize answer: the customer goes to Paystack's single-use checkout page."""
+    url = answer["data"].get("authorization_url")
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise UnexpectedAnswer("initialize answered without an https authorization_url")
+    return PaymentResult(
+        status="requires_action",
+        provider_reference=reference,
+        next_action={"type": "redirect_to_url", "redirect_to_url": {"url": url, "return_url": return_url}},
+    )
+
+
+def charged_amount(data: Mapping[str, Any]) -> int:
+    """What the customer paid for our order. Where the merchant passes Paystack's fees on, `amount`
+    is `requested_amount` plus fees (providers.md §3.3 sample: 30050 + 10283 = 40333); the order is
+    the requested amount, as long as at least that much was charged."""
+    amount = subunits(data["amount"])
+    requested = data.get("requested_amount")
+    if requested is not None:
+        try:
+            asked = subunits(requested)
+        except ValueError:
+            return amount
+        if amount >= asked:
+            return asked
+    return amount
+
+
+def payment_result(data: Mapping[str, Any], reference: str, options: Options) -> PaymentResult:
+    """A transaction object (verify, charge_authorization, charge.success) in our terms.
+
+    A success always carries the amount and currency Paystack names, so the state machine refuses it
+    when they are not ours (providers.md §3.3: check data.status, data.amount and data.currency)."""
+    raw = data.get("status")
+    status = None
+    if isinstance(raw, str):
+        status = PAYMENT_STATUSES.get(raw) or options.in_flight_statuses.get(raw)
+    if status is None:
+        raise UnexpectedAnswer(f"unknown Paystack transaction status {raw!r}")
+    currency = data.get("currency")
+    amount: int | None = None
+    try:
+        amount = charged_amount(data)
+    except (KeyError, ValueError):
+        if status == "succeeded":
+            raise UnexpectedAnswer("a successful transaction without an amount in subunits") from None
+    if status == "succeeded" and not isinstance(currency, str):
+        raise UnexpectedAnswer("a successful transaction without a currency")
+    failure_code = failure_message = None
+    if raw == "reversed":
+        failure_code, failure_message = "payment_reversed", "Paystack reversed the transaction."
+    elif status == "failed":
+        reason = data.get("gateway_response") or data.get("message")
+        failure_message = reason[:500] if isinstance(reason, str) and reason else "Paystack declined it."
+        failure_code = decline_code(failure_message, options)
+    return PaymentResult(
+        status=status,
+        provider_reference=reference,
+        failure_code=failure_code,
+        failure_message=failure_message,
+        amount=amount,
+        currency=currency if isinstance(currency, str) else None,
+    )
+
+
+def rejected_result(answer: Mapping[str, Any], reference: str, options: Options) -> PaymentResult:
+    """A 4xx from Paystack on a charge: it will not take this payment; its message says why."""
+    reason = message_of(answer)
+    return PaymentResult(
+        status="failed",
+        provider_reference=reference,
+        failure_code=decline_code(reason, options, default="provider_rejected"),
+        failure_message=f"Paystack: {reason}",
+    )
+
+
+def refund_result(data: Mapping[str, Any], key: str | None, currency: str) -> RefundResult:
+    """A refund object (POST /refund answer) or a refund event's data, in our terms."""
+    raw = data.get("status")
+    status = REFUND_STATUSES.get(raw) if isinstance(raw, str) else None
+    if status is None:
+        raise UnexpectedAnswer(f"unknown Paystack refund status {raw!r}")
+    named = data.get("currency")
+    amount = subunits(data["amount"]) if data.get("amount") is not None else None
+    failed = status == "failed"
+    return RefundResult(
+        status=status,
+        provider_reference=key,
+        failure_code="refund_failed" if failed else None,
+        failure_message="Paystack could not return the money to the customer." if failed else None,
+        amount=amount,
+        currency=named if isinstance(named, str) else currency,
+    )
+
+
+def refund_rejected(answer: Mapping[str, Any]) -> RefundResult:
+    return RefundResult(
+        status="failed", failure_code="refund_declined", failure_message=f"Paystack: {message_of(answer)}"
+    )
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+
+def signature(secret_key: str, body: bytes) -> str:
+    """x-paystack-signature: lowercase hex HMAC-SHA512 of the raw body keyed with the secret key."""
+    return hmac_hex(secret_key.encode(), body, "sha512")
+
+
+def signature_matches(secret_key: str, body: bytes, header: str) -> bool:
+    return constant_time_equal(signature(secret_key, body), header.strip().lower())
+
+
+def domain_mode(data: Mapping[str, Any]) -> bool | None:
+    """The mode a Paystack object says it belongs to (`domain`: "live" or "test"); None if it says none."""
+    domain = data.get("domain")
+    return {"live": True, "test": False}.get(domain) if isinstance(domain, str) else None
+
+
+_MODE_NAMES: Final[Mapping[bool | None, str]] = MappingProxyType(
+    {True: "live", False: "test", None: "unknown"}
+)
+
+
+def _event_id(mode: bool | None, event: str, *parts: object) -> str:
+    tail = ":".join("" if p is None else str(p) for p in parts)
+    name = f"{_MODE_NAMES[mode]}:{event}:{tail}"
+    # The inbox keys events by this (255 characters at most).
+    return name if len(name) <= 200 else name[:120] + ":" + hashlib.sha256(name.encode()).hexdigest()
+
+
+def interpret(payload: dict[str, Any], default_mode: bool | None, options: Options) -> WebhookEvent:
+    """A verified webhook's body in our terms. `default_mode` is the mode to assume when the body names
+    none (the only configured mode); with neither, nothing in the event can match a payment.
+
+    Paystack events carry no event id: money events are deduplicated on (mode, event, reference[,
+    amount, refund_reference]), as providers.md §3.5/§9.2 advise."""
+    event = payload.get("event")
+    data = payload.get("data")
+    if not isinstance(event, str) or not isinstance(data, dict):
+        raise WebhookPayloadError("a Paystack event has a string `event` and an object `data`")
+    mode = domain_mode(data)
+    if mode is None:
+        mode = default_mode
+    try:
+        if event in PAYMENT_EVENTS:
+            return _payment_event(payload, event, data, mode, options)
+        if event in REFUND_EVENTS:
+            return _refund_event(payload, event, data, mode)
+    except (KeyError, TypeError, ValueError) as e:
+        raise WebhookPayloadError(f"{event}: missing or malformed field: {e}") from e
+    # Everything else (disputes, transfers, subscriptions, ...) is kept in the inbox and ignored.
+    ident = data.get("id") or data.get("reference") or data.get("code")
+    if ident is None or isinstance(ident, dict | list):
+        ident = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return WebhookEvent(event_id=_event_id(mode, event, ident), event_type=event, payload=payload)
+
+
+def _payment_event(
+    payload: dict[str, Any], event: str, data: Mapping[str, Any], mode: bool | None, options: Options
+) -> WebhookEvent:
+    reference = data["reference"]
+    if not isinstance(reference, str) or not reference:
+        raise ValueError("reference must be a non-empty string")
+    result = payment_result(data, reference, options)
+    ours = is_our_reference(reference, mode)
+    return WebhookEvent(
+        event_id=_event_id(mode, event, reference),
+        event_type=event,
+        payload=payload,
+        # A reference we did not make for this mode matches nothing (the inbox flags it "unmatched").
+        provider_reference=reference if ours else None,
+        result=result,
+    )
+
+
+def _refund_event(
+    payload: dict[str, Any], event: str, data: Mapping[str, Any], mode: bool | None
+) -> WebhookEvent:
+    transaction = data["transaction_reference"]
+    currency = data["currency"]
+    if not isinstance(transaction, str) or not isinstance(currency, str):
+        raise ValueError("transaction_reference and currency must be strings")
+    amount = subunits(data["amount"])
+    # A transaction we did not make for this mode names no refund of ours (flagged "unmatched").
+    key = refund_key(transaction, amount) if is_our_reference(transaction, mode) else None
+    return WebhookEvent(
+        event_id=_event_id(mode, event, transaction, amount, data.get("refund_reference")),
+        event_type=event,
+        payload=payload,
+        refund_reference=key,
+        refund_result=refund_result(data, key, currency),
+    )
+
+
+# Every currency Paystack takes has 100 subunits to the unit, as its ISO minor unit says (import time).
+assert all(exponent(c) == 2 for c in CURRENCIES)

@@ -1,0 +1,451 @@
+"""Stripe's JSON in, our dataclasses out; our requests in, Stripe's parameters out. Pure functions.
+
+Shapes as in shared/providers.md §1: PaymentIntent (§1.4), Refund (§1.5), Event (§1.6), amounts (§1.8).
+Everything here works on plain dicts (the SDK's objects are turned into dicts by the adapter).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from gateway.kit.money import CURRENCY_EXPONENTS
+from gateway.providers.base import (
+    PaymentRequest,
+    PaymentResult,
+    RefundRequest,
+    RefundResult,
+    WebhookEvent,
+    WebhookPayloadError,
+)
+
+# Our ids in the Stripe objects' metadata: how webhooks, search and humans in the Stripe dashboard find
+# a PaymentIntent's or a Refund's gateway twin.
+META_PAYMENT: Final = "gateway_payment_id"
+META_REFUND: Final = "gateway_refund_id"
+META_REFERENCE: Final = "gateway_reference"
+# Who confirms the PaymentIntent: we do, server-side, with the merchant's `pm_...` token ("server"), or
+# the merchant's front end does with Stripe.js and the client secret ("client"). A decline ends a
+# "server" payment; a "client" customer can try another card on the same PaymentIntent.
+META_FLOW: Final = "gateway_flow"
+FLOW_SERVER: Final = "server"
+FLOW_CLIENT: Final = "client"
+
+
+def _codes(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Presentment currencies Stripe charges cards in (docs.stripe.com/currencies), as far as they are in
+# our ISO 4217 table. Not offered: IQD and LYD (three-decimal, not Stripe currencies); codes ISO has
+# withdrawn (ANG, BGN, HRK, SLL, STD, VEF), which our API refuses anyway.
+STRIPE_CURRENCIES: Final = _codes(
+    """
+    AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BHD BIF BMD BND BOB BRL BSD BWP BYN BZD CAD CDF
+    CHF CLP CNY COP CRC CVE CZK DJF DKK DOP DZD EGP ETB EUR FJD FKP GBP GEL GIP GMD GNF GTQ GYD HKD
+    HNL HTG HUF IDR ILS INR ISK JMD JOD JPY KES KGS KHR KMF KRW KWD KYD KZT LAK LBP LKR LRD LSL MAD
+    MDL MGA MKD MMK MNT MOP MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR
+    PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SEK SGD SHP SLE SOS SRD SZL THB TJS TND TOP TRY TTD TWD
+    TZS UAH UGX USD UYU UZS VND VUV WST XAF XCD XOF XPF YER ZAR ZMW
+    """
+)
+
+# Where Stripe's amount unit is not ISO 4217's (ours). Stripe's own words (docs.stripe.com/currencies,
+# "special cases", and its API errors): ISK and UGX became zero-decimal, but "backwards compatibility
+# requires you to represent it as a two-decimal value, where the decimal amount is always 00" (charge
+# 5 UGX as 500); MGA is zero-decimal at Stripe while ISO gives it two decimals. Every other currency
+# here uses ISO's exponent at Stripe too (JPY, XOF, RWF... 0; HUF and TWD 2 for charges).
+STRIPE_EXPONENTS: Final[Mapping[str, int]] = {
+    **{c: CURRENCY_EXPONENTS[c] for c in STRIPE_CURRENCIES},
+    "ISK": 2,
+    "UGX": 2,
+    "MGA": 0,
+}
+# Three-decimal currencies: Stripe takes them in thousandths but only with a last digit of 0
+# ("5.124 KWD must be rounded to 5120 or 5130"). We never round money, so other amounts are refused.
+THREE_DECIMAL: Final = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+
+# Stripe's decline reasons (`decline_code`, else `code`) mapped to our stable failure codes. Reasons
+# Stripe says must reach the customer only as a generic decline (lost or stolen card, fraud, ...) are
+# deliberately folded into card_declined: merchants show our codes to their customers.
+DECLINE_CODES: Final[Mapping[str, str]] = {
+    "insufficient_funds": "insufficient_funds",
+    "expired_card": "expired_card",
+    "incorrect_cvc": "incorrect_cvc",
+    "invalid_cvc": "incorrect_cvc",
+    "incorrect_number": "incorrect_number",
+    "invalid_number": "incorrect_number",
+    "invalid_expiry_month": "invalid_expiry",
+    "invalid_expiry_year": "invalid_expiry",
+    "processing_error": "processing_error",
+    "authentication_required": "authentication_required",
+    "payment_intent_authentication_failure": "authentication_failed",
+    "card_velocity_exceeded": "card_velocity_exceeded",
+    "withdrawal_count_limit_exceeded": "card_velocity_exceeded",
+    "card_not_supported": "card_not_supported",
+    "currency_not_supported": "card_not_supported",
+}
+# Stripe's refusals of a request (400 invalid_request_error) that name the money or the method.
+REQUEST_ERRORS: Final[Mapping[str, str]] = {
+    "amount_too_small": "amount_too_small",
+    "amount_too_large": "amount_too_large",
+    "invalid_charge_amount_no_decimal_compatible": "amount_not_supported",
+    "resource_missing": "invalid_payment_method",
+    "payment_method_invalid_parameter": "invalid_payment_method",
+    "payment_method_unactivated": "invalid_payment_method",
+}
+REFUND_REASONS: Final = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+# A PaymentMethod id as Stripe issues them (pm_ and letters, digits or underscores: pm_card_visa in
+# test mode, pm_1Q0PsI... in live mode).
+_PM_TOKEN_RE: Final = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
+_CARD_NUMBER_RE: Final = re.compile(r"[0-9][0-9 -]{10,28}[0-9]")
+
+
+def _pow10(n: int) -> int:
+    return int(10**n)  # int ** int is typed Any; n is never negative here
+
+
+class UnsupportedAmount(ValueError):
+    """An amount Stripe cannot take in this currency without changing it (which we never do)."""
+
+
+class MalformedObject(ValueError):
+    """A Stripe object without the fields (or values) its type always has."""
+
+
+def is_payment_method_token(value: str) -> bool:
+    return _PM_TOKEN_RE.fullmatch(value) is not None
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def looks_like_card_number(value: str) -> bool:
+    """12 to 19 digits (spaces and dashes allowed between) that pass the Luhn check: a PAN, which must
+    never reach Stripe's API from a server (nor our database or logs)."""
+    if _CARD_NUMBER_RE.fullmatch(value.strip()) is None:
+        return False
+    digits = re.sub(r"[ -]", "", value)
+    return 12 <= len(digits) <= 19 and _luhn_ok(digits)
+
+
+CARD_NUMBER_REFUSED: Final = (
+    "The gateway never takes card numbers: create a PaymentMethod with Stripe.js or Stripe's mobile SDK "
+    "and send its id (pm_...) as payment_method."
+)
+NOT_A_TOKEN: Final = "payment_method must be a Stripe PaymentMethod id (pm_...)."
+
+
+def payment_method_problem(payment_method: str | None) -> tuple[str, str] | None:
+    """(code, message) when Stripe must not be sent this payment_method, else None. The message never
+    repeats the value (it may be a card number)."""
+    if payment_method is None or is_payment_method_token(payment_method):
+        return None
+    if looks_like_card_number(payment_method):
+        return "card_number_not_allowed", CARD_NUMBER_REFUSED
+    return "invalid_payment_method", NOT_A_TOKEN
+
+
+def amount_problem(amount: int, currency: str) -> str | None:
+    """Why Stripe cannot take this amount in this currency exactly, or None (for a check before the
+    payment exists)."""
+    try:
+        to_stripe_amount(amount, currency)
+    except UnsupportedAmount as e:
+        return str(e)
+    return None
+
+
+def to_stripe_amount(amount: int, currency: str) -> int:
+    """Our minor units (ISO 4217) as Stripe's `amount`; UnsupportedAmount when Stripe cannot take it."""
+    if currency not in STRIPE_EXPONENTS:
+        raise UnsupportedAmount(f"Stripe does not take {currency}")
+    shift = STRIPE_EXPONENTS[currency] - CURRENCY_EXPONENTS[currency]
+    if shift >= 0:
+        value = amount * _pow10(shift)
+    else:
+        value, rest = divmod(amount, _pow10(-shift))
+        if rest:
+            raise UnsupportedAmount(
+                f"Stripe takes {currency} in whole units only: amount must be a multiple of {_pow10(-shift)}"
+            )
+    if currency in THREE_DECIMAL and value % 10:
+        raise UnsupportedAmount(f"Stripe takes {currency} amounts only in multiples of 10 (0.010 {currency})")
+    return value
+
+
+def from_stripe_amount(value: int, currency: str) -> int:
+    """Stripe's `amount` as our minor units; ValueError if it is no whole number of them."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"amount must be an integer, not {type(value).__name__}")
+    shift = STRIPE_EXPONENTS[currency] - CURRENCY_EXPONENTS[currency]
+    if shift <= 0:
+        return value * _pow10(-shift)
+    ours, rest = divmod(value, _pow10(shift))
+    if rest:
+        raise ValueError(f"{value} is not a whole number of {currency} minor units")
+    return ours
+
+
+def _money(obj: Mapping[str, Any], amount_field: str = "amount") -> tuple[int, str]:
+    """(amount, CURRENCY) of a Stripe object in our terms. A currency we do not know keeps Stripe's raw
+    amount: it can never equal one of our payments' currencies, so a mismatch check still fires."""
+    currency = str(obj["currency"]).upper()
+    amount = obj[amount_field]
+    if currency not in STRIPE_EXPONENTS:
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise ValueError(f"{amount_field} must be an integer")
+        return amount, currency
+    return from_stripe_amount(amount, currency), currency
+
+
+def _metadata(payment_id: str, flow: str, reference: str | None) -> dict[str, str]:
+    meta = {META_PAYMENT: payment_id, META_FLOW: flow}
+    if reference is not None:
+        meta[META_REFERENCE] = reference
+    return meta
+
+
+def payment_intent_params(request: PaymentRequest) -> dict[str, Any]:
+    """POST /v1/payment_intents parameters. A function of the stored payment alone, so a retry of the
+    create (same Idempotency-Key) sends exactly the same parameters and Stripe replays its answer."""
+    params: dict[str, Any] = {
+        "amount": to_stripe_amount(request.amount, request.currency),
+        "currency": request.currency.lower(),
+    }
+    if request.payment_method is None:
+        # Stripe Elements: the merchant's front end collects and confirms with the client secret.
+        params["automatic_payment_methods"] = {"enabled": True}
+        params["metadata"] = _metadata(request.payment_id, FLOW_CLIENT, request.reference)
+    else:
+        params["payment_method"] = request.payment_method
+        params["confirm"] = True
+        if request.return_url is not None:
+            # 3-D Secure (and any redirect-based method) answers requires_action + redirect_to_url.
+            params["automatic_payment_methods"] = {"enabled": True}
+            params["return_url"] = request.return_url
+        else:
+            # Without a return_url Stripe refuses redirect-capable confirmations; 3-D Secure is then
+            # completed by Stripe.js with the client secret.
+            params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
+        params["metadata"] = _metadata(request.payment_id, FLOW_SERVER, request.reference)
+    if request.description is not None:
+        params["description"] = request.description
+    return params
+
+
+def refund_params(request: RefundRequest, payment_intent: str) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "payment_intent": payment_intent,
+        # Always explicit, also for a full refund: exactly the amount the gateway reserved.
+        "amount": to_stripe_amount(request.amount, request.payment.currency),
+        "metadata": {META_REFUND: request.refund_id, META_PAYMENT: request.payment.payment_id},
+    }
+    if request.reason in REFUND_REASONS:
+        params["reason"] = request.reason
+    return params
+
+
+def search_query(payment_id: str) -> str:
+    # Our ids are [a-z0-9_], nothing to escape inside the quotes.
+    return f"metadata['{META_PAYMENT}']:'{payment_id}'"
+
+
+def pick_payment_intent(found: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The one PaymentIntent a search by our payment id found. There is only ever one (our payment id
+    is its Idempotency-Key); should there be more, the one that took money wins, else the newest."""
+    if not found:
+        return None
+    rank = {"succeeded": 2, "processing": 1, "requires_capture": 1}
+    return max(found, key=lambda pi: (rank.get(str(pi.get("status")), 0), int(pi.get("created") or 0)))
+
+
+def find_refund(refunds: Sequence[Mapping[str, Any]], refund_id: str) -> Mapping[str, Any] | None:
+    """Our refund among a PaymentIntent's refunds, by the id in its metadata."""
+    for refund in refunds:
+        if (refund.get("metadata") or {}).get(META_REFUND) == refund_id:
+            return refund
+    return None
+
+
+def decline(error: Mapping[str, Any]) -> tuple[str, str]:
+    """Our failure code and message for a Stripe error object (an API error's `error`, or a
+    PaymentIntent's `last_payment_error`)."""
+    code = (
+        DECLINE_CODES.get(str(error.get("decline_code")))
+        or DECLINE_CODES.get(str(error.get("code")))
+        or "card_declined"
+    )
+    return code, str(error.get("message") or "The card was declined.")
+
+
+def request_error(error: Mapping[str, Any]) -> tuple[str, str]:
+    """Our failure code and message for a 400 invalid_request_error that refused a payment."""
+    code = str(error.get("code") or "")
+    if error.get("param") == "payment_method":
+        ours = "invalid_payment_method"
+    else:
+        ours = REQUEST_ERRORS.get(code, "payment_rejected")
+    return ours, str(error.get("message") or "Stripe refused the payment request.")
+
+
+def _client_secret_action(pi: Mapping[str, Any]) -> dict[str, Any] | None:
+    secret = pi.get("client_secret")
+    if not secret:
+        return None
+    return {"type": "use_client_secret", "use_client_secret": {"client_secret": secret}}
+
+
+def _next_action(pi: Mapping[str, Any]) -> dict[str, Any] | None:
+    action = pi.get("next_action") or {}
+    redirect = action.get("redirect_to_url") if action.get("type") == "redirect_to_url" else None
+    if redirect and redirect.get("url"):
+        return {
+            "type": "redirect_to_url",
+            "redirect_to_url": {"url": redirect["url"], "return_url": redirect.get("return_url")},
+        }
+    # use_stripe_sdk (3-D Secure without a return_url) and every other kind: Stripe.js handles them.
+    return _client_secret_action(pi)
+
+
+def payment_result(pi: Mapping[str, Any]) -> PaymentResult:
+    """A PaymentIntent in our terms (statuses: shared/providers.md §1.4)."""
+    try:
+        status = pi["status"]
+        flow = (pi.get("metadata") or {}).get(META_FLOW, FLOW_SERVER)
+        # What was charged, once there is a charge; the intended amount before.
+        field = "amount_received" if status == "succeeded" and "amount_received" in pi else "amount"
+        amount, currency = _money(pi, field)
+        reference = str(pi["id"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise MalformedObject(f"malformed PaymentIntent: {e}") from e
+    common: dict[str, Any] = {"provider_reference": reference, "amount": amount, "currency": currency}
+    if status == "succeeded":
+        return PaymentResult(status="succeeded", **common)
+    if status in ("processing", "requires_capture"):
+        # requires_capture: authorised, not yet captured (we never ask for manual capture).
+        return PaymentResult(status="processing", **common)
+    if status == "canceled":
+        return PaymentResult(status="canceled", **common)
+    if status == "requires_action":
+        return PaymentResult(status="requires_action", next_action=_next_action(pi), **common)
+    if status in ("requires_payment_method", "requires_confirmation"):
+        error = pi.get("last_payment_error")
+        if flow == FLOW_SERVER and status == "requires_payment_method":
+            code, message = decline(error) if error else ("payment_failed", "The payment failed.")
+            return PaymentResult(status="failed", failure_code=code, failure_message=message, **common)
+        # Waiting for the customer (Elements), also after a declined attempt: they may try again.
+        return PaymentResult(status="requires_action", next_action=_client_secret_action(pi), **common)
+    raise MalformedObject(f"unknown PaymentIntent status {status!r}")
+
+
+def refund_result(refund: Mapping[str, Any]) -> RefundResult:
+    """A Refund in our terms: pending | succeeded | failed (Stripe's canceled is a failed refund)."""
+    try:
+        status = refund["status"]
+        amount, currency = _money(refund)
+        reference = str(refund["id"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise MalformedObject(f"malformed Refund: {e}") from e
+    common: dict[str, Any] = {"provider_reference": reference, "amount": amount, "currency": currency}
+    if status == "succeeded":
+        return RefundResult(status="succeeded", **common)
+    if status in ("pending", "requires_action"):
+        return RefundResult(status="pending", **common)
+    if status == "failed":
+        reason = refund.get("failure_reason") or "unknown"
+        return RefundResult(
+            status="failed",
+            failure_code="refund_failed",
+            failure_message=f"Stripe could not refund the payment ({reason}).",
+            **common,
+        )
+    if status == "canceled":
+        return RefundResult(
+            status="failed",
+            failure_code="refund_canceled",
+            failure_message="The refund was canceled at Stripe.",
+            **common,
+        )
+    raise MalformedObject(f"unknown Refund status {status!r}")
+
+
+PAYMENT_EVENTS: Final = frozenset(
+    {
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "payment_intent.processing",
+        "payment_intent.requires_action",
+    }
+)
+REFUND_EVENTS: Final = frozenset(
+    {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+)
+
+
+def _latest_refund(charge: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    # `refunds` is on a Charge only for older API versions (or when expanded); without it the event
+    # names no refund and refund.updated (which always comes too) carries the news.
+    refunds = (charge.get("refunds") or {}).get("data") or []
+    if not refunds:
+        return None
+    latest: Mapping[str, Any] = max(refunds, key=lambda r: int(r.get("created") or 0))
+    return latest
+
+
+def _refund_event(base: dict[str, Any], refund: Mapping[str, Any]) -> WebhookEvent:
+    meta = refund.get("metadata") or {}
+    result = refund_result(refund)
+    return WebhookEvent(
+        **base,
+        payment_id=meta.get(META_PAYMENT),
+        refund_id=meta.get(META_REFUND),
+        refund_reference=result.provider_reference,
+        refund_result=result,
+    )
+
+
+def interpret(event: Mapping[str, Any]) -> WebhookEvent:
+    """A (verified) Stripe Event in our terms. Types we do not act on come back with no result."""
+    try:
+        event_type = str(event["type"])
+        obj = event["data"]["object"]
+        base: dict[str, Any] = {
+            "event_id": str(event["id"]),
+            "event_type": event_type,
+            "payload": dict(event),
+        }
+        if not isinstance(obj, Mapping):
+            raise WebhookPayloadError("data.object is not an object")
+        if event_type in PAYMENT_EVENTS:
+            meta = obj.get("metadata") or {}
+            result: PaymentResult | None = payment_result(obj)
+            # (An Elements customer's declined attempt maps to requires_action: they may try again.)
+            if result is not None and result.status == "requires_action" and result.next_action is None:
+                # Still waiting, with no next action to show (no client secret in the payload): applying
+                # it would only wipe the next action the merchant already has.
+                result = None
+            return WebhookEvent(
+                **base, payment_id=meta.get(META_PAYMENT), provider_reference=str(obj["id"]), result=result
+            )
+        if event_type in REFUND_EVENTS:
+            return _refund_event(base, obj)
+        if event_type == "charge.refunded":
+            refund = _latest_refund(obj)
+            if refund is not None:
+                return _refund_event(base, refund)
+        return WebhookEvent(**base)
+    except MalformedObject as e:
+        raise WebhookPayloadError(str(e)) from e
+    except (KeyError, TypeError, AttributeError) as e:
+        raise WebhookPayloadError(f"missing or malformed field: {e}") from e

@@ -1,0 +1,197 @@
+"""Flutterwave v3 for the contract suite: bodies shaped as shared/providers.md §4 shows them.
+
+The customer step is the hosted checkout (`POST /v3/payments` -> data.link); a decline comes from a
+saved-card charge (`POST /v3/tokenized-charges`), the one v3 flow that answers with an outcome at once.
+Amounts are JSON numbers in major units, written as exact literals ("50.00"), as Flutterwave sends them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from typing import Any
+
+import httpx
+import orjson
+import respx
+
+from drivers.base import Driver
+from support import FLUTTERWAVE_API, FLUTTERWAVE_SECRET_HASH
+
+TOKEN = "flw-t1nf-f9b3bf384cd30d6fca42b6df9d27bd2f-m03k"
+LINK = "https://checkout.flutterwave.com/v3/hosted/pay/flwlnk-01hx4gtw6q"
+CREATED_AT = "2024-05-02T10:15:03.000Z"
+# Flutterwave's numeric transaction and refund ids: unique within a test run.
+_ids = itertools.count(random.randrange(10**8, 9 * 10**8) * 10)
+
+
+def new_id() -> int:
+    return next(_ids)
+
+
+def major(amount: int, currency: str = "KES") -> orjson.Fragment:
+    """Minor units as the JSON number Flutterwave writes: 5000 KES -> 50.00, 5000 UGX -> 5000."""
+    if currency in ("UGX", "RWF", "XAF", "XOF"):
+        return orjson.Fragment(str(amount))
+    return orjson.Fragment(f"{amount // 100}.{amount % 100:02d}")
+
+
+def transaction(
+    tx_id: int,
+    tx_ref: str,
+    amount: int,
+    currency: str,
+    status: str,
+    processor_response: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A transaction as verify and `charge.completed` carry it (providers.md §4.3, §4.5)."""
+    return {
+        "id": tx_id,
+        "tx_ref": tx_ref,
+        "flw_ref": f"FLW-MOCK-{tx_id:x}",
+        "device_fingerprint": "N/A",
+        "amount": major(amount, currency),
+        "currency": currency,
+        "charged_amount": major(amount, currency),
+        "app_fee": 0.7,
+        "merchant_fee": 0,
+        "processor_response": processor_response,
+        "auth_model": "PIN",
+        "ip": "197.210.64.96",
+        "narration": "CARD Transaction ",
+        "status": status,
+        "payment_type": "card",
+        "created_at": CREATED_AT,
+        "account_id": 17321,
+        "customer": {
+            "id": 216519823,
+            "name": "Amina Otieno",
+            "phone_number": "N/A",
+            "email": "amina@example.com",
+            "created_at": CREATED_AT,
+        },
+        "card": {
+            "first_6digits": "553188",
+            "last_4digits": "2950",
+            "issuer": "MASTERCARD CREDIT",
+            "country": "NG",
+            "type": "MASTERCARD",
+            "expiry": "09/32",
+        },
+        **extra,
+    }
+
+
+def envelope(message: str, data: Any, status: str = "success") -> bytes:
+    return orjson.dumps({"status": status, "message": message, "data": data})
+
+
+def refund(refund_id: int, tx_id: int, amount: int, status: str = "completed") -> dict[str, Any]:
+    """The refund object of `POST /v3/transactions/{id}/refund` (providers.md §4.4)."""
+    return {
+        "id": refund_id,
+        "account_id": 73362,
+        "tx_id": tx_id,
+        "flw_ref": f"URF_1577867664541_{refund_id}",
+        "wallet_id": 74639,
+        "amount_refunded": major(amount),
+        "status": status,
+        "destination": "payment_source",
+        "meta": {"source": "availablebalance"},
+        "created_at": "2024-05-02T10:20:37.366Z",
+    }
+
+
+def webhook(data: dict[str, Any], event: str = "charge.completed") -> bytes:
+    return orjson.dumps({"event": event, "data": data})
+
+
+def hashed(body: bytes) -> tuple[dict[str, str], bytes]:
+    return {"content-type": "application/json", "verif-hash": FLUTTERWAVE_SECRET_HASH}, body
+
+
+class FlutterwaveDriver(Driver):
+    name = "flutterwave"
+    currency = "KES"
+    decline_code = "insufficient_funds"
+
+    def __init__(self) -> None:
+        # Flutterwave's transaction id of each payment reported paid (its refunds name it).
+        self.transaction_ids: dict[str, int] = {}
+
+    def create_body(self, scenario: str) -> dict[str, Any]:
+        body = {
+            **super().create_body(scenario),
+            "customer": {"name": "Amina Otieno", "email": "amina@example.com"},
+            "return_url": "https://shop.example/orders/1042/return",
+        }
+        if scenario == "decline":
+            body["payment_method"] = TOKEN
+        return body
+
+    def mock_create(self, router: respx.Router, scenario: str) -> None:
+        if scenario == "decline":
+
+            def declined(request: httpx.Request) -> httpx.Response:
+                sent = json.loads(request.content)
+                data = transaction(
+                    new_id(), sent["tx_ref"], self.amount, sent["currency"], "failed", "Insufficient Funds"
+                )
+                return httpx.Response(200, content=envelope("Charge failed", data))
+
+            router.post(f"{FLUTTERWAVE_API}/v3/tokenized-charges").mock(side_effect=declined)
+        elif scenario == "timeout":
+            router.post(f"{FLUTTERWAVE_API}/v3/payments").mock(side_effect=httpx.ReadTimeout("timed out"))
+        else:
+            router.post(f"{FLUTTERWAVE_API}/v3/payments").respond(
+                200, content=envelope("Hosted Link", {"link": LINK})
+            )
+
+    def mock_fetch(self, router: respx.Router, payment: dict[str, Any], status: str) -> None:
+        flw_status = {"succeeded": "successful", "failed": "failed", "processing": "pending"}[status]
+        tx_id = self.transaction_ids.setdefault(payment["id"], new_id())
+        data = transaction(
+            tx_id, payment["id"], payment["amount"], payment["currency"], flw_status, "Approved"
+        )
+        if payment["provider_reference"]:
+            route = router.get(f"{FLUTTERWAVE_API}/v3/transactions/{payment['provider_reference']}/verify")
+        else:
+            route = router.get(
+                f"{FLUTTERWAVE_API}/v3/transactions/verify_by_reference", params={"tx_ref": payment["id"]}
+            )
+        route.respond(200, content=envelope("Transaction fetched successfully", data))
+
+    def mock_refund(self, router: respx.Router, payment: dict[str, Any], amount: int) -> None:
+        tx_id = self.transaction_ids[payment["id"]]
+        router.post(f"{FLUTTERWAVE_API}/v3/transactions/{tx_id}/refund").respond(
+            200, content=envelope("Transaction refund initiated", refund(new_id(), tx_id, amount))
+        )
+
+    def success_webhook(
+        self,
+        payment: dict[str, Any],
+        *,
+        amount: int | None = None,
+        currency: str | None = None,
+        event_id: str | None = None,
+        reference: str | None = None,
+    ) -> tuple[dict[str, str], bytes]:
+        # Flutterwave's events have no id of their own; a repeat is the same transaction again.
+        tx_id = new_id() if reference else self.transaction_ids.setdefault(payment["id"], new_id())
+        data = transaction(
+            tx_id,
+            reference or payment["id"],
+            payment["amount"] if amount is None else amount,
+            currency or payment["currency"],
+            "successful",
+            "Approved by Financial Institution",
+        )
+        return hashed(webhook(data))
+
+    def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        return {**headers, "verif-hash": FLUTTERWAVE_SECRET_HASH[:-1] + "X"}
+
+
+DRIVER = FlutterwaveDriver()
