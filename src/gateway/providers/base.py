@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
+
 CALLBACK_TOKEN_HEADER = "gateway-callback-token"
 
 
@@ -177,6 +179,17 @@ class WebhookVerificationError(Exception):
 
 class WebhookPayloadError(Exception):
     pass
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A webhook body as a JSON object (after its signature was checked on the raw bytes)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise WebhookPayloadError("body is not JSON") from e
+    if not isinstance(payload, dict):
+        raise WebhookPayloadError("body is not a JSON object")
+    return payload
 
 
 @runtime_checkable

@@ -33,8 +33,8 @@ from gateway.providers.base import (
     RefundRequest,
     RefundResult,
     WebhookEvent,
-    WebhookPayloadError,
     WebhookVerificationError,
+    json_object,
 )
 from gateway.providers.flutterwave import transformers as tf
 from gateway.settings import FlutterwaveSettings
@@ -334,12 +334,7 @@ class FlutterwaveProvider:
             raise WebhookVerificationError("no Flutterwave secret hash is configured")
         if not webhook_authentic(headers, body, hashes):
             raise WebhookVerificationError("verif-hash or flutterwave-signature does not match")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise WebhookPayloadError("body is not JSON") from e
-        if not isinstance(payload, dict):
-            raise WebhookPayloadError("body is not a JSON object")
+        payload = json_object(body)
         return [tf.interpret(payload)]
 
     def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:

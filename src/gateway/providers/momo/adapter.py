@@ -44,8 +44,8 @@ from gateway.providers.base import (
     RefundRequest,
     RefundResult,
     WebhookEvent,
-    WebhookPayloadError,
     WebhookVerificationError,
+    json_object,
 )
 from gateway.providers.momo import transformers as tf
 from gateway.settings import MomoSettings
@@ -484,12 +484,7 @@ class MomoProvider:
         given = headers.get(CALLBACK_TOKEN_HEADER)
         if given is None or not constant_time_equal(given, self._callback_token):
             raise WebhookVerificationError("the callback URL's token is missing or wrong")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise WebhookPayloadError("body is not JSON") from e
-        if not isinstance(payload, dict):
-            raise WebhookPayloadError("body is not a JSON object")
+        payload = json_object(body)
         return [tf.interpret(payload)]
 
     def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:

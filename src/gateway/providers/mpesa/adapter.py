@@ -49,8 +49,8 @@ from gateway.providers.base import (
     RefundRequest,
     RefundResult,
     WebhookEvent,
-    WebhookPayloadError,
     WebhookVerificationError,
+    json_object,
 )
 from gateway.providers.mpesa import transformers as tf
 from gateway.providers.mpesa.tokens import App, TokenCache
@@ -449,12 +449,7 @@ class MpesaProvider:
             raise WebhookVerificationError("no M-Pesa callback token is configured")
         if given is None or not constant_time_equal(given, expected):
             raise WebhookVerificationError("the callback URL's token is wrong or missing")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise WebhookPayloadError("body is not JSON") from e
-        if not isinstance(payload, dict):
-            raise WebhookPayloadError("body is not a JSON object")
+        payload = json_object(body)
         return [self.interpret_webhook(payload)]
 
     def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:

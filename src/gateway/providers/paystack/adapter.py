@@ -28,8 +28,8 @@ from gateway.providers.base import (
     RefundRequest,
     RefundResult,
     WebhookEvent,
-    WebhookPayloadError,
     WebhookVerificationError,
+    json_object,
 )
 from gateway.providers.paystack import transformers as tf
 from gateway.settings import PaystackSettings
@@ -244,12 +244,7 @@ class PaystackProvider:
         matched = [mode for mode, key in keys if tf.signature_matches(key, body, header)]
         if not matched:
             raise WebhookVerificationError("signature mismatch")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise WebhookPayloadError("body is not JSON") from e
-        if not isinstance(payload, dict):
-            raise WebhookPayloadError("body is not a JSON object")
+        payload = json_object(body)
         data = payload.get("data")
         named = tf.domain_mode(data) if isinstance(data, dict) else None
         if named is not None and len(matched) == 1 and named != matched[0]:

@@ -32,8 +32,8 @@ from gateway.providers.base import (
     RefundRequest,
     RefundResult,
     WebhookEvent,
-    WebhookPayloadError,
     WebhookVerificationError,
+    json_object,
 )
 from gateway.providers.sandbox import transformers as tf
 from gateway.settings import SandboxSettings
@@ -239,12 +239,7 @@ class SandboxProvider:
             raise WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature")
         if not verify_standard_webhook(self._secret, msg_id, ts, body, sig, now=int(time.time())):
             raise WebhookVerificationError("signature mismatch or timestamp outside tolerance")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise WebhookPayloadError("body is not JSON") from e
-        if not isinstance(payload, dict):
-            raise WebhookPayloadError("body is not a JSON object")
+        payload = json_object(body)
         return [tf.interpret(payload)]
 
     def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:

@@ -32,8 +32,8 @@ from gateway.providers.base import (
     RefundRequest,
     RefundResult,
     WebhookEvent,
-    WebhookPayloadError,
     WebhookVerificationError,
+    json_object,
 )
 from gateway.providers.wave import transformers as tf
 from gateway.settings import WaveSettings
@@ -332,12 +332,7 @@ class WaveProvider:
                 separator=self._settings.webhook_signature_separator,
             ):
                 raise WebhookVerificationError("Wave-Signature does not match or is too old")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise WebhookPayloadError("body is not JSON") from e
-        if not isinstance(payload, dict):
-            raise WebhookPayloadError("body is not a JSON object")
+        payload = json_object(body)
         return [tf.interpret(payload)]
 
     def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
