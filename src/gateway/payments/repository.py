@@ -4,11 +4,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.repository import paginate
+from gateway.db.repository import claim_due_for_reconcile, paginate
 from gateway.kit.pagination import Page
 from gateway.payments.models import Payment
 from gateway.payments.schemas import PaymentFilters
@@ -95,22 +95,11 @@ class PaymentRepository:
         return await paginate(self.session, stmt, Payment.id, page)
 
     async def claim_for_reconcile(self, limit: int, backoff: float, max_backoff: float) -> Sequence[str]:
-        """Takes due unsettled rows and moves their next question into the future, in one statement:
-        with SKIP LOCKED, reconcilers running at once never ask about the same row in one round."""
-        stmt = text("""
-            UPDATE payments SET
-                reconcile_attempts = reconcile_attempts + 1,
-                next_reconcile_at = now() + make_interval(
-                    secs => LEAST(:backoff * power(2, LEAST(reconcile_attempts, 30)), :max_backoff))
-            WHERE id IN (
-                SELECT id FROM payments
-                WHERE status IN ('pending', 'requires_action', 'processing') AND next_reconcile_at <= now()
-                  AND (provider_lease_until IS NULL OR provider_lease_until < now())
-                ORDER BY next_reconcile_at
-                LIMIT :limit
-                FOR UPDATE SKIP LOCKED
-            )
-            RETURNING id
-        """)
-        params = {"limit": limit, "backoff": backoff, "max_backoff": max_backoff}
-        return (await self.session.execute(stmt, params)).scalars().all()
+        return await claim_due_for_reconcile(
+            self.session,
+            "payments",
+            ("pending", "requires_action", "processing"),
+            limit=limit,
+            backoff=backoff,
+            max_backoff=max_backoff,
+        )
