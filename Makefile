@@ -6,12 +6,14 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test lint fmt check serve migrate clean help
+.PHONY: dev test lint fmt check serve migrate clean help bench profile
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite against real PostgreSQL and Redis"
 	@echo "make lint   ruff, mypy and the import-layering contracts"
+	@echo "make bench  the gateway against a bare-stack floor with wrk (BENCH_QUICK=1: ~3 min); see bench/README.md"
+	@echo "make profile  a py-spy flame graph of a gateway worker under create-payment load"
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -38,6 +40,17 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests alembic
 
 check: lint test
+
+# Not part of `make test`: ~12 minutes (BENCH_QUICK=1: ~3). Results in bench/results/.
+bench: $(STAMP)
+	@sh bench/ensure-wrk.sh
+	$(VENV)/bin/python -m bench.run
+
+# py-spy is in the `bench` dependency group, synced here only (--inexact keeps the rest as it is).
+profile: $(STAMP)
+	@sh bench/ensure-wrk.sh
+	$(UV) sync --frozen --inexact --group bench
+	$(VENV)/bin/python -m bench.flamegraph
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

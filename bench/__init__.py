@@ -1,0 +1,1 @@
+"""The benchmark harness (`make bench`, `make profile`): not part of the product."""

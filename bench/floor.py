@@ -1,0 +1,341 @@
+"""The floor: the unavoidable work of the gateway's hot paths, with no framework beyond Starlette.
+
+Not part of the product. `make bench` runs it beside the gateway, under the same uvicorn settings, on
+the same PostgreSQL and Redis, and reports every gateway figure as a ratio to this one. What it does
+per request is the least any gateway keeping our guarantees must do:
+
+- POST /v1/payments: authenticate the bearer key (cached in process), validate the body with the
+  gateway's own `PaymentCreate` model (so validation costs the same on both sides), one Redis
+  `SET NX EX` that claims the Idempotency-Key and stores the answer, then one PostgreSQL transaction
+  inserting a payment row and an event row (the gateway's tables, real columns) through a raw asyncpg
+  pool. A repeated key is answered from Redis (idempotent replay).
+- POST /floor/replay: the Redis-only route replay is compared with: authenticate, fingerprint the
+  body, `SET NX EX`, and on a held key `GET` it and answer the stored bytes.
+- GET /v1/payments/{id}: one `SELECT` by primary key (scoped to the merchant and mode), rendered as
+  the gateway renders a payment.
+- GET /floor/json: a bare JSON answer (the framework's own cost).
+
+Configured by FLOOR_DATABASE_URL (any postgresql:// URL) and FLOOR_REDIS_URL; run it with
+`uvicorn bench.floor:create_app --factory`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import orjson
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.kit.ids import new_id
+from gateway.payments.schemas import PaymentCreate
+
+IDEMPOTENCY_TTL = 86_400
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+
+_PAYMENT_COLUMNS = (
+    "id, amount, amount_refunded, currency, status, provider, payment_method, customer_name, "
+    "customer_email, customer_phone, customer_location, description, reference, metadata, livemode, "
+    "provider_reference, next_action, failure_code, failure_message, return_url, created_at, updated_at, "
+    "completed_at"
+)
+INSERT_PAYMENT = """
+INSERT INTO payments (id, merchant_id, livemode, amount, currency, status, provider, payment_method,
+    customer_name, customer_email, customer_phone, customer_location, description, reference, metadata,
+    return_url, provider_reference, idempotency_key, request_fingerprint, created_at, updated_at,
+    completed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $20)
+"""
+INSERT_EVENT = """
+INSERT INTO events (id, merchant_id, livemode, type, payment_id, previous_status, status, source, data,
+    created_at)
+VALUES ($1, $2, $3, $4, $5, NULL, $6, 'api', $7, $8)
+"""
+SELECT_PAYMENT = (
+    f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = $1 AND merchant_id = $2 AND livemode = $3"
+)
+SELECT_KEY = "SELECT merchant_id, livemode FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+
+
+def _problem(status: int, code: str, detail: str) -> Response:
+    body = orjson.dumps({"type": "about:blank", "status": status, "code": code, "detail": detail})
+    return Response(body, status_code=status, media_type=PROBLEM)
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z)
+
+
+def _jsonb_encode(value: Any) -> str:
+    return _dumps(value).decode()
+
+
+async def _init_connection(conn: Any) -> None:
+    await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
+
+
+def _payment_json(row: Any) -> dict[str, Any]:
+    """A payment as the gateway's API shows it (same fields, same order)."""
+    return {
+        "id": row["id"],
+        "object": "payment",
+        "amount": row["amount"],
+        "amount_refunded": row["amount_refunded"],
+        "currency": row["currency"],
+        "status": row["status"],
+        "provider": row["provider"],
+        "payment_method": row["payment_method"],
+        "customer": {
+            "name": row["customer_name"],
+            "email": row["customer_email"],
+            "phone": row["customer_phone"],
+            "location": row["customer_location"],
+        },
+        "description": row["description"],
+        "reference": row["reference"],
+        "metadata": row["metadata"],
+        "livemode": row["livemode"],
+        "provider_reference": row["provider_reference"],
+        "next_action": row["next_action"],
+        "failure_code": row["failure_code"],
+        "failure_message": row["failure_message"],
+        "return_url": row["return_url"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "completed_at": row["completed_at"],
+    }
+
+
+def _fingerprint(method: str, path: str, raw: bytes) -> str:
+    try:
+        canonical = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS) if raw else b""
+    except orjson.JSONDecodeError:
+        canonical = raw
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+class Floor:
+    def __init__(self, pool: Any, redis: Redis) -> None:
+        self.pool = pool
+        self.redis = redis
+        self._keys: dict[str, tuple[str, bool]] = {}
+
+    async def principal(self, request: Request) -> tuple[str, bool] | None:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        key_hash = hashlib.sha256(token.encode()).hexdigest()
+        hit = self._keys.get(key_hash)
+        if hit is None:
+            row = await self.pool.fetchrow(SELECT_KEY, key_hash)
+            if row is None:
+                return None
+            hit = self._keys[key_hash] = (row["merchant_id"], row["livemode"])
+        return hit
+
+    @staticmethod
+    def _redis_key(merchant_id: str, livemode: bool, key: str) -> str:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return f"floor:idem:{merchant_id}:{'live' if livemode else 'test'}:{digest}"
+
+    async def _replay(self, rkey: str, fingerprint: str) -> Response:
+        raw = await self.redis.get(rkey)
+        if raw is None:
+            return _problem(409, "idempotency_key_in_use", "The key was released; retry.")
+        stored = orjson.loads(raw)
+        if stored["fp"] != fingerprint:
+            return _problem(422, "idempotency_key_reused", "This key was used with another request.")
+        response = Response(stored["body"].encode(), status_code=stored["status"], media_type=stored["mt"])
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    async def create_payment(self, request: Request) -> Response:
+        principal = await self.principal(request)
+        if principal is None:
+            return _problem(401, "invalid_api_key", "Send a valid secret key.")
+        merchant_id, livemode = principal
+        key = request.headers.get("idempotency-key")
+        if not key or len(key) > 255:
+            return _problem(400, "idempotency_key_missing", "Send an Idempotency-Key header.")
+        raw = await request.body()
+        try:
+            body = PaymentCreate.model_validate_json(raw)
+        except ValidationError as e:
+            return _problem(422, "validation_error", str(e.error_count()) + " invalid fields")
+        fingerprint = _fingerprint("POST", request.url.path, raw)
+
+        now = datetime.now(UTC)
+        payment_id = new_id("pay")
+        customer = body.customer
+        row: dict[str, Any] = {
+            "id": payment_id,
+            "amount": body.amount,
+            "amount_refunded": 0,
+            "currency": body.currency,
+            "status": "succeeded",
+            "provider": body.provider,
+            "payment_method": body.payment_method,
+            "customer_name": customer.name if customer else None,
+            "customer_email": customer.email if customer else None,
+            "customer_phone": customer.phone if customer else None,
+            "customer_location": customer.location if customer else None,
+            "description": body.description,
+            "reference": body.reference,
+            "metadata": body.metadata,
+            "livemode": livemode,
+            "provider_reference": "sbx_" + payment_id.split("_", 1)[1],
+            "next_action": None,
+            "failure_code": None,
+            "failure_message": None,
+            "return_url": body.return_url,
+            "created_at": now,
+            "updated_at": now,
+            "completed_at": now,
+        }
+        payment = _payment_json(row)
+        answer = _dumps(payment)
+        # One round trip claims the key and stores the answer; a failed insert releases it below.
+        record = orjson.dumps(
+            {"fp": fingerprint, "done": True, "status": 201, "body": answer.decode(), "mt": JSON}
+        )
+        rkey = self._redis_key(merchant_id, livemode, key)
+        if not await self.redis.set(rkey, record, nx=True, ex=IDEMPOTENCY_TTL):
+            return await self._replay(rkey, fingerprint)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    INSERT_PAYMENT,
+                    payment_id,
+                    merchant_id,
+                    livemode,
+                    body.amount,
+                    body.currency,
+                    "succeeded",
+                    body.provider,
+                    body.payment_method,
+                    row["customer_name"],
+                    row["customer_email"],
+                    row["customer_phone"],
+                    row["customer_location"],
+                    body.description,
+                    body.reference,
+                    body.metadata,
+                    body.return_url,
+                    row["provider_reference"],
+                    key,
+                    fingerprint,
+                    now,
+                )
+                await conn.execute(
+                    INSERT_EVENT,
+                    new_id("evt"),
+                    merchant_id,
+                    livemode,
+                    "payment.succeeded",
+                    payment_id,
+                    "succeeded",
+                    payment,
+                    now,
+                )
+        except BaseException:
+            await self.redis.delete(rkey)
+            raise
+        return Response(answer, status_code=201, media_type=JSON)
+
+    async def replay(self, request: Request) -> Response:
+        principal = await self.principal(request)
+        if principal is None:
+            return _problem(401, "invalid_api_key", "Send a valid secret key.")
+        key = request.headers.get("idempotency-key")
+        if not key or len(key) > 255:
+            return _problem(400, "idempotency_key_missing", "Send an Idempotency-Key header.")
+        # Fingerprinted as the create it replays, so a key made by POST /v1/payments matches.
+        fingerprint = _fingerprint("POST", "/v1/payments", await request.body())
+        rkey = self._redis_key(*principal, key)
+        lock = orjson.dumps({"fp": fingerprint, "done": False})
+        if await self.redis.set(rkey, lock, nx=True, ex=60):
+            await self.redis.delete(rkey)  # nothing stored under this key: this route does no work
+            return _problem(404, "nothing_to_replay", "No stored answer under this key.")
+        return await self._replay(rkey, fingerprint)
+
+    async def get_payment(self, request: Request) -> Response:
+        principal = await self.principal(request)
+        if principal is None:
+            return _problem(401, "invalid_api_key", "Send a valid secret key.")
+        payment_id = request.path_params["payment_id"]
+        if len(payment_id) > 40:
+            return _problem(404, "resource_missing", "No such payment.")
+        row = await self.pool.fetchrow(SELECT_PAYMENT, payment_id, *principal)
+        if row is None:
+            return _problem(404, "resource_missing", "No such payment.")
+        return Response(_dumps(_payment_json(row)), media_type=JSON)
+
+
+async def bare_json(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type=JSON)
+
+
+def _asyncpg_dsn(url: str) -> str:
+    # The harness passes the SQLAlchemy URL it gives the gateway; asyncpg wants plain postgresql://.
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def create_app() -> Starlette:
+    database_url = _asyncpg_dsn(os.environ["FLOOR_DATABASE_URL"])
+    redis_url = os.environ["FLOOR_REDIS_URL"]
+    # The gateway's pool is 10 + 10 overflow per worker (settings.database); the floor gets the same.
+    pool_min = int(os.environ.get("FLOOR_POOL_MIN", "10"))
+    pool_max = int(os.environ.get("FLOOR_POOL_MAX", "20"))
+    floor: Floor | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal floor
+        pool = await asyncpg.create_pool(
+            database_url,
+            min_size=pool_min,
+            max_size=pool_max,
+            init=_init_connection,
+            server_settings={"application_name": "floor"},
+        )
+        redis = Redis.from_url(redis_url)
+        floor = Floor(pool, redis)
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    async def create_payment(request: Request) -> Response:
+        assert floor is not None
+        return await floor.create_payment(request)
+
+    async def replay(request: Request) -> Response:
+        assert floor is not None
+        return await floor.replay(request)
+
+    async def get_payment(request: Request) -> Response:
+        assert floor is not None
+        return await floor.get_payment(request)
+
+    return Starlette(
+        routes=[
+            Route("/v1/payments", create_payment, methods=["POST"]),
+            Route("/v1/payments/{payment_id}", get_payment, methods=["GET"]),
+            Route("/floor/replay", replay, methods=["POST"]),
+            Route("/floor/json", bare_json, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
