@@ -29,7 +29,8 @@ def _redis_url(v: str) -> str:
 
 
 class DatabaseSettings(BaseModel):
-    pool_size: int = Field(10, ge=1, le=200)
+    # Per worker process; enough for 16-32 requests in flight without opening connections under load.
+    pool_size: int = Field(20, ge=1, le=200)
     max_overflow: int = Field(10, ge=0, le=200)
     echo: bool = False
 

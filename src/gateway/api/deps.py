@@ -15,7 +15,7 @@ from gateway.errors import AuthenticationError
 from gateway.merchants.service import Principal
 
 
-def _ctx(request: Request) -> AppContext:
+async def _ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 

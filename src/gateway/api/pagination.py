@@ -12,7 +12,7 @@ from gateway.kit.ids import is_valid
 from gateway.kit.pagination import Page
 
 
-def _page_params(
+async def _page_params(
     limit: Annotated[int, Query(ge=1, le=100, description="How many objects, 1-100")] = 10,
     starting_after: Annotated[
         str | None, Query(max_length=40, description="An id: the page of older objects after it")

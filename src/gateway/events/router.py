@@ -17,7 +17,7 @@ from gateway.events.service import EventService
 router = APIRouter(prefix="/events", tags=["events"])
 
 
-def _service(session: Session) -> EventService:
+async def _service(session: Session) -> EventService:
     return EventService(session)
 
 

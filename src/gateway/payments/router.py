@@ -31,7 +31,7 @@ router = APIRouter(prefix="/payments", tags=["payments"])
 PaymentId = Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)]
 
 
-def _service(session: Session, ctx: Ctx) -> PaymentService:
+async def _service(session: Session, ctx: Ctx) -> PaymentService:
     return PaymentService(session, ctx.registry, ctx.settings.provider_timeout_seconds)
 
 

@@ -212,44 +212,42 @@ class PaymentService:
     async def _insert_or_find(
         self, principal: Principal, body: PaymentCreate, key: str, fingerprint: str, provider: PaymentProvider
     ) -> tuple[Payment, bool]:
+        # Insert first: a new key (the common case) costs one statement; a retry finds its row on conflict.
+        now = datetime.now(UTC)
+        customer = body.customer
+        existing = await self.repo.insert_if_absent(
+            {
+                "id": new_id("pay"),
+                "merchant_id": principal.merchant_id,
+                "livemode": principal.livemode,
+                "amount": body.amount,
+                "currency": body.currency,
+                "status": state.S.PENDING,
+                "provider": body.provider,
+                "payment_method": body.payment_method,
+                "customer_name": customer.name if customer else None,
+                "customer_email": customer.email if customer else None,
+                "customer_phone": customer.phone if customer else None,
+                "customer_location": customer.location if customer else None,
+                "description": body.description,
+                "reference": body.reference,
+                "metadata_": body.metadata,
+                "return_url": body.return_url,
+                "idempotency_key": key,
+                "request_fingerprint": fingerprint,
+                "provider_lease_until": now + self.lease,
+                "next_reconcile_at": now + timedelta(seconds=provider.capabilities.reconcile_after_seconds),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        if existing is not None:
+            await state.record_created(self.session, existing, source="api")
+            # Committed before the provider hears of it: a crash from here on leaves a row to resume.
+            await self.session.commit()
+            return existing, True
         existing = await self.repo.get_by_idempotency_key(principal.merchant_id, key)
-        if existing is None:
-            now = datetime.now(UTC)
-            customer = body.customer
-            existing = await self.repo.insert_if_absent(
-                {
-                    "id": new_id("pay"),
-                    "merchant_id": principal.merchant_id,
-                    "livemode": principal.livemode,
-                    "amount": body.amount,
-                    "currency": body.currency,
-                    "status": state.S.PENDING,
-                    "provider": body.provider,
-                    "payment_method": body.payment_method,
-                    "customer_name": customer.name if customer else None,
-                    "customer_email": customer.email if customer else None,
-                    "customer_phone": customer.phone if customer else None,
-                    "customer_location": customer.location if customer else None,
-                    "description": body.description,
-                    "reference": body.reference,
-                    "metadata_": body.metadata,
-                    "return_url": body.return_url,
-                    "idempotency_key": key,
-                    "request_fingerprint": fingerprint,
-                    "provider_lease_until": now + self.lease,
-                    "next_reconcile_at": now
-                    + timedelta(seconds=provider.capabilities.reconcile_after_seconds),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            if existing is not None:
-                await state.record_created(self.session, existing, source="api")
-                # Committed before the provider hears of it: a crash from here on leaves a row to resume.
-                await self.session.commit()
-                return existing, True
-            existing = await self.repo.get_by_idempotency_key(principal.merchant_id, key)
-            assert existing is not None  # the conflicting row is committed, or we would not have conflicted
+        assert existing is not None  # the conflicting row is committed, or we would not have conflicted
         if existing.request_fingerprint != fingerprint:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was already used with a different request; use a new key."

@@ -28,7 +28,7 @@ PaymentId = Annotated[str, Path(description="A payment id, `pay_…`", max_lengt
 RefundId = Annotated[str, Path(description="A refund id, `re_…`", max_length=40)]
 
 
-def _service(session: Session, ctx: Ctx) -> RefundService:
+async def _service(session: Session, ctx: Ctx) -> RefundService:
     return RefundService(session, ctx.registry, ctx.settings.provider_timeout_seconds)
 
 

@@ -29,7 +29,7 @@ EndpointId = Annotated[str, Path(description="A webhook endpoint id, `we_…`", 
 DeliveryId = Annotated[str, Path(description="A delivery id, `whd_…`", max_length=40)]
 
 
-def _service(session: Session, ctx: Ctx) -> EndpointService:
+async def _service(session: Session, ctx: Ctx) -> EndpointService:
     return EndpointService(session, allow_private_targets=ctx.settings.delivery.allow_private_targets)
 
 
