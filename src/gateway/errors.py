@@ -121,16 +121,6 @@ class TooManyEndpoints(GatewayError):
     status, code, title = 422, "too_many_endpoints", "The merchant has as many endpoints as allowed"
 
 
-class PaymentDeclined(GatewayError):
-    """A provider decline; `code` is set per instance from the provider's mapped reason."""
-
-    status, code, title = 402, "payment_declined", "The payment was declined"
-
-    def __init__(self, code: str, detail: str, **extra: Any):
-        super().__init__(detail, **extra)
-        self.code = code  # type: ignore[misc]
-
-
 class ProviderError(GatewayError):
     status, code, title = 502, "provider_error", "The payment provider failed"
 
@@ -149,10 +139,6 @@ class WebhookSignatureInvalid(GatewayError):
 
 class WebhookMalformed(GatewayError):
     status, code, title = 400, "webhook_malformed", "The webhook body is not valid"
-
-
-class ServiceUnavailable(GatewayError):
-    status, code, title = 503, "service_unavailable", "A backing service is unavailable"
 
 
 def _request_id(request: Request) -> str | None:

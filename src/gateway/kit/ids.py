@@ -13,7 +13,6 @@ _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
 
-PREFIXES = frozenset({"pay", "re", "evt", "we", "whd", "mer", "key", "iwh"})
 _ID_RE = re.compile(r"^([a-z]+)_([0-9a-hjkmnp-tv-z]{26})$")
 
 
@@ -43,12 +42,3 @@ def new_id(prefix: str) -> str:
 def is_valid(value: str, prefix: str) -> bool:
     m = _ID_RE.match(value)
     return bool(m) and m.group(1) == prefix  # type: ignore[union-attr]
-
-
-def timestamp_ms(value: str) -> int:
-    """The creation time (ms since the epoch) an id carries."""
-    body = value.rsplit("_", 1)[1]
-    n = 0
-    for ch in body:
-        n = (n << 5) | _ALPHABET.index(ch)
-    return n >> 80

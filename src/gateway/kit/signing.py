@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 
 
 def hmac_hex(secret: bytes, message: bytes, digest: str = "sha256") -> str:
@@ -22,10 +21,6 @@ def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
 
 def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def random_token(nbytes: int = 24) -> str:
-    return secrets.token_urlsafe(nbytes)
 
 
 def whsec_key(secret: str) -> bytes:

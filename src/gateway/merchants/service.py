@@ -49,13 +49,6 @@ async def create_merchant(session: AsyncSession, name: str, *, livemode: bool = 
     return NewMerchant(merchant_id, name, key, livemode)
 
 
-async def create_key(session: AsyncSession, merchant_id: str, *, livemode: bool) -> str:
-    key = generate_secret_key(livemode)
-    await MerchantRepository(session).add_key(new_id("key"), merchant_id, sha256_hex(key), key[:12], livemode)
-    await session.commit()
-    return key
-
-
 class Authenticator:
     """Resolves a bearer key to a principal; hits are cached in process for a short while."""
 
