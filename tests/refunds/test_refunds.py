@@ -69,7 +69,8 @@ async def test_twenty_racing_partial_refunds_never_exceed_the_payment(
     ok = [r for r in responses if r.status_code == 201]
     refused = [r for r in responses if r.status_code == 422]
     unexpected = [(r.status_code, r.text) for r in responses if r.status_code not in (201, 422)]
-    assert (len(ok), len(refused)) == (10, 10), unexpected or sorted(r.status_code for r in responses)
+    statuses = sorted(r.status_code for r in responses)
+    assert (len(ok), len(refused)) == (10, 10), (statuses, unexpected)
     assert all(r.json()["status"] == "succeeded" and r.json()["amount"] == 1_000 for r in ok)
     for r in refused:
         assert r.json()["code"] == "refund_exceeds_remaining"
