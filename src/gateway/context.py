@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gateway.db.pg import Pg
 from gateway.merchants.service import Authenticator
 from gateway.providers.registry import ProviderRegistry
 from gateway.settings import Settings
@@ -16,6 +17,7 @@ from gateway.settings import Settings
 class AppContext:
     settings: Settings
     engine: AsyncEngine
+    pg: Pg
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
     registry: ProviderRegistry

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from gateway.api.providers import router as providers_router
 from gateway.context import AppContext
 from gateway.db.engine import make_engine, make_sessionmaker
+from gateway.db.pg import Pg, create_pool
 from gateway.errors import install_error_handlers
 from gateway.events.publisher import EventPublisher
 from gateway.events.router import router as events_router
@@ -93,9 +94,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         publisher = EventPublisher(redis)
         session_class = sessionmaker.kw["sync_session_class"]
         publisher.install(session_class)
+        pg = Pg(await create_pool(settings.database_url, settings.database), publisher.publish_soon)
         app.state.ctx = AppContext(
             settings=settings,
             engine=engine,
+            pg=pg,
             sessionmaker=sessionmaker,
             redis=redis,
             registry=registry,
@@ -133,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publisher.uninstall(session_class)
             await publisher.drain()
             await redis.aclose()
+            await pg.close()
             await engine.dispose()
             log.info("gateway_stopped")
 

@@ -54,9 +54,13 @@ class EventPublisher:
     def _after_commit(self, session: Session) -> None:
         pending = session.info.pop(PENDING_PUBLISH, None)
         if pending:
-            task = asyncio.get_running_loop().create_task(self._publish(pending))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.publish_soon(pending)
+
+    def publish_soon(self, pending: list[dict[str, Any]]) -> None:
+        """Publishes committed events in a task of their own: the request does not wait for Redis."""
+        task = asyncio.get_running_loop().create_task(self._publish(pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _after_rollback(self, session: Session, previous_transaction: object) -> None:
         session.info.pop(PENDING_PUBLISH, None)

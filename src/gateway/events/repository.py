@@ -8,6 +8,7 @@ from sqlalchemy import ARRAY, ColumnElement, DateTime, String, bindparam, or_, s
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.db.pg import Tx, positional
 from gateway.db.repository import paginate
 from gateway.events.models import Event
 from gateway.events.schemas import EventFilters
@@ -21,8 +22,8 @@ MAX_ENDPOINTS = 16
 
 # The event and its outbound deliveries (the transactional outbox) in one round trip: one delivery
 # per enabled endpoint of the merchant whose enabled_events match the type. A delivery's id is its
-# event's with the last two characters replaced by the endpoint's ordinal (hex, at most 16
-# endpoints): unique, valid, and sorted by time like every id, without making ids we may not need.
+# event's timestamp (the id's first 10 characters) followed by 16 hex digits of md5(event, endpoint):
+# valid, sorted by time like every id, unique per pair, and made in SQL without ids we may not need.
 _APPEND = text("""
 WITH ev AS (
     INSERT INTO events (id, merchant_id, livemode, type, source, data, payment_id, refund_id,
@@ -33,7 +34,7 @@ WITH ev AS (
 )
 INSERT INTO webhook_deliveries (id, endpoint_id, event_id, merchant_id, event_type, status, attempts,
                                 next_attempt_at, created_at, updated_at)
-SELECT 'whd_' || substr(ev.id, 5, 24) || lpad(to_hex(row_number() OVER (ORDER BY e.id)), 2, '0'),
+SELECT 'whd_' || substr(ev.id, 5, 10) || substr(md5(ev.id || e.id), 1, 16),
        e.id, ev.id, :merchant_id,
        :type, 'pending', 0, :created_at, :created_at, :created_at
 FROM webhook_endpoints e CROSS JOIN ev
@@ -58,6 +59,52 @@ def _type_filter(types: tuple[str, ...]) -> ColumnElement[bool] | None:
     return or_(*clauses)
 
 
+_APPEND_PG, _APPEND_PG_NAMES = positional(_APPEND.text)
+
+
+def event_values(
+    *,
+    merchant_id: str,
+    livemode: bool,
+    type: str,
+    source: str,
+    data: dict[str, Any],
+    payment_id: str | None = None,
+    previous_status: str | None = None,
+    status: str | None = None,
+    refund_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": new_id("evt"),
+        "merchant_id": merchant_id,
+        "livemode": livemode,
+        "type": type,
+        "source": source,
+        "data": data,
+        "payment_id": payment_id,
+        "refund_id": refund_id,
+        "previous_status": previous_status,
+        "status": status,
+        "created_at": datetime.now(UTC),
+    }
+
+
+def _patterns(type: str) -> list[str]:
+    return ["*", type, type.split(".", 1)[0] + ".*"]
+
+
+async def append_event(tx: AsyncSession | Tx, **kw: Any) -> str:
+    """Appends an event and its outbox rows in the caller's transaction, ORM session or asyncpg."""
+    if isinstance(tx, AsyncSession):
+        return await EventRepository(tx).append(**kw)
+    values = event_values(**kw)
+    params = values | {"patterns": _patterns(values["type"])}
+    await tx.conn.execute(_APPEND_PG, *(params[n] for n in _APPEND_PG_NAMES))
+    tx.events.append(values)
+    event_id: str = values["id"]
+    return event_id
+
+
 class EventRepository:
     def __init__(self, session: AsyncSession):
         self.session = session
@@ -75,29 +122,20 @@ class EventRepository:
         status: str | None = None,
         refund_id: str | None = None,
     ) -> str:
-        event_id = new_id("evt")
-        values = {
-            "id": event_id,
-            "merchant_id": merchant_id,
-            "livemode": livemode,
-            "type": type,
-            "source": source,
-            "data": data,
-            "payment_id": payment_id,
-            "refund_id": refund_id,
-            "previous_status": previous_status,
-            "status": status,
-            "created_at": datetime.now(UTC),
-        }
-        family = type.split(".", 1)[0] + ".*"
-        await self.session.execute(
-            _APPEND,
-            {
-                **values,
-                "patterns": ["*", type, family],
-            },
+        values = event_values(
+            merchant_id=merchant_id,
+            livemode=livemode,
+            type=type,
+            source=source,
+            data=data,
+            payment_id=payment_id,
+            previous_status=previous_status,
+            status=status,
+            refund_id=refund_id,
         )
+        await self.session.execute(_APPEND, values | {"patterns": _patterns(type)})
         self.session.info.setdefault(PENDING_PUBLISH, []).append(values)
+        event_id: str = values["id"]
         return event_id
 
     async def get(self, merchant_id: str, livemode: bool, event_id: str) -> Event | None:

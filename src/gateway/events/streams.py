@@ -273,8 +273,7 @@ async def payment_view(ctx: AppContext, principal: Principal, payment_id: str) -
     payment is at least as new as its trail (an event committed in between is then sent live)."""
     async with _session(ctx) as session:
         trail = [event_out(e) for e in await EventService(session).trail(principal, payment_id)]
-        payments = PaymentService(session, ctx.registry, ctx.settings.provider_timeout_seconds)
-        payment = await payments.get(principal, payment_id)
+        payment = await PaymentService(ctx).get(principal, payment_id)
         return PaymentView(payment.id, payment_out(payment).model_dump_json(), payment.status, trail)
 
 

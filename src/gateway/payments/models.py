@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -71,3 +72,48 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     completed_at: Mapped[datetime | None]
+
+
+@dataclass(slots=True)
+class PaymentRow:
+    """A payments row as the hot paths read it through asyncpg (same attribute names as `Payment`).
+
+    The state machine and the API's view take either: they read and set attributes only."""
+
+    id: str
+    merchant_id: str
+    livemode: bool
+    amount: int
+    amount_refunded: int
+    currency: str
+    status: str
+    provider: str
+    payment_method: str | None
+    customer_name: str | None
+    customer_email: str | None
+    customer_phone: str | None
+    customer_location: str | None
+    description: str | None
+    reference: str | None
+    metadata_: dict[str, Any]
+    return_url: str | None
+    provider_reference: str | None
+    next_action: dict[str, Any] | None
+    failure_code: str | None
+    failure_message: str | None
+    idempotency_key: str
+    request_fingerprint: str
+    provider_lease_until: datetime | None
+    next_reconcile_at: datetime | None
+    reconcile_attempts: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+# Either form of a payment: the ORM's (sessions) or a plain row (the asyncpg hot paths).
+AnyPayment = Payment | PaymentRow
+# (column, attribute) of every column, in table order: the hot paths' SELECT lists are built from it.
+PAYMENT_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (prop.columns[0].name, prop.key) for prop in Payment.__mapper__.column_attrs
+)

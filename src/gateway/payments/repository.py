@@ -4,14 +4,115 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.repository import claim_due_for_reconcile, paginate
+from gateway.db.pg import Connection, Tx
+from gateway.db.repository import claim_due_for_reconcile
 from gateway.kit.pagination import Page
-from gateway.payments.models import Payment
+from gateway.payments.models import PAYMENT_COLUMNS, AnyPayment, Payment, PaymentRow
 from gateway.payments.schemas import PaymentFilters
+
+# --- asyncpg: the hot paths (create, retrieve, list) -------------------------------------------------
+# Every query returns the columns in PAYMENT_COLUMNS' order, so a record becomes PaymentRow(*record).
+_COLUMNS = ", ".join(column for column, _ in PAYMENT_COLUMNS)
+_ATTRS = tuple(attr for _, attr in PAYMENT_COLUMNS)
+_COLUMN_OF = {attr: column for column, attr in PAYMENT_COLUMNS}
+_INSERT = (
+    f"INSERT INTO payments ({_COLUMNS}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(PAYMENT_COLUMNS) + 1))}) "
+    f"ON CONFLICT (merchant_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}"
+)
+_BY_KEY = f"SELECT {_COLUMNS} FROM payments WHERE merchant_id = $1 AND idempotency_key = $2"
+_GET = f"SELECT {_COLUMNS} FROM payments WHERE id = $1 AND merchant_id = $2 AND livemode = $3"
+_LOCK = f"SELECT {_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE"
+_CLAIM_LEASE = """
+UPDATE payments SET provider_lease_until = $2
+WHERE id = $1 AND status = 'pending' AND (provider_lease_until IS NULL OR provider_lease_until < now())
+RETURNING id
+"""
+_RELEASE_LEASE = "UPDATE payments SET provider_lease_until = NULL WHERE id = $1"
+_FILTERS = (  # (PaymentFilters field, condition on its value)
+    ("status", "status ="),
+    ("provider", "provider ="),
+    ("reference", "reference ="),
+    ("customer_email", "customer_email ="),
+    ("created_gte", "created_at >="),
+    ("created_lt", "created_at <"),
+)
+
+
+def _row(record: Any) -> PaymentRow | None:
+    return None if record is None else PaymentRow(*record)
+
+
+async def insert_row(conn: Connection, row: PaymentRow) -> PaymentRow | None:
+    """Inserts unless (merchant, idempotency key) exists; None means another request got there first."""
+    return _row(await conn.fetchrow(_INSERT, *(getattr(row, a) for a in _ATTRS)))
+
+
+async def find_row_by_key(conn: Connection, merchant_id: str, key: str) -> PaymentRow | None:
+    return _row(await conn.fetchrow(_BY_KEY, merchant_id, key))
+
+
+async def get_row(conn: Connection, merchant_id: str, livemode: bool, payment_id: str) -> PaymentRow | None:
+    return _row(await conn.fetchrow(_GET, payment_id, merchant_id, livemode))
+
+
+async def lock_row(conn: Connection, payment_id: str) -> PaymentRow | None:
+    """The payment, its row lock held until the transaction ends (any caller, any merchant)."""
+    return _row(await conn.fetchrow(_LOCK, payment_id))
+
+
+async def claim_provider_lease(conn: Connection, payment_id: str, until: datetime) -> bool:
+    """Takes the right to call the provider for a still-pending payment whose last attempt has ended."""
+    return await conn.fetchval(_CLAIM_LEASE, payment_id, until) is not None
+
+
+async def release_provider_lease(conn: Connection, payment_id: str) -> None:
+    await conn.execute(_RELEASE_LEASE, payment_id)
+
+
+async def list_rows(
+    conn: Connection, merchant_id: str, livemode: bool, filters: PaymentFilters, page: Page
+) -> tuple[list[PaymentRow], bool]:
+    """Newest first; `starting_after` walks to older rows, `ending_before` to newer ones."""
+    where = ["merchant_id = $1", "livemode = $2"]
+    args: list[Any] = [merchant_id, livemode]
+    for name, condition in _FILTERS:
+        value = getattr(filters, name)
+        if value is not None:
+            args.append(value)
+            where.append(f"{condition} ${len(args)}")
+    newer = page.ending_before is not None
+    cursor = page.ending_before if newer else page.starting_after
+    if cursor is not None:
+        args.append(cursor)
+        where.append(f"id {'>' if newer else '<'} ${len(args)}")
+    args.append(page.limit + 1)
+    sql = (
+        f"SELECT {_COLUMNS} FROM payments WHERE {' AND '.join(where)} "
+        f"ORDER BY id {'ASC' if newer else 'DESC'} LIMIT ${len(args)}"
+    )
+    rows = [PaymentRow(*r) for r in await conn.fetch(sql, *args)]
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return (rows[::-1] if newer else rows), has_more
+
+
+async def save_payment(tx: AsyncSession | Tx, payment: AnyPayment, changes: dict[str, Any]) -> None:
+    """Writes fields the state machine set on `payment`: an ORM flush, or one UPDATE of those columns."""
+    if isinstance(tx, AsyncSession):
+        await tx.flush()
+        return
+    if not changes:
+        return
+    names = list(changes)
+    sets = ", ".join(f"{_COLUMN_OF[n]} = ${i}" for i, n in enumerate(names, start=2))
+    await tx.conn.execute(f"UPDATE payments SET {sets} WHERE id = $1", payment.id, *changes.values())
+
+
+# --- SQLAlchemy: everything else --------------------------------------------------------------------
 
 
 class PaymentRepository:
@@ -42,57 +143,6 @@ class PaymentRepository:
     async def find_id_by_provider_reference(self, provider: str, reference: str) -> str | None:
         stmt = select(Payment.id).where(Payment.provider == provider, Payment.provider_reference == reference)
         return (await self.session.scalars(stmt)).first()
-
-    async def get_by_idempotency_key(self, merchant_id: str, key: str) -> Payment | None:
-        stmt = select(Payment).where(Payment.merchant_id == merchant_id, Payment.idempotency_key == key)
-        return (await self.session.scalars(stmt)).first()
-
-    async def insert_if_absent(self, values: dict[str, Any]) -> Payment | None:
-        """Inserts unless (merchant, idempotency key) exists; None means another request got there first."""
-        stmt = (
-            insert(Payment)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[Payment.merchant_id, Payment.idempotency_key])
-            .returning(Payment)
-        )
-        return (await self.session.scalars(stmt)).first()
-
-    async def claim_provider_lease(self, payment_id: str, until: datetime) -> bool:
-        """Takes the right to call the provider for a still-pending payment whose last attempt has ended."""
-        stmt = (
-            update(Payment)
-            .where(
-                Payment.id == payment_id,
-                Payment.status == "pending",
-                or_(Payment.provider_lease_until.is_(None), Payment.provider_lease_until < func.now()),
-            )
-            .values(provider_lease_until=until)
-            .returning(Payment.id)
-        )
-        return (await self.session.execute(stmt)).first() is not None
-
-    async def release_provider_lease(self, payment_id: str) -> None:
-        await self.session.execute(
-            update(Payment).where(Payment.id == payment_id).values(provider_lease_until=None)
-        )
-
-    async def list(
-        self, merchant_id: str, livemode: bool, filters: PaymentFilters, page: Page
-    ) -> tuple[Sequence[Payment], bool]:
-        stmt = select(Payment).where(Payment.merchant_id == merchant_id, Payment.livemode == livemode)
-        if filters.status is not None:
-            stmt = stmt.where(Payment.status == filters.status)
-        if filters.provider is not None:
-            stmt = stmt.where(Payment.provider == filters.provider)
-        if filters.reference is not None:
-            stmt = stmt.where(Payment.reference == filters.reference)
-        if filters.customer_email is not None:
-            stmt = stmt.where(Payment.customer_email == filters.customer_email)
-        if filters.created_gte is not None:
-            stmt = stmt.where(Payment.created_at >= filters.created_gte)
-        if filters.created_lt is not None:
-            stmt = stmt.where(Payment.created_at < filters.created_lt)
-        return await paginate(self.session, stmt, Payment.id, page)
 
     async def claim_for_reconcile(self, limit: int, backoff: float, max_backoff: float) -> Sequence[str]:
         return await claim_due_for_reconcile(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal, Session
+from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.schemas import error_responses
 from gateway.errors import InvalidEmail
@@ -31,8 +31,8 @@ router = APIRouter(prefix="/payments", tags=["payments"])
 PaymentId = Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)]
 
 
-async def _service(session: Session, ctx: Ctx) -> PaymentService:
-    return PaymentService(session, ctx.registry, ctx.settings.provider_timeout_seconds)
+async def _service(ctx: Ctx) -> PaymentService:
+    return PaymentService(ctx)
 
 
 Service = Annotated[PaymentService, Depends(_service)]

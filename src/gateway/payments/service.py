@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.context import AppContext
 from gateway.errors import (
     CurrencyNotSupported,
     GatewayError,
@@ -32,8 +33,8 @@ from gateway.kit.ids import new_id
 from gateway.kit.money import format_amount
 from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
-from gateway.payments import state
-from gateway.payments.models import Payment
+from gateway.payments import repository, state
+from gateway.payments.models import AnyPayment, Payment, PaymentRow
 from gateway.payments.repository import PaymentRepository
 from gateway.payments.schemas import PaymentCreate, PaymentFilters, payment_out
 from gateway.providers.base import (
@@ -61,7 +62,7 @@ class Rendered:
     media_type: str = "application/json"
 
 
-def render_payment(payment: Payment, request_id: str | None, *, created: bool = False) -> Rendered:
+def render_payment(payment: AnyPayment, request_id: str | None, *, created: bool = False) -> Rendered:
     """A declined payment answers 402 with the payment inside; anything else answers with the payment."""
     out = payment_out(payment)
     if payment.status == state.S.FAILED and payment.failure_code:
@@ -77,7 +78,7 @@ def render_payment(payment: Payment, request_id: str | None, *, created: bool = 
     return Rendered(201 if created else 200, out.model_dump_json().encode())
 
 
-def payment_ref(p: Payment) -> PaymentRef:
+def payment_ref(p: AnyPayment) -> PaymentRef:
     return PaymentRef(
         payment_id=p.id,
         provider_reference=p.provider_reference,
@@ -89,7 +90,7 @@ def payment_ref(p: Payment) -> PaymentRef:
     )
 
 
-def refund_ref(refund: Any, payment: Payment) -> RefundRef:
+def refund_ref(refund: Any, payment: AnyPayment) -> RefundRef:
     return RefundRef(
         refund_id=refund.id,
         provider_reference=refund.provider_reference,
@@ -99,7 +100,7 @@ def refund_ref(refund: Any, payment: Payment) -> RefundRef:
     )
 
 
-def _request(p: Payment) -> PaymentRequest:
+def _request(p: AnyPayment) -> PaymentRequest:
     return PaymentRequest(
         payment_id=p.id,
         amount=p.amount,
@@ -116,11 +117,11 @@ def _request(p: Payment) -> PaymentRequest:
 
 
 class PaymentService:
-    def __init__(self, session: AsyncSession, registry: ProviderRegistry, provider_timeout: float):
-        self.session = session
-        self.registry = registry
-        self.repo = PaymentRepository(session)
-        self.lease = timedelta(seconds=provider_timeout * 2)
+    def __init__(self, ctx: AppContext):
+        self.pg = ctx.pg
+        self.sessionmaker = ctx.sessionmaker
+        self.registry = ctx.registry
+        self.lease = timedelta(seconds=ctx.settings.provider_timeout_seconds * 2)
 
     def _provider(self, name: str) -> PaymentProvider:
         provider = self.registry.get(name)
@@ -187,96 +188,85 @@ class PaymentService:
     ) -> Rendered:
         provider = self._provider(body.provider)
         self._check(provider, body, principal.livemode)
+        row = _new_row(principal, body, idempotency_key, fingerprint, provider, self.lease)
 
-        payment, created = await self._insert_or_find(principal, body, idempotency_key, fingerprint, provider)
-        if not created:
+        failure: ProviderFailure | None = None
+        async with self.pg.transaction() as tx:
+            payment = await repository.insert_row(tx.conn, row)
+            if payment is not None:
+                await state.record_created(tx, payment, source="api")
+                if provider.capabilities.in_process:
+                    # Nothing leaves the process: the answer is applied in the creating transaction,
+                    # so a crash before the commit leaves no trace anywhere (one commit per payment).
+                    try:
+                        result = await provider.create_payment(_request(payment))
+                    except ProviderFailure as e:
+                        failure = e
+                        await repository.release_provider_lease(tx.conn, payment.id)
+                    else:
+                        await state.apply_result(tx, payment, result, source="api")
+                        return render_payment(payment, request_id, created=True)
+        if failure is not None:
+            raise provider_error(failure, row.id) from failure
+        if payment is None:
+            payment = await self._resume(principal, idempotency_key, fingerprint)
             if payment.status != state.S.PENDING:
                 return render_payment(payment, request_id, created=True)
+        # The row is committed before the provider hears of it: a crash from here on leaves a row to
+        # resume (a retry with the same key, or the reconciler).
+        try:
+            result = await provider.create_payment(_request(payment))
+        except ProviderFailure as e:
+            async with self.pg.transaction() as tx:
+                await repository.release_provider_lease(tx.conn, payment.id)
+            raise provider_error(e, payment.id) from e
+        return render_payment(await self._apply(payment.id, result), request_id, created=True)
+
+    async def _resume(self, principal: Principal, key: str, fingerprint: str) -> PaymentRow:
+        """A retry of a key whose payment exists: its payment, leased to this request if still pending."""
+        async with self.pg.transaction() as tx:
+            payment = await repository.find_row_by_key(tx.conn, principal.merchant_id, key)
+            assert payment is not None  # the conflicting row is committed, or we would not have conflicted
+            if payment.request_fingerprint != fingerprint:
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was already used with a different request; use a new key."
+                )
+            if payment.status != state.S.PENDING:
+                return payment
             # A retry of a request that never heard back from the provider: resume it, once at a time.
-            if not await self.repo.claim_provider_lease(payment.id, datetime.now(UTC) + self.lease):
-                await self.session.rollback()
+            if not await repository.claim_provider_lease(tx.conn, payment.id, datetime.now(UTC) + self.lease):
                 raise IdempotencyKeyInUse(
                     "This payment is being sent to the provider by another request; retry shortly.",
                     headers={"Retry-After": "1"},
                 )
-            await self.session.commit()
+            return payment
 
-        try:
-            result = await provider.create_payment(_request(payment))
-        except ProviderFailure as e:
-            await self.repo.release_provider_lease(payment.id)
-            await self.session.commit()
-            raise provider_error(e, payment.id) from e
-        return render_payment(await self._apply(payment.id, result, "api"), request_id, created=True)
+    async def _apply(self, payment_id: str, result: PaymentResult) -> PaymentRow:
+        async with self.pg.transaction() as tx:
+            payment = await repository.lock_row(tx.conn, payment_id)
+            assert payment is not None
+            await state.apply_result(tx, payment, result, source="api")
+            return payment
 
-    async def _insert_or_find(
-        self, principal: Principal, body: PaymentCreate, key: str, fingerprint: str, provider: PaymentProvider
-    ) -> tuple[Payment, bool]:
-        # Insert first: a new key (the common case) costs one statement; a retry finds its row on conflict.
-        now = datetime.now(UTC)
-        customer = body.customer
-        existing = await self.repo.insert_if_absent(
-            {
-                "id": new_id("pay"),
-                "merchant_id": principal.merchant_id,
-                "livemode": principal.livemode,
-                "amount": body.amount,
-                "currency": body.currency,
-                "status": state.S.PENDING,
-                "provider": body.provider,
-                "payment_method": body.payment_method,
-                "customer_name": customer.name if customer else None,
-                "customer_email": customer.email if customer else None,
-                "customer_phone": customer.phone if customer else None,
-                "customer_location": customer.location if customer else None,
-                "description": body.description,
-                "reference": body.reference,
-                "metadata_": body.metadata,
-                "return_url": body.return_url,
-                "idempotency_key": key,
-                "request_fingerprint": fingerprint,
-                "provider_lease_until": now + self.lease,
-                "next_reconcile_at": now + timedelta(seconds=provider.capabilities.reconcile_after_seconds),
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        if existing is not None:
-            await state.record_created(self.session, existing, source="api")
-            # Committed before the provider hears of it: a crash from here on leaves a row to resume.
-            await self.session.commit()
-            return existing, True
-        existing = await self.repo.get_by_idempotency_key(principal.merchant_id, key)
-        assert existing is not None  # the conflicting row is committed, or we would not have conflicted
-        if existing.request_fingerprint != fingerprint:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was already used with a different request; use a new key."
-            )
-        return existing, False
-
-    async def _apply(self, payment_id: str, result: PaymentResult, source: str) -> Payment:
-        payment = await self.repo.lock(payment_id)
-        assert payment is not None
-        await state.apply_result(self.session, payment, result, source=source)
-        await self.session.commit()
-        return payment
-
-    async def get(self, principal: Principal, payment_id: str) -> Payment:
-        payment = await self.repo.get(principal.merchant_id, principal.livemode, payment_id)
+    async def get(self, principal: Principal, payment_id: str) -> PaymentRow:
+        async with self.pg.connection() as conn:
+            payment = await repository.get_row(conn, principal.merchant_id, principal.livemode, payment_id)
         if payment is None:
             raise NotFound(f"No such payment: {payment_id!r}", param="id")
         return payment
 
     async def list(
         self, principal: Principal, filters: PaymentFilters, page: Page
-    ) -> tuple[Sequence[Payment], bool]:
-        return await self.repo.list(principal.merchant_id, principal.livemode, filters, page)
+    ) -> tuple[Sequence[PaymentRow], bool]:
+        async with self.pg.connection() as conn:
+            return await repository.list_rows(conn, principal.merchant_id, principal.livemode, filters, page)
 
     async def events(self, principal: Principal, payment_id: str, page: Page) -> tuple[Sequence[Event], bool]:
         await self.get(principal, payment_id)
-        return await EventRepository(self.session).list_for_payment(principal.merchant_id, payment_id, page)
+        async with self.sessionmaker() as session:
+            return await EventRepository(session).list_for_payment(principal.merchant_id, payment_id, page)
 
-    async def cancel(self, principal: Principal, payment_id: str) -> Payment:
+    async def cancel(self, principal: Principal, payment_id: str) -> PaymentRow:
         payment = await self.get(principal, payment_id)
         if payment.status not in state.CANCELABLE:
             raise PaymentNotCancelable(
@@ -285,13 +275,11 @@ class PaymentService:
         provider = self._provider(payment.provider)
         if not provider.capabilities.cancel:
             raise PaymentNotCancelable(f"{payment.provider} payments cannot be canceled.")
-        ref = payment_ref(payment)
-        await self.session.commit()  # no transaction (or row lock) held across the provider call
-        try:
-            result = await provider.cancel_payment(ref)
+        try:  # no transaction (or row lock) held across the provider call
+            result = await provider.cancel_payment(payment_ref(payment))
         except ProviderFailure as e:
             raise provider_error(e, payment.id) from e
-        payment = await self._apply(payment.id, result, "api")
+        payment = await self._apply(payment.id, result)
         if payment.status != state.S.CANCELED:
             raise PaymentNotCancelable(
                 f"The provider had already settled the payment as {payment.status!r}.",
@@ -301,10 +289,54 @@ class PaymentService:
 
     async def sync(self, principal: Principal, payment_id: str) -> Payment:
         await self.get(principal, payment_id)
-        try:
-            return await sync_payment(self.session, self.registry, payment_id, source="sync")
-        except ProviderFailure as e:
-            raise provider_error(e, payment_id) from e
+        async with self.sessionmaker() as session:
+            try:
+                return await sync_payment(session, self.registry, payment_id, source="sync")
+            except ProviderFailure as e:
+                raise provider_error(e, payment_id) from e
+
+
+def _new_row(
+    principal: Principal,
+    body: PaymentCreate,
+    key: str,
+    fingerprint: str,
+    provider: PaymentProvider,
+    lease: timedelta,
+) -> PaymentRow:
+    now = datetime.now(UTC)
+    customer = body.customer
+    return PaymentRow(
+        id=new_id("pay"),
+        merchant_id=principal.merchant_id,
+        livemode=principal.livemode,
+        amount=body.amount,
+        amount_refunded=0,
+        currency=body.currency,
+        status=state.S.PENDING,
+        provider=body.provider,
+        payment_method=body.payment_method,
+        customer_name=customer.name if customer else None,
+        customer_email=customer.email if customer else None,
+        customer_phone=customer.phone if customer else None,
+        customer_location=customer.location if customer else None,
+        description=body.description,
+        reference=body.reference,
+        metadata_=body.metadata,
+        return_url=body.return_url,
+        provider_reference=None,
+        next_action=None,
+        failure_code=None,
+        failure_message=None,
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        provider_lease_until=now + lease,
+        next_reconcile_at=now + timedelta(seconds=provider.capabilities.reconcile_after_seconds),
+        reconcile_attempts=0,
+        created_at=now,
+        updated_at=now,
+        completed_at=None,
+    )
 
 
 async def sync_payment(

@@ -1,6 +1,7 @@
 """The one state machine of a payment. Nothing else writes `payments.status`.
 
-Every applied move appends an event in the caller's transaction; an illegal move (a late `failed`
+Every applied move appends an event in the caller's transaction (an ORM session, or an asyncpg
+transaction on the hot paths: the same rules, the same writes); an illegal move (a late `failed`
 after `succeeded`, a webhook older than what we know) is logged and recorded, never applied.
 """
 
@@ -8,12 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.events.repository import EventRepository
-from gateway.payments.models import Payment
+from gateway.db.pg import Tx
+from gateway.events.repository import append_event
+from gateway.payments.models import AnyPayment
+from gateway.payments.repository import save_payment
 from gateway.payments.schemas import payment_out
 from gateway.providers.base import PaymentResult
 
@@ -54,8 +58,9 @@ def can_move(current: str, target: str) -> bool:
     return Status(target) in TRANSITIONS[Status(current)]
 
 
-async def record_created(session: AsyncSession, payment: Payment, *, source: str) -> None:
-    await EventRepository(session).append(
+async def record_created(tx: AsyncSession | Tx, payment: AnyPayment, *, source: str) -> None:
+    await append_event(
+        tx,
         merchant_id=payment.merchant_id,
         livemode=payment.livemode,
         type="payment.created",
@@ -67,7 +72,9 @@ async def record_created(session: AsyncSession, payment: Payment, *, source: str
     )
 
 
-async def _reject(session: AsyncSession, payment: Payment, target: str, *, source: str, reason: str) -> None:
+async def _reject(
+    tx: AsyncSession | Tx, payment: AnyPayment, target: str, *, source: str, reason: str
+) -> None:
     log.warning(
         "payment_transition_rejected",
         payment_id=payment.id,
@@ -78,7 +85,8 @@ async def _reject(session: AsyncSession, payment: Payment, target: str, *, sourc
     )
     data = payment_out(payment).model_dump(mode="json")
     data["rejected"] = {"target_status": target, "reason": reason}
-    await EventRepository(session).append(
+    await append_event(
+        tx,
         merchant_id=payment.merchant_id,
         livemode=payment.livemode,
         type="payment.transition_rejected",
@@ -90,35 +98,43 @@ async def _reject(session: AsyncSession, payment: Payment, target: str, *, sourc
     )
 
 
+def _set(payment: AnyPayment, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(payment, name, value)
+
+
 async def move(
-    session: AsyncSession,
-    payment: Payment,
+    tx: AsyncSession | Tx,
+    payment: AnyPayment,
     target: str,
     *,
     source: str,
     failure_code: str | None = None,
     failure_message: str | None = None,
+    changed: dict[str, Any] | None = None,
 ) -> bool:
-    """Moves `payment` (locked by the caller) to `target` if the machine allows it. True if it moved."""
+    """Moves `payment` (locked by the caller) to `target` if the machine allows it. True if it moved.
+
+    `changed`: fields the caller already set on `payment`, written with the move."""
     if target == payment.status and target != S.PARTIALLY_REFUNDED:
         return False  # a repeat of what we know: nothing to record
     if not can_move(payment.status, target):
-        await _reject(session, payment, target, source=source, reason="illegal_transition")
+        await _reject(tx, payment, target, source=source, reason="illegal_transition")
         return False
     previous = payment.status
     now = datetime.now(UTC)
-    payment.status = target
-    payment.updated_at = now
-    payment.provider_lease_until = None
+    changes: dict[str, Any] = {"status": target, "updated_at": now, "provider_lease_until": None}
     if target != S.REQUIRES_ACTION:
-        payment.next_action = None
+        changes["next_action"] = None
     if target == S.FAILED:
-        payment.failure_code = failure_code or "payment_failed"
-        payment.failure_message = failure_message
+        changes["failure_code"] = failure_code or "payment_failed"
+        changes["failure_message"] = failure_message
     if target in COMPLETING:
-        payment.completed_at = now
-    await session.flush()
-    await EventRepository(session).append(
+        changes["completed_at"] = now
+    _set(payment, changes)
+    await save_payment(tx, payment, (changed or {}) | changes)
+    await append_event(
+        tx,
         merchant_id=payment.merchant_id,
         livemode=payment.livemode,
         type=f"payment.{target}",
@@ -133,7 +149,7 @@ async def move(
 
 
 async def apply_result(
-    session: AsyncSession, payment: Payment, result: PaymentResult, *, source: str
+    tx: AsyncSession | Tx, payment: AnyPayment, result: PaymentResult, *, source: str
 ) -> bool:
     """Applies a provider's answer (API reply, webhook, status query) to a locked payment."""
     if (
@@ -142,33 +158,39 @@ async def apply_result(
         and (result.amount != payment.amount or (result.currency or payment.currency) != payment.currency)
     ):
         # Never fulfil on a provider's word that names other money than ours.
-        await _reject(session, payment, result.status, source=source, reason="amount_mismatch")
+        await _reject(tx, payment, result.status, source=source, reason="amount_mismatch")
         return False
+    changed: dict[str, Any] = {}
     if result.provider_reference and payment.provider_reference is None:
-        payment.provider_reference = result.provider_reference
+        changed["provider_reference"] = result.provider_reference
     if (
         result.status == S.REQUIRES_ACTION
         and result.next_action is not None
         and payment.status in (S.PENDING, S.REQUIRES_ACTION)
     ):
         # A status query that only says "still waiting" keeps the customer's next step as it was.
-        payment.next_action = result.next_action
+        changed["next_action"] = result.next_action
+    _set(payment, changed)
     moved = await move(
-        session,
+        tx,
         payment,
         result.status,
         source=source,
         failure_code=result.failure_code,
         failure_message=result.failure_message,
+        changed=changed,
     )
     if not moved:
-        payment.provider_lease_until = None
-        await session.flush()
+        changed["provider_lease_until"] = None
+        _set(payment, changed)
+        await save_payment(tx, payment, changed)
     return moved
 
 
-async def record_refund(session: AsyncSession, payment: Payment, amount: int, *, source: str) -> None:
+async def record_refund(tx: AsyncSession | Tx, payment: AnyPayment, amount: int, *, source: str) -> None:
     """Counts a succeeded refund and moves the payment to partially_refunded or refunded."""
-    payment.amount_refunded += amount
+    changed = {"amount_refunded": payment.amount_refunded + amount}
+    _set(payment, changed)
     target = S.REFUNDED if payment.amount_refunded >= payment.amount else S.PARTIALLY_REFUNDED
-    await move(session, payment, target, source=source)
+    if not await move(tx, payment, target, source=source, changed=changed):
+        await save_payment(tx, payment, changed)

@@ -53,6 +53,11 @@ class Capabilities:
     check_phone: Callable[[str | None, bool], str | None] | None = None
     # Amounts (minor units) must be a multiple of this: 100 for a rail that takes whole shillings only.
     amount_multiple_of: int = 1
+    # True where create_payment answers without leaving the process (cash, the sandbox): the answer
+    # is then applied in the transaction that creates the payment, as nothing outside it can have
+    # happened if that transaction never commits. Everywhere else the payment row is committed
+    # before the provider is called, so a crash after the call leaves a row to resume.
+    in_process: bool = False
 
 
 @dataclass(frozen=True)

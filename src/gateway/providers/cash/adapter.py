@@ -33,6 +33,7 @@ class CashProvider:
         partial_refunds=True,
         cancel=False,
         action_ttl_seconds=None,
+        in_process=True,
     )
 
     def is_configured(self, livemode: bool) -> bool:

@@ -85,6 +85,7 @@ class SandboxProvider:
             payment_methods=frozenset(tf.SCENARIOS),
             reconcile_after_seconds=settings.reconcile_after_seconds,
             action_ttl_seconds=settings.action_ttl_seconds,
+            in_process=True,
         )
 
     def is_configured(self, livemode: bool) -> bool:

@@ -1,0 +1,97 @@
+"""The hot paths' database access: plain asyncpg on a pool of its own, beside SQLAlchemy's.
+
+Creating, reading and listing payments are most of a gateway's traffic, and the benchmark showed
+the ORM's unit of work costing more than everything else a request does (bench/README.md). These
+paths send hand-written SQL through asyncpg: one prepared statement per query text (asyncpg caches
+them per connection), rows as `asyncpg.Record`, a transaction per `Pg.transaction()`. Events
+appended in such a transaction are published to Redis after it commits, as the ORM session's are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import orjson
+
+from gateway.settings import DatabaseSettings
+
+# asyncpg ships no type information: its objects are Any here and typed where they are read.
+Connection = Any
+Record = Any
+
+_NAMED = re.compile(r"(?<!:):([a-z_]+)")
+
+
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`:name` parameters (SQLAlchemy's text() style) to asyncpg's `$n`, so one SQL text serves both."""
+    names: list[str] = []
+
+    def number(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _NAMED.sub(number, sql), tuple(names)
+
+
+def _jsonb_encode(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def _init(conn: Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
+
+
+def dsn(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def create_pool(sqlalchemy_url: str, settings: DatabaseSettings) -> Any:
+    return await asyncpg.create_pool(
+        dsn(sqlalchemy_url),
+        min_size=1,
+        max_size=settings.fast_pool_size,
+        init=_init,
+        server_settings={"application_name": "gateway"},
+    )
+
+
+class Tx:
+    """One open transaction: its connection, and the events to publish once it commits."""
+
+    __slots__ = ("conn", "events")
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.events: list[dict[str, Any]] = []
+
+
+class Pg:
+    def __init__(self, pool: Any, on_commit: Callable[[list[dict[str, Any]]], None] | None = None):
+        self.pool = pool
+        self._on_commit = on_commit
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """Commits when the block ends, rolls back if it raises."""
+        async with self.pool.acquire() as conn:
+            tx = Tx(conn)
+            async with conn.transaction():
+                yield tx
+        if tx.events and self._on_commit is not None:
+            self._on_commit(tx.events)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A connection for reads: each statement is its own transaction."""
+        async with self.pool.acquire() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self.pool.close()
