@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.db.pg import Pg
+from gateway.idempotency.store import IdempotencyStore
 from gateway.merchants.service import Authenticator
 from gateway.providers.registry import ProviderRegistry
 from gateway.settings import Settings
@@ -20,5 +21,6 @@ class AppContext:
     pg: Pg
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
+    idempotency: IdempotencyStore
     registry: ProviderRegistry
     authenticator: Authenticator

@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
 
 _SECRET_KEYS = frozenset(
@@ -28,18 +29,29 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         _redact,
         structlog.processors.format_exc_info,
     ]
-    renderer = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    processors.append(renderer)
+    factory: Any
+    stream = getattr(sys.stderr, "buffer", None)
+    if json and stream is not None:
+        # orjson renders bytes written straight to the stream: a line per request is on the hot path.
+        processors.append(structlog.processors.JSONRenderer(serializer=_orjson_dumps))
+        factory = structlog.BytesLoggerFactory(stream)
+    elif json:
+        processors.append(structlog.processors.JSONRenderer())
+        factory = structlog.PrintLoggerFactory(sys.stderr)
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+        factory = structlog.PrintLoggerFactory(sys.stderr)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+
+
+def _orjson_dumps(value: Any, default: Any = None, **_: Any) -> bytes:
+    # default=str as the stdlib renderer's: an odd value (a Decimal, an exception) is logged as text.
+    return orjson.dumps(value, default=default or str)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -22,6 +22,7 @@ from gateway.events.publisher import EventPublisher
 from gateway.events.router import router as events_router
 from gateway.events.stream_router import router as stream_router
 from gateway.idempotency.dependency import IdempotentReplay
+from gateway.idempotency.store import IdempotencyStore
 from gateway.logging import configure_logging
 from gateway.merchants.service import Authenticator
 from gateway.middleware import RequestIdMiddleware
@@ -101,6 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pg=pg,
             sessionmaker=sessionmaker,
             redis=redis,
+            idempotency=IdempotencyStore(
+                redis, settings.idempotency.ttl_seconds, settings.idempotency.lock_seconds
+            ),
             registry=registry,
             authenticator=Authenticator(sessionmaker, settings.api_key_cache_seconds),
         )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.context import AppContext
@@ -31,20 +31,33 @@ async def _session(ctx: Ctx) -> AsyncIterator[AsyncSession]:
 
 Session = Annotated[AsyncSession, Depends(_session)]
 
-_bearer = HTTPBearer(auto_error=False, description="Your secret key: `sk_test_…` or `sk_live_…`")
+
+class _BearerPrincipal(HTTPBearer):
+    """The caller's principal from `Authorization: Bearer sk_…`.
+
+    A security scheme itself (so OpenAPI shows the bearer scheme) that also does the lookup: one
+    dependency instead of a scheme, a context and a resolver, which FastAPI solves on every request."""
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationError(
+                "Send your secret key as `Authorization: Bearer sk_test_…`.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        ctx: AppContext = request.app.state.ctx
+        principal = await ctx.authenticator.authenticate(token.strip())
+        structlog.contextvars.bind_contextvars(merchant_id=principal.merchant_id)
+        return principal
 
 
-async def _principal(
-    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise AuthenticationError(
-            "Send your secret key as `Authorization: Bearer sk_test_…`.",
-            headers={"WWW-Authenticate": "Bearer"},
+CurrentPrincipal = Annotated[
+    Principal,
+    Depends(
+        _BearerPrincipal(
+            auto_error=False,
+            scheme_name="HTTPBearer",
+            description="Your secret key: `sk_test_…` or `sk_live_…`",
         )
-    principal = await ctx.authenticator.authenticate(credentials.credentials)
-    structlog.contextvars.bind_contextvars(merchant_id=principal.merchant_id)
-    return principal
-
-
-CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+    ),
+]

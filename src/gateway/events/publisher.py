@@ -42,6 +42,8 @@ class EventPublisher:
     def __init__(self, redis: Redis):
         self._redis = redis
         self._tasks: set[asyncio.Task[None]] = set()
+        self._buffer: list[dict[str, Any]] = []
+        self._flushing = False
 
     def install(self, session_class: type[Session]) -> None:
         event.listen(session_class, "after_commit", self._after_commit)
@@ -57,10 +59,24 @@ class EventPublisher:
             self.publish_soon(pending)
 
     def publish_soon(self, pending: list[dict[str, Any]]) -> None:
-        """Publishes committed events in a task of their own: the request does not wait for Redis."""
-        task = asyncio.get_running_loop().create_task(self._publish(pending))
+        """Publishes committed events in a task of their own: the request does not wait for Redis.
+        Events committed while that task waits for its turn go in the same pipeline (one round trip
+        for many requests under load), in commit order."""
+        self._buffer.extend(pending)
+        if self._flushing:
+            return
+        self._flushing = True
+        task = asyncio.get_running_loop().create_task(self._flush())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        try:
+            while self._buffer:
+                batch, self._buffer = self._buffer, []
+                await self._publish(batch)
+        finally:
+            self._flushing = False
 
     def _after_rollback(self, session: Session, previous_transaction: object) -> None:
         session.info.pop(PENDING_PUBLISH, None)

@@ -18,7 +18,8 @@ from fastapi import Depends, Header, Request
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.deps import CurrentPrincipal
+from gateway.context import AppContext
 from gateway.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyInvalid,
@@ -26,6 +27,7 @@ from gateway.errors import (
     IdempotencyKeyReused,
 )
 from gateway.idempotency.store import IdempotencyStore, redis_key
+from gateway.merchants.service import Principal
 
 log = structlog.get_logger("gateway.idempotency")
 
@@ -71,7 +73,7 @@ def _valid_key(key: str) -> bool:
 
 
 async def _guard(
-    request: Request, ctx: Ctx, principal: CurrentPrincipal, key: str | None, required: bool
+    request: Request, principal: Principal, key: str | None, required: bool
 ) -> AsyncIterator[Idempotency]:
     if key is None:
         if required:
@@ -84,8 +86,8 @@ async def _guard(
     if not _valid_key(key):
         raise IdempotencyKeyInvalid("The Idempotency-Key must be 1-255 printable ASCII characters.")
     fingerprint = _fingerprint(request.method, request.url.path, await request.body())
-    settings = ctx.settings.idempotency
-    store = IdempotencyStore(ctx.redis, settings.ttl_seconds, settings.lock_seconds)
+    ctx: AppContext = request.app.state.ctx
+    store = ctx.idempotency
     rkey = redis_key(principal.merchant_id, principal.livemode, key)
     try:
         existing = await store.claim(rkey, fingerprint)
@@ -122,21 +124,19 @@ async def _guard(
 
 async def _required(
     request: Request,
-    ctx: Ctx,
     principal: CurrentPrincipal,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> AsyncIterator[Idempotency]:
-    async for idem in _guard(request, ctx, principal, idempotency_key, required=True):
+    async for idem in _guard(request, principal, idempotency_key, required=True):
         yield idem
 
 
 async def _optional(
     request: Request,
-    ctx: Ctx,
     principal: CurrentPrincipal,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> AsyncIterator[Idempotency]:
-    async for idem in _guard(request, ctx, principal, idempotency_key, required=False):
+    async for idem in _guard(request, principal, idempotency_key, required=False):
         yield idem
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.deps import CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.schemas import error_responses
 from gateway.errors import InvalidEmail
@@ -31,8 +31,8 @@ router = APIRouter(prefix="/payments", tags=["payments"])
 PaymentId = Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)]
 
 
-async def _service(ctx: Ctx) -> PaymentService:
-    return PaymentService(ctx)
+async def _service(request: Request) -> PaymentService:
+    return PaymentService(request.app.state.ctx)
 
 
 Service = Annotated[PaymentService, Depends(_service)]
