@@ -48,6 +48,13 @@ async def _init(conn: Connection) -> None:
     await conn.set_type_codec("json", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
 
 
+async def _reset(conn: Connection) -> None:
+    # asyncpg's default reset (UNLISTEN, RESET ALL, advisory unlocks: a round trip on every release)
+    # undoes what these paths never do; an open transaction is the one state that can be left over.
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 def dsn(sqlalchemy_url: str) -> str:
     return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
@@ -58,6 +65,7 @@ async def create_pool(sqlalchemy_url: str, settings: DatabaseSettings) -> Any:
         min_size=1,
         max_size=settings.fast_pool_size,
         init=_init,
+        reset=_reset,
         server_settings={"application_name": "gateway"},
     )
 

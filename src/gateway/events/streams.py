@@ -40,7 +40,7 @@ from gateway.events.schemas import EventFilters, EventOut, event_out, type_match
 from gateway.events.service import EventService
 from gateway.kit.ids import is_valid
 from gateway.merchants.service import Principal
-from gateway.payments.schemas import payment_out
+from gateway.payments.schemas import dump, payment_json
 from gateway.payments.service import PaymentService
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ async def payment_view(ctx: AppContext, principal: Principal, payment_id: str) -
     async with _session(ctx) as session:
         trail = [event_out(e) for e in await EventService(session).trail(principal, payment_id)]
         payment = await PaymentService(ctx).get(principal, payment_id)
-        return PaymentView(payment.id, payment_out(payment).model_dump_json(), payment.status, trail)
+        return PaymentView(payment.id, dump(payment_json(payment)).decode(), payment.status, trail)
 
 
 def payment_stream(

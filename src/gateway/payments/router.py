@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic_core import PydanticCustomError
@@ -21,8 +21,9 @@ from gateway.payments.schemas import (
     PaymentList,
     PaymentOut,
     PaymentStatus,
+    dump,
     normalize_email,
-    payment_out,
+    payment_json,
 )
 from gateway.payments.service import PaymentService
 
@@ -38,8 +39,12 @@ async def _service(request: Request) -> PaymentService:
 Service = Annotated[PaymentService, Depends(_service)]
 
 
-def _json(model: PaymentOut | PaymentList | EventList, status: int = 200) -> Response:
-    return Response(model.model_dump_json().encode(), status_code=status, media_type="application/json")
+def _json(model: EventList) -> Response:
+    return Response(model.model_dump_json().encode(), media_type="application/json")
+
+
+def _raw_json(value: dict[str, Any]) -> Response:
+    return Response(dump(value), media_type="application/json")
 
 
 def _query_email(value: str) -> str:
@@ -105,7 +110,7 @@ async def list_payments(
         created_lt=require_timezone("created_lt", created_lt),
     )
     rows, has_more = await service.list(principal, filters, checked_page(page, "pay"))
-    return _json(PaymentList(data=[payment_out(p) for p in rows], has_more=has_more))
+    return _raw_json({"object": "list", "data": [payment_json(p) for p in rows], "has_more": has_more})
 
 
 @router.get(
@@ -116,7 +121,9 @@ async def list_payments(
     responses=error_responses(401, 404),
 )
 async def retrieve_payment(payment_id: PaymentId, principal: CurrentPrincipal, service: Service) -> Response:
-    return _json(payment_out(await service.get(principal, payment_id)))
+    return Response(
+        dump(payment_json(await service.get(principal, payment_id))), media_type="application/json"
+    )
 
 
 @router.post(
@@ -130,7 +137,7 @@ async def cancel_payment(
     payment_id: PaymentId, principal: CurrentPrincipal, idem: RequiredIdempotency, service: Service
 ) -> Response:
     payment = await service.cancel(principal, payment_id)
-    return await idem.respond(200, payment_out(payment).model_dump_json().encode())
+    return await idem.respond(200, dump(payment_json(payment)))
 
 
 @router.post(
@@ -144,7 +151,7 @@ async def sync_payment(
     payment_id: PaymentId, principal: CurrentPrincipal, idem: OptionalIdempotency, service: Service
 ) -> Response:
     payment = await service.sync(principal, payment_id)
-    return await idem.respond(200, payment_out(payment).model_dump_json().encode())
+    return await idem.respond(200, dump(payment_json(payment)))
 
 
 @router.get(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -228,8 +229,56 @@ class PaymentFilters:
     created_lt: datetime | None = None
 
 
+def _ts(value: datetime | None) -> str | None:
+    # Pydantic's JSON form of an aware datetime: ISO 8601, no zero microseconds, UTC as "Z".
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def payment_json(p: Any) -> dict[str, Any]:
+    """The API's view of a payment (ORM object or row) as JSON-ready data: `PaymentOut`'s fields in
+    its order with its values (tests hold the two byte-identical). The hot paths render this with
+    orjson, several times cheaper than building and dumping the model."""
+    next_action = p.next_action
+    return {
+        "id": p.id,
+        "object": "payment",
+        "amount": p.amount,
+        "amount_refunded": p.amount_refunded,
+        "currency": p.currency,
+        "status": p.status,
+        "provider": p.provider,
+        "payment_method": p.payment_method,
+        "customer": {
+            "name": p.customer_name,
+            "email": p.customer_email,
+            "phone": p.customer_phone,
+            "location": p.customer_location,
+        },
+        "description": p.description,
+        "reference": p.reference,
+        "metadata": p.metadata_,
+        "livemode": p.livemode,
+        "provider_reference": p.provider_reference,
+        "next_action": (
+            NextAction.model_validate(next_action).model_dump(mode="json", exclude_none=True)
+            if next_action
+            else None
+        ),
+        "failure_code": p.failure_code,
+        "failure_message": p.failure_message,
+        "return_url": p.return_url,
+        "created_at": _ts(p.created_at),
+        "updated_at": _ts(p.updated_at),
+        "completed_at": _ts(p.completed_at),
+    }
+
+
+def dump(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
 def payment_out(p: Any) -> PaymentOut:
-    """The API's view of a payment row."""
+    """The API's view of a payment row as the model (OpenAPI's schema; payment_json is its fast twin)."""
     return PaymentOut(
         id=p.id,
         amount=p.amount,

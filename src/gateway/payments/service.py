@@ -36,7 +36,7 @@ from gateway.merchants.service import Principal
 from gateway.payments import repository, state
 from gateway.payments.models import AnyPayment, Payment, PaymentRow
 from gateway.payments.repository import PaymentRepository
-from gateway.payments.schemas import PaymentCreate, PaymentFilters, payment_out
+from gateway.payments.schemas import PaymentCreate, PaymentFilters, dump, payment_json
 from gateway.providers.base import (
     Customer,
     PaymentProvider,
@@ -64,7 +64,7 @@ class Rendered:
 
 def render_payment(payment: AnyPayment, request_id: str | None, *, created: bool = False) -> Rendered:
     """A declined payment answers 402 with the payment inside; anything else answers with the payment."""
-    out = payment_out(payment)
+    out = payment_json(payment)
     if payment.status == state.S.FAILED and payment.failure_code:
         body = problem_body(
             status=402,
@@ -72,10 +72,10 @@ def render_payment(payment: AnyPayment, request_id: str | None, *, created: bool
             title="The payment was declined",
             detail=payment.failure_message or "The provider declined the payment.",
             request_id=request_id,
-            payment=out.model_dump(mode="json"),
+            payment=out,
         )
         return Rendered(402, body, "application/problem+json")
-    return Rendered(201 if created else 200, out.model_dump_json().encode())
+    return Rendered(201 if created else 200, dump(out))
 
 
 def payment_ref(p: AnyPayment) -> PaymentRef:

@@ -18,7 +18,7 @@ from gateway.db.pg import Tx
 from gateway.events.repository import append_event
 from gateway.payments.models import AnyPayment
 from gateway.payments.repository import save_payment
-from gateway.payments.schemas import payment_out
+from gateway.payments.schemas import payment_json
 from gateway.providers.base import PaymentResult
 
 log = structlog.get_logger("gateway.payments.state")
@@ -68,7 +68,7 @@ async def record_created(tx: AsyncSession | Tx, payment: AnyPayment, *, source: 
         payment_id=payment.id,
         previous_status=None,
         status=payment.status,
-        data=payment_out(payment).model_dump(mode="json"),
+        data=payment_json(payment),
     )
 
 
@@ -83,7 +83,7 @@ async def _reject(
         source=source,
         reason=reason,
     )
-    data = payment_out(payment).model_dump(mode="json")
+    data = payment_json(payment)
     data["rejected"] = {"target_status": target, "reason": reason}
     await append_event(
         tx,
@@ -142,7 +142,7 @@ async def move(
         payment_id=payment.id,
         previous_status=previous,
         status=target,
-        data=payment_out(payment).model_dump(mode="json"),
+        data=payment_json(payment),
     )
     log.info("payment_status_changed", payment_id=payment.id, previous=previous, status=target, source=source)
     return True

@@ -1,0 +1,115 @@
+"""The hot paths render payments with payment_json + orjson; the OpenAPI schema is PaymentOut's.
+They must give the same bytes for every payment, or clients would see two shapes of one object."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.payments.models import PAYMENT_COLUMNS, PaymentRow
+from gateway.payments.schemas import dump, payment_json, payment_out
+
+text = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)  # what PostgreSQL can hold
+maybe_text = st.none() | text
+moments = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+) | st.just(datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC))  # whole seconds: no fraction rendered
+next_actions = (
+    st.none()
+    | st.fixed_dictionaries(
+        {
+            "type": st.just("redirect_to_url"),
+            "redirect_to_url": st.fixed_dictionaries({"url": text, "return_url": maybe_text}),
+        }
+    )
+    | st.fixed_dictionaries(
+        {
+            "type": st.just("mobile_money_prompt"),
+            "mobile_money_prompt": st.fixed_dictionaries({"phone": text}),
+        }
+    )
+)
+statuses = st.sampled_from(["pending", "requires_action", "succeeded", "failed", "refunded"])
+
+
+@st.composite
+def rows(draw: st.DrawFn) -> PaymentRow:
+    created = draw(moments)
+    return PaymentRow(
+        id="pay_01jq2v3w4x5y6z7a8b9c0d1e2f",
+        merchant_id="mer_01jq2v3w4x5y6z7a8b9c0d1e2f",
+        livemode=draw(st.booleans()),
+        amount=draw(st.integers(1, 999_999_999_999)),
+        amount_refunded=draw(st.integers(0, 10)),
+        currency=draw(st.sampled_from(["KES", "XOF", "USD", "JPY"])),
+        status=draw(statuses),
+        provider=draw(st.sampled_from(["sandbox", "mpesa", "cash"])),
+        payment_method=draw(maybe_text),
+        customer_name=draw(maybe_text),
+        customer_email=draw(maybe_text),
+        customer_phone=draw(maybe_text),
+        customer_location=draw(maybe_text),
+        description=draw(maybe_text),
+        reference=draw(maybe_text),
+        metadata_=draw(st.dictionaries(text, text, max_size=3)),
+        return_url=draw(maybe_text),
+        provider_reference=draw(maybe_text),
+        next_action=draw(next_actions),
+        failure_code=draw(maybe_text),
+        failure_message=draw(maybe_text),
+        idempotency_key="k",
+        request_fingerprint="f" * 64,
+        provider_lease_until=None,
+        next_reconcile_at=None,
+        reconcile_attempts=0,
+        created_at=created,
+        updated_at=created + timedelta(microseconds=draw(st.integers(0, 10**7))),
+        completed_at=draw(st.none() | moments),
+    )
+
+
+@settings(max_examples=300)
+@given(rows())
+def test_payment_json_is_byte_identical_to_the_model(row: PaymentRow) -> None:
+    assert dump(payment_json(row)) == payment_out(row).model_dump_json().encode()
+
+
+def test_a_row_has_every_column_of_the_model_in_table_order() -> None:
+    assert [f.name for f in dataclasses.fields(PaymentRow)] == [attr for _, attr in PAYMENT_COLUMNS]
+
+
+def test_timestamps_render_like_pydantic() -> None:
+    row: Any = dataclasses.replace(
+        _fixed(),
+        created_at=datetime(2026, 1, 2, 3, 4, 5, 600, tzinfo=UTC),
+        completed_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    out = payment_json(row)
+    assert out["created_at"] == "2026-01-02T03:04:05.000600Z"
+    assert out["completed_at"] == "2026-01-02T03:04:05Z"
+
+
+def _fixed() -> PaymentRow:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    values: dict[str, Any] = {attr: None for _, attr in PAYMENT_COLUMNS}
+    values |= {
+        "id": "pay_x",
+        "merchant_id": "mer_x",
+        "livemode": False,
+        "amount": 1,
+        "amount_refunded": 0,
+        "currency": "KES",
+        "status": "pending",
+        "provider": "cash",
+        "metadata_": {},
+        "idempotency_key": "k",
+        "request_fingerprint": "f",
+        "reconcile_attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return PaymentRow(**values)
