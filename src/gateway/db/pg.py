@@ -10,7 +10,7 @@ appended in such a transaction are published to Redis after it commits, as the O
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -71,13 +71,15 @@ async def create_pool(sqlalchemy_url: str, settings: DatabaseSettings) -> Any:
 
 
 class Tx:
-    """One open transaction: its connection, and the events to publish once it commits."""
+    """One open transaction: its connection, the events to write and publish, the writes to make
+    just before it commits (so several rows go in one statement)."""
 
-    __slots__ = ("conn", "events")
+    __slots__ = ("before_commit", "conn", "events")
 
     def __init__(self, conn: Connection):
         self.conn = conn
         self.events: list[dict[str, Any]] = []
+        self.before_commit: list[Callable[[Tx], Awaitable[None]]] = []
 
 
 class Pg:
@@ -92,6 +94,8 @@ class Pg:
             tx = Tx(conn)
             async with conn.transaction():
                 yield tx
+                for write in tx.before_commit:
+                    await write(tx)
         if tx.events and self._on_commit is not None:
             self._on_commit(tx.events)
 

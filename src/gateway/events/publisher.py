@@ -7,17 +7,15 @@ only the live push: streams resume from the events table (Last-Event-ID).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from gateway.events.repository import PENDING_PUBLISH
 from gateway.events.schemas import EventData, EventOut
+from gateway.redis_batch import RedisBatcher
 
 log = structlog.get_logger("gateway.events.publisher")
 
@@ -39,11 +37,8 @@ def _message(values: dict[str, Any]) -> bytes:
 
 
 class EventPublisher:
-    def __init__(self, redis: Redis):
-        self._redis = redis
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._buffer: list[dict[str, Any]] = []
-        self._flushing = False
+    def __init__(self, batcher: RedisBatcher):
+        self._batcher = batcher
 
     def install(self, session_class: type[Session]) -> None:
         event.listen(session_class, "after_commit", self._after_commit)
@@ -58,37 +53,23 @@ class EventPublisher:
         if pending:
             self.publish_soon(pending)
 
-    def publish_soon(self, pending: list[dict[str, Any]]) -> None:
-        """Publishes committed events in a task of their own: the request does not wait for Redis.
-        Events committed while that task waits for its turn go in the same pipeline (one round trip
-        for many requests under load), in commit order."""
-        self._buffer.extend(pending)
-        if self._flushing:
-            return
-        self._flushing = True
-        task = asyncio.get_running_loop().create_task(self._flush())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _flush(self) -> None:
-        try:
-            while self._buffer:
-                batch, self._buffer = self._buffer, []
-                await self._publish(batch)
-        finally:
-            self._flushing = False
-
     def _after_rollback(self, session: Session, previous_transaction: object) -> None:
         session.info.pop(PENDING_PUBLISH, None)
 
-    async def _publish(self, pending: list[dict[str, Any]]) -> None:
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for values in pending:
-                    pipe.publish(channel(values["merchant_id"], values["livemode"]), _message(values))
-                await pipe.execute()
-        except RedisError as e:
-            log.warning("event_publish_failed", error=type(e).__name__, count=len(pending))
+    def publish_soon(self, pending: list[dict[str, Any]]) -> None:
+        """Publishes committed events, in commit order, without making the request wait for Redis
+        (the batcher sends them with whatever else is queued)."""
+        for values in pending:
+            self._batcher.fire(
+                _publish_failed,
+                "PUBLISH",
+                channel(values["merchant_id"], values["livemode"]),
+                _message(values),
+            )
 
     async def drain(self) -> None:
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._batcher.drain()
+
+
+def _publish_failed(error: BaseException) -> None:
+    log.warning("event_publish_failed", error=type(error).__name__)

@@ -4,8 +4,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, DateTime, String, bindparam, or_, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+import orjson
+from sqlalchemy import ARRAY, Boolean, ColumnElement, DateTime, String, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.pg import Tx, positional
@@ -20,31 +20,60 @@ PENDING_PUBLISH = "gateway.events.pending_publish"
 # At most this many webhook endpoints per merchant and mode (Stripe's limit too).
 MAX_ENDPOINTS = 16
 
-# The event and its outbound deliveries (the transactional outbox) in one round trip: one delivery
-# per enabled endpoint of the merchant whose enabled_events match the type. A delivery's id is its
-# event's timestamp (the id's first 10 characters) followed by 16 hex digits of md5(event, endpoint):
-# valid, sorted by time like every id, unique per pair, and made in SQL without ids we may not need.
-_APPEND = text("""
+# Events and their outbound deliveries (the transactional outbox) in one round trip, for any number
+# of events: one delivery per enabled endpoint of the event's merchant and mode whose enabled_events
+# match its type ("*", the type, or its family "payment.*"). A delivery's id is its event's timestamp
+# (the id's first 10 characters) followed by 16 hex digits of md5(event, endpoint): valid, sorted by
+# time like every id, unique per pair, and made in SQL without ids we may not need.
+_APPEND_SQL = """
 WITH ev AS (
     INSERT INTO events (id, merchant_id, livemode, type, source, data, payment_id, refund_id,
                         previous_status, status, created_at)
-    VALUES (:id, :merchant_id, :livemode, :type, :source, :data, :payment_id, :refund_id,
-            :previous_status, :status, :created_at)
-    RETURNING id
+    SELECT id, merchant_id, livemode, type, source, data::jsonb, payment_id, refund_id,
+           previous_status, status, created_at
+    FROM unnest(CAST(:id AS varchar[]), CAST(:merchant_id AS varchar[]), CAST(:livemode AS boolean[]),
+                CAST(:type AS varchar[]), CAST(:source AS varchar[]), CAST(:data AS text[]),
+                CAST(:payment_id AS varchar[]), CAST(:refund_id AS varchar[]),
+                CAST(:previous_status AS varchar[]), CAST(:status AS varchar[]),
+                CAST(:created_at AS timestamptz[]))
+         AS t(id, merchant_id, livemode, type, source, data, payment_id, refund_id, previous_status,
+              status, created_at)
+    RETURNING id, merchant_id, livemode, type, created_at
 )
 INSERT INTO webhook_deliveries (id, endpoint_id, event_id, merchant_id, event_type, status, attempts,
                                 next_attempt_at, created_at, updated_at)
 SELECT 'whd_' || substr(ev.id, 5, 10) || substr(md5(ev.id || e.id), 1, 16),
-       e.id, ev.id, :merchant_id,
-       :type, 'pending', 0, :created_at, :created_at, :created_at
-FROM webhook_endpoints e CROSS JOIN ev
-WHERE e.merchant_id = :merchant_id AND e.livemode = :livemode AND e.enabled AND e.deleted_at IS NULL
-  AND e.enabled_events && CAST(:patterns AS varchar[])
-""").bindparams(
-    bindparam("data", type_=JSONB),
-    bindparam("patterns", type_=ARRAY(String)),
-    bindparam("created_at", type_=DateTime(timezone=True)),
+       e.id, ev.id, ev.merchant_id, ev.type, 'pending', 0, ev.created_at, ev.created_at, ev.created_at
+FROM ev JOIN webhook_endpoints e ON e.merchant_id = ev.merchant_id AND e.livemode = ev.livemode
+WHERE e.enabled AND e.deleted_at IS NULL
+  AND e.enabled_events && ARRAY['*', ev.type, split_part(ev.type, '.', 1) || '.*']::varchar[]
+"""
+_COLUMNS = (
+    "id",
+    "merchant_id",
+    "livemode",
+    "type",
+    "source",
+    "data",
+    "payment_id",
+    "refund_id",
+    "previous_status",
+    "status",
+    "created_at",
 )
+_APPEND = text(_APPEND_SQL).bindparams(
+    *(bindparam(c, type_=ARRAY(String)) for c in _COLUMNS if c not in ("livemode", "created_at")),
+    bindparam("livemode", type_=ARRAY(Boolean)),
+    bindparam("created_at", type_=ARRAY(DateTime(timezone=True))),
+)
+_APPEND_PG, _APPEND_PG_NAMES = positional(_APPEND_SQL)
+
+
+def _columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Column-wise arrays of `events` for the statement above (the data as JSON text)."""
+    out: dict[str, list[Any]] = {c: [e[c] for e in events] for c in _COLUMNS}
+    out["data"] = [orjson.dumps(d).decode() for d in out["data"]]
+    return out
 
 
 def _type_filter(types: tuple[str, ...]) -> ColumnElement[bool] | None:
@@ -57,9 +86,6 @@ def _type_filter(types: tuple[str, ...]) -> ColumnElement[bool] | None:
         for t in types
     ]
     return or_(*clauses)
-
-
-_APPEND_PG, _APPEND_PG_NAMES = positional(_APPEND.text)
 
 
 def event_values(
@@ -89,20 +115,22 @@ def event_values(
     }
 
 
-def _patterns(type: str) -> list[str]:
-    return ["*", type, type.split(".", 1)[0] + ".*"]
-
-
 async def append_event(tx: AsyncSession | Tx, **kw: Any) -> str:
-    """Appends an event and its outbox rows in the caller's transaction, ORM session or asyncpg."""
+    """Appends an event and its outbox rows in the caller's transaction, ORM session or asyncpg.
+    On asyncpg the rows are written together just before the commit: one statement for all."""
     if isinstance(tx, AsyncSession):
         return await EventRepository(tx).append(**kw)
     values = event_values(**kw)
-    params = values | {"patterns": _patterns(values["type"])}
-    await tx.conn.execute(_APPEND_PG, *(params[n] for n in _APPEND_PG_NAMES))
+    if not tx.events:
+        tx.before_commit.append(_write_events)
     tx.events.append(values)
     event_id: str = values["id"]
     return event_id
+
+
+async def _write_events(tx: Tx) -> None:
+    columns = _columns(tx.events)
+    await tx.conn.execute(_APPEND_PG, *(columns[n] for n in _APPEND_PG_NAMES))
 
 
 class EventRepository:
@@ -133,7 +161,7 @@ class EventRepository:
             status=status,
             refund_id=refund_id,
         )
-        await self.session.execute(_APPEND, values | {"patterns": _patterns(type)})
+        await self.session.execute(_APPEND, _columns([values]))
         self.session.info.setdefault(PENDING_PUBLISH, []).append(values)
         event_id: str = values["id"]
         return event_id

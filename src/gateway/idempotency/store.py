@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import dataclass
 
 import orjson
-from redis.asyncio import Redis
+
+from gateway.redis_batch import RedisBatcher
 
 
 @dataclass(frozen=True)
@@ -34,26 +35,26 @@ return redis.call('GET', KEYS[1])
 
 
 class IdempotencyStore:
-    def __init__(self, redis: Redis, ttl_seconds: int, lock_seconds: int):
+    def __init__(self, redis: RedisBatcher, ttl_seconds: int, lock_seconds: int):
         self.redis = redis
         self.ttl = ttl_seconds
         self.lock_seconds = lock_seconds
-        self._claim = redis.register_script(_CLAIM)
 
     async def claim(self, key: str, fingerprint: str) -> StoredResult | None:
         """None if we now hold the key, else what is stored under it."""
         lock = orjson.dumps({"fp": fingerprint, "done": False})
-        raw = await self._claim(keys=[key], args=[lock, self.lock_seconds])
+        # EVAL, not EVALSHA: the script is small, Redis caches it, and no NOSCRIPT dance in pipelines.
+        raw = await self.redis.call("EVAL", _CLAIM, 1, key, lock, self.lock_seconds)
         return None if raw is None else _decode(raw)
 
     async def complete(self, key: str, fingerprint: str, status: int, body: bytes, media_type: str) -> None:
         record = orjson.dumps(
             {"fp": fingerprint, "done": True, "status": status, "body": body.decode(), "mt": media_type}
         )
-        await self.redis.set(key, record, ex=self.ttl)
+        await self.redis.call("SET", key, record, "EX", self.ttl)
 
     async def release(self, key: str) -> None:
-        await self.redis.delete(key)
+        await self.redis.call("DEL", key)
 
 
 def _decode(raw: bytes | str) -> StoredResult:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -15,12 +14,13 @@ from gateway.api.schemas import error_responses
 from gateway.errors import InvalidEmail
 from gateway.events.schemas import EventList, event_out
 from gateway.idempotency.dependency import OptionalIdempotency, RequiredIdempotency
+from gateway.kit.pagination import Page
 from gateway.payments.schemas import (
     PaymentCreate,
     PaymentFilters,
     PaymentList,
+    PaymentListQuery,
     PaymentOut,
-    PaymentStatus,
     dump,
     normalize_email,
     payment_json,
@@ -91,24 +91,17 @@ async def create_payment(
     responses=error_responses(401, 422),
 )
 async def list_payments(
-    principal: CurrentPrincipal,
-    service: Service,
-    page: Paging,
-    status: PaymentStatus | None = None,
-    provider: Annotated[str | None, Query(max_length=32)] = None,
-    reference: Annotated[str | None, Query(max_length=255)] = None,
-    customer_email: Annotated[str | None, Query(max_length=320)] = None,
-    created_gte: datetime | None = None,
-    created_lt: datetime | None = None,
+    principal: CurrentPrincipal, service: Service, query: Annotated[PaymentListQuery, Query()]
 ) -> Response:
     filters = PaymentFilters(
-        status=status,
-        provider=provider,
-        reference=reference,
-        customer_email=_query_email(customer_email) if customer_email else None,
-        created_gte=require_timezone("created_gte", created_gte),
-        created_lt=require_timezone("created_lt", created_lt),
+        status=query.status,
+        provider=query.provider,
+        reference=query.reference,
+        customer_email=_query_email(query.customer_email) if query.customer_email else None,
+        created_gte=require_timezone("created_gte", query.created_gte),
+        created_lt=require_timezone("created_lt", query.created_lt),
     )
+    page = Page(limit=query.limit, starting_after=query.starting_after, ending_before=query.ending_before)
     rows, has_more = await service.list(principal, filters, checked_page(page, "pay"))
     return _raw_json({"object": "list", "data": [payment_json(p) for p in rows], "has_more": has_more})
 

@@ -219,6 +219,24 @@ class PaymentList(BaseModel):
     has_more: bool
 
 
+class PaymentListQuery(BaseModel):
+    """The list's query string as one model: FastAPI validates it in one go, not field by field."""
+
+    limit: int = Field(10, ge=1, le=100, description="How many objects, 1-100")
+    starting_after: str | None = Field(
+        None, max_length=40, description="An id: the page of older objects after it"
+    )
+    ending_before: str | None = Field(
+        None, max_length=40, description="An id: the page of newer objects before it"
+    )
+    status: PaymentStatus | None = None
+    provider: str | None = Field(None, max_length=32)
+    reference: str | None = Field(None, max_length=255)
+    customer_email: str | None = Field(None, max_length=320)
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+
+
 @dataclass(frozen=True)
 class PaymentFilters:
     status: str | None = None
