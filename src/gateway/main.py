@@ -23,6 +23,7 @@ from gateway.events.publisher import EventPublisher
 from gateway.events.router import router as events_router
 from gateway.events.stream_router import router as stream_router
 from gateway.idempotency.dependency import IdempotentReplay
+from gateway.idempotency.middleware import IdempotencyMiddleware
 from gateway.idempotency.store import IdempotencyStore
 from gateway.logging import configure_logging
 from gateway.merchants.service import Authenticator
@@ -159,6 +160,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "an `Idempotency-Key` header.",
         openapi_tags=TAGS,
         lifespan=lifespan,
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
 
@@ -212,5 +216,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             media_type="application/json",
         )
 
+    app.add_middleware(IdempotencyMiddleware)  # inside the request id: replays carry one too
     app.add_middleware(RequestIdMiddleware)
     return app

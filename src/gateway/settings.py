@@ -307,6 +307,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65_535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    # FastAPI's native OpenTelemetry (traces, metrics, logs to the process's global providers). Off,
+    # FastAPI skips even the per-request check for configured providers.
+    opentelemetry: bool = False
     # Embedded servers' data (dev only).
     data_dir: str = ".data"
     # Fixed ports for the embedded servers; 0 picks a free one.

@@ -152,3 +152,53 @@ async def test_decline_is_stored_and_replayed(
     assert replay.content == first.content
     assert replay.headers["idempotent-replayed"] == "true"
     assert await _count(gateway, merchant) == 1
+
+
+async def test_a_replay_answered_before_the_app_carries_the_request_id(
+    client: httpx.AsyncClient, merchant: Merchant
+) -> None:
+    headers = {**merchant.auth, "Idempotency-Key": str(uuid.uuid4())}
+    first = await client.post("/v1/payments", json=BODY, headers=headers)
+    replay = await client.post("/v1/payments", json=BODY, headers={**headers, "X-Request-Id": "req-replay-1"})
+    assert (replay.status_code, replay.content) == (first.status_code, first.content)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.headers["content-type"] == first.headers["content-type"] == "application/json"
+    assert replay.headers["x-request-id"] == "req-replay-1"
+
+
+async def test_a_key_claimed_for_a_request_refused_before_its_handler_is_released(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    """Malformed JSON is refused before any dependency runs: the key claimed on the way in is freed."""
+    headers = {**merchant.auth, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/json"}
+    bad = await client.post("/v1/payments", content=b'{"amount": 25', headers=headers)
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == "application/problem+json"
+
+    good = await client.post("/v1/payments", json=BODY, headers=headers)
+    assert good.status_code == 201
+    assert "idempotent-replayed" not in good.headers
+    assert await _count(gateway, merchant) == 1
+
+
+async def test_a_key_sent_to_a_route_without_idempotency_stays_free(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    endpoint = await client.post(
+        "/v1/webhook-endpoints",
+        json={"url": "https://example.com/hooks", "enabled_events": ["*"]},
+        headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert endpoint.status_code == 201
+    key = str(uuid.uuid4())
+    patched = await client.patch(
+        f"/v1/webhook-endpoints/{endpoint.json()['id']}",
+        json={"description": "orders"},
+        headers={**merchant.auth, "Idempotency-Key": key},
+    )
+    assert patched.status_code == 200
+
+    created = await client.post("/v1/payments", json=BODY, headers={**merchant.auth, "Idempotency-Key": key})
+    assert created.status_code == 201
+    assert "idempotent-replayed" not in created.headers
+    assert await _count(gateway, merchant) == 1

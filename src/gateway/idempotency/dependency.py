@@ -7,12 +7,10 @@ unique constraint, and services consult them, so a flushed or absent Redis never
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import orjson
 import structlog
 from fastapi import Depends, Header, Request
 from redis.exceptions import RedisError
@@ -26,12 +24,12 @@ from gateway.errors import (
     IdempotencyKeyMissing,
     IdempotencyKeyReused,
 )
-from gateway.idempotency.store import IdempotencyStore, redis_key
+from gateway.idempotency.middleware import REPLAYED_HEADER, STATE_KEY, Claim
+from gateway.idempotency.store import IdempotencyStore, redis_key, valid_key
+from gateway.idempotency.store import fingerprint as request_fingerprint
 from gateway.merchants.service import Principal
 
 log = structlog.get_logger("gateway.idempotency")
-
-REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 class IdempotentReplay(Exception):
@@ -60,18 +58,6 @@ class Idempotency:
         return Response(body, status_code=status, media_type=media_type)
 
 
-def _fingerprint(method: str, path: str, body: bytes) -> str:
-    try:
-        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
-    except orjson.JSONDecodeError:
-        canonical = body
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
-
-
-def _valid_key(key: str) -> bool:
-    return 1 <= len(key) <= 255 and key.isprintable() and key.isascii()
-
-
 async def _guard(
     request: Request, principal: Principal, key: str | None, required: bool
 ) -> AsyncIterator[Idempotency]:
@@ -83,17 +69,25 @@ async def _guard(
             )
         yield Idempotency(key=None, fingerprint="")
         return
-    if not _valid_key(key):
+    if not valid_key(key):
         raise IdempotencyKeyInvalid("The Idempotency-Key must be 1-255 printable ASCII characters.")
-    fingerprint = _fingerprint(request.method, request.url.path, await request.body())
     ctx: AppContext = request.app.state.ctx
     store = ctx.idempotency
     rkey = redis_key(principal.merchant_id, principal.livemode, key)
-    try:
-        existing = await store.claim(rkey, fingerprint)
-    except RedisError as e:
+    claim: Claim | None = request.scope.get("state", {}).get(STATE_KEY)
+    if claim is not None and claim.redis_key == rkey:
+        # The middleware claimed this key for this request: take the claim over.
+        claim.taken = True
+        fingerprint, existing, redis_down = claim.fingerprint, claim.existing, claim.redis_down
+    else:
+        fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
+        try:
+            existing, redis_down = await store.claim(rkey, fingerprint), False
+        except RedisError as e:
+            log.warning("idempotency_redis_unavailable", error=type(e).__name__)
+            existing, redis_down = None, True
+    if redis_down:
         # Redis down: go on without the fast path; the database's unique key still holds the line.
-        log.warning("idempotency_redis_unavailable", error=type(e).__name__)
         yield Idempotency(key=key, fingerprint=fingerprint)
         return
     if existing is not None:

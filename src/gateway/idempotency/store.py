@@ -19,6 +19,19 @@ class StoredResult:
     media_type: str = "application/json"
 
 
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """SHA-256 of the method, path and canonical JSON body: key order and whitespace do not count."""
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
+    except orjson.JSONDecodeError:
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+def valid_key(key: str) -> bool:
+    return 1 <= len(key) <= 255 and key.isprintable() and key.isascii()
+
+
 def redis_key(merchant_id: str, livemode: bool, key: str) -> str:
     # Hashing bounds the Redis key's size whatever the client sends.
     digest = hashlib.sha256(key.encode()).hexdigest()
