@@ -10,7 +10,8 @@ per request is the least any gateway keeping our guarantees must do:
   inserting a payment row and an event row (the gateway's tables, real columns) through a raw asyncpg
   pool. A repeated key is answered from Redis (idempotent replay).
 - POST /floor/replay: the Redis-only route replay is compared with: authenticate, fingerprint the
-  body, `SET NX EX`, and on a held key `GET` it and answer the stored bytes.
+  body, claim the key or read what it holds in one round trip (a Lua `SET NX EX` else `GET`, as the
+  gateway does), and answer the stored bytes.
 - GET /v1/payments/{id}: one `SELECT` by primary key (scoped to the merchant and mode), rendered as
   the gateway renders a payment.
 - GET /floor/json: a bare JSON answer (the framework's own cost).
@@ -117,6 +118,24 @@ def _payment_json(row: Any) -> dict[str, Any]:
     }
 
 
+# Claims a key (SET NX EX) or returns what it holds, in one round trip (Redis 6.2 has no SET NX GET).
+CLAIM_OR_READ = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+    return false
+end
+return redis.call('GET', KEYS[1])
+"""
+
+
+def _answer(raw: bytes | str, fingerprint: str) -> Response:
+    stored = orjson.loads(raw)
+    if stored["fp"] != fingerprint:
+        return _problem(422, "idempotency_key_reused", "This key was used with another request.")
+    response = Response(stored["body"].encode(), status_code=stored["status"], media_type=stored["mt"])
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 def _fingerprint(method: str, path: str, raw: bytes) -> str:
     try:
         canonical = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS) if raw else b""
@@ -154,12 +173,7 @@ class Floor:
         raw = await self.redis.get(rkey)
         if raw is None:
             return _problem(409, "idempotency_key_in_use", "The key was released; retry.")
-        stored = orjson.loads(raw)
-        if stored["fp"] != fingerprint:
-            return _problem(422, "idempotency_key_reused", "This key was used with another request.")
-        response = Response(stored["body"].encode(), status_code=stored["status"], media_type=stored["mt"])
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
+        return _answer(raw, fingerprint)
 
     async def create_payment(self, request: Request) -> Response:
         principal = await self.principal(request)
@@ -265,10 +279,12 @@ class Floor:
         fingerprint = _fingerprint("POST", "/v1/payments", await request.body())
         rkey = self._redis_key(*principal, key)
         lock = orjson.dumps({"fp": fingerprint, "done": False})
-        if await self.redis.set(rkey, lock, nx=True, ex=60):
+        # The least a replay needs: one round trip that claims the key or reads what it holds.
+        raw = await self.redis.eval(CLAIM_OR_READ, 1, rkey, lock, 60)
+        if raw is None:
             await self.redis.delete(rkey)  # nothing stored under this key: this route does no work
             return _problem(404, "nothing_to_replay", "No stored answer under this key.")
-        return await self._replay(rkey, fingerprint)
+        return _answer(raw, fingerprint)
 
     async def get_payment(self, request: Request) -> Response:
         principal = await self.principal(request)

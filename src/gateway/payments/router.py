@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
@@ -32,11 +32,9 @@ router = APIRouter(prefix="/payments", tags=["payments"])
 PaymentId = Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)]
 
 
-async def _service(request: Request) -> PaymentService:
+def _service(request: Request) -> PaymentService:
+    # Built in the handler, not as a dependency: one less node for FastAPI to solve per request.
     return PaymentService(request.app.state.ctx)
-
-
-Service = Annotated[PaymentService, Depends(_service)]
 
 
 def _json(model: EventList) -> Response:
@@ -70,10 +68,9 @@ async def create_payment(
     body: PaymentCreate,
     principal: CurrentPrincipal,
     idem: RequiredIdempotency,
-    service: Service,
 ) -> Response:
     assert idem.key is not None
-    rendered = await service.create(
+    rendered = await _service(request).create(
         principal,
         body,
         idempotency_key=idem.key,
@@ -91,7 +88,7 @@ async def create_payment(
     responses=error_responses(401, 422),
 )
 async def list_payments(
-    principal: CurrentPrincipal, service: Service, query: Annotated[PaymentListQuery, Query()]
+    request: Request, principal: CurrentPrincipal, query: Annotated[PaymentListQuery, Query()]
 ) -> Response:
     filters = PaymentFilters(
         status=query.status,
@@ -102,7 +99,7 @@ async def list_payments(
         created_lt=require_timezone("created_lt", query.created_lt),
     )
     page = Page(limit=query.limit, starting_after=query.starting_after, ending_before=query.ending_before)
-    rows, has_more = await service.list(principal, filters, checked_page(page, "pay"))
+    rows, has_more = await _service(request).list(principal, filters, checked_page(page, "pay"))
     return _raw_json({"object": "list", "data": [payment_json(p) for p in rows], "has_more": has_more})
 
 
@@ -113,10 +110,8 @@ async def list_payments(
     summary="Retrieve a payment",
     responses=error_responses(401, 404),
 )
-async def retrieve_payment(payment_id: PaymentId, principal: CurrentPrincipal, service: Service) -> Response:
-    return Response(
-        dump(payment_json(await service.get(principal, payment_id))), media_type="application/json"
-    )
+async def retrieve_payment(request: Request, payment_id: PaymentId, principal: CurrentPrincipal) -> Response:
+    return _raw_json(payment_json(await _service(request).get(principal, payment_id)))
 
 
 @router.post(
@@ -127,9 +122,9 @@ async def retrieve_payment(payment_id: PaymentId, principal: CurrentPrincipal, s
     responses=error_responses(400, 401, 404, 409, 502, 504),
 )
 async def cancel_payment(
-    payment_id: PaymentId, principal: CurrentPrincipal, idem: RequiredIdempotency, service: Service
+    request: Request, payment_id: PaymentId, principal: CurrentPrincipal, idem: RequiredIdempotency
 ) -> Response:
-    payment = await service.cancel(principal, payment_id)
+    payment = await _service(request).cancel(principal, payment_id)
     return await idem.respond(200, dump(payment_json(payment)))
 
 
@@ -141,9 +136,9 @@ async def cancel_payment(
     responses=error_responses(401, 404, 409, 502, 504),
 )
 async def sync_payment(
-    payment_id: PaymentId, principal: CurrentPrincipal, idem: OptionalIdempotency, service: Service
+    request: Request, payment_id: PaymentId, principal: CurrentPrincipal, idem: OptionalIdempotency
 ) -> Response:
-    payment = await service.sync(principal, payment_id)
+    payment = await _service(request).sync(principal, payment_id)
     return await idem.respond(200, dump(payment_json(payment)))
 
 
@@ -155,7 +150,7 @@ async def sync_payment(
     responses=error_responses(401, 404, 422),
 )
 async def list_payment_events(
-    payment_id: PaymentId, principal: CurrentPrincipal, service: Service, page: Paging
+    request: Request, payment_id: PaymentId, principal: CurrentPrincipal, page: Paging
 ) -> Response:
-    rows, has_more = await service.events(principal, payment_id, checked_page(page, "evt"))
+    rows, has_more = await _service(request).events(principal, payment_id, checked_page(page, "evt"))
     return _json(EventList(data=[event_out(e) for e in rows], has_more=has_more))
