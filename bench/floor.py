@@ -82,6 +82,12 @@ def _jsonb_encode(value: Any) -> str:
     return _dumps(value).decode()
 
 
+async def _reset(conn: Any) -> None:
+    # As the gateway's pool: no UNLISTEN/RESET ALL round trip on every release (nothing here sets them).
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def _init_connection(conn: Any) -> None:
     await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
 
@@ -324,6 +330,7 @@ def create_app() -> Starlette:
             min_size=pool_min,
             max_size=pool_max,
             init=_init_connection,
+            reset=_reset,
             server_settings={"application_name": "floor"},
         )
         redis = Redis.from_url(redis_url)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 from sqlalchemy import text
 from starlette.responses import Response
@@ -172,15 +172,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_exception_handler(IdempotentReplay, replay)
 
-    v1 = APIRouter(prefix="/v1")
-    v1.include_router(payments_router)
-    v1.include_router(refunds_router)
-    v1.include_router(stream_router)  # before events: /v1/events/stream is not an event id
-    v1.include_router(events_router)
-    v1.include_router(providers_router)
-    v1.include_router(inbound_router)
-    v1.include_router(outbound_router)
-    app.include_router(v1)
+    # Each router straight onto the app (one level of included routers to match through, not two).
+    for router in (
+        payments_router,
+        refunds_router,
+        stream_router,  # before events: /v1/events/stream is not an event id
+        events_router,
+        providers_router,
+        inbound_router,
+        outbound_router,
+    ):
+        app.include_router(router, prefix="/v1")
 
     @app.get("/healthz", tags=["health"], operation_id="healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:

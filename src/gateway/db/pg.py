@@ -19,7 +19,8 @@ import orjson
 
 from gateway.settings import DatabaseSettings
 
-# asyncpg ships no type information: its objects are Any here and typed where they are read.
+# asyncpg ships no type information: its objects are Any here and typed where they are read. A
+# Connection is a connection or the pool itself (whose fetch/fetchrow take one for one statement).
 Connection = Any
 Record = Any
 
@@ -98,12 +99,6 @@ class Pg:
                     await write(tx)
         if tx.events and self._on_commit is not None:
             self._on_commit(tx.events)
-
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        """A connection for reads: each statement is its own transaction."""
-        async with self.pool.acquire() as conn:
-            yield conn
 
     async def close(self) -> None:
         await self.pool.close()

@@ -249,8 +249,10 @@ class PaymentService:
             return payment
 
     async def get(self, principal: Principal, payment_id: str) -> PaymentRow:
-        async with self.pg.connection() as conn:
-            payment = await repository.get_row(conn, principal.merchant_id, principal.livemode, payment_id)
+        # One statement: the pool's own fetchrow (acquire, run, release) without a context manager.
+        payment = await repository.get_row(
+            self.pg.pool, principal.merchant_id, principal.livemode, payment_id
+        )
         if payment is None:
             raise NotFound(f"No such payment: {payment_id!r}", param="id")
         return payment
@@ -258,8 +260,9 @@ class PaymentService:
     async def list(
         self, principal: Principal, filters: PaymentFilters, page: Page
     ) -> tuple[Sequence[PaymentRow], bool]:
-        async with self.pg.connection() as conn:
-            return await repository.list_rows(conn, principal.merchant_id, principal.livemode, filters, page)
+        return await repository.list_rows(
+            self.pg.pool, principal.merchant_id, principal.livemode, filters, page
+        )
 
     async def events(self, principal: Principal, payment_id: str, page: Page) -> tuple[Sequence[Event], bool]:
         await self.get(principal, payment_id)
