@@ -60,6 +60,23 @@ async def test_openapi_names_every_operation(client: httpx.AsyncClient) -> None:
     assert {"400", "401", "402", "409", "422", "502", "504"} <= set(create["responses"])
     assert any(p["name"] == "Idempotency-Key" for p in create["parameters"])
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
+    assert create["security"] == [{"HTTPBearer": []}]
+    # The list validates its query string itself; the document still lists every parameter.
+    listing = {p["name"]: p for p in doc["paths"]["/v1/payments"]["get"]["parameters"]}
+    assert list(listing) == [
+        "limit",
+        "starting_after",
+        "ending_before",
+        "status",
+        "provider",
+        "reference",
+        "customer_email",
+        "created_gte",
+        "created_lt",
+    ]
+    assert listing["limit"]["in"] == "query"
+    assert (listing["limit"]["schema"]["minimum"], listing["limit"]["schema"]["maximum"]) == (1, 100)
+    assert "succeeded" in listing["status"]["schema"]["anyOf"][0]["enum"]
 
 
 async def test_cli_creates_a_merchant_whose_key_works(

@@ -158,7 +158,7 @@ def problem_body(
         "request_id": request_id,
     }
     body.update(extra)
-    return orjson.dumps(body)
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
 
 
 def problem_response(

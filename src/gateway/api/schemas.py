@@ -40,3 +40,19 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         s: {"model": Problem, "description": descriptions[s], "content": {"application/problem+json": {}}}
         for s in statuses
     }
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """OpenAPI parameters for a query string a handler validates itself with `model`."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": {k: v for k, v in prop.items() if k != "description"},
+            **({"description": prop["description"]} if "description" in prop else {}),
+        }
+        for name, prop in schema["properties"].items()
+    ]

@@ -72,7 +72,7 @@ _APPEND_PG, _APPEND_PG_NAMES = positional(_APPEND_SQL)
 def _columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Column-wise arrays of `events` for the statement above (the data as JSON text)."""
     out: dict[str, list[Any]] = {c: [e[c] for e in events] for c in _COLUMNS}
-    out["data"] = [orjson.dumps(d).decode() for d in out["data"]]
+    out["data"] = [orjson.dumps(d, option=orjson.OPT_UTC_Z).decode() for d in out["data"]]
     return out
 
 

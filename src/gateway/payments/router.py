@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from gateway.api.deps import CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page, require_timezone
-from gateway.api.schemas import error_responses
+from gateway.api.schemas import error_responses, query_parameters
 from gateway.errors import InvalidEmail
 from gateway.events.schemas import EventList, event_out
 from gateway.idempotency.dependency import OptionalIdempotency, RequiredIdempotency
@@ -80,16 +82,27 @@ async def create_payment(
     return await idem.respond(rendered.status, rendered.body, rendered.media_type)
 
 
+def _list_query(request: Request) -> PaymentListQuery:
+    # One model validation of the query string. Declared to FastAPI (as parameters or as a query
+    # model), the nine fields cost a fifth of a list request in its per-parameter machinery.
+    try:
+        return PaymentListQuery.model_validate(request.query_params)
+    except ValidationError as e:
+        raise RequestValidationError(
+            [{**err, "loc": ("query", *err["loc"])} for err in e.errors(include_url=False)]
+        ) from e
+
+
 @router.get(
     "",
     operation_id="list_payments",
     response_model=PaymentList,
     summary="List payments, newest first",
     responses=error_responses(401, 422),
+    openapi_extra={"parameters": query_parameters(PaymentListQuery)},
 )
-async def list_payments(
-    request: Request, principal: CurrentPrincipal, query: Annotated[PaymentListQuery, Query()]
-) -> Response:
+async def list_payments(request: Request, principal: CurrentPrincipal) -> Response:
+    query = _list_query(request)
     filters = PaymentFilters(
         status=query.status,
         provider=query.provider,

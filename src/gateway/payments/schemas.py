@@ -247,15 +247,10 @@ class PaymentFilters:
     created_lt: datetime | None = None
 
 
-def _ts(value: datetime | None) -> str | None:
-    # Pydantic's JSON form of an aware datetime: ISO 8601, no zero microseconds, UTC as "Z".
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 def payment_json(p: Any) -> dict[str, Any]:
-    """The API's view of a payment (ORM object or row) as JSON-ready data: `PaymentOut`'s fields in
-    its order with its values (tests hold the two byte-identical). The hot paths render this with
-    orjson, several times cheaper than building and dumping the model."""
+    """The API's view of a payment (ORM object or row) as plain data: `PaymentOut`'s fields in its
+    order with its values, timestamps as aware datetimes that `dump` (orjson, UTC as "Z") renders as
+    Pydantic does (tests hold the two byte-identical). Several times cheaper than the model."""
     next_action = p.next_action
     return {
         "id": p.id,
@@ -285,14 +280,14 @@ def payment_json(p: Any) -> dict[str, Any]:
         "failure_code": p.failure_code,
         "failure_message": p.failure_message,
         "return_url": p.return_url,
-        "created_at": _ts(p.created_at),
-        "updated_at": _ts(p.updated_at),
-        "completed_at": _ts(p.completed_at),
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+        "completed_at": p.completed_at,
     }
 
 
 def dump(value: Any) -> bytes:
-    return orjson.dumps(value)
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z)
 
 
 def payment_out(p: Any) -> PaymentOut:
