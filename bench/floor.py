@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.idempotency.store import CLAIM_OR_READ
 from gateway.kit.ids import new_id
 from gateway.payments.schemas import PaymentCreate
 
@@ -122,15 +123,6 @@ def _payment_json(row: Any) -> dict[str, Any]:
         "updated_at": row["updated_at"],
         "completed_at": row["completed_at"],
     }
-
-
-# Claims a key (SET NX EX) or returns what it holds, in one round trip (Redis 6.2 has no SET NX GET).
-CLAIM_OR_READ = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-    return false
-end
-return redis.call('GET', KEYS[1])
-"""
 
 
 def _answer(raw: bytes | str, fingerprint: str) -> Response:

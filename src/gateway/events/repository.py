@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import orjson
 from sqlalchemy import ARRAY, Boolean, ColumnElement, DateTime, String, bindparam, or_, select, text
@@ -25,8 +25,7 @@ MAX_ENDPOINTS = 16
 # match its type ("*", the type, or its family "payment.*"). A delivery's id is its event's timestamp
 # (the id's first 10 characters) followed by 16 hex digits of md5(event, endpoint): valid, sorted by
 # time like every id, unique per pair, and made in SQL without ids we may not need.
-_APPEND_SQL = """
-WITH ev AS (
+_EVENTS_CTE = """ev AS (
     INSERT INTO events (id, merchant_id, livemode, type, source, data, payment_id, refund_id,
                         previous_status, status, created_at)
     SELECT id, merchant_id, livemode, type, source, data::jsonb, payment_id, refund_id,
@@ -38,8 +37,10 @@ WITH ev AS (
                 CAST(:created_at AS timestamptz[]))
          AS t(id, merchant_id, livemode, type, source, data, payment_id, refund_id, previous_status,
               status, created_at)
+    {guard}
     RETURNING id, merchant_id, livemode, type, created_at
-)
+)"""
+_DELIVERIES = """
 INSERT INTO webhook_deliveries (id, endpoint_id, event_id, merchant_id, event_type, status, attempts,
                                 next_attempt_at, created_at, updated_at)
 SELECT 'whd_' || substr(ev.id, 5, 10) || substr(md5(ev.id || e.id), 1, 16),
@@ -48,6 +49,16 @@ FROM ev JOIN webhook_endpoints e ON e.merchant_id = ev.merchant_id AND e.livemod
 WHERE e.enabled AND e.deleted_at IS NULL
   AND e.enabled_events && ARRAY['*', ev.type, split_part(ev.type, '.', 1) || '.*']::varchar[]
 """
+_APPEND_SQL = "WITH " + _EVENTS_CTE.format(guard="") + _DELIVERIES
+
+
+def with_events(before: str, *, guard: str, answer: str) -> str:
+    """One statement: the CTEs `before`, then the events (only where `guard`, a WHERE clause over
+    them, holds) and their deliveries, then `answer`. Parameters are `:name`s; the events' own are
+    the column names, so the other CTEs' must differ."""
+    return f"WITH {before},\n{_EVENTS_CTE.format(guard=guard)},\nwd AS ({_DELIVERIES})\n{answer}"
+
+
 _COLUMNS = (
     "id",
     "merchant_id",
@@ -69,6 +80,14 @@ _APPEND = text(_APPEND_SQL).bindparams(
 _APPEND_PG, _APPEND_PG_NAMES = positional(_APPEND_SQL)
 
 
+def unwritten_events(tx: Tx) -> dict[str, list[Any]]:
+    """The columns of the events `tx` has not written yet, now counted as written (by the caller's
+    statement, which must carry them)."""
+    columns = _columns(tx.events[tx.events_written :])
+    tx.events_written = len(tx.events)
+    return columns
+
+
 def _columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Column-wise arrays of `events` for the statement above (the data as JSON text)."""
     out: dict[str, list[Any]] = {c: [e[c] for e in events] for c in _COLUMNS}
@@ -88,39 +107,37 @@ def _type_filter(types: tuple[str, ...]) -> ColumnElement[bool] | None:
     return or_(*clauses)
 
 
-def event_values(
-    *,
-    merchant_id: str,
-    livemode: bool,
-    type: str,
-    source: str,
-    data: dict[str, Any],
-    payment_id: str | None = None,
-    previous_status: str | None = None,
-    status: str | None = None,
-    refund_id: str | None = None,
-) -> dict[str, Any]:
+class EventFields(TypedDict):
+    merchant_id: str
+    livemode: bool
+    type: str
+    source: str
+    data: dict[str, Any]
+    payment_id: NotRequired[str | None]
+    previous_status: NotRequired[str | None]
+    status: NotRequired[str | None]
+    refund_id: NotRequired[str | None]
+
+
+def event_values(**fields: Unpack[EventFields]) -> dict[str, Any]:
+    """An event row's values: a new id, the fields, the time."""
     return {
         "id": new_id("evt"),
-        "merchant_id": merchant_id,
-        "livemode": livemode,
-        "type": type,
-        "source": source,
-        "data": data,
-        "payment_id": payment_id,
-        "refund_id": refund_id,
-        "previous_status": previous_status,
-        "status": status,
+        "payment_id": None,
+        "refund_id": None,
+        "previous_status": None,
+        "status": None,
+        **fields,
         "created_at": datetime.now(UTC),
     }
 
 
-async def append_event(tx: AsyncSession | Tx, **kw: Any) -> str:
+async def append_event(tx: AsyncSession | Tx, **fields: Unpack[EventFields]) -> str:
     """Appends an event and its outbox rows in the caller's transaction, ORM session or asyncpg.
     On asyncpg the rows are written together just before the commit: one statement for all."""
     if isinstance(tx, AsyncSession):
-        return await EventRepository(tx).append(**kw)
-    values = event_values(**kw)
+        return await EventRepository(tx).append(**fields)
+    values = event_values(**fields)
     if not tx.events:
         tx.before_commit.append(_write_events)
     tx.events.append(values)
@@ -129,38 +146,17 @@ async def append_event(tx: AsyncSession | Tx, **kw: Any) -> str:
 
 
 async def _write_events(tx: Tx) -> None:
-    columns = _columns(tx.events)
-    await tx.conn.execute(_APPEND_PG, *(columns[n] for n in _APPEND_PG_NAMES))
+    if tx.events_written < len(tx.events):
+        columns = unwritten_events(tx)
+        await tx.conn.execute(_APPEND_PG, *(columns[n] for n in _APPEND_PG_NAMES))
 
 
 class EventRepository:
     def __init__(self, session: AsyncSession):
         self.session = session
 
-    async def append(
-        self,
-        *,
-        merchant_id: str,
-        livemode: bool,
-        type: str,
-        source: str,
-        data: dict[str, Any],
-        payment_id: str | None = None,
-        previous_status: str | None = None,
-        status: str | None = None,
-        refund_id: str | None = None,
-    ) -> str:
-        values = event_values(
-            merchant_id=merchant_id,
-            livemode=livemode,
-            type=type,
-            source=source,
-            data=data,
-            payment_id=payment_id,
-            previous_status=previous_status,
-            status=status,
-            refund_id=refund_id,
-        )
+    async def append(self, **fields: Unpack[EventFields]) -> str:
+        values = event_values(**fields)
         await self.session.execute(_APPEND, _columns([values]))
         self.session.info.setdefault(PENDING_PUBLISH, []).append(values)
         event_id: str = values["id"]

@@ -39,7 +39,7 @@ def redis_key(merchant_id: str, livemode: bool, key: str) -> str:
 
 
 # SET NX, or what the key holds, in one round trip (Redis 7 has SET NX GET; 6.2 refuses the pair).
-_CLAIM = """
+CLAIM_OR_READ = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
     return false
 end
@@ -57,7 +57,7 @@ class IdempotencyStore:
         """None if we now hold the key, else what is stored under it."""
         lock = orjson.dumps({"fp": fingerprint, "done": False})
         # EVAL, not EVALSHA: the script is small, Redis caches it, and no NOSCRIPT dance in pipelines.
-        raw = await self.redis.call("EVAL", _CLAIM, 1, key, lock, self.lock_seconds)
+        raw = await self.redis.call("EVAL", CLAIM_OR_READ, 1, key, lock, self.lock_seconds)
         return None if raw is None else _decode(raw)
 
     async def complete(self, key: str, fingerprint: str, status: int, body: bytes, media_type: str) -> None:
