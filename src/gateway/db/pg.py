@@ -75,14 +75,11 @@ class Tx:
     """One open transaction: its connection, the events to write and publish, the writes to make
     just before it commits (so several rows go in one statement)."""
 
-    __slots__ = ("before_commit", "conn", "events", "events_written", "new_rows")
+    __slots__ = ("before_commit", "conn", "events")
 
     def __init__(self, conn: Connection):
         self.conn = conn
         self.events: list[dict[str, Any]] = []
-        self.events_written = 0
-        # Rows whose INSERT waits for the commit (their fields may still change until then), by id.
-        self.new_rows: dict[str, Any] = {}
         self.before_commit: list[Callable[[Tx], Awaitable[None]]] = []
 
 

@@ -25,7 +25,8 @@ MAX_ENDPOINTS = 16
 # match its type ("*", the type, or its family "payment.*"). A delivery's id is its event's timestamp
 # (the id's first 10 characters) followed by 16 hex digits of md5(event, endpoint): valid, sorted by
 # time like every id, unique per pair, and made in SQL without ids we may not need.
-_EVENTS_CTE = """ev AS (
+_APPEND_SQL = """
+WITH ev AS (
     INSERT INTO events (id, merchant_id, livemode, type, source, data, payment_id, refund_id,
                         previous_status, status, created_at)
     SELECT id, merchant_id, livemode, type, source, data::jsonb, payment_id, refund_id,
@@ -37,10 +38,8 @@ _EVENTS_CTE = """ev AS (
                 CAST(:created_at AS timestamptz[]))
          AS t(id, merchant_id, livemode, type, source, data, payment_id, refund_id, previous_status,
               status, created_at)
-    {guard}
     RETURNING id, merchant_id, livemode, type, created_at
-)"""
-_DELIVERIES = """
+)
 INSERT INTO webhook_deliveries (id, endpoint_id, event_id, merchant_id, event_type, status, attempts,
                                 next_attempt_at, created_at, updated_at)
 SELECT 'whd_' || substr(ev.id, 5, 10) || substr(md5(ev.id || e.id), 1, 16),
@@ -49,16 +48,6 @@ FROM ev JOIN webhook_endpoints e ON e.merchant_id = ev.merchant_id AND e.livemod
 WHERE e.enabled AND e.deleted_at IS NULL
   AND e.enabled_events && ARRAY['*', ev.type, split_part(ev.type, '.', 1) || '.*']::varchar[]
 """
-_APPEND_SQL = "WITH " + _EVENTS_CTE.format(guard="") + _DELIVERIES
-
-
-def with_events(before: str, *, guard: str, answer: str) -> str:
-    """One statement: the CTEs `before`, then the events (only where `guard`, a WHERE clause over
-    them, holds) and their deliveries, then `answer`. Parameters are `:name`s; the events' own are
-    the column names, so the other CTEs' must differ."""
-    return f"WITH {before},\n{_EVENTS_CTE.format(guard=guard)},\nwd AS ({_DELIVERIES})\n{answer}"
-
-
 _COLUMNS = (
     "id",
     "merchant_id",
@@ -78,14 +67,6 @@ _APPEND = text(_APPEND_SQL).bindparams(
     bindparam("created_at", type_=ARRAY(DateTime(timezone=True))),
 )
 _APPEND_PG, _APPEND_PG_NAMES = positional(_APPEND_SQL)
-
-
-def unwritten_events(tx: Tx) -> dict[str, list[Any]]:
-    """The columns of the events `tx` has not written yet, now counted as written (by the caller's
-    statement, which must carry them)."""
-    columns = _columns(tx.events[tx.events_written :])
-    tx.events_written = len(tx.events)
-    return columns
 
 
 def _columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -146,9 +127,8 @@ async def append_event(tx: AsyncSession | Tx, **fields: Unpack[EventFields]) -> 
 
 
 async def _write_events(tx: Tx) -> None:
-    if tx.events_written < len(tx.events):
-        columns = unwritten_events(tx)
-        await tx.conn.execute(_APPEND_PG, *(columns[n] for n in _APPEND_PG_NAMES))
+    columns = _columns(tx.events)
+    await tx.conn.execute(_APPEND_PG, *(columns[n] for n in _APPEND_PG_NAMES))
 
 
 class EventRepository:

@@ -7,9 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.pg import Connection, Tx, positional
+from gateway.db.pg import Connection, Tx
 from gateway.db.repository import claim_due_for_reconcile
-from gateway.events.repository import unwritten_events, with_events
 from gateway.kit.pagination import Page
 from gateway.payments.models import PAYMENT_COLUMNS, AnyPayment, Payment, PaymentRow
 from gateway.payments.schemas import PaymentFilters
@@ -25,23 +24,6 @@ _INSERT = (
     f"ON CONFLICT (merchant_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}"
 )
 _BY_KEY = f"SELECT {_COLUMNS} FROM payments WHERE merchant_id = $1 AND idempotency_key = $2"
-# The key's transaction lock (held to the commit: a racing request with the same key waits here,
-# then finds the row), and the row if it exists, in one statement.
-_LOCK_KEY = (
-    f"SELECT {', '.join(f'p.{column}' for column, _ in PAYMENT_COLUMNS)} "
-    "FROM (SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))) AS l "
-    "LEFT JOIN payments p ON p.merchant_id = $1 AND p.idempotency_key = $2"
-)
-# A new payment and the events of its transaction, one statement; 0 if the key was taken after all.
-_INSERT_WITH_EVENTS, _INSERT_WITH_EVENTS_NAMES = positional(
-    with_events(
-        f"pay AS (INSERT INTO payments ({_COLUMNS}) "
-        f"VALUES ({', '.join(f':p_{column}' for column, _ in PAYMENT_COLUMNS)}) "
-        "ON CONFLICT (merchant_id, idempotency_key) DO NOTHING RETURNING id)",
-        guard="WHERE EXISTS (SELECT 1 FROM pay)",
-        answer="SELECT count(*) FROM pay",
-    )
-)
 _GET = f"SELECT {_COLUMNS} FROM payments WHERE id = $1 AND merchant_id = $2 AND livemode = $3"
 _LOCK = f"SELECT {_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE"
 _CLAIM_LEASE = """
@@ -67,37 +49,6 @@ def _row(record: Any) -> PaymentRow | None:
 async def insert_row(conn: Connection, row: PaymentRow) -> PaymentRow | None:
     """Inserts unless (merchant, idempotency key) exists; None means another request got there first."""
     return _row(await conn.fetchrow(_INSERT, *(getattr(row, a) for a in _ATTRS)))
-
-
-class KeyTaken(Exception):
-    """The payment's idempotency key was taken by a request that did not wait for its lock."""
-
-
-async def lock_key(conn: Connection, merchant_id: str, key: str) -> PaymentRow | None:
-    """Holds the (merchant, key) lock until the transaction ends; the key's payment, if any."""
-    record = await conn.fetchrow(_LOCK_KEY, merchant_id, key)
-    return None if record["id"] is None else PaymentRow(*record)
-
-
-def insert_at_commit(tx: Tx, row: PaymentRow) -> None:
-    """The row is inserted, with the transaction's events, in one statement just before the commit;
-    until then the state machine changes it in memory only. Call it before appending the row's
-    events (its statement must run first). Raises KeyTaken from the commit if the key is taken."""
-    if not tx.new_rows:
-        tx.before_commit.append(_insert_new)
-    tx.new_rows[row.id] = row
-
-
-async def _insert_new(tx: Tx) -> None:
-    for row in tx.new_rows.values():
-        params = {f"p_{column}": getattr(row, attr) for column, attr in PAYMENT_COLUMNS}
-        params |= unwritten_events(tx)
-        inserted = await tx.conn.fetchval(
-            _INSERT_WITH_EVENTS, *(params[n] for n in _INSERT_WITH_EVENTS_NAMES)
-        )
-        if not inserted:
-            raise KeyTaken(row.idempotency_key)
-    tx.new_rows.clear()
 
 
 async def find_row_by_key(conn: Connection, merchant_id: str, key: str) -> PaymentRow | None:
@@ -154,8 +105,8 @@ async def save_payment(tx: AsyncSession | Tx, payment: AnyPayment, changes: dict
     if isinstance(tx, AsyncSession):
         await tx.flush()
         return
-    if not changes or payment.id in tx.new_rows:
-        return  # a row inserted at commit carries its fields then
+    if not changes:
+        return
     names = list(changes)
     sets = ", ".join(f"{_COLUMN_OF[n]} = ${i}" for i, n in enumerate(names, start=2))
     await tx.conn.execute(f"UPDATE payments SET {sets} WHERE id = $1", payment.id, *changes.values())

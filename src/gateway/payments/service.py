@@ -190,25 +190,28 @@ class PaymentService:
         self._check(provider, body, principal.livemode)
         row = _new_row(principal, body, idempotency_key, fingerprint, provider, self.lease)
 
-        inserted: PaymentRow | None = None
-        if provider.capabilities.in_process:
-            try:
-                created = await self._create_in_process(principal, row, provider)
-            except repository.KeyTaken:
-                created = None
-            if created is not None:
-                done, failure = created
-                if failure is not None:
-                    raise provider_error(failure, done.id) from failure
-                return render_payment(done, request_id, created=True)
-        else:
-            async with self.pg.transaction() as tx:
-                inserted = await repository.insert_row(tx.conn, row)
-                if inserted is not None:
-                    await state.record_created(tx, inserted, source="api")
-        payment = inserted or await self._resume(principal, idempotency_key, fingerprint)
-        if inserted is None and payment.status != state.S.PENDING:
-            return render_payment(payment, request_id, created=True)
+        failure: ProviderFailure | None = None
+        async with self.pg.transaction() as tx:
+            payment = await repository.insert_row(tx.conn, row)
+            if payment is not None:
+                await state.record_created(tx, payment, source="api")
+                if provider.capabilities.in_process:
+                    # Nothing leaves the process: the answer is applied in the creating transaction,
+                    # so a crash before the commit leaves no trace anywhere (one commit per payment).
+                    try:
+                        result = await provider.create_payment(_request(payment))
+                    except ProviderFailure as e:
+                        failure = e
+                        await repository.release_provider_lease(tx.conn, payment.id)
+                    else:
+                        await state.apply_result(tx, payment, result, source="api")
+                        return render_payment(payment, request_id, created=True)
+        if failure is not None:
+            raise provider_error(failure, row.id) from failure
+        if payment is None:
+            payment = await self._resume(principal, idempotency_key, fingerprint)
+            if payment.status != state.S.PENDING:
+                return render_payment(payment, request_id, created=True)
         # The row is committed before the provider hears of it: a crash from here on leaves a row to
         # resume (a retry with the same key, or the reconciler).
         try:
@@ -218,26 +221,6 @@ class PaymentService:
                 await repository.release_provider_lease(tx.conn, payment.id)
             raise provider_error(e, payment.id) from e
         return render_payment(await self._apply(payment.id, result), request_id, created=True)
-
-    async def _create_in_process(
-        self, principal: Principal, row: PaymentRow, provider: PaymentProvider
-    ) -> tuple[PaymentRow, ProviderFailure | None] | None:
-        """Nothing leaves the process, so the provider answers inside the creating transaction and
-        the payment is inserted once, in its final state, with both events: one commit, no update.
-        A crash before the commit leaves no trace anywhere. None: the key already has a payment."""
-        async with self.pg.transaction() as tx:
-            # The key's lock first: a racing retry waits for our commit, then resumes our payment.
-            if await repository.lock_key(tx.conn, principal.merchant_id, row.idempotency_key):
-                return None
-            repository.insert_at_commit(tx, row)
-            await state.record_created(tx, row, source="api")
-            try:
-                result = await provider.create_payment(_request(row))
-            except ProviderFailure as e:
-                row.provider_lease_until = None  # kept pending, for a retry or a sync to resume
-                return row, e
-            await state.apply_result(tx, row, result, source="api")
-            return row, None
 
     async def _resume(self, principal: Principal, key: str, fingerprint: str) -> PaymentRow:
         """A retry of a key whose payment exists: its payment, leased to this request if still pending."""
