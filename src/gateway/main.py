@@ -28,6 +28,7 @@ from gateway.idempotency.store import IdempotencyStore
 from gateway.logging import configure_logging
 from gateway.merchants.service import Authenticator
 from gateway.middleware import RequestIdMiddleware
+from gateway.payments.router import reads as payment_reads
 from gateway.payments.router import router as payments_router
 from gateway.providers.cash.adapter import CashProvider
 from gateway.providers.flutterwave.adapter import FlutterwaveProvider
@@ -174,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Each router straight onto the app (one level of included routers to match through, not two).
     for router in (
+        payment_reads,
         payments_router,
         refunds_router,
         stream_router,  # before events: /v1/events/stream is not an event id
