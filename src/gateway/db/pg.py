@@ -9,6 +9,7 @@ appended in such a transaction are published to Redis after it commits, as the O
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,9 +25,10 @@ from gateway.settings import DatabaseSettings
 Connection = Any
 Record = Any
 
-_NAMED = re.compile(r"(?<!:):([a-z_]+)")
+_NAMED = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
+@functools.lru_cache(maxsize=512)
 def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     """`:name` parameters (SQLAlchemy's text() style) to asyncpg's `$n`, so one SQL text serves both."""
     names: list[str] = []
@@ -72,15 +74,36 @@ async def create_pool(sqlalchemy_url: str, settings: DatabaseSettings) -> Any:
 
 
 class Tx:
-    """One open transaction: its connection, the events to write and publish, the writes to make
-    just before it commits (so several rows go in one statement)."""
+    """One open transaction: its connection, the events to write and publish, and the writes left
+    for the commit. Repositories may defer a write (`defer`); just before the commit, every deferred
+    write goes to PostgreSQL as one statement (data-modifying CTEs), one round trip for all."""
 
-    __slots__ = ("before_commit", "conn", "events")
+    __slots__ = ("before_commit", "conn", "deferred", "events", "state")
 
     def __init__(self, conn: Connection):
         self.conn = conn
         self.events: list[dict[str, Any]] = []
+        # Run just before the commit, in order; they may defer writes.
         self.before_commit: list[Callable[[Tx], Awaitable[None]]] = []
+        self.deferred: list[tuple[str, str, dict[str, Any]]] = []
+        # Repositories' own bookkeeping for this transaction, under keys of their own.
+        self.state: dict[str, Any] = {}
+
+    def defer(self, name: str, body: str, params: dict[str, Any]) -> None:
+        """A write for the commit's statement: `name AS (body)`. `body` takes `:name` parameters,
+        unique across the transaction, and may refer to CTEs deferred before it."""
+        self.deferred.append((name, body, params))
+
+    async def write_deferred(self) -> None:
+        if not self.deferred:
+            return
+        sql = "WITH " + ",\n".join(f"{name} AS ({body})" for name, body, _ in self.deferred) + "\nSELECT 1"
+        params: dict[str, Any] = {}
+        for _, _, p in self.deferred:
+            params |= p
+        self.deferred = []
+        text, names = positional(sql)
+        await self.conn.execute(text, *(params[n] for n in names))
 
 
 class Pg:
@@ -95,8 +118,9 @@ class Pg:
             tx = Tx(conn)
             async with conn.transaction():
                 yield tx
-                for write in tx.before_commit:
-                    await write(tx)
+                for prepare in tx.before_commit:
+                    await prepare(tx)
+                await tx.write_deferred()
         if tx.events and self._on_commit is not None:
             self._on_commit(tx.events)
 

@@ -8,7 +8,7 @@ import orjson
 from sqlalchemy import ARRAY, Boolean, ColumnElement, DateTime, String, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.pg import Tx, positional
+from gateway.db.pg import Tx
 from gateway.db.repository import paginate
 from gateway.events.models import Event
 from gateway.events.schemas import EventFilters
@@ -25,8 +25,7 @@ MAX_ENDPOINTS = 16
 # match its type ("*", the type, or its family "payment.*"). A delivery's id is its event's timestamp
 # (the id's first 10 characters) followed by 16 hex digits of md5(event, endpoint): valid, sorted by
 # time like every id, unique per pair, and made in SQL without ids we may not need.
-_APPEND_SQL = """
-WITH ev AS (
+_EVENTS_BODY = """
     INSERT INTO events (id, merchant_id, livemode, type, source, data, payment_id, refund_id,
                         previous_status, status, created_at)
     SELECT id, merchant_id, livemode, type, source, data::jsonb, payment_id, refund_id,
@@ -39,7 +38,8 @@ WITH ev AS (
          AS t(id, merchant_id, livemode, type, source, data, payment_id, refund_id, previous_status,
               status, created_at)
     RETURNING id, merchant_id, livemode, type, created_at
-)
+"""
+_DELIVERIES_BODY = """
 INSERT INTO webhook_deliveries (id, endpoint_id, event_id, merchant_id, event_type, status, attempts,
                                 next_attempt_at, created_at, updated_at)
 SELECT 'whd_' || substr(ev.id, 5, 10) || substr(md5(ev.id || e.id), 1, 16),
@@ -48,6 +48,7 @@ FROM ev JOIN webhook_endpoints e ON e.merchant_id = ev.merchant_id AND e.livemod
 WHERE e.enabled AND e.deleted_at IS NULL
   AND e.enabled_events && ARRAY['*', ev.type, split_part(ev.type, '.', 1) || '.*']::varchar[]
 """
+_APPEND_SQL = f"WITH ev AS ({_EVENTS_BODY}){_DELIVERIES_BODY}"
 _COLUMNS = (
     "id",
     "merchant_id",
@@ -66,7 +67,6 @@ _APPEND = text(_APPEND_SQL).bindparams(
     bindparam("livemode", type_=ARRAY(Boolean)),
     bindparam("created_at", type_=ARRAY(DateTime(timezone=True))),
 )
-_APPEND_PG, _APPEND_PG_NAMES = positional(_APPEND_SQL)
 
 
 def _columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -115,20 +115,20 @@ def event_values(**fields: Unpack[EventFields]) -> dict[str, Any]:
 
 async def append_event(tx: AsyncSession | Tx, **fields: Unpack[EventFields]) -> str:
     """Appends an event and its outbox rows in the caller's transaction, ORM session or asyncpg.
-    On asyncpg the rows are written together just before the commit: one statement for all."""
+    On asyncpg they are written with the transaction's other deferred writes, at the commit."""
     if isinstance(tx, AsyncSession):
         return await EventRepository(tx).append(**fields)
     values = event_values(**fields)
     if not tx.events:
-        tx.before_commit.append(_write_events)
+        tx.before_commit.append(_defer_events)
     tx.events.append(values)
     event_id: str = values["id"]
     return event_id
 
 
-async def _write_events(tx: Tx) -> None:
-    columns = _columns(tx.events)
-    await tx.conn.execute(_APPEND_PG, *(columns[n] for n in _APPEND_PG_NAMES))
+async def _defer_events(tx: Tx) -> None:
+    tx.defer("ev", _EVENTS_BODY, _columns(tx.events))
+    tx.defer("wd", _DELIVERIES_BODY, {})
 
 
 class EventRepository:

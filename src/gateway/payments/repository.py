@@ -101,15 +101,29 @@ async def list_rows(
 
 
 async def save_payment(tx: AsyncSession | Tx, payment: AnyPayment, changes: dict[str, Any]) -> None:
-    """Writes fields the state machine set on `payment`: an ORM flush, or one UPDATE of those columns."""
+    """Writes fields the state machine set on `payment`: an ORM flush, or (asyncpg) one UPDATE of
+    those columns, sent with the transaction's other deferred writes at the commit."""
     if isinstance(tx, AsyncSession):
         await tx.flush()
         return
     if not changes:
         return
-    names = list(changes)
-    sets = ", ".join(f"{_COLUMN_OF[n]} = ${i}" for i, n in enumerate(names, start=2))
-    await tx.conn.execute(f"UPDATE payments SET {sets} WHERE id = $1", payment.id, *changes.values())
+    # Merged per payment: one UPDATE per row (a row updated twice in one statement keeps only one).
+    pending: dict[str, dict[str, Any]] | None = tx.state.get(_UPDATES)
+    if pending is None:
+        pending = tx.state[_UPDATES] = {}
+        tx.before_commit.append(_defer_updates)
+    pending.setdefault(payment.id, {}).update(changes)
+
+
+_UPDATES = "payments.updates"
+
+
+async def _defer_updates(tx: Tx) -> None:
+    for n, (payment_id, changes) in enumerate(tx.state.pop(_UPDATES, {}).items()):
+        sets = ", ".join(f"{_COLUMN_OF[name]} = :u{n}_{name}" for name in changes)
+        params = {f"u{n}_{name}": value for name, value in changes.items()} | {f"u{n}_id": payment_id}
+        tx.defer(f"u{n}", f"UPDATE payments SET {sets} WHERE id = :u{n}_id", params)
 
 
 # --- SQLAlchemy: everything else --------------------------------------------------------------------
