@@ -30,6 +30,7 @@ from gateway.merchants.service import Authenticator
 from gateway.middleware import RequestIdMiddleware
 from gateway.payments.router import reads as payment_reads
 from gateway.payments.router import router as payments_router
+from gateway.payments.service import PaymentService
 from gateway.providers.cash.adapter import CashProvider
 from gateway.providers.flutterwave.adapter import FlutterwaveProvider
 from gateway.providers.momo.adapter import MomoProvider
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry=registry,
             authenticator=Authenticator(sessionmaker, settings.api_key_cache_seconds),
         )
+        app.state.payments = PaymentService(app.state.ctx)  # stateless: one per app
         sweeper = asyncio.create_task(
             inbound.sweeper(
                 sessionmaker,

@@ -38,8 +38,9 @@ PaymentId = Annotated[str, Path(description="A payment id, `pay_…`", max_lengt
 
 
 def _service(request: Request) -> PaymentService:
-    # Built in the handler, not as a dependency: one less node for FastAPI to solve per request.
-    return PaymentService(request.app.state.ctx)
+    # Read in the handler, not solved as a dependency; built once by the app's lifespan.
+    service: PaymentService = request.app.state.payments
+    return service
 
 
 def _json(model: EventList) -> Response:
