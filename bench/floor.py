@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.idempotency.store import CLAIM_OR_READ
+from gateway.idempotency.store import fingerprint as request_fingerprint
 from gateway.kit.ids import new_id
 from gateway.payments.schemas import PaymentCreate
 
@@ -134,14 +135,6 @@ def _answer(raw: bytes | str, fingerprint: str) -> Response:
     return response
 
 
-def _fingerprint(method: str, path: str, raw: bytes) -> str:
-    try:
-        canonical = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS) if raw else b""
-    except orjson.JSONDecodeError:
-        canonical = raw
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
-
-
 class Floor:
     def __init__(self, pool: Any, redis: Redis) -> None:
         self.pool = pool
@@ -186,7 +179,7 @@ class Floor:
             body = PaymentCreate.model_validate_json(raw)
         except ValidationError as e:
             return _problem(422, "validation_error", str(e.error_count()) + " invalid fields")
-        fingerprint = _fingerprint("POST", request.url.path, raw)
+        fingerprint = request_fingerprint("POST", request.url.path, raw)
 
         now = datetime.now(UTC)
         payment_id = new_id("pay")
@@ -274,7 +267,7 @@ class Floor:
         if not key or len(key) > 255:
             return _problem(400, "idempotency_key_missing", "Send an Idempotency-Key header.")
         # Fingerprinted as the create it replays, so a key made by POST /v1/payments matches.
-        fingerprint = _fingerprint("POST", "/v1/payments", await request.body())
+        fingerprint = request_fingerprint("POST", "/v1/payments", await request.body())
         rkey = self._redis_key(*principal, key)
         lock = orjson.dumps({"fp": fingerprint, "done": False})
         # The least a replay needs: one round trip that claims the key or reads what it holds.
