@@ -281,6 +281,10 @@ class Db:
     def value(self, query: str, *args: Any) -> Any:
         return self._loop.run_until_complete(self._conn.fetchval(query, *args))
 
+    def execute(self, query: str) -> None:
+        """A statement without parameters (simple protocol: VACUUM and CHECKPOINT take no other)."""
+        self._loop.run_until_complete(self._conn.execute(query))
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._loop.run_until_complete(self._conn.close())

@@ -24,6 +24,8 @@ class ScenarioInfo:
     expected: str  # the status codes the scenario expects
     ratio_target: float | None = None
     async_path: bool = False
+    writes: bool = False  # its runs insert rows: the next read scenario settles the tables first
+    reads: bool = False
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
