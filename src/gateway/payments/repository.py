@@ -89,10 +89,12 @@ async def list_rows(
     if cursor is not None:
         args.append(cursor)
         where.append(f"id {'>' if newer else '<'} ${len(args)}")
-    args.append(page.limit + 1)
+    # The limit is written into the text (an int the API bounded to 1-100), not bound: PostgreSQL
+    # prices a generic plan with an unknown LIMIT as if it returned a tenth of the table, so it kept
+    # re-planning the statement on every execution (0.25 ms of planning for a 0.03 ms scan).
     sql = (
         f"SELECT {_COLUMNS} FROM payments WHERE {' AND '.join(where)} "
-        f"ORDER BY id {'ASC' if newer else 'DESC'} LIMIT ${len(args)}"
+        f"ORDER BY id {'ASC' if newer else 'DESC'} LIMIT {int(page.limit) + 1}"
     )
     rows = [PaymentRow(*r) for r in await conn.fetch(sql, *args)]
     has_more = len(rows) > page.limit
