@@ -144,8 +144,7 @@ async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _new_merchant(gateway: Gateway, name: str) -> Merchant:
-    async with gateway.ctx.sessionmaker() as session:
-        m = await create_merchant(session, name)
+    m = await create_merchant(gateway.ctx.db, name)
     return Merchant(m.merchant_id, m.secret_key)
 
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
 from gateway.context import AppContext
+from gateway.db.database import positional
 from gateway.webhooks.outbound.worker import DeliveryWorker
 
 SANDBOX_SECRET = "whsec_dGVzdC1zYW5kYm94LXNlY3JldC1mb3ItdGhlLXN1aXRl"
@@ -63,7 +63,7 @@ class Gateway:
     _worker_task: asyncio.Task[None] | None = None
 
     def start_worker(self) -> None:
-        self._worker = DeliveryWorker(self.ctx.sessionmaker, self.ctx.settings.delivery)
+        self._worker = DeliveryWorker(self.ctx.db, self.ctx.settings.delivery)
         self._worker_stop = asyncio.Event()
         self._worker_task = asyncio.create_task(self._worker.run(self._worker_stop))
 
@@ -83,8 +83,13 @@ class Gateway:
         return self.ctx.registry.calls[name]
 
     async def scalar(self, sql: str, **params: Any) -> Any:
-        async with self.ctx.sessionmaker() as s:
-            return (await s.execute(text(sql), params)).scalar()
+        """The first column of the first row (or None) of `sql`, with `:name` parameters."""
+        text, names = positional(sql)
+        return await self.ctx.db.fetchval(text, *(params[n] for n in names))
+
+    async def execute(self, sql: str, **params: Any) -> str:
+        text, names = positional(sql)
+        return await self.ctx.db.execute(text, *(params[n] for n in names))
 
 
 @dataclass

@@ -60,29 +60,26 @@ def _settings_or_exit() -> Settings:
 
 
 async def _create_merchant(database_url: str, name: str, livemode: bool) -> tuple[str, str]:
-    from gateway.db.engine import make_engine, make_sessionmaker
+    from gateway.db.database import Database
     from gateway.merchants.service import create_merchant
 
-    settings = get_settings()
-    engine = make_engine(database_url, settings.database)
+    db = await Database.connect(database_url, get_settings().database)
     try:
-        async with make_sessionmaker(engine)() as session:
-            m = await create_merchant(session, name, livemode=livemode)
+        m = await create_merchant(db, name, livemode=livemode)
         return m.merchant_id, m.secret_key
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 async def _merchant_exists(database_url: str, merchant_id: str) -> bool:
-    from gateway.db.engine import make_engine, make_sessionmaker
-    from gateway.merchants.repository import MerchantRepository
+    from gateway.db.database import Database
+    from gateway.merchants import repository
 
-    engine = make_engine(database_url, get_settings().database)
+    db = await Database.connect(database_url, get_settings().database)
     try:
-        async with make_sessionmaker(engine)() as session:
-            return await MerchantRepository(session).get(merchant_id) is not None
+        return await repository.get(db, merchant_id) is not None
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 def _demo_merchant(settings: Settings, database_url: str) -> tuple[str, str]:
@@ -207,48 +204,25 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Deliver merchant webhooks and reconcile unsettled payments (run any number: they share the work)."""
+    """Deliver merchant webhooks, reconcile unsettled payments, sweep stored provider webhooks (run any
+    number: they share the work)."""
     settings = _settings_or_exit()
-    if not settings.database_url:
-        typer.secho("Set GATEWAY_DATABASE_URL.", fg="red", err=True)
+    if not settings.database_url or not settings.redis_url:
+        typer.secho("Set GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL.", fg="red", err=True)
         raise typer.Exit(2)
 
-    from gateway.db.engine import make_engine, make_sessionmaker
     from gateway.logging import configure_logging
-    from gateway.webhooks.outbound.worker import DeliveryWorker
+    from gateway.runtime import Loops, runtime
 
     configure_logging(settings.log_level, settings.log_json)
 
     async def main() -> None:
-        from redis.asyncio import Redis
-
-        from gateway.main import build_registry
-        from gateway.reconciler.service import Reconciler
-
-        engine = make_engine(settings.database_url, settings.database)
-        sessionmaker = make_sessionmaker(engine)
-        worker = DeliveryWorker(sessionmaker, settings.delivery)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        tasks = [asyncio.create_task(worker.run(stop))]
-        # The reconciler talks to providers, which need Redis (token caches, sandbox state).
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        registry = build_registry(settings, redis) if redis is not None else None
-        if registry is not None:
-            tasks.append(
-                asyncio.create_task(Reconciler(sessionmaker, registry, settings.reconciler).run(stop))
-            )
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            await worker.aclose()
-            if registry is not None:
-                await registry.aclose()
-            if redis is not None:
-                await redis.aclose()
-            await engine.dispose()
+        # The API's own assembly, with every background loop and no HTTP.
+        async with runtime(settings, Loops()) as rt:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, rt.stop.set)
+            await rt.stop.wait()
 
     asyncio.run(main())
 

@@ -1,13 +1,13 @@
-"""What the app holds for its lifetime: pools, clients, the provider registry (built in the lifespan)."""
+"""What every request handler may reach for the app's lifetime: pools, clients, the provider
+registry. Built by gateway.runtime, the one assembly of the API, the worker and the tests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway.db.pg import Pg
+from gateway.db.database import Database
 from gateway.idempotency.store import IdempotencyStore
 from gateway.merchants.service import Authenticator
 from gateway.providers.registry import ProviderRegistry
@@ -17,9 +17,7 @@ from gateway.settings import Settings
 @dataclass
 class AppContext:
     settings: Settings
-    engine: AsyncEngine
-    pg: Pg
-    sessionmaker: async_sessionmaker[AsyncSession]
+    db: Database
     redis: Redis
     idempotency: IdempotencyStore
     registry: ProviderRegistry

@@ -29,13 +29,9 @@ def _redis_url(v: str) -> str:
 
 
 class DatabaseSettings(BaseModel):
-    # Per worker process; enough for 16-32 requests in flight without opening connections under load.
-    # SQLAlchemy's pool: refunds, webhooks, the worker and the reconciler.
-    pool_size: int = Field(10, ge=1, le=200)
-    max_overflow: int = Field(10, ge=0, le=200)
-    # asyncpg's pool for the hot paths (create, retrieve and list payments), per worker process.
-    fast_pool_size: int = Field(20, ge=1, le=200)
-    echo: bool = False
+    # The asyncpg pool of each worker process: every request and background loop of the process
+    # shares it. Enough for 16-32 requests in flight without opening connections under load.
+    pool_size: int = Field(20, ge=1, le=200)
 
 
 class IdempotencySettings(BaseModel):

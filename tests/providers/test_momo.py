@@ -786,16 +786,15 @@ async def test_without_disbursement_credentials_refunds_are_422_refund_not_suppo
     )
     registry = ProviderRegistry([collection_only])
     try:
-        async with gateway.ctx.sessionmaker() as session:
-            service = RefundService(session, registry, 2)
-            with pytest.raises(RefundNotSupported) as e:
-                await service.create(
-                    Principal(merchant.id, False, "key_test"),
-                    p["id"],
-                    RefundCreate(amount=1_000),
-                    idempotency_key=str(uuid.uuid4()),
-                    fingerprint="fp",
-                )
+        service = RefundService(gateway.ctx.db, registry, 2)
+        with pytest.raises(RefundNotSupported) as e:
+            await service.create(
+                Principal(merchant.id, False, "key_test"),
+                p["id"],
+                RefundCreate(amount=1_000),
+                idempotency_key=str(uuid.uuid4()),
+                fingerprint="fp",
+            )
         assert (e.value.status, e.value.code) == (422, "refund_not_supported")
         assert routes["refund"].call_count == 0
     finally:

@@ -771,8 +771,7 @@ async def test_paystack_payments_cannot_be_canceled(
 async def test_a_live_key_merchant_gets_provider_not_configured(
     client: httpx.AsyncClient, gateway: Gateway, provider_http: respx.Router
 ) -> None:
-    async with gateway.ctx.sessionmaker() as s:
-        live = await create_merchant(s, "Live shop", livemode=True)
+    live = await create_merchant(gateway.ctx.db, "Live shop", livemode=True)
     route = provider_http.post(INITIALIZE).respond(500)
     r = await create(client, Merchant(live.merchant_id, live.secret_key))
     assert r.status_code == 422

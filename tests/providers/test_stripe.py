@@ -877,8 +877,7 @@ async def test_providers_lists_stripe_configured_in_test_mode_only(
     assert set(s["currencies"]) == tf.STRIPE_CURRENCIES
     assert {"KES", "NGN", "ZAR", "UGX", "TZS", "USD", "EUR", "XOF", "JPY", "BHD"} <= set(s["currencies"])
 
-    async with gateway.ctx.sessionmaker() as session:
-        live = await create_merchant(session, "Live shop", livemode=True)
+    live = await create_merchant(gateway.ctx.db, "Live shop", livemode=True)
     live_auth = {"Authorization": f"Bearer {live.secret_key}"}
     r = await client.get("/v1/providers", headers=live_auth)
     assert {p["name"]: p["configured"] for p in r.json()["data"]}["stripe"] is False

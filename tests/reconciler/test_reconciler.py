@@ -39,9 +39,7 @@ async def quiet(gateway: Gateway) -> AsyncIterator[Quiet]:
 
 
 def reconciler(gateway: Gateway, registry: ProviderRegistry, **settings: Any) -> Reconciler:
-    return Reconciler(
-        gateway.ctx.sessionmaker, registry, ReconcilerSettings(run_in_process=False, **settings)
-    )
+    return Reconciler(gateway.ctx.db, registry, ReconcilerSettings(run_in_process=False, **settings))
 
 
 async def create(
@@ -58,26 +56,14 @@ async def create(
 
 async def make_due(gateway: Gateway, payment_ids: list[str], *, age_seconds: float = 0) -> None:
     """Time passes: the rows' next question is now, and (optionally) they were created long ago."""
-    async with gateway.ctx.sessionmaker() as s:
-        from sqlalchemy import text
-
-        await s.execute(
-            text(
-                "UPDATE payments SET next_reconcile_at = now(), "
-                "created_at = created_at - make_interval(secs => :a) "
-                "WHERE id = ANY(:ids)"
-            ),
-            {"ids": payment_ids, "a": age_seconds},
+    for table, column in (("payments", "id"), ("refunds", "payment_id")):
+        await gateway.execute(
+            f"UPDATE {table} SET next_reconcile_at = now(), "
+            "created_at = created_at - make_interval(secs => :a) "
+            f"WHERE {column} = ANY(:ids)",
+            ids=payment_ids,
+            a=float(age_seconds),
         )
-        await s.execute(
-            text(
-                "UPDATE refunds SET next_reconcile_at = now(), "
-                "created_at = created_at - make_interval(secs => :a) "
-                "WHERE payment_id = ANY(:ids)"
-            ),
-            {"ids": payment_ids, "a": age_seconds},
-        )
-        await s.commit()
 
 
 async def trail(client: httpx.AsyncClient, merchant: Merchant, payment_id: str) -> list[tuple[str, str]]:

@@ -228,17 +228,13 @@ async def test_sweeper_processes_an_event_stored_but_never_processed(
     """A crash between storing and processing leaves an inbox row; the sweeper finishes the job."""
     p = await create_waiting(client, merchant)
     payload = json.loads(sandbox_event(p, "succeeded"))
-    async with gateway.ctx.sessionmaker() as s:
-        from sqlalchemy import text
-
-        await s.execute(
-            text(
-                "INSERT INTO inbound_webhooks (id, provider, provider_event_id, event_type, payload) "
-                "VALUES (:id, 'sandbox', :eid, 'payment.succeeded', CAST(:payload AS jsonb))"
-            ),
-            {"id": new_id("iwh"), "eid": payload["id"], "payload": json.dumps(payload)},
-        )
-        await s.commit()
+    await gateway.execute(
+        "INSERT INTO inbound_webhooks (id, provider, provider_event_id, event_type, payload) "
+        "VALUES (:id, 'sandbox', :eid, 'payment.succeeded', CAST(:payload AS text)::jsonb)",
+        id=new_id("iwh"),
+        eid=payload["id"],
+        payload=json.dumps(payload),
+    )
     assert (await payment_state(client, merchant, p["id"]))[0] == "requires_action"
 
     async def swept() -> bool:

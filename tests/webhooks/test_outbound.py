@@ -261,6 +261,7 @@ async def test_two_worker_processes_deliver_each_event_exactly_once(
     env = {
         **os.environ,
         "GATEWAY_DATABASE_URL": servers.postgres.url,
+        "GATEWAY_REDIS_URL": servers.redis.url,
         "GATEWAY_LOG_LEVEL": "INFO",
         "GATEWAY_DELIVERY__ALLOW_PRIVATE_TARGETS": "true",
         "GATEWAY_DELIVERY__POLL_INTERVAL_SECONDS": "0.05",
@@ -368,8 +369,7 @@ async def test_ssrf_guard_follows_dns() -> None:
 
 
 async def test_live_endpoints_need_https(gateway: Gateway, client: httpx.AsyncClient) -> None:
-    async with gateway.ctx.sessionmaker() as s:
-        live = await create_merchant(s, "Live shop", livemode=True)
+    live = await create_merchant(gateway.ctx.db, "Live shop", livemode=True)
     r = await client.post(
         "/v1/webhook-endpoints",
         headers={"Authorization": f"Bearer {live.secret_key}"},

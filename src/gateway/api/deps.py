@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.context import AppContext
 from gateway.errors import AuthenticationError
@@ -21,15 +19,6 @@ async def _ctx(request: Request) -> AppContext:
 
 
 Ctx = Annotated[AppContext, Depends(_ctx)]
-
-
-async def _session(ctx: Ctx) -> AsyncIterator[AsyncSession]:
-    # Services commit what they mean to keep; anything left open is rolled back here.
-    async with ctx.sessionmaker() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(_session)]
 
 
 class _BearerPrincipal(HTTPBearer):

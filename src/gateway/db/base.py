@@ -1,13 +1,14 @@
-"""Declarative base with a naming convention, so constraint names are stable across migrations."""
+"""The schema's metadata: table definitions (each domain's models.py) register here for alembic.
+
+SQLAlchemy describes the schema and nothing else: migrations are generated from it, and the
+gateway reads and writes through asyncpg (db/database.py). The naming convention keeps constraint
+names stable across migrations.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import DateTime, MetaData, func
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.schema import Column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -17,12 +18,11 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Timestamps:
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+def timestamp(name: str, *, nullable: bool = True, now: bool = False) -> Column[object]:
+    """A timestamptz column; `now`: defaults to the insert's time (and is then never null)."""
+    if now:
+        return Column(name, DateTime(timezone=True), server_default=func.now(), nullable=False)
+    return Column(name, DateTime(timezone=True), nullable=nullable)

@@ -1,35 +1,54 @@
+"""The events table (schema for alembic) and its one row type."""
+
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, func, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Boolean, Column, ForeignKey, Index, String, Table, text
+from sqlalchemy.dialects.postgresql import JSONB
 
-from gateway.db.base import Base
+from gateway.db.base import metadata, timestamp
+from gateway.db.rows import RowSpec
 
-
-class Event(Base):
-    """The append-only log: one row per status change (and per rejected change), never updated."""
-
-    __tablename__ = "events"
-    __table_args__ = (
-        Index("ix_events_merchant_id_id", "merchant_id", text("id DESC")),
-        Index("ix_events_payment_id_id", "payment_id", "id"),
-        Index("ix_events_refund_id_id", "refund_id", "id", postgresql_where=text("refund_id IS NOT NULL")),
-    )
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
-    livemode: Mapped[bool]
-    type: Mapped[str] = mapped_column(String(64))
-    payment_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"))
+# The append-only log: one row per status change (and per rejected change), never updated.
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("payment_id", String(40), ForeignKey("payments.id")),
     # Set on refund events (which carry their payment's id too, so a payment's trail shows them).
-    refund_id: Mapped[str | None] = mapped_column(ForeignKey("refunds.id"))
-    previous_status: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str | None] = mapped_column(String(32))
+    Column("refund_id", String(40), ForeignKey("refunds.id")),
+    Column("previous_status", String(32)),
+    Column("status", String(32)),
     # Who caused it: api, webhook, sync, sweeper, reconciler.
-    source: Mapped[str] = mapped_column(String(32))
+    Column("source", String(32), nullable=False),
     # The object as the API showed it at that moment.
-    data: Mapped[dict[str, Any]]
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    Column("data", JSONB, nullable=False),
+    timestamp("created_at", now=True),
+    Index("ix_events_merchant_id_id", "merchant_id", text("id DESC")),
+    Index("ix_events_payment_id_id", "payment_id", "id"),
+    Index("ix_events_refund_id_id", "refund_id", "id", postgresql_where=text("refund_id IS NOT NULL")),
+)
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    id: str
+    merchant_id: str
+    livemode: bool
+    type: str
+    payment_id: str | None
+    refund_id: str | None
+    previous_status: str | None
+    status: str | None
+    source: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+EVENTS = RowSpec(events, Event)

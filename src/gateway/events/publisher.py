@@ -10,10 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
-from gateway.events.repository import PENDING_PUBLISH
 from gateway.events.schemas import EventData, EventOut
 from gateway.redis_batch import RedisBatcher
 
@@ -39,22 +36,6 @@ def _message(values: dict[str, Any]) -> bytes:
 class EventPublisher:
     def __init__(self, batcher: RedisBatcher):
         self._batcher = batcher
-
-    def install(self, session_class: type[Session]) -> None:
-        event.listen(session_class, "after_commit", self._after_commit)
-        event.listen(session_class, "after_soft_rollback", self._after_rollback)
-
-    def uninstall(self, session_class: type[Session]) -> None:
-        event.remove(session_class, "after_commit", self._after_commit)
-        event.remove(session_class, "after_soft_rollback", self._after_rollback)
-
-    def _after_commit(self, session: Session) -> None:
-        pending = session.info.pop(PENDING_PUBLISH, None)
-        if pending:
-            self.publish_soon(pending)
-
-    def _after_rollback(self, session: Session, previous_transaction: object) -> None:
-        session.info.pop(PENDING_PUBLISH, None)
 
     def publish_soon(self, pending: list[dict[str, Any]]) -> None:
         """Publishes committed events, in commit order, without making the request wait for Redis

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
-from gateway.api.deps import CurrentPrincipal, Session
+from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.schemas import error_responses
 from gateway.events.schemas import EventFilters, EventList, EventOut, event_out
@@ -17,8 +17,8 @@ from gateway.events.service import EventService
 router = APIRouter(prefix="/events", tags=["events"])
 
 
-async def _service(session: Session) -> EventService:
-    return EventService(session)
+async def _service(ctx: Ctx) -> EventService:
+    return EventService(ctx.db)
 
 
 Service = Annotated[EventService, Depends(_service)]

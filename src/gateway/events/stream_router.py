@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
@@ -12,6 +12,7 @@ from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.schemas import error_responses
 from gateway.events import streams
 from gateway.events.router import parse_types
+from gateway.payments.service import PaymentService
 
 router = APIRouter()
 
@@ -75,14 +76,16 @@ async def stream_events(
     },
 )
 async def stream_payment(
+    request: Request,
     payment_id: Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)],
     ctx: Ctx,
     principal: CurrentPrincipal,
     last_event_id: LastEventId = None,
 ) -> Response:
     last = streams.checked_last_event_id(last_event_id)
-    view = await streams.payment_view(ctx, principal, payment_id)
+    payments: PaymentService = request.app.state.payments
+    view = await streams.payment_view(ctx, payments, principal, payment_id)
     if view.already_sent_end(last):
         # EventSource clients reconnect when a stream ends; 204 is what tells them to stop.
         return Response(status_code=204)
-    return streams.payment_stream(ctx, principal, view, last)
+    return streams.payment_stream(ctx, payments, principal, view, last)

@@ -21,9 +21,9 @@ gap: the client reconnects with `Last-Event-ID` and the table fills the gap.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import orjson
@@ -42,9 +42,6 @@ from gateway.kit.ids import is_valid
 from gateway.merchants.service import Principal
 from gateway.payments.schemas import dump, payment_json
 from gateway.payments.service import PaymentService
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
 
 log = structlog.get_logger("gateway.events.streams")
 
@@ -157,11 +154,10 @@ class Subscription:
         return None
 
 
-@contextlib.asynccontextmanager
-async def _session(ctx: AppContext) -> AsyncIterator[AsyncSession]:
+@contextlib.contextmanager
+def _db_read() -> Iterator[None]:
     with anyio.fail_after(DB_TIMEOUT_SECONDS, shield=True):
-        async with ctx.sessionmaker() as session:
-            yield session
+        yield
 
 
 async def _guarded(stream: Messages, kind: str) -> Messages:
@@ -201,11 +197,11 @@ async def _merchant_events(
         replayed: set[str] = set()
         cursor = last_event_id
         while cursor is not None:
-            async with _session(ctx) as session:
-                found = await EventService(session).after(
+            with _db_read():
+                found = await EventService(ctx.db).after(
                     principal, cursor, EventFilters(types=types), REPLAY_BATCH
                 )
-                rows = [event_out(e) for e in found]
+            rows = [event_out(e) for e in found]
             for e in rows:
                 replayed.add(e.id)
                 yield _stored(e)
@@ -268,17 +264,23 @@ class PaymentView:
         return out, False
 
 
-async def payment_view(ctx: AppContext, principal: Principal, payment_id: str) -> PaymentView:
+async def payment_view(
+    ctx: AppContext, payments: PaymentService, principal: Principal, payment_id: str
+) -> PaymentView:
     """Raises NotFound for a payment of another merchant or mode. The trail is read first, so the
     payment is at least as new as its trail (an event committed in between is then sent live)."""
-    async with _session(ctx) as session:
-        trail = [event_out(e) for e in await EventService(session).trail(principal, payment_id)]
-        payment = await PaymentService(ctx).get(principal, payment_id)
-        return PaymentView(payment.id, dump(payment_json(payment)).decode(), payment.status, trail)
+    with _db_read():
+        trail = [event_out(e) for e in await EventService(ctx.db).trail(principal, payment_id)]
+        payment = await payments.get(principal, payment_id)
+    return PaymentView(payment.id, dump(payment_json(payment)).decode(), payment.status, trail)
 
 
 def payment_stream(
-    ctx: AppContext, principal: Principal, view: PaymentView, last_event_id: str | None
+    ctx: AppContext,
+    payments: PaymentService,
+    principal: Principal,
+    view: PaymentView,
+    last_event_id: str | None,
 ) -> EventSourceResponse:
     """`view` was read by the caller (for the 404); a payment whose outcome is already known needs no
     subscription at all."""
@@ -288,7 +290,7 @@ def payment_stream(
     return event_source(
         ctx,
         lambda closing: _guarded(
-            _payment_events(ctx, principal, view.payment_id, last_event_id, closing), "payment"
+            _payment_events(ctx, payments, principal, view.payment_id, last_event_id, closing), "payment"
         ),
     )
 
@@ -300,6 +302,7 @@ async def _finished(messages: list[ServerSentEvent]) -> Messages:
 
 async def _payment_events(
     ctx: AppContext,
+    payments: PaymentService,
     principal: Principal,
     payment_id: str,
     last_event_id: str | None,
@@ -307,7 +310,7 @@ async def _payment_events(
 ) -> Messages:
     async with Subscription(ctx.redis, channel(principal.merchant_id, principal.livemode), closing) as sub:
         # Read again now that nothing can be missed: it may have moved since the caller's read.
-        view = await payment_view(ctx, principal, payment_id)
+        view = await payment_view(ctx, payments, principal, payment_id)
         messages, done = view.catch_up(last_event_id)
         for m in messages:
             yield m

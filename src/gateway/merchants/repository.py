@@ -1,34 +1,27 @@
 from __future__ import annotations
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from gateway.db.database import Queries
+from gateway.merchants.models import API_KEYS, MERCHANTS, ApiKey, Merchant
 
-from gateway.merchants.models import ApiKey, Merchant
+_CREATE = "INSERT INTO merchants (id, name) VALUES ($1, $2)"
+_GET = f"SELECT {MERCHANTS.columns} FROM merchants WHERE id = $1"  # noqa: S608
+_ADD_KEY = "INSERT INTO api_keys (id, merchant_id, key_hash, prefix, livemode) VALUES ($1, $2, $3, $4, $5)"
+_ACTIVE_KEY = f"SELECT {API_KEYS.columns} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"  # noqa: S608
 
 
-class MerchantRepository:
-    def __init__(self, session: AsyncSession):
-        self.session = session
+async def create(q: Queries, merchant_id: str, name: str) -> None:
+    await q.execute(_CREATE, merchant_id, name)
 
-    async def create(self, merchant_id: str, name: str) -> None:
-        await self.session.execute(insert(Merchant).values(id=merchant_id, name=name))
 
-    async def get(self, merchant_id: str) -> Merchant | None:
-        return await self.session.get(Merchant, merchant_id)
+async def get(q: Queries, merchant_id: str) -> Merchant | None:
+    return MERCHANTS.one(await q.fetchrow(_GET, merchant_id))
 
-    async def add_key(
-        self, key_id: str, merchant_id: str, key_hash: str, prefix: str, livemode: bool
-    ) -> None:
-        await self.session.execute(
-            insert(ApiKey).values(
-                id=key_id, merchant_id=merchant_id, key_hash=key_hash, prefix=prefix, livemode=livemode
-            )
-        )
 
-    async def find_active_key(self, key_hash: str) -> tuple[str, str, bool] | None:
-        """(key id, merchant id, livemode) of an unrevoked key."""
-        stmt = select(ApiKey.id, ApiKey.merchant_id, ApiKey.livemode).where(
-            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
-        )
-        row = (await self.session.execute(stmt)).first()
-        return (row[0], row[1], row[2]) if row else None
+async def add_key(
+    q: Queries, key_id: str, merchant_id: str, key_hash: str, prefix: str, livemode: bool
+) -> None:
+    await q.execute(_ADD_KEY, key_id, merchant_id, key_hash, prefix, livemode)
+
+
+async def find_active_key(q: Queries, key_hash: str) -> ApiKey | None:
+    return API_KEYS.one(await q.fetchrow(_ACTIVE_KEY, key_hash))

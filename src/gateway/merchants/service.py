@@ -7,12 +7,11 @@ import string
 import time
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from gateway.db.database import Database
 from gateway.errors import InvalidApiKey
 from gateway.kit.ids import new_id
 from gateway.kit.signing import sha256_hex
-from gateway.merchants.repository import MerchantRepository
+from gateway.merchants import repository
 
 _KEY_ALPHABET = string.ascii_letters + string.digits
 
@@ -39,21 +38,20 @@ def generate_secret_key(livemode: bool) -> str:
     return ("sk_live_" if livemode else "sk_test_") + body
 
 
-async def create_merchant(session: AsyncSession, name: str, *, livemode: bool = False) -> NewMerchant:
-    repo = MerchantRepository(session)
+async def create_merchant(db: Database, name: str, *, livemode: bool = False) -> NewMerchant:
     merchant_id = new_id("mer")
-    await repo.create(merchant_id, name)
     key = generate_secret_key(livemode)
-    await repo.add_key(new_id("key"), merchant_id, sha256_hex(key), key[:12], livemode)
-    await session.commit()
+    async with db.transaction() as tx:
+        await repository.create(tx, merchant_id, name)
+        await repository.add_key(tx, new_id("key"), merchant_id, sha256_hex(key), key[:12], livemode)
     return NewMerchant(merchant_id, name, key, livemode)
 
 
 class Authenticator:
     """Resolves a bearer key to a principal; hits are cached in process for a short while."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cache_seconds: float):
-        self._sessionmaker = sessionmaker
+    def __init__(self, db: Database, cache_seconds: float):
+        self._db = db
         self._ttl = cache_seconds
         self._cache: dict[str, tuple[float, Principal]] = {}
 
@@ -65,12 +63,11 @@ class Authenticator:
         hit = self._cache.get(key_hash)
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with self._sessionmaker() as session:
-            found = await MerchantRepository(session).find_active_key(key_hash)
+        found = await repository.find_active_key(self._db, key_hash)
         if found is None:
             self._cache.pop(key_hash, None)
             raise InvalidApiKey("No such API key.")
-        principal = Principal(merchant_id=found[1], livemode=found[2], key_id=found[0])
+        principal = Principal(merchant_id=found.merchant_id, livemode=found.livemode, key_id=found.id)
         if self._ttl > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()

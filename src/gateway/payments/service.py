@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.context import AppContext
+from gateway.db.database import Database
 from gateway.errors import (
     CurrencyNotSupported,
     GatewayError,
@@ -27,15 +26,14 @@ from gateway.errors import (
     ProviderUnknown,
     problem_body,
 )
+from gateway.events import repository as event_log
 from gateway.events.models import Event
-from gateway.events.repository import EventRepository
 from gateway.kit.ids import new_id
 from gateway.kit.money import format_amount
 from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
 from gateway.payments import repository, state
-from gateway.payments.models import AnyPayment, Payment, PaymentRow
-from gateway.payments.repository import PaymentRepository
+from gateway.payments.models import Payment
 from gateway.payments.schemas import PaymentCreate, PaymentFilters, dump, payment_json
 from gateway.providers.base import (
     Customer,
@@ -62,7 +60,7 @@ class Rendered:
     media_type: str = "application/json"
 
 
-def render_payment(payment: AnyPayment, request_id: str | None, *, created: bool = False) -> Rendered:
+def render_payment(payment: Payment, request_id: str | None, *, created: bool = False) -> Rendered:
     """A declined payment answers 402 with the payment inside; anything else answers with the payment."""
     out = payment_json(payment)
     if payment.status == state.S.FAILED and payment.failure_code:
@@ -78,7 +76,7 @@ def render_payment(payment: AnyPayment, request_id: str | None, *, created: bool
     return Rendered(201 if created else 200, dump(out))
 
 
-def payment_ref(p: AnyPayment) -> PaymentRef:
+def payment_ref(p: Payment) -> PaymentRef:
     return PaymentRef(
         payment_id=p.id,
         provider_reference=p.provider_reference,
@@ -90,7 +88,7 @@ def payment_ref(p: AnyPayment) -> PaymentRef:
     )
 
 
-def refund_ref(refund: Any, payment: AnyPayment) -> RefundRef:
+def refund_ref(refund: Any, payment: Payment) -> RefundRef:
     return RefundRef(
         refund_id=refund.id,
         provider_reference=refund.provider_reference,
@@ -100,7 +98,7 @@ def refund_ref(refund: Any, payment: AnyPayment) -> RefundRef:
     )
 
 
-def _request(p: AnyPayment) -> PaymentRequest:
+def _request(p: Payment) -> PaymentRequest:
     return PaymentRequest(
         payment_id=p.id,
         amount=p.amount,
@@ -117,11 +115,10 @@ def _request(p: AnyPayment) -> PaymentRequest:
 
 
 class PaymentService:
-    def __init__(self, ctx: AppContext):
-        self.pg = ctx.pg
-        self.sessionmaker = ctx.sessionmaker
-        self.registry = ctx.registry
-        self.lease = timedelta(seconds=ctx.settings.provider_timeout_seconds * 2)
+    def __init__(self, db: Database, registry: ProviderRegistry, provider_timeout_seconds: float):
+        self.db = db
+        self.registry = registry
+        self.lease = timedelta(seconds=provider_timeout_seconds * 2)
 
     def _provider(self, name: str) -> PaymentProvider:
         provider = self.registry.get(name)
@@ -191,10 +188,10 @@ class PaymentService:
         row = _new_row(principal, body, idempotency_key, fingerprint, provider, self.lease)
 
         failure: ProviderFailure | None = None
-        async with self.pg.transaction() as tx:
-            payment = await repository.insert_row(tx.conn, row)
+        async with self.db.transaction() as tx:
+            payment = await repository.insert(tx, row)
             if payment is not None:
-                await state.record_created(tx, payment, source="api")
+                state.record_created(tx, payment, source="api")
                 if provider.capabilities.in_process:
                     # Nothing leaves the process: the answer is applied in the creating transaction,
                     # so a crash before the commit leaves no trace anywhere (one commit per payment).
@@ -202,9 +199,9 @@ class PaymentService:
                         result = await provider.create_payment(_request(payment))
                     except ProviderFailure as e:
                         failure = e
-                        await repository.release_provider_lease(tx.conn, payment.id)
+                        await repository.release_provider_lease(tx, payment.id)
                     else:
-                        await state.apply_result(tx, payment, result, source="api")
+                        state.apply_result(tx, payment, result, source="api")
                         return render_payment(payment, request_id, created=True)
         if failure is not None:
             raise provider_error(failure, row.id) from failure
@@ -217,15 +214,15 @@ class PaymentService:
         try:
             result = await provider.create_payment(_request(payment))
         except ProviderFailure as e:
-            async with self.pg.transaction() as tx:
-                await repository.release_provider_lease(tx.conn, payment.id)
+            async with self.db.transaction() as tx:
+                await repository.release_provider_lease(tx, payment.id)
             raise provider_error(e, payment.id) from e
         return render_payment(await self._apply(payment.id, result), request_id, created=True)
 
-    async def _resume(self, principal: Principal, key: str, fingerprint: str) -> PaymentRow:
+    async def _resume(self, principal: Principal, key: str, fingerprint: str) -> Payment:
         """A retry of a key whose payment exists: its payment, leased to this request if still pending."""
-        async with self.pg.transaction() as tx:
-            payment = await repository.find_row_by_key(tx.conn, principal.merchant_id, key)
+        async with self.db.transaction() as tx:
+            payment = await repository.find_by_key(tx, principal.merchant_id, key)
             assert payment is not None  # the conflicting row is committed, or we would not have conflicted
             if payment.request_fingerprint != fingerprint:
                 raise IdempotencyKeyReused(
@@ -234,42 +231,39 @@ class PaymentService:
             if payment.status != state.S.PENDING:
                 return payment
             # A retry of a request that never heard back from the provider: resume it, once at a time.
-            if not await repository.claim_provider_lease(tx.conn, payment.id, datetime.now(UTC) + self.lease):
+            if not await repository.claim_provider_lease(tx, payment.id, datetime.now(UTC) + self.lease):
                 raise IdempotencyKeyInUse(
                     "This payment is being sent to the provider by another request; retry shortly.",
                     headers={"Retry-After": "1"},
                 )
             return payment
 
-    async def _apply(self, payment_id: str, result: PaymentResult) -> PaymentRow:
-        async with self.pg.transaction() as tx:
-            payment = await repository.lock_row(tx.conn, payment_id)
+    async def _apply(self, payment_id: str, result: PaymentResult) -> Payment:
+        async with self.db.transaction() as tx:
+            payment = await repository.lock(tx, payment_id)
             assert payment is not None
-            await state.apply_result(tx, payment, result, source="api")
+            state.apply_result(tx, payment, result, source="api")
             return payment
 
-    async def get(self, principal: Principal, payment_id: str) -> PaymentRow:
-        # One statement: the pool's own fetchrow (acquire, run, release) without a context manager.
-        payment = await repository.get_row(
-            self.pg.pool, principal.merchant_id, principal.livemode, payment_id
-        )
+    async def get(self, principal: Principal, payment_id: str) -> Payment:
+        # One statement on a pooled connection: no transaction to open or close.
+        payment = await repository.get(self.db, principal.merchant_id, principal.livemode, payment_id)
         if payment is None:
             raise NotFound(f"No such payment: {payment_id!r}", param="id")
         return payment
 
     async def list(
         self, principal: Principal, filters: PaymentFilters, page: Page
-    ) -> tuple[Sequence[PaymentRow], bool]:
-        return await repository.list_rows(
-            self.pg.pool, principal.merchant_id, principal.livemode, filters, page
+    ) -> tuple[Sequence[Payment], bool]:
+        return await repository.list_payments(
+            self.db, principal.merchant_id, principal.livemode, filters, page
         )
 
     async def events(self, principal: Principal, payment_id: str, page: Page) -> tuple[Sequence[Event], bool]:
         await self.get(principal, payment_id)
-        async with self.sessionmaker() as session:
-            return await EventRepository(session).list_for_payment(principal.merchant_id, payment_id, page)
+        return await event_log.list_for_payment(self.db, principal.merchant_id, payment_id, page)
 
-    async def cancel(self, principal: Principal, payment_id: str) -> PaymentRow:
+    async def cancel(self, principal: Principal, payment_id: str) -> Payment:
         payment = await self.get(principal, payment_id)
         if payment.status not in state.CANCELABLE:
             raise PaymentNotCancelable(
@@ -292,11 +286,10 @@ class PaymentService:
 
     async def sync(self, principal: Principal, payment_id: str) -> Payment:
         await self.get(principal, payment_id)
-        async with self.sessionmaker() as session:
-            try:
-                return await sync_payment(session, self.registry, payment_id, source="sync")
-            except ProviderFailure as e:
-                raise provider_error(e, payment_id) from e
+        try:
+            return await sync_payment(self.db, self.registry, payment_id, source="sync")
+        except ProviderFailure as e:
+            raise provider_error(e, payment_id) from e
 
 
 def _new_row(
@@ -306,10 +299,10 @@ def _new_row(
     fingerprint: str,
     provider: PaymentProvider,
     lease: timedelta,
-) -> PaymentRow:
+) -> Payment:
     now = datetime.now(UTC)
     customer = body.customer
-    return PaymentRow(
+    return Payment(
         id=new_id("pay"),
         merchant_id=principal.merchant_id,
         livemode=principal.livemode,
@@ -342,33 +335,29 @@ def _new_row(
     )
 
 
-async def sync_payment(
-    session: AsyncSession, registry: ProviderRegistry, payment_id: str, *, source: str
-) -> Payment:
-    """Asks the provider where a payment stands and applies the answer; the API's sync and the
-    reconciler share it. A payment still waiting for its customer past the provider's TTL expires."""
-    repo = PaymentRepository(session)
-    payment = await repo.lock(payment_id)
+async def sync_payment(db: Database, registry: ProviderRegistry, payment_id: str, *, source: str) -> Payment:
+    """Asks the provider where a payment stands and applies the answer; the API's sync, unsigned
+    callbacks and the reconciler share it. A payment still waiting for its customer past the
+    provider's TTL expires. No transaction (or row lock) is held across the provider call."""
+    async with db.transaction() as tx:
+        payment = await repository.lock(tx, payment_id)
     assert payment is not None
     provider = registry.get(payment.provider)
     if payment.status in state.FINAL or provider is None:
-        await session.commit()
         return payment
-    ref = payment_ref(payment)
-    await session.commit()  # no transaction (or row lock) held across the provider call
-    result = await provider.fetch_payment(ref)
-    payment = await repo.lock(payment_id)
-    assert payment is not None
-    await state.apply_result(session, payment, result, source=source)
-    ttl = provider.capabilities.action_ttl_seconds
-    if (
-        payment.status == state.S.REQUIRES_ACTION
-        and ttl is not None
-        and payment.created_at + timedelta(seconds=ttl) <= datetime.now(UTC)
-    ):
-        # The provider, just asked, still waits for the customer, and the customer's time is up.
-        await state.move(session, payment, state.S.EXPIRED, source=source)
-    await session.commit()
+    result = await provider.fetch_payment(payment_ref(payment))
+    async with db.transaction() as tx:
+        payment = await repository.lock(tx, payment_id)
+        assert payment is not None
+        state.apply_result(tx, payment, result, source=source)
+        ttl = provider.capabilities.action_ttl_seconds
+        if (
+            payment.status == state.S.REQUIRES_ACTION
+            and ttl is not None
+            and payment.created_at + timedelta(seconds=ttl) <= datetime.now(UTC)
+        ):
+            # The provider, just asked, still waits for the customer, and the customer's time is up.
+            state.move(tx, payment, state.S.EXPIRED, source=source)
     return payment
 
 

@@ -1,7 +1,7 @@
 """The one state machine of a payment. Nothing else writes `payments.status`.
 
-Every applied move appends an event in the caller's transaction (an ORM session, or an asyncpg
-transaction on the hot paths: the same rules, the same writes); an illegal move (a late `failed`
+Every applied move appends an event in the caller's transaction (the row's update and the event are
+written together at its commit); an illegal move (a late `failed`
 after `succeeded`, a webhook older than what we know) is logged and recorded, never applied.
 """
 
@@ -12,12 +12,11 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.pg import Tx
+from gateway.db.database import Tx
 from gateway.events.repository import append_event
-from gateway.payments.models import AnyPayment
-from gateway.payments.repository import save_payment
+from gateway.payments.models import Payment
+from gateway.payments.repository import save
 from gateway.payments.schemas import payment_json
 from gateway.providers.base import PaymentResult
 
@@ -58,8 +57,8 @@ def can_move(current: str, target: str) -> bool:
     return Status(target) in TRANSITIONS[Status(current)]
 
 
-async def record_created(tx: AsyncSession | Tx, payment: AnyPayment, *, source: str) -> None:
-    await append_event(
+def record_created(tx: Tx, payment: Payment, *, source: str) -> None:
+    append_event(
         tx,
         merchant_id=payment.merchant_id,
         livemode=payment.livemode,
@@ -72,9 +71,7 @@ async def record_created(tx: AsyncSession | Tx, payment: AnyPayment, *, source: 
     )
 
 
-async def _reject(
-    tx: AsyncSession | Tx, payment: AnyPayment, target: str, *, source: str, reason: str
-) -> None:
+def _reject(tx: Tx, payment: Payment, target: str, *, source: str, reason: str) -> None:
     log.warning(
         "payment_transition_rejected",
         payment_id=payment.id,
@@ -85,7 +82,7 @@ async def _reject(
     )
     data = payment_json(payment)
     data["rejected"] = {"target_status": target, "reason": reason}
-    await append_event(
+    append_event(
         tx,
         merchant_id=payment.merchant_id,
         livemode=payment.livemode,
@@ -98,14 +95,14 @@ async def _reject(
     )
 
 
-def _set(payment: AnyPayment, changes: dict[str, Any]) -> None:
+def _set(payment: Payment, changes: dict[str, Any]) -> None:
     for name, value in changes.items():
         setattr(payment, name, value)
 
 
-async def move(
-    tx: AsyncSession | Tx,
-    payment: AnyPayment,
+def move(
+    tx: Tx,
+    payment: Payment,
     target: str,
     *,
     source: str,
@@ -119,7 +116,7 @@ async def move(
     if target == payment.status and target != S.PARTIALLY_REFUNDED:
         return False  # a repeat of what we know: nothing to record
     if not can_move(payment.status, target):
-        await _reject(tx, payment, target, source=source, reason="illegal_transition")
+        _reject(tx, payment, target, source=source, reason="illegal_transition")
         return False
     previous = payment.status
     now = datetime.now(UTC)
@@ -132,8 +129,8 @@ async def move(
     if target in COMPLETING:
         changes["completed_at"] = now
     _set(payment, changes)
-    await save_payment(tx, payment, (changed or {}) | changes)
-    await append_event(
+    save(tx, payment, (changed or {}) | changes)
+    append_event(
         tx,
         merchant_id=payment.merchant_id,
         livemode=payment.livemode,
@@ -148,9 +145,7 @@ async def move(
     return True
 
 
-async def apply_result(
-    tx: AsyncSession | Tx, payment: AnyPayment, result: PaymentResult, *, source: str
-) -> bool:
+def apply_result(tx: Tx, payment: Payment, result: PaymentResult, *, source: str) -> bool:
     """Applies a provider's answer (API reply, webhook, status query) to a locked payment."""
     if (
         result.status == S.SUCCEEDED
@@ -158,7 +153,7 @@ async def apply_result(
         and (result.amount != payment.amount or (result.currency or payment.currency) != payment.currency)
     ):
         # Never fulfil on a provider's word that names other money than ours.
-        await _reject(tx, payment, result.status, source=source, reason="amount_mismatch")
+        _reject(tx, payment, result.status, source=source, reason="amount_mismatch")
         return False
     changed: dict[str, Any] = {}
     if result.provider_reference and payment.provider_reference is None:
@@ -171,7 +166,7 @@ async def apply_result(
         # A status query that only says "still waiting" keeps the customer's next step as it was.
         changed["next_action"] = result.next_action
     _set(payment, changed)
-    moved = await move(
+    moved = move(
         tx,
         payment,
         result.status,
@@ -183,14 +178,14 @@ async def apply_result(
     if not moved:
         changed["provider_lease_until"] = None
         _set(payment, changed)
-        await save_payment(tx, payment, changed)
+        save(tx, payment, changed)
     return moved
 
 
-async def record_refund(tx: AsyncSession | Tx, payment: AnyPayment, amount: int, *, source: str) -> None:
+def record_refund(tx: Tx, payment: Payment, amount: int, *, source: str) -> None:
     """Counts a succeeded refund and moves the payment to partially_refunded or refunded."""
     changed = {"amount_refunded": payment.amount_refunded + amount}
     _set(payment, changed)
     target = S.REFUNDED if payment.amount_refunded >= payment.amount else S.PARTIALLY_REFUNDED
-    if not await move(tx, payment, target, source=source, changed=changed):
-        await save_payment(tx, payment, changed)
+    if not move(tx, payment, target, source=source, changed=changed):
+        save(tx, payment, changed)

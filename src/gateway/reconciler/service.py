@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.payments.repository import PaymentRepository
+from gateway.db.database import Database
+from gateway.payments import repository as payments
 from gateway.payments.service import refund_ref, sync_payment
 from gateway.providers.base import ProviderFailure
 from gateway.providers.registry import ProviderRegistry
-from gateway.refunds.repository import RefundRepository
+from gateway.refunds import repository as refunds
 from gateway.refunds.service import apply_refund_result
 from gateway.settings import ReconcilerSettings
 
@@ -26,62 +26,55 @@ log = structlog.get_logger("gateway.reconciler")
 
 
 class Reconciler:
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        registry: ProviderRegistry,
-        settings: ReconcilerSettings,
-    ):
-        self.sessionmaker = sessionmaker
+    def __init__(self, db: Database, registry: ProviderRegistry, settings: ReconcilerSettings):
+        self.db = db
         self.registry = registry
         self.settings = settings
 
     async def run_once(self) -> int:
         """One round: claim what is due, ask, apply. Returns how many objects were asked about."""
         s = self.settings
-        async with self.sessionmaker() as session:
-            payments = await PaymentRepository(session).claim_for_reconcile(
-                s.batch_size, s.backoff_seconds, s.max_backoff_seconds
+        async with self.db.transaction() as tx:
+            due_payments = await payments.claim_for_reconcile(
+                tx, s.batch_size, s.backoff_seconds, s.max_backoff_seconds
             )
-            refunds = await RefundRepository(session).claim_for_reconcile(
-                s.batch_size, s.backoff_seconds, s.max_backoff_seconds
+            due_refunds = await refunds.claim_for_reconcile(
+                tx, s.batch_size, s.backoff_seconds, s.max_backoff_seconds
             )
-            await session.commit()
-        for payment_id in payments:
+        for payment_id in due_payments:
             await self._payment(payment_id)
-        for refund_id in refunds:
+        for refund_id in due_refunds:
             await self._refund(refund_id)
-        if payments or refunds:
-            log.info("reconcile_round", payments=len(payments), refunds=len(refunds))
-        return len(payments) + len(refunds)
+        if due_payments or due_refunds:
+            log.info("reconcile_round", payments=len(due_payments), refunds=len(due_refunds))
+        return len(due_payments) + len(due_refunds)
 
     async def _payment(self, payment_id: str) -> None:
-        async with self.sessionmaker() as session:
-            try:
-                await sync_payment(session, self.registry, payment_id, source="reconciler")
-            except ProviderFailure as e:
-                log.warning("reconcile_provider_failed", payment_id=payment_id, error=type(e).__name__)
-            except Exception:
-                log.exception("reconcile_failed", payment_id=payment_id)
+        try:
+            await sync_payment(self.db, self.registry, payment_id, source="reconciler")
+        except ProviderFailure as e:
+            log.warning("reconcile_provider_failed", payment_id=payment_id, error=type(e).__name__)
+        except Exception:
+            log.exception("reconcile_failed", payment_id=payment_id)
 
     async def _refund(self, refund_id: str) -> None:
-        async with self.sessionmaker() as session:
-            try:
-                repo = RefundRepository(session)
-                refund = await repo.lock(refund_id)
-                payment = await PaymentRepository(session).lock(refund.payment_id) if refund else None
-                provider = self.registry.get(payment.provider) if payment else None
-                if refund is None or payment is None or provider is None or refund.status != "pending":
-                    return
-                ref = refund_ref(refund, payment)
-                await session.commit()
-                result = await provider.fetch_refund(ref)
-                await apply_refund_result(session, refund_id, result, source="reconciler")
-                await session.commit()
-            except ProviderFailure as e:
-                log.warning("reconcile_provider_failed", refund_id=refund_id, error=type(e).__name__)
-            except Exception:
-                log.exception("reconcile_failed", refund_id=refund_id)
+        try:
+            async with self.db.transaction() as tx:
+                locked = await refunds.lock_refund(tx, refund_id)
+            if locked is None:
+                return
+            payment, refund = locked
+            provider = self.registry.get(payment.provider)
+            if provider is None or refund.status != "pending":
+                return
+            # No transaction (or row lock) held across the provider call.
+            result = await provider.fetch_refund(refund_ref(refund, payment))
+            async with self.db.transaction() as tx:
+                await apply_refund_result(tx, refund_id, result, source="reconciler")
+        except ProviderFailure as e:
+            log.warning("reconcile_provider_failed", refund_id=refund_id, error=type(e).__name__)
+        except Exception:
+            log.exception("reconcile_failed", refund_id=refund_id)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

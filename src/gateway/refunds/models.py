@@ -1,53 +1,83 @@
+"""The refunds table (schema for alembic) and its one row type."""
+
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Column,
     ForeignKey,
     Index,
     SmallInteger,
     String,
+    Table,
     UniqueConstraint,
-    func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.dialects.postgresql import JSONB
 
-from gateway.db.base import Base
+from gateway.db.base import metadata, timestamp
+from gateway.db.rows import RowSpec
 
-
-class Refund(Base):
-    __tablename__ = "refunds"
-    __table_args__ = (
-        UniqueConstraint("merchant_id", "idempotency_key"),
-        CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status_known"),
-        Index("ix_refunds_merchant_id_id", "merchant_id", text("id DESC")),
-        Index("ix_refunds_payment_id_status", "payment_id", "status"),
-        Index("ix_refunds_provider_reference", "provider_reference"),
-        Index("ix_refunds_reconcile_due", "next_reconcile_at", postgresql_where=text("status = 'pending'")),
-    )
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
-    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"))
-    livemode: Mapped[bool]
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(String(32))
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=text("'{}'::jsonb"))
-    provider_reference: Mapped[str | None] = mapped_column(String(255))
-    failure_code: Mapped[str | None] = mapped_column(String(64))
-    failure_message: Mapped[str | None] = mapped_column(String(1000))
-    idempotency_key: Mapped[str] = mapped_column(String(255))
-    request_fingerprint: Mapped[str] = mapped_column(String(64))
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(32)),
+    Column("metadata", JSONB, server_default=text("'{}'::jsonb"), nullable=False),
+    Column("provider_reference", String(255)),
+    Column("failure_code", String(64)),
+    Column("failure_message", String(1000)),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("request_fingerprint", String(64), nullable=False),
     # Set while one request talks to the provider about this refund (see payments.provider_lease_until).
-    provider_lease_until: Mapped[datetime | None]
-    next_reconcile_at: Mapped[datetime | None]
-    reconcile_attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    timestamp("provider_lease_until"),
+    timestamp("next_reconcile_at"),
+    Column("reconcile_attempts", SmallInteger, server_default="0", nullable=False),
+    timestamp("created_at", now=True),
+    timestamp("updated_at", now=True),
+    UniqueConstraint("merchant_id", "idempotency_key"),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status_known"),
+    Index("ix_refunds_merchant_id_id", "merchant_id", text("id DESC")),
+    Index("ix_refunds_payment_id_status", "payment_id", "status"),
+    Index("ix_refunds_provider_reference", "provider_reference"),
+    Index("ix_refunds_reconcile_due", "next_reconcile_at", postgresql_where=text("status = 'pending'")),
+)
+
+
+@dataclass(slots=True)
+class Refund:
+    id: str
+    merchant_id: str
+    payment_id: str
+    livemode: bool
+    amount: int
+    currency: str
+    status: str
+    reason: str | None
+    metadata_: dict[str, Any]
+    provider_reference: str | None
+    failure_code: str | None
+    failure_message: str | None
+    idempotency_key: str
+    request_fingerprint: str
+    provider_lease_until: datetime | None
+    next_reconcile_at: datetime | None
+    reconcile_attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+REFUNDS = RowSpec(refunds, Refund)

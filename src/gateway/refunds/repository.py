@@ -1,102 +1,103 @@
+"""The refunds table: every query of it, and the one order in which a refund and its payment lock."""
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from gateway.db.repository import claim_due_for_reconcile, paginate
+from gateway.db.database import Queries, Tx
+from gateway.db.query import Where, claim_due_for_reconcile, paginate
 from gateway.kit.pagination import Page
-from gateway.refunds.models import Refund
+from gateway.payments import repository as payments
+from gateway.payments.models import Payment
+from gateway.refunds.models import REFUNDS, Refund
 from gateway.refunds.schemas import RefundFilters
 
+_C = REFUNDS.columns
+_INSERT = REFUNDS.insert_sql(f"ON CONFLICT (merchant_id, idempotency_key) DO NOTHING RETURNING {_C}")
+_GET = f"SELECT {_C} FROM refunds WHERE id = $1 AND merchant_id = $2 AND livemode = $3"  # noqa: S608
+_LOCK = f"SELECT {_C} FROM refunds WHERE id = $1 FOR UPDATE"  # noqa: S608
+_BY_KEY = f"SELECT {_C} FROM refunds WHERE merchant_id = $1 AND idempotency_key = $2"  # noqa: S608
+_PAYMENT_OF = "SELECT payment_id FROM refunds WHERE id = $1"
+_BY_PROVIDER_REFERENCE = "SELECT id FROM refunds WHERE provider_reference = $1 LIMIT 1"
+_RESERVED = """
+SELECT coalesce(sum(amount), 0) FROM refunds WHERE payment_id = $1 AND status IN ('pending', 'succeeded')
+"""
+_CLAIM_LEASE = """
+UPDATE refunds SET provider_lease_until = $2
+WHERE id = $1 AND status = 'pending' AND provider_reference IS NULL
+  AND (provider_lease_until IS NULL OR provider_lease_until < now())
+RETURNING id
+"""
+_RELEASE_LEASE = "UPDATE refunds SET provider_lease_until = NULL WHERE id = $1"
 
-class RefundRepository:
-    def __init__(self, session: AsyncSession):
-        self.session = session
 
-    async def get(self, merchant_id: str, livemode: bool, refund_id: str) -> Refund | None:
-        stmt = select(Refund).where(
-            Refund.id == refund_id, Refund.merchant_id == merchant_id, Refund.livemode == livemode
-        )
-        return (await self.session.scalars(stmt.execution_options(populate_existing=True))).first()
+async def lock_refund(tx: Tx, refund_id: str) -> tuple[Payment, Refund] | None:
+    """A refund and its payment, both row-locked until the transaction ends: the payment first, then
+    the refund, always. Every caller that locks both (the API, webhooks, the reconciler) comes here,
+    so two of them never wait for each other in a cycle (a deadlock)."""
+    payment_id: str | None = await tx.fetchval(_PAYMENT_OF, refund_id)
+    if payment_id is None:
+        return None
+    payment = await payments.lock(tx, payment_id)
+    refund = REFUNDS.one(await tx.fetchrow(_LOCK, refund_id))
+    if payment is None or refund is None:
+        return None
+    return payment, refund
 
-    async def lock(self, refund_id: str) -> Refund | None:
-        stmt = select(Refund).where(Refund.id == refund_id).with_for_update()
-        return (await self.session.scalars(stmt.execution_options(populate_existing=True))).first()
 
-    async def get_by_idempotency_key(self, merchant_id: str, key: str) -> Refund | None:
-        stmt = select(Refund).where(Refund.merchant_id == merchant_id, Refund.idempotency_key == key)
-        return (await self.session.scalars(stmt.execution_options(populate_existing=True))).first()
+async def insert(q: Queries, row: Refund) -> Refund | None:
+    """Inserts unless (merchant, idempotency key) exists; None means another request got there first."""
+    return REFUNDS.one(await q.fetchrow(_INSERT, *REFUNDS.values(row)))
 
-    async def find_id(self, refund_id: str | None, provider_reference: str | None) -> str | None:
-        if refund_id is not None:
-            found = (await self.session.scalars(select(Refund.id).where(Refund.id == refund_id))).first()
-            if found is not None:
-                return found
-        if provider_reference is None:
-            return None
-        stmt = select(Refund.id).where(Refund.provider_reference == provider_reference)
-        return (await self.session.scalars(stmt)).first()
 
-    async def find_payment_id(self, refund_id: str) -> str:
-        return (
-            await self.session.execute(select(Refund.payment_id).where(Refund.id == refund_id))
-        ).scalar_one()
+async def get(q: Queries, merchant_id: str, livemode: bool, refund_id: str) -> Refund | None:
+    return REFUNDS.one(await q.fetchrow(_GET, refund_id, merchant_id, livemode))
 
-    async def reserved_amount(self, payment_id: str) -> int:
-        """What pending and succeeded refunds hold of a payment (call with the payment row locked)."""
-        stmt = select(func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.payment_id == payment_id, Refund.status.in_(("pending", "succeeded"))
-        )
-        return int((await self.session.execute(stmt)).scalar_one())
 
-    async def insert_if_absent(self, values: dict[str, Any]) -> Refund | None:
-        stmt = (
-            insert(Refund)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[Refund.merchant_id, Refund.idempotency_key])
-            .returning(Refund)
-        )
-        return (await self.session.scalars(stmt)).first()
+async def find_by_key(q: Queries, merchant_id: str, key: str) -> Refund | None:
+    return REFUNDS.one(await q.fetchrow(_BY_KEY, merchant_id, key))
 
-    async def claim_provider_lease(self, refund_id: str, until: datetime) -> bool:
-        stmt = (
-            update(Refund)
-            .where(
-                Refund.id == refund_id,
-                Refund.status == "pending",
-                Refund.provider_reference.is_(None),
-                or_(Refund.provider_lease_until.is_(None), Refund.provider_lease_until < func.now()),
-            )
-            .values(provider_lease_until=until)
-            .returning(Refund.id)
-        )
-        return (await self.session.execute(stmt)).first() is not None
 
-    async def release_provider_lease(self, refund_id: str) -> None:
-        await self.session.execute(
-            update(Refund).where(Refund.id == refund_id).values(provider_lease_until=None)
-        )
+async def find_id(q: Queries, refund_id: str | None, provider_reference: str | None) -> str | None:
+    """Our refund named by a provider's notification: by our id if it carries one, else by theirs."""
+    if refund_id is not None and await q.fetchval(_PAYMENT_OF, refund_id) is not None:
+        return refund_id
+    if provider_reference is None:
+        return None
+    found: str | None = await q.fetchval(_BY_PROVIDER_REFERENCE, provider_reference)
+    return found
 
-    async def list(
-        self, merchant_id: str, livemode: bool, filters: RefundFilters, page: Page
-    ) -> tuple[Sequence[Refund], bool]:
-        stmt = select(Refund).where(Refund.merchant_id == merchant_id, Refund.livemode == livemode)
-        if filters.status is not None:
-            stmt = stmt.where(Refund.status == filters.status)
-        if filters.payment is not None:
-            stmt = stmt.where(Refund.payment_id == filters.payment)
-        if filters.created_gte is not None:
-            stmt = stmt.where(Refund.created_at >= filters.created_gte)
-        if filters.created_lt is not None:
-            stmt = stmt.where(Refund.created_at < filters.created_lt)
-        return await paginate(self.session, stmt, Refund.id, page)
 
-    async def claim_for_reconcile(self, limit: int, backoff: float, max_backoff: float) -> Sequence[str]:
-        return await claim_due_for_reconcile(
-            self.session, "refunds", ("pending",), limit=limit, backoff=backoff, max_backoff=max_backoff
-        )
+async def reserved_amount(q: Queries, payment_id: str) -> int:
+    """What pending and succeeded refunds hold of a payment (call with the payment row locked)."""
+    return int(await q.fetchval(_RESERVED, payment_id))
+
+
+async def claim_provider_lease(q: Queries, refund_id: str, until: datetime) -> bool:
+    return await q.fetchval(_CLAIM_LEASE, refund_id, until) is not None
+
+
+async def release_provider_lease(q: Queries, refund_id: str) -> None:
+    await q.execute(_RELEASE_LEASE, refund_id)
+
+
+def save(tx: Tx, refund: Refund, changes: dict[str, Any]) -> None:
+    tx.update(REFUNDS, refund.id, changes)
+
+
+async def list_refunds(
+    q: Queries, merchant_id: str, livemode: bool, filters: RefundFilters, cursor: Page
+) -> tuple[list[Refund], bool]:
+    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode)
+    where.maybe("status = {}", filters.status)
+    where.maybe("payment_id = {}", filters.payment)
+    where.maybe("created_at >= {}", filters.created_gte)
+    where.maybe("created_at < {}", filters.created_lt)
+    return await paginate(q, REFUNDS, where, cursor)
+
+
+async def claim_for_reconcile(q: Queries, limit: int, backoff: float, max_backoff: float) -> list[str]:
+    return await claim_due_for_reconcile(
+        q, "refunds", ("pending",), limit=limit, backoff=backoff, max_backoff=max_backoff
+    )

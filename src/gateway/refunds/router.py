@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal, Session
+from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.schemas import error_responses
 from gateway.idempotency.dependency import RequiredIdempotency
@@ -28,8 +28,8 @@ PaymentId = Annotated[str, Path(description="A payment id, `pay_…`", max_lengt
 RefundId = Annotated[str, Path(description="A refund id, `re_…`", max_length=40)]
 
 
-async def _service(session: Session, ctx: Ctx) -> RefundService:
-    return RefundService(session, ctx.registry, ctx.settings.provider_timeout_seconds)
+async def _service(ctx: Ctx) -> RefundService:
+    return RefundService(ctx.db, ctx.registry, ctx.settings.provider_timeout_seconds)
 
 
 Service = Annotated[RefundService, Depends(_service)]

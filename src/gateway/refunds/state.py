@@ -7,15 +7,17 @@ state machine, in the same transaction, with both events appended.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.events.repository import EventRepository
+from gateway.db.database import Tx
+from gateway.events.repository import append_event
 from gateway.payments import state as payment_state
 from gateway.payments.models import Payment
 from gateway.providers.base import RefundResult
 from gateway.refunds.models import Refund
+from gateway.refunds.repository import save
 from gateway.refunds.schemas import refund_out
 
 log = structlog.get_logger("gateway.refunds.state")
@@ -27,8 +29,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-async def _event(
-    session: AsyncSession,
+def _event(
+    tx: Tx,
     refund: Refund,
     type: str,
     source: str,
@@ -38,7 +40,8 @@ async def _event(
     data = refund_out(refund).model_dump(mode="json")
     if extra:
         data.update(extra)
-    await EventRepository(session).append(
+    append_event(
+        tx,
         merchant_id=refund.merchant_id,
         livemode=refund.livemode,
         type=type,
@@ -51,20 +54,25 @@ async def _event(
     )
 
 
-async def record_created(session: AsyncSession, refund: Refund, *, source: str) -> None:
-    await _event(session, refund, "refund.created", source, None)
+def record_created(tx: Tx, refund: Refund, *, source: str) -> None:
+    _event(tx, refund, "refund.created", source, None)
 
 
-async def apply_result(
-    session: AsyncSession, payment: Payment, refund: Refund, result: RefundResult, *, source: str
-) -> bool:
-    """Applies a provider's word on a refund; the caller holds the payment's and the refund's row locks."""
+def _set(tx: Tx, refund: Refund, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(refund, name, value)
+    save(tx, refund, changes)
+
+
+def apply_result(tx: Tx, payment: Payment, refund: Refund, result: RefundResult, *, source: str) -> bool:
+    """Applies a provider's word on a refund; the caller holds the payment's and the refund's row
+    locks (refunds.repository.lock_refund)."""
+    changes: dict[str, Any] = {"provider_lease_until": None}
     if result.provider_reference and refund.provider_reference is None:
-        refund.provider_reference = result.provider_reference
-    refund.provider_lease_until = None
+        changes["provider_reference"] = result.provider_reference
+    _set(tx, refund, changes)
     target = result.status
     if target == refund.status or target == "pending":
-        await session.flush()
         return False  # nothing new: a repeat, or an earlier step arriving late
     reason = None
     if target not in TRANSITIONS[refund.status]:
@@ -84,9 +92,8 @@ async def apply_result(
             reason=reason,
             source=source,
         )
-        await session.flush()
-        await _event(
-            session,
+        _event(
+            tx,
             refund,
             "refund.transition_rejected",
             source,
@@ -95,14 +102,13 @@ async def apply_result(
         )
         return False
     previous = refund.status
-    refund.status = target
-    refund.updated_at = datetime.now(UTC)
+    moved: dict[str, Any] = {"status": target, "updated_at": datetime.now(UTC)}
     if target == "failed":
-        refund.failure_code = result.failure_code or "refund_failed"
-        refund.failure_message = result.failure_message
-    await session.flush()
-    await _event(session, refund, f"refund.{target}", source, previous)
+        moved["failure_code"] = result.failure_code or "refund_failed"
+        moved["failure_message"] = result.failure_message
+    _set(tx, refund, moved)
+    _event(tx, refund, f"refund.{target}", source, previous)
     if target == "succeeded":
-        await payment_state.record_refund(session, payment, refund.amount, source=source)
+        payment_state.record_refund(tx, payment, refund.amount, source=source)
     log.info("refund_status_changed", refund_id=refund.id, previous=previous, status=target, source=source)
     return True

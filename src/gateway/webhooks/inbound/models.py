@@ -1,33 +1,49 @@
+"""The inbox table (schema for alembic) and its one row type."""
+
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, SmallInteger, String, Text, UniqueConstraint, func, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Column, Index, SmallInteger, String, Table, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
 
-from gateway.db.base import Base
+from gateway.db.base import metadata, timestamp
+from gateway.db.rows import RowSpec
+
+# Every verified provider notification, stored before it is acknowledged.
+inbound_webhooks = Table(
+    "inbound_webhooks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("provider_event_id", String(255), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    timestamp("received_at", now=True),
+    timestamp("processed_at"),
+    # processed | no_change | ignored | unmatched | failed
+    Column("outcome", String(32)),
+    Column("attempts", SmallInteger, server_default="0", nullable=False),
+    Column("last_error", Text),
+    UniqueConstraint("provider", "provider_event_id"),
+    Index("ix_inbound_webhooks_unprocessed", "received_at", postgresql_where=text("processed_at IS NULL")),
+)
 
 
-class InboundWebhook(Base):
-    """The inbox: every verified provider notification, stored before it is acknowledged."""
+@dataclass(slots=True, frozen=True)
+class InboundWebhook:
+    id: str
+    provider: str
+    provider_event_id: str
+    event_type: str
+    payload: dict[str, Any]
+    received_at: datetime
+    processed_at: datetime | None
+    outcome: str | None
+    attempts: int
+    last_error: str | None
 
-    __tablename__ = "inbound_webhooks"
-    __table_args__ = (
-        UniqueConstraint("provider", "provider_event_id"),
-        Index(
-            "ix_inbound_webhooks_unprocessed", "received_at", postgresql_where=text("processed_at IS NULL")
-        ),
-    )
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    provider: Mapped[str] = mapped_column(String(32))
-    provider_event_id: Mapped[str] = mapped_column(String(255))
-    event_type: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]]
-    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    processed_at: Mapped[datetime | None]
-    # processed | ignored | unmatched | failed
-    outcome: Mapped[str | None] = mapped_column(String(32))
-    attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
-    last_error: Mapped[str | None] = mapped_column(Text)
+INBOX = RowSpec(inbound_webhooks, InboundWebhook)

@@ -1,78 +1,56 @@
+"""The inbox: stored once per (provider, event id), claimed by one processor at a time."""
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from gateway.db.database import Queries, Tx
 from gateway.kit.ids import new_id
-from gateway.webhooks.inbound.models import InboundWebhook
+from gateway.webhooks.inbound.models import INBOX, InboundWebhook
+
+_STORE = """
+INSERT INTO inbound_webhooks (id, provider, provider_event_id, event_type, payload)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (provider, provider_event_id) DO NOTHING
+RETURNING id
+"""
+_CLAIM = (
+    f"SELECT {INBOX.columns} FROM inbound_webhooks "  # noqa: S608
+    "WHERE id = $1 AND processed_at IS NULL FOR UPDATE SKIP LOCKED"
+)
+_FINISH = """
+UPDATE inbound_webhooks SET processed_at = now(), outcome = $2, last_error = $3, attempts = attempts + 1
+WHERE id = $1
+"""
+_FAILED = "UPDATE inbound_webhooks SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
+_DUE = """
+SELECT id FROM inbound_webhooks
+WHERE processed_at IS NULL AND attempts < $2 AND received_at < now() - make_interval(secs => $1)
+ORDER BY received_at
+LIMIT $3
+"""
 
 
-class InboxRepository:
-    def __init__(self, session: AsyncSession):
-        self.session = session
+async def store(
+    q: Queries, provider: str, event_id: str, event_type: str, payload: dict[str, Any]
+) -> str | None:
+    """Stores a notification once; None if (provider, event id) was already stored."""
+    inbox_id: str | None = await q.fetchval(_STORE, new_id("iwh"), provider, event_id, event_type, payload)
+    return inbox_id
 
-    async def store(
-        self, provider: str, event_id: str, event_type: str, payload: dict[str, Any]
-    ) -> str | None:
-        """Stores a notification once; None if (provider, event id) was already stored."""
-        stmt = (
-            insert(InboundWebhook)
-            .values(
-                id=new_id("iwh"),
-                provider=provider,
-                provider_event_id=event_id,
-                event_type=event_type,
-                payload=payload,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[InboundWebhook.provider, InboundWebhook.provider_event_id]
-            )
-            .returning(InboundWebhook.id)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def claim(self, inbox_id: str) -> InboundWebhook | None:
-        """Locks an unprocessed row; None if it is done or another worker holds it right now."""
-        stmt = (
-            select(InboundWebhook)
-            .where(InboundWebhook.id == inbox_id, InboundWebhook.processed_at.is_(None))
-            .with_for_update(skip_locked=True)
-        )
-        return (await self.session.scalars(stmt)).first()
+async def claim(tx: Tx, inbox_id: str) -> InboundWebhook | None:
+    """Locks an unprocessed row; None if it is done or another worker holds it right now."""
+    return INBOX.one(await tx.fetchrow(_CLAIM, inbox_id))
 
-    async def finish(self, inbox_id: str, outcome: str, error: str | None = None) -> None:
-        await self.session.execute(
-            update(InboundWebhook)
-            .where(InboundWebhook.id == inbox_id)
-            .values(
-                processed_at=func.now(),
-                outcome=outcome,
-                last_error=error,
-                attempts=InboundWebhook.attempts + 1,
-            )
-        )
 
-    async def record_failure(self, inbox_id: str, error: str) -> None:
-        await self.session.execute(
-            update(InboundWebhook)
-            .where(InboundWebhook.id == inbox_id)
-            .values(attempts=InboundWebhook.attempts + 1, last_error=error[:2000])
-        )
+async def finish(q: Queries, inbox_id: str, outcome: str, error: str | None = None) -> None:
+    await q.execute(_FINISH, inbox_id, outcome, error)
 
-    async def due(self, older_than_seconds: float, max_attempts: int, limit: int = 100) -> Sequence[str]:
-        stmt = (
-            select(InboundWebhook.id)
-            .where(
-                InboundWebhook.processed_at.is_(None),
-                InboundWebhook.attempts < max_attempts,
-                InboundWebhook.received_at
-                < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
-            )
-            .order_by(InboundWebhook.received_at)
-            .limit(limit)
-        )
-        return (await self.session.scalars(stmt)).all()
+
+async def record_failure(q: Queries, inbox_id: str, error: str) -> None:
+    await q.execute(_FAILED, inbox_id, error[:2000])
+
+
+async def due(q: Queries, older_than_seconds: float, max_attempts: int, limit: int = 100) -> list[str]:
+    return [r[0] for r in await q.fetch(_DUE, older_than_seconds, max_attempts, limit)]

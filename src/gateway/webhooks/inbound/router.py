@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Path, Request
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, Session
+from gateway.api.deps import Ctx
 from gateway.api.schemas import error_responses
 from gateway.context import AppContext
 from gateway.providers.base import CALLBACK_TOKEN_HEADER
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 async def _process_all(ctx: AppContext, inbox_ids: list[str]) -> None:
     for inbox_id in inbox_ids:
-        await service.process(ctx.sessionmaker, ctx.registry, inbox_id)
+        await service.process(ctx.db, ctx.registry, inbox_id)
 
 
 def _headers(request: Request, token: str | None) -> dict[str, str]:
@@ -32,12 +32,11 @@ async def _receive(
     provider: str,
     token: str | None,
     request: Request,
-    session: Session,
     ctx: Ctx,
     background: BackgroundTasks,
 ) -> Response:
     body = await request.body()
-    stored, ack = await service.receive(session, ctx.registry, provider, _headers(request, token), body)
+    stored, ack = await service.receive(ctx.db, ctx.registry, provider, _headers(request, token), body)
     if stored:
         background.add_task(_process_all, ctx, stored)
     return Response(ack, media_type="application/json")
@@ -52,11 +51,10 @@ async def _receive(
 async def receive_provider_webhook(
     provider: Annotated[str, Path(max_length=32)],
     request: Request,
-    session: Session,
     ctx: Ctx,
     background: BackgroundTasks,
 ) -> Response:
-    return await _receive(provider, None, request, session, ctx, background)
+    return await _receive(provider, None, request, ctx, background)
 
 
 @router.post(
@@ -69,11 +67,10 @@ async def receive_provider_callback(
     provider: Annotated[str, Path(max_length=32)],
     token: Annotated[str, Path(max_length=200)],
     request: Request,
-    session: Session,
     ctx: Ctx,
     background: BackgroundTasks,
 ) -> Response:
-    return await _receive(provider, token, request, session, ctx, background)
+    return await _receive(provider, token, request, ctx, background)
 
 
 @router.put(
@@ -86,8 +83,7 @@ async def receive_provider_callback_put(
     provider: Annotated[str, Path(max_length=32)],
     token: Annotated[str, Path(max_length=200)],
     request: Request,
-    session: Session,
     ctx: Ctx,
     background: BackgroundTasks,
 ) -> Response:
-    return await _receive(provider, token, request, session, ctx, background)
+    return await _receive(provider, token, request, ctx, background)

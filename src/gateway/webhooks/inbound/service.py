@@ -6,23 +6,23 @@ import asyncio
 from collections.abc import Mapping
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.db.database import Database, Tx
 from gateway.errors import NotFound, WebhookMalformed, WebhookSignatureInvalid
+from gateway.payments import repository as payments
 from gateway.payments import state
-from gateway.payments.repository import PaymentRepository
 from gateway.payments.service import sync_payment
 from gateway.providers.base import WebhookEvent, WebhookPayloadError, WebhookVerificationError
 from gateway.providers.registry import ProviderRegistry
-from gateway.refunds.repository import RefundRepository
+from gateway.refunds import repository as refunds
 from gateway.refunds.service import apply_refund_result
-from gateway.webhooks.inbound.repository import InboxRepository
+from gateway.webhooks.inbound import repository as inbox
 
 log = structlog.get_logger("gateway.webhooks.inbound")
 
 
 async def receive(
-    session: AsyncSession,
+    db: Database,
     registry: ProviderRegistry,
     provider_name: str,
     headers: Mapping[str, str],
@@ -41,113 +41,96 @@ async def receive(
     except WebhookPayloadError as e:
         log.warning("webhook_malformed", provider=provider_name, reason=str(e))
         raise WebhookMalformed(str(e)) from e
-    inbox = InboxRepository(session)
     stored = []
-    for event in events:
-        inbox_id = await inbox.store(provider_name, event.event_id, event.event_type, event.payload)
-        if inbox_id is None:
-            log.info("webhook_duplicate", provider=provider_name, event_id=event.event_id)
-        else:
-            stored.append(inbox_id)
-    await session.commit()
+    async with db.transaction() as tx:
+        for event in events:
+            inbox_id = await inbox.store(tx, provider_name, event.event_id, event.event_type, event.payload)
+            if inbox_id is None:
+                log.info("webhook_duplicate", provider=provider_name, event_id=event.event_id)
+            else:
+                stored.append(inbox_id)
     return stored, provider.capabilities.webhook_ack
 
 
-async def process(
-    sessionmaker: async_sessionmaker[AsyncSession], registry: ProviderRegistry, inbox_id: str
-) -> str | None:
+async def process(db: Database, registry: ProviderRegistry, inbox_id: str) -> str | None:
     """Applies one stored event; safe to run twice or concurrently. Returns the outcome, None if skipped."""
-    async with sessionmaker() as session:
-        inbox = InboxRepository(session)
-        row = await inbox.claim(inbox_id)
-        if row is None:
-            return None
-        provider = registry.get(row.provider)
-        try:
+    try:
+        async with db.transaction() as tx:
+            row = await inbox.claim(tx, inbox_id)
+            if row is None:
+                return None
+            provider = registry.get(row.provider)
             if provider is None:
                 raise WebhookPayloadError(f"provider {row.provider!r} is no longer registered")
             event = provider.interpret_webhook(row.payload)
             if provider.capabilities.query_before_acting and event.result is not None:
-                outcome = await _confirm_by_query(sessionmaker, registry, session, row.provider, event)
+                outcome = await _confirm_by_query(db, registry, tx, row.provider, event)
             elif event.refund_result is not None:
-                outcome = await _apply_refund_event(session, event)
+                outcome = await _apply_refund_event(tx, event)
             else:
-                outcome = await _apply_payment_event(session, row.provider, event)
+                outcome = await _apply_payment_event(tx, row.provider, event)
             if outcome == "unmatched":
                 log.warning("webhook_unmatched", provider=row.provider, event_id=row.provider_event_id)
-            await inbox.finish(inbox_id, outcome)
-            await session.commit()
-            return outcome
-        except Exception as e:
-            await session.rollback()
-            log.exception("webhook_processing_failed", inbox_id=inbox_id)
-            await inbox.record_failure(inbox_id, f"{type(e).__name__}: {e}")
-            await session.commit()
-            return "failed"
+            await inbox.finish(tx, inbox_id, outcome)
+        return outcome
+    except Exception as e:
+        log.exception("webhook_processing_failed", inbox_id=inbox_id)
+        await inbox.record_failure(db, inbox_id, f"{type(e).__name__}: {e}")
+        return "failed"
 
 
-async def _apply_payment_event(session: AsyncSession, provider: str, event: WebhookEvent) -> str:
+async def _payment_id(tx: Tx, provider: str, event: WebhookEvent) -> str | None:
+    """Ours, found by the provider's reference where the event carries one, else the id it names."""
+    if event.provider_reference is not None:
+        found = await payments.find_id_by_provider_reference(tx, provider, event.provider_reference)
+        if found is not None:
+            return found
+    return event.payment_id
+
+
+async def _apply_payment_event(tx: Tx, provider: str, event: WebhookEvent) -> str:
     if event.result is None:
         return "ignored"
-    payments = PaymentRepository(session)
-    payment_id = event.payment_id
-    if event.provider_reference is not None:
-        payment_id = (
-            await payments.find_id_by_provider_reference(provider, event.provider_reference) or payment_id
-        )
-    payment = await payments.lock(payment_id) if payment_id else None
+    payment_id = await _payment_id(tx, provider, event)
+    payment = await payments.lock(tx, payment_id) if payment_id else None
     if payment is None or payment.provider != provider:
         return "unmatched"
     structlog.contextvars.bind_contextvars(payment_id=payment.id)
-    moved = await state.apply_result(session, payment, event.result, source="webhook")
+    moved = state.apply_result(tx, payment, event.result, source="webhook")
     return "processed" if moved else "no_change"
 
 
 async def _confirm_by_query(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    registry: ProviderRegistry,
-    session: AsyncSession,
-    provider: str,
-    event: WebhookEvent,
+    db: Database, registry: ProviderRegistry, tx: Tx, provider: str, event: WebhookEvent
 ) -> str:
     """An unsigned callback only says "look now": apply what the provider answers to a status query."""
-    payments = PaymentRepository(session)
-    payment_id = event.payment_id
-    if event.provider_reference is not None:
-        payment_id = (
-            await payments.find_id_by_provider_reference(provider, event.provider_reference) or payment_id
-        )
-    if payment_id is None or await payments.get_any(payment_id) is None:
+    payment_id = await _payment_id(tx, provider, event)
+    before = await payments.status_of(tx, payment_id) if payment_id else None
+    if payment_id is None or before is None:
         return "unmatched"
-    async with sessionmaker() as own:  # sync_payment commits around the provider call
-        before = await PaymentRepository(own).status_of(payment_id)
-        after = await sync_payment(own, registry, payment_id, source="webhook")
+    # On connections of its own: sync_payment commits around the provider call.
+    after = await sync_payment(db, registry, payment_id, source="webhook")
     return "processed" if after.status != before else "no_change"
 
 
-async def _apply_refund_event(session: AsyncSession, event: WebhookEvent) -> str:
+async def _apply_refund_event(tx: Tx, event: WebhookEvent) -> str:
     assert event.refund_result is not None
-    refund_id = await RefundRepository(session).find_id(event.refund_id, event.refund_reference)
+    refund_id = await refunds.find_id(tx, event.refund_id, event.refund_reference)
     if refund_id is None:
         return "unmatched"
     structlog.contextvars.bind_contextvars(refund_id=refund_id)
-    _, moved = await apply_refund_result(session, refund_id, event.refund_result, source="webhook")
+    _, moved = await apply_refund_result(tx, refund_id, event.refund_result, source="webhook")
     return "processed" if moved else "no_change"
 
 
 async def sweep_once(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    registry: ProviderRegistry,
-    *,
-    older_than_seconds: float,
-    max_attempts: int,
+    db: Database, registry: ProviderRegistry, *, older_than_seconds: float, max_attempts: int
 ) -> int:
     """Processes stored events that nobody processed (a crash between store and process). Returns count."""
-    async with sessionmaker() as session:
-        due = await InboxRepository(session).due(older_than_seconds, max_attempts)
+    due = await inbox.due(db, older_than_seconds, max_attempts)
     done = 0
     for inbox_id in due:
-        if await process(sessionmaker, registry, inbox_id) is not None:
+        if await process(db, registry, inbox_id) is not None:
             done += 1
     if due:
         log.info("webhook_sweep", due=len(due), processed=done)
@@ -155,7 +138,7 @@ async def sweep_once(
 
 
 async def sweeper(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    db: Database,
     registry: ProviderRegistry,
     *,
     interval: float,
@@ -165,9 +148,7 @@ async def sweeper(
     """Runs sweep_once at start and then every `interval` seconds, until cancelled."""
     while True:
         try:
-            await sweep_once(
-                sessionmaker, registry, older_than_seconds=older_than_seconds, max_attempts=max_attempts
-            )
+            await sweep_once(db, registry, older_than_seconds=older_than_seconds, max_attempts=max_attempts)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -1,72 +1,137 @@
+"""Outbound webhooks' tables (schema for alembic) and their row types: endpoints, deliveries, attempts."""
+
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.db.base import Base
+from gateway.db.base import metadata, timestamp
+from gateway.db.rows import RowSpec
 
-
-class WebhookEndpoint(Base):
-    __tablename__ = "webhook_endpoints"
-    __table_args__ = (Index("ix_webhook_endpoints_merchant", "merchant_id", "livemode", text("id DESC")),)
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
-    livemode: Mapped[bool]
-    url: Mapped[str] = mapped_column(String(2048))
-    description: Mapped[str | None] = mapped_column(String(500))
-    enabled_events: Mapped[list[str]] = mapped_column(ARRAY(String(100)))
-    enabled: Mapped[bool] = mapped_column(server_default=text("true"))
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("description", String(500)),
+    Column("enabled_events", ARRAY(String(100)), nullable=False),
+    Column("enabled", Boolean, server_default=text("true"), nullable=False),
     # Why the gateway disabled it (e.g. the receiver answered 410 Gone); null when a person did.
-    disabled_reason: Mapped[str | None] = mapped_column(String(100))
+    Column("disabled_reason", String(100)),
     # The signing secret must be used, not just checked, so it is kept; it is shown only on create/rotate.
-    secret: Mapped[str] = mapped_column(String(100))
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
-    previous_secret_expires_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    deleted_at: Mapped[datetime | None]
+    Column("secret", String(100), nullable=False),
+    Column("previous_secret", String(100)),
+    timestamp("previous_secret_expires_at"),
+    timestamp("created_at", now=True),
+    timestamp("updated_at", now=True),
+    timestamp("deleted_at"),
+    Index("ix_webhook_endpoints_merchant", "merchant_id", "livemode", text("id DESC")),
+)
 
-
-class WebhookDelivery(Base):
-    """One event to one endpoint: written with the event (outbox), claimed by workers, retried."""
-
-    __tablename__ = "webhook_deliveries"
-    __table_args__ = (
-        UniqueConstraint("endpoint_id", "event_id"),
-        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
-        Index("ix_webhook_deliveries_endpoint", "endpoint_id", text("id DESC")),
-    )
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
-    event_type: Mapped[str] = mapped_column(String(64))
+# One event to one endpoint: written with the event (the outbox), claimed by workers, retried.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("endpoint_id", String(40), ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("event_id", String(40), ForeignKey("events.id"), nullable=False),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("event_type", String(64), nullable=False),
     # pending | succeeded | failed
-    status: Mapped[str] = mapped_column(String(16), server_default="pending")
-    attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
-    next_attempt_at: Mapped[datetime | None] = mapped_column(server_default=func.now())
+    Column("status", String(16), server_default="pending", nullable=False),
+    Column("attempts", SmallInteger, server_default="0", nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), server_default=func.now()),
     # A worker's lease: while in the future, no other worker sends this delivery.
-    claimed_until: Mapped[datetime | None]
-    last_status_code: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    timestamp("claimed_until"),
+    Column("last_status_code", Integer),
+    timestamp("created_at", now=True),
+    timestamp("updated_at", now=True),
+    UniqueConstraint("endpoint_id", "event_id"),
+    Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_id", text("id DESC")),
+)
 
-
-class WebhookAttempt(Base):
-    __tablename__ = "webhook_attempts"
-    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "id"),)
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"))
-    attempted_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    status_code: Mapped[int | None] = mapped_column(Integer)
-    duration_ms: Mapped[int] = mapped_column(Integer)
-    response_body: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(String(500))
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("delivery_id", String(40), ForeignKey("webhook_deliveries.id"), nullable=False),
+    timestamp("attempted_at", now=True),
+    Column("status_code", Integer),
+    Column("duration_ms", Integer, nullable=False),
+    Column("response_body", Text),
+    Column("error", String(500)),
     # Which worker sent it (host:pid), to show that no two sent one delivery at once.
-    worker: Mapped[str] = mapped_column(String(100))
+    Column("worker", String(100), nullable=False),
+    Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+)
+
+
+@dataclass(slots=True)
+class WebhookEndpoint:
+    id: str
+    merchant_id: str
+    livemode: bool
+    url: str
+    description: str | None
+    enabled_events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+@dataclass(slots=True, frozen=True)
+class WebhookDelivery:
+    id: str
+    endpoint_id: str
+    event_id: str
+    merchant_id: str
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    claimed_until: datetime | None
+    last_status_code: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True, frozen=True)
+class WebhookAttempt:
+    id: str
+    delivery_id: str
+    attempted_at: datetime
+    status_code: int | None
+    duration_ms: int
+    response_body: str | None
+    error: str | None
+    worker: str
+
+
+ENDPOINTS = RowSpec(webhook_endpoints, WebhookEndpoint)
+DELIVERIES = RowSpec(webhook_deliveries, WebhookDelivery)
+ATTEMPTS = RowSpec(webhook_attempts, WebhookAttempt)

@@ -1,3 +1,5 @@
+"""Webhook endpoints, the delivery queue and its attempts."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -5,14 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from gateway.db.repository import paginate
-from gateway.events.models import Event
+from gateway.db.database import Queries, Tx
+from gateway.db.query import Where, paginate
+from gateway.events.models import EVENTS, Event
 from gateway.kit.ids import new_id
 from gateway.kit.pagination import Page
-from gateway.webhooks.outbound.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from gateway.webhooks.outbound.models import (
+    ATTEMPTS,
+    DELIVERIES,
+    ENDPOINTS,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 @dataclass(frozen=True)
@@ -24,161 +31,154 @@ class Job:
     event: Event
 
 
-class EndpointRepository:
-    def __init__(self, session: AsyncSession):
-        self.session = session
-
-    async def count(self, merchant_id: str, livemode: bool) -> int:
-        stmt = select(func.count()).where(
-            WebhookEndpoint.merchant_id == merchant_id,
-            WebhookEndpoint.livemode == livemode,
-            WebhookEndpoint.deleted_at.is_(None),
-        )
-        return int((await self.session.execute(stmt)).scalar_one())
-
-    async def create(self, values: dict[str, Any]) -> WebhookEndpoint:
-        endpoint = WebhookEndpoint(id=new_id("we"), **values)
-        self.session.add(endpoint)
-        await self.session.flush()
-        await self.session.refresh(endpoint)
-        return endpoint
-
-    async def get(
-        self, merchant_id: str, livemode: bool, endpoint_id: str, *, for_update: bool = False
-    ) -> WebhookEndpoint | None:
-        stmt = select(WebhookEndpoint).where(
-            WebhookEndpoint.id == endpoint_id,
-            WebhookEndpoint.merchant_id == merchant_id,
-            WebhookEndpoint.livemode == livemode,
-            WebhookEndpoint.deleted_at.is_(None),
-        )
-        if for_update:
-            stmt = stmt.with_for_update()
-        return (await self.session.scalars(stmt)).first()
-
-    async def list(
-        self, merchant_id: str, livemode: bool, page: Page
-    ) -> tuple[Sequence[WebhookEndpoint], bool]:
-        stmt = select(WebhookEndpoint).where(
-            WebhookEndpoint.merchant_id == merchant_id,
-            WebhookEndpoint.livemode == livemode,
-            WebhookEndpoint.deleted_at.is_(None),
-        )
-        return await paginate(self.session, stmt, WebhookEndpoint.id, page)
-
-    async def disable(self, endpoint_id: str, reason: str) -> None:
-        await self.session.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == endpoint_id)
-            .values(enabled=False, disabled_reason=reason, updated_at=func.now())
-        )
+_E = ENDPOINTS.columns
+_LIVE = "deleted_at IS NULL"
+_COUNT = f"SELECT count(*) FROM webhook_endpoints WHERE merchant_id = $1 AND livemode = $2 AND {_LIVE}"  # noqa: S608
+_GET = f"SELECT {_E} FROM webhook_endpoints WHERE id = $1 AND merchant_id = $2 AND livemode = $3 AND {_LIVE}"  # noqa: S608
+_DISABLE = """
+UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1
+"""
 
 
-class DeliveryRepository:
-    def __init__(self, session: AsyncSession):
-        self.session = session
+async def count_endpoints(q: Queries, merchant_id: str, livemode: bool) -> int:
+    return int(await q.fetchval(_COUNT, merchant_id, livemode))
 
-    async def claim_due(self, limit: int, until: datetime) -> list[str]:
-        """Leases up to `limit` due deliveries; SKIP LOCKED lets any number of workers share the queue."""
-        stmt = text("""
-            UPDATE webhook_deliveries SET claimed_until = :until
-            WHERE id IN (
-                SELECT id FROM webhook_deliveries
-                WHERE status = 'pending' AND next_attempt_at <= now()
-                  AND (claimed_until IS NULL OR claimed_until < now())
-                ORDER BY next_attempt_at
-                LIMIT :limit
-                FOR UPDATE SKIP LOCKED
-            )
-            RETURNING id
-        """)
-        return list((await self.session.execute(stmt, {"until": until, "limit": limit})).scalars())
 
-    async def jobs(self, delivery_ids: list[str]) -> list[Job]:
-        stmt = (
-            select(WebhookDelivery, WebhookEndpoint, Event)
-            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .join(Event, Event.id == WebhookDelivery.event_id)
-            .where(WebhookDelivery.id.in_(delivery_ids))
-            .order_by(WebhookDelivery.id)
-        )
-        return [Job(d, e, ev) for d, e, ev in (await self.session.execute(stmt)).all()]
+async def create_endpoint(q: Queries, endpoint: WebhookEndpoint) -> None:
+    await q.execute(ENDPOINTS.insert_sql(), *ENDPOINTS.values(endpoint))
 
-    async def record_attempt(
-        self,
-        delivery_id: str,
-        *,
-        status_code: int | None,
-        duration_ms: int,
-        response_body: str | None,
-        error: str | None,
-        worker: str,
-    ) -> None:
-        await self.session.execute(
-            insert(WebhookAttempt).values(
-                id=new_id("wha"),
-                delivery_id=delivery_id,
-                status_code=status_code,
-                duration_ms=duration_ms,
-                response_body=response_body,
-                error=error,
-                worker=worker,
-            )
-        )
 
-    async def finish_attempt(
-        self, delivery_id: str, *, status: str, status_code: int | None, next_attempt_at: datetime | None
-    ) -> None:
-        await self.session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id)
-            .values(
-                status=status,
-                attempts=WebhookDelivery.attempts + 1,
-                last_status_code=status_code,
-                next_attempt_at=next_attempt_at,
-                claimed_until=None,
-                updated_at=func.now(),
+async def get_endpoint(
+    q: Queries, merchant_id: str, livemode: bool, endpoint_id: str, *, for_update: bool = False
+) -> WebhookEndpoint | None:
+    return ENDPOINTS.one(
+        await q.fetchrow(_GET + (" FOR UPDATE" if for_update else ""), endpoint_id, merchant_id, livemode)
+    )
+
+
+def save_endpoint(tx: Tx, endpoint: WebhookEndpoint, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(endpoint, name, value)
+    tx.update(ENDPOINTS, endpoint.id, changes)
+
+
+async def list_endpoints(
+    q: Queries, merchant_id: str, livemode: bool, cursor: Page
+) -> tuple[list[WebhookEndpoint], bool]:
+    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).add(_LIVE)
+    return await paginate(q, ENDPOINTS, where, cursor)
+
+
+async def disable_endpoint(q: Queries, endpoint_id: str, reason: str) -> None:
+    await q.execute(_DISABLE, endpoint_id, reason)
+
+
+_D = DELIVERIES.columns
+_CLAIM_DUE = """
+UPDATE webhook_deliveries SET claimed_until = $1
+WHERE id IN (
+    SELECT id FROM webhook_deliveries
+    WHERE status = 'pending' AND next_attempt_at <= now()
+      AND (claimed_until IS NULL OR claimed_until < now())
+    ORDER BY next_attempt_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+
+def _qualified(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{c}" for c in columns.split(", "))
+
+
+_JOBS = (
+    f"SELECT {_qualified('d', _D)}, {_qualified('e', _E)}, {_qualified('ev', EVENTS.columns)} "  # noqa: S608
+    "FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+    "JOIN events ev ON ev.id = d.event_id WHERE d.id = ANY($1) ORDER BY d.id"
+)
+_ATTEMPT = """
+INSERT INTO webhook_attempts (id, delivery_id, status_code, duration_ms, response_body, error, worker)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+_FINISH = """
+UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, last_status_code = $3,
+    next_attempt_at = $4, claimed_until = NULL, updated_at = now()
+WHERE id = $1
+"""
+_RELEASE = "UPDATE webhook_deliveries SET claimed_until = NULL WHERE id = ANY($1) AND status = 'pending'"
+_GET_DELIVERY = (
+    f"SELECT {_qualified('d', _D)} FROM webhook_deliveries d "  # noqa: S608
+    "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+    "WHERE d.id = $1 AND d.merchant_id = $2 AND e.livemode = $3"
+)
+_REQUEUE = """
+UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(), updated_at = now() WHERE id = $1
+"""
+_ATTEMPTS = f"SELECT {ATTEMPTS.columns} FROM webhook_attempts WHERE delivery_id = ANY($1) ORDER BY id"  # noqa: S608
+
+
+async def claim_due(q: Queries, limit: int, until: datetime) -> list[str]:
+    """Leases up to `limit` due deliveries; SKIP LOCKED lets any number of workers share the queue."""
+    return [r[0] for r in await q.fetch(_CLAIM_DUE, until, limit)]
+
+
+async def jobs(q: Queries, delivery_ids: list[str]) -> list[Job]:
+    nd, ne = len(DELIVERIES.fields), len(ENDPOINTS.fields)
+    out = []
+    for r in await q.fetch(_JOBS, delivery_ids):
+        values = tuple(r)
+        out.append(
+            Job(
+                WebhookDelivery(*values[:nd]),
+                WebhookEndpoint(*values[nd : nd + ne]),
+                Event(*values[nd + ne :]),
             )
         )
+    return out
 
-    async def release(self, delivery_ids: list[str]) -> None:
-        await self.session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.status == "pending")
-            .values(claimed_until=None)
-        )
 
-    async def get(self, merchant_id: str, livemode: bool, delivery_id: str) -> WebhookDelivery | None:
-        stmt = (
-            select(WebhookDelivery)
-            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(
-                WebhookDelivery.id == delivery_id,
-                WebhookDelivery.merchant_id == merchant_id,
-                WebhookEndpoint.livemode == livemode,
-            )
-        )
-        return (await self.session.scalars(stmt.execution_options(populate_existing=True))).first()
+async def record_attempt(
+    q: Queries,
+    delivery_id: str,
+    *,
+    status_code: int | None,
+    duration_ms: int,
+    response_body: str | None,
+    error: str | None,
+    worker: str,
+) -> None:
+    await q.execute(
+        _ATTEMPT, new_id("wha"), delivery_id, status_code, duration_ms, response_body, error, worker
+    )
 
-    async def requeue(self, delivery_id: str) -> None:
-        await self.session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id)
-            .values(status="pending", next_attempt_at=func.now(), updated_at=func.now())
-        )
 
-    async def list_for_endpoint(self, endpoint_id: str, page: Page) -> tuple[Sequence[WebhookDelivery], bool]:
-        stmt = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
-        return await paginate(self.session, stmt, WebhookDelivery.id, page)
+async def finish_attempt(
+    q: Queries, delivery_id: str, *, status: str, status_code: int | None, next_attempt_at: datetime | None
+) -> None:
+    await q.execute(_FINISH, delivery_id, status, status_code, next_attempt_at)
 
-    async def attempts(self, delivery_ids: Sequence[str]) -> dict[str, list[WebhookAttempt]]:
-        stmt = (
-            select(WebhookAttempt)
-            .where(WebhookAttempt.delivery_id.in_(delivery_ids))
-            .order_by(WebhookAttempt.id)
-        )
-        out: dict[str, list[WebhookAttempt]] = {d: [] for d in delivery_ids}
-        for a in (await self.session.scalars(stmt)).all():
-            out[a.delivery_id].append(a)
-        return out
+
+async def release(q: Queries, delivery_ids: list[str]) -> None:
+    await q.execute(_RELEASE, delivery_ids)
+
+
+async def get_delivery(
+    q: Queries, merchant_id: str, livemode: bool, delivery_id: str
+) -> WebhookDelivery | None:
+    return DELIVERIES.one(await q.fetchrow(_GET_DELIVERY, delivery_id, merchant_id, livemode))
+
+
+async def requeue(q: Queries, delivery_id: str) -> None:
+    await q.execute(_REQUEUE, delivery_id)
+
+
+async def list_deliveries(q: Queries, endpoint_id: str, cursor: Page) -> tuple[list[WebhookDelivery], bool]:
+    return await paginate(q, DELIVERIES, Where().add("endpoint_id = {}", endpoint_id), cursor)
+
+
+async def attempts(q: Queries, delivery_ids: Sequence[str]) -> dict[str, list[WebhookAttempt]]:
+    out: dict[str, list[WebhookAttempt]] = {d: [] for d in delivery_ids}
+    for a in ATTEMPTS.many(await q.fetch(_ATTEMPTS, list(delivery_ids))):
+        out[a.delivery_id].append(a)
+    return out

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal, Session
+from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page
 from gateway.api.schemas import error_responses
 from gateway.idempotency.dependency import OptionalIdempotency
@@ -29,8 +29,8 @@ EndpointId = Annotated[str, Path(description="A webhook endpoint id, `we_…`", 
 DeliveryId = Annotated[str, Path(description="A delivery id, `whd_…`", max_length=40)]
 
 
-async def _service(session: Session, ctx: Ctx) -> EndpointService:
-    return EndpointService(session, allow_private_targets=ctx.settings.delivery.allow_private_targets)
+async def _service(ctx: Ctx) -> EndpointService:
+    return EndpointService(ctx.db, allow_private_targets=ctx.settings.delivery.allow_private_targets)
 
 
 Service = Annotated[EndpointService, Depends(_service)]

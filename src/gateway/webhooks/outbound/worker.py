@@ -16,13 +16,14 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.db.database import Database
 from gateway.events.schemas import event_out
 from gateway.kit.signing import standard_webhook_signature
 from gateway.kit.ssrf import UnsafeUrl, check_url
 from gateway.settings import DeliverySettings
-from gateway.webhooks.outbound.repository import DeliveryRepository, EndpointRepository, Job
+from gateway.webhooks.outbound import repository
+from gateway.webhooks.outbound.repository import Job
 
 log = structlog.get_logger("gateway.webhooks.delivery")
 
@@ -47,11 +48,11 @@ def _retry_after(response: httpx.Response | None) -> float:
 class DeliveryWorker:
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        db: Database,
         settings: DeliverySettings,
         http: httpx.AsyncClient | None = None,
     ):
-        self.sessionmaker = sessionmaker
+        self.db = db
         self.settings = settings
         self.http = http or httpx.AsyncClient(timeout=settings.timeout_seconds, follow_redirects=False)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -60,14 +61,10 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Claims one batch and sends it; returns how many were sent."""
         lease = timedelta(seconds=self.settings.timeout_seconds + 30)
-        async with self.sessionmaker() as session:
-            ids = await DeliveryRepository(session).claim_due(
-                self.settings.batch_size, datetime.now(UTC) + lease
-            )
-            await session.commit()
-            if not ids:
-                return 0
-            jobs = await DeliveryRepository(session).jobs(ids)
+        ids = await repository.claim_due(self.db, self.settings.batch_size, datetime.now(UTC) + lease)
+        if not ids:
+            return 0
+        jobs = await repository.jobs(self.db, ids)
         self._in_flight.update(ids)
         try:
             await asyncio.gather(*(self._deliver(job) for job in jobs))
@@ -95,9 +92,7 @@ class DeliveryWorker:
         """Gives back claims that are still in flight (shutdown), so another worker sends them now."""
         if not self._in_flight:
             return
-        async with self.sessionmaker() as session:
-            await DeliveryRepository(session).release(sorted(self._in_flight))
-            await session.commit()
+        await repository.release(self.db, sorted(self._in_flight))
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -157,9 +152,9 @@ class DeliveryWorker:
             status = "pending"
             delay = max(schedule[attempt_no], _retry_after(response))
             next_at = datetime.now(UTC) + timedelta(seconds=delay)
-        async with self.sessionmaker() as session:
-            repo = DeliveryRepository(session)
-            await repo.record_attempt(
+        async with self.db.transaction() as tx:
+            await repository.record_attempt(
+                tx,
                 delivery.id,
                 status_code=status_code,
                 duration_ms=duration_ms,
@@ -167,12 +162,11 @@ class DeliveryWorker:
                 error=error,
                 worker=self.name,
             )
-            await repo.finish_attempt(
-                delivery.id, status=status, status_code=status_code, next_attempt_at=next_at
+            await repository.finish_attempt(
+                tx, delivery.id, status=status, status_code=status_code, next_attempt_at=next_at
             )
             if disable:
-                await EndpointRepository(session).disable(endpoint.id, "gone")
-            await session.commit()
+                await repository.disable_endpoint(tx, endpoint.id, "gone")
         log.info(
             "webhook_delivery_attempt",
             status=status,

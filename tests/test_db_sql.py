@@ -1,8 +1,8 @@
-"""positional(): one SQL text with :name parameters serves SQLAlchemy and asyncpg alike."""
+"""positional(): `:name` parameters to asyncpg's `$n`, for the statements deferred to a commit."""
 
 from __future__ import annotations
 
-from gateway.db.pg import positional
+from gateway.db.database import positional
 
 
 def test_names_become_numbers_in_order_of_first_use() -> None:
@@ -15,3 +15,9 @@ def test_casts_are_not_parameters() -> None:
     sql, names = positional("SELECT CAST(:data AS text[]), :x::jsonb, 'a::b'")
     assert sql == "SELECT CAST($1 AS text[]), $2::jsonb, 'a::b'"
     assert names == ("data", "x")
+
+
+def test_names_inside_quoted_literals_are_text() -> None:
+    sql, names = positional("SELECT 1 WHERE a = 'x:y' AND b = :b AND c = 'it''s :c'")
+    assert sql == "SELECT 1 WHERE a = 'x:y' AND b = $1 AND c = 'it''s :c'"
+    assert names == ("b",)

@@ -1,0 +1,195 @@
+"""The one way to the database: asyncpg, a pool per process, and `Tx`, the unit of work.
+
+Every domain reads and writes through here, hot paths and background work alike: hand-written SQL
+(one prepared statement per text, cached by asyncpg per connection), rows as the tables' dataclasses
+(db/rows.py). SQLAlchemy only describes the schema, for alembic; docs/architecture.md says why
+(measured: SQLAlchemy Core cost a read more than everything else it does).
+
+A transaction is `async with db.transaction() as tx`: it commits when the block ends and rolls
+back if it raises. Row updates and events may be deferred: just before the commit they go to
+PostgreSQL as one statement (data-modifying CTEs), one round trip for all. Events a transaction
+appended are published (Redis) once it has committed.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import asyncpg  # type: ignore[import-untyped]
+import orjson
+
+from gateway.db.rows import RowSpec
+from gateway.settings import DatabaseSettings
+
+# asyncpg ships no type information: its records are Any here and typed by the RowSpec that reads them.
+Record = Any
+
+# A quoted literal (left as it is) or a `:name` that is not a `::cast`.
+_NAMED = re.compile(r"'(?:[^']|'')*'|(?<!:):([a-z_][a-z0-9_]*)")
+
+
+@functools.lru_cache(maxsize=512)
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`:name` parameters to asyncpg's `$n`, so deferred statements can be composed by name."""
+    names: list[str] = []
+
+    def number(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name is None:
+            return m.group(0)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _NAMED.sub(number, sql), tuple(names)
+
+
+class Queries(Protocol):
+    """What a repository needs: the database (one statement on a pooled connection) or a `Tx`."""
+
+    async def fetch(self, sql: str, *args: Any) -> list[Record]: ...
+    async def fetchrow(self, sql: str, *args: Any) -> Record | None: ...
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+    async def execute(self, sql: str, *args: Any) -> str: ...
+
+
+def _jsonb_encode(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def _init(conn: Any) -> None:
+    await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
+
+
+async def _reset(conn: Any) -> None:
+    # asyncpg's default reset (UNLISTEN, RESET ALL, advisory unlocks: a round trip on every release)
+    # undoes what the gateway never does; an open transaction is the one state that can be left over.
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+def dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class Tx:
+    """One open transaction: its connection, the events to write and publish, and the writes left
+    for the commit."""
+
+    __slots__ = ("before_commit", "conn", "deferred", "event_followers", "events", "updates")
+
+    def __init__(self, conn: Any, event_followers: tuple[tuple[str, str], ...] = ()):
+        self.conn = conn
+        # Writes that follow the events' insert in the commit's statement (see Database).
+        self.event_followers = event_followers
+        self.events: list[dict[str, Any]] = []
+        # Run just before the commit, in order; they may defer writes.
+        self.before_commit: list[Callable[[Tx], Awaitable[None]]] = []
+        self.deferred: list[tuple[str, str, dict[str, Any]]] = []
+        # (table, id) -> (spec, field -> value): merged per row, as a statement updates a row once.
+        self.updates: dict[tuple[str, str], tuple[RowSpec[Any], dict[str, Any]]] = {}
+
+    async def fetch(self, sql: str, *args: Any) -> list[Record]:
+        return await self.conn.fetch(sql, *args)  # type: ignore[no-any-return]
+
+    async def fetchrow(self, sql: str, *args: Any) -> Record | None:
+        return await self.conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self.conn.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        return await self.conn.execute(sql, *args)  # type: ignore[no-any-return]
+
+    def update(self, spec: RowSpec[Any], row_id: str, changes: dict[str, Any]) -> None:
+        """Writes `changes` (field -> value) to a row at the commit, with the other deferred writes."""
+        if not changes:
+            return
+        key = (spec.table, row_id)
+        if key in self.updates:
+            self.updates[key][1].update(changes)
+        else:
+            self.updates[key] = (spec, dict(changes))
+
+    def defer(self, name: str, body: str, params: dict[str, Any]) -> None:
+        """A write for the commit's statement: `name AS (body)`. `body` takes `:name` parameters,
+        unique across the transaction, and may refer to CTEs deferred before it."""
+        self.deferred.append((name, body, params))
+
+    async def _flush(self) -> None:
+        for prepare in self.before_commit:
+            await prepare(self)
+        for n, ((table, row_id), (spec, changes)) in enumerate(self.updates.items()):
+            sets = ", ".join(f"{spec.column_of[f]} = :u{n}_{f}" for f in changes)
+            params = {f"u{n}_{f}": v for f, v in changes.items()} | {f"u{n}_id": row_id}
+            self.defer(f"u{n}", f"UPDATE {table} SET {sets} WHERE id = :u{n}_id", params)  # noqa: S608
+        self.updates = {}
+        if not self.deferred:
+            return
+        sql = "WITH " + ",\n".join(f"{name} AS ({body})" for name, body, _ in self.deferred) + "\nSELECT 1"
+        values: dict[str, Any] = {}
+        for _, _, p in self.deferred:
+            values |= p
+        self.deferred = []
+        text, names = positional(sql)
+        await self.conn.execute(text, *(values[n] for n in names))
+
+
+class Database:
+    """The pool. `on_commit` receives the events each transaction committed (the live publisher);
+    `event_followers` are (name, SQL) writes deferred after the events' insert, which they read as
+    the CTE `ev` (the outbound webhooks' outbox), so the events domain need not know its readers."""
+
+    def __init__(
+        self,
+        pool: Any,
+        on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
+        event_followers: tuple[tuple[str, str], ...] = (),
+    ):
+        self.pool = pool
+        self.on_commit = on_commit
+        self.event_followers = event_followers
+
+    @classmethod
+    async def connect(cls, url: str, settings: DatabaseSettings) -> Database:
+        pool = await asyncpg.create_pool(
+            dsn(url),
+            min_size=1,
+            max_size=settings.pool_size,
+            init=_init,
+            reset=_reset,
+            server_settings={"application_name": "gateway"},
+        )
+        return cls(pool)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """Commits when the block ends, rolls back if it raises."""
+        async with self.pool.acquire() as conn:
+            tx = Tx(conn, self.event_followers)
+            async with conn.transaction():
+                yield tx
+                await tx._flush()
+        if tx.events and self.on_commit is not None:
+            self.on_commit(tx.events)
+
+    # One statement on a pooled connection (acquire, run, release), outside any transaction.
+    async def fetch(self, sql: str, *args: Any) -> list[Record]:
+        return await self.pool.fetch(sql, *args)  # type: ignore[no-any-return]
+
+    async def fetchrow(self, sql: str, *args: Any) -> Record | None:
+        return await self.pool.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self.pool.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        return await self.pool.execute(sql, *args)  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        await self.pool.close()

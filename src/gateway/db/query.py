@@ -1,0 +1,82 @@
+"""Building a query's WHERE clause with asyncpg's numbered parameters, and cursor pages."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from gateway.db.database import Queries
+from gateway.db.rows import RowSpec
+from gateway.kit.pagination import Page
+
+R = TypeVar("R")
+
+
+class Where:
+    """Conditions joined by AND; each `{}` in a condition becomes the next `$n`."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.args: list[Any] = []
+
+    def add(self, condition: str, *values: Any) -> Where:
+        marks = []
+        for value in values:
+            self.args.append(value)
+            marks.append(f"${len(self.args)}")
+        self.clauses.append(condition.format(*marks))
+        return self
+
+    def maybe(self, condition: str, value: Any) -> Where:
+        """Adds the condition only when the value is given (a filter the caller may leave out)."""
+        return self if value is None else self.add(condition, value)
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.clauses) if self.clauses else "TRUE"
+
+
+async def paginate(q: Queries, spec: RowSpec[R], where: Where, page: Page) -> tuple[list[R], bool]:
+    """Newest first. `starting_after` walks to older rows, `ending_before` to newer ones (Stripe's rules)."""
+    newer = page.ending_before is not None
+    cursor = page.ending_before if newer else page.starting_after
+    if cursor is not None:
+        where.add("id > {}" if newer else "id < {}", cursor)
+    # The limit is written into the text (an int the API bounded to 1-100), not bound: PostgreSQL
+    # prices a generic plan with an unknown LIMIT as if it returned a tenth of the table, and then
+    # re-plans the statement on every execution (0.25 ms of planning for a 0.03 ms scan).
+    sql = (
+        f"SELECT {spec.columns} FROM {spec.table} WHERE {where.sql} "  # noqa: S608
+        f"ORDER BY id {'ASC' if newer else 'DESC'} LIMIT {int(page.limit) + 1}"
+    )
+    rows = spec.many(await q.fetch(sql, *where.args))
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return (rows[::-1] if newer else rows), has_more
+
+
+_CLAIM_DUE = """
+UPDATE {table} SET
+    reconcile_attempts = reconcile_attempts + 1,
+    next_reconcile_at = now() + make_interval(
+        secs => LEAST($2 * power(2, LEAST(reconcile_attempts, 30)), $3))
+WHERE id IN (
+    SELECT id FROM {table}
+    WHERE status = ANY($4) AND next_reconcile_at <= now()
+      AND (provider_lease_until IS NULL OR provider_lease_until < now())
+    ORDER BY next_reconcile_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+
+async def claim_due_for_reconcile(
+    q: Queries, table: str, statuses: tuple[str, ...], *, limit: int, backoff: float, max_backoff: float
+) -> list[str]:
+    """Takes due unsettled rows of `table` (payments or refunds, which share these columns) and moves
+    their next question into the future in one statement: with SKIP LOCKED, reconcilers running at
+    once never ask about the same row in a round."""
+    assert table in ("payments", "refunds")  # an identifier, never input
+    sql = _CLAIM_DUE.format(table=table)
+    return [r[0] for r in await q.fetch(sql, limit, backoff, max_backoff, list(statuses))]

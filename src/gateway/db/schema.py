@@ -1,0 +1,22 @@
+"""Imports every table so that alembic sees the whole schema."""
+
+from gateway.db.base import metadata
+from gateway.events.models import events
+from gateway.merchants.models import api_keys, merchants
+from gateway.payments.models import payments
+from gateway.refunds.models import refunds
+from gateway.webhooks.inbound.models import inbound_webhooks
+from gateway.webhooks.outbound.models import webhook_attempts, webhook_deliveries, webhook_endpoints
+
+__all__ = [
+    "api_keys",
+    "events",
+    "inbound_webhooks",
+    "merchants",
+    "metadata",
+    "payments",
+    "refunds",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
+]
