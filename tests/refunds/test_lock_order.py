@@ -1,0 +1,141 @@
+"""A refund and its payment are locked in one order (payment, then refund) by every caller, so the
+reconciler, provider webhooks and the refund API racing on one payment never deadlock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+
+from gateway.main import create_app
+from gateway.providers.registry import ProviderRegistry
+from gateway.reconciler.service import Reconciler
+from gateway.settings import ReconcilerSettings
+from support import Gateway, Merchant, signed, wait_for
+
+ROUNDS = 200
+
+
+@pytest.fixture
+async def quiet(gateway: Gateway) -> AsyncIterator[tuple[httpx.AsyncClient, ProviderRegistry]]:
+    """A second gateway whose sandbox sends no webhooks: refunds stay pending until told."""
+    base = gateway.ctx.settings
+    settings = base.model_copy(update={"sandbox": base.sandbox.model_copy(update={"send_webhooks": False})})
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://quiet") as c,
+    ):
+        yield c, app.state.ctx.registry
+
+
+def refund_webhook(refund: dict[str, Any]) -> bytes:
+    """The sandbox's refund notification, as the provider would send it."""
+    reference = "sbxre_" + refund["id"].split("_", 1)[1]
+    return json.dumps(
+        {
+            "id": f"sbevt_{reference}_succeeded",
+            "type": "refund.succeeded",
+            "created": int(time.time()),
+            "data": {
+                "object": "refund",
+                "reference": reference,
+                "refund_id": refund["id"],
+                "payment_id": refund["payment"],
+                "status": "succeeded",
+                "amount": refund["amount"],
+                "currency": refund["currency"],
+                "failure_code": None,
+                "failure_message": None,
+            },
+        }
+    ).encode()
+
+
+async def deadlocks(gateway: Gateway) -> int:
+    await gateway.scalar("SELECT pg_stat_force_next_flush()")
+    return int(
+        await gateway.scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+    )
+
+
+async def test_reconciler_webhooks_and_refund_api_racing_on_one_payment_never_deadlock(
+    quiet: tuple[httpx.AsyncClient, ProviderRegistry],
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    merchant: Merchant,
+) -> None:
+    quiet_client, registry = quiet
+
+    async def post(path: str, body: dict[str, Any]) -> httpx.Response:
+        return await quiet_client.post(
+            path, json=body, headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())}
+        )
+
+    r = await post(
+        "/v1/payments",
+        {"amount": 3 * ROUNDS, "currency": "KES", "provider": "sandbox", "payment_method": "pm_refund_async"},
+    )
+    assert (r.status_code, r.json()["status"]) == (201, "succeeded")
+    payment_id = r.json()["id"]
+    refunds = []
+    for _ in range(ROUNDS):
+        r = await post(f"/v1/payments/{payment_id}/refunds", {"amount": 1})
+        assert (r.status_code, r.json()["status"]) == (201, "pending")
+        refunds.append(r.json())
+    # Every pending refund is due, and old enough that the sandbox answers "succeeded" when asked.
+    await gateway.execute(
+        "UPDATE refunds SET next_reconcile_at = now() + interval '1 hour', "
+        "created_at = created_at - interval '1 hour' WHERE payment_id = :p",
+        p=payment_id,
+    )
+    reconciler = Reconciler(gateway.ctx.db, registry, ReconcilerSettings(run_in_process=False, batch_size=1))
+    before = await deadlocks(gateway)
+
+    with structlog.testing.capture_logs() as logs:
+        for refund in refunds:
+            await gateway.execute(
+                "UPDATE refunds SET next_reconcile_at = now() WHERE id = :r", r=refund["id"]
+            )
+            body = refund_webhook(refund)
+            asked, hooked, created = await asyncio.gather(
+                reconciler.run_once(),  # locks the refund with its payment
+                client.post("/v1/webhooks/sandbox", content=body, headers=signed(body)),  # the same refund
+                post(f"/v1/payments/{payment_id}/refunds", {"amount": 1}),  # locks the payment
+            )
+            assert asked == 1
+            assert hooked.status_code == 200
+            assert (created.status_code, created.json()["status"]) == (201, "pending")
+
+    async def all_processed() -> bool:
+        n = await gateway.scalar(
+            "SELECT count(*) FROM inbound_webhooks WHERE provider = 'sandbox' AND processed_at IS NOT NULL "
+            "AND payload->'data'->>'payment_id' = :p",
+            p=payment_id,
+        )
+        return bool(n == ROUNDS)
+
+    await wait_for(all_processed, timeout=60)
+    failures = [e for e in logs if e["log_level"] in ("error", "critical") or "deadlock" in str(e).lower()]
+    assert failures == []
+    outcomes = await gateway.scalar(
+        "SELECT json_agg(DISTINCT coalesce(last_error, outcome)) FROM inbound_webhooks "
+        "WHERE provider = 'sandbox' AND payload->'data'->>'payment_id' = :p",
+        p=payment_id,
+    )
+    assert set(outcomes) <= {"processed", "no_change"}
+    # Each raced refund succeeded once, and the payment counts each once.
+    settled = await gateway.scalar(
+        "SELECT count(*) FROM events WHERE type = 'refund.succeeded' AND payment_id = :p", p=payment_id
+    )
+    assert settled == ROUNDS
+    payment = (await client.get(f"/v1/payments/{payment_id}", headers=merchant.auth)).json()
+    assert (payment["status"], payment["amount_refunded"]) == ("partially_refunded", ROUNDS)
+    assert await deadlocks(gateway) == before
