@@ -51,7 +51,7 @@ class RequestIdMiddleware:
             log.info(
                 "request",
                 method=scope["method"],
-                path=scope["path"],
+                path=_loggable(scope["path"]),
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
