@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.responses import json_response
 from gateway.api.schemas import error_responses
 
 router = APIRouter(tags=["providers"])
@@ -55,4 +56,4 @@ async def list_providers(ctx: Ctx, principal: CurrentPrincipal) -> Response:
                 cancel=caps.cancel,
             )
         )
-    return Response(ProviderList(data=data).model_dump_json().encode(), media_type="application/json")
+    return json_response(ProviderList(data=data))

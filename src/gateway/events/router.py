@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page, require_timezone
+from gateway.api.responses import json_response
 from gateway.api.schemas import error_responses
 from gateway.events.schemas import EventFilters, EventList, EventOut, event_out
 from gateway.events.service import EventService
@@ -58,8 +59,7 @@ async def list_events(
         created_lt=require_timezone("created_lt", created_lt),
     )
     rows, has_more = await service.list(principal, filters, checked_page(page, "evt"))
-    body = EventList(data=[event_out(e) for e in rows], has_more=has_more)
-    return Response(body.model_dump_json().encode(), media_type="application/json")
+    return json_response(EventList(data=[event_out(e) for e in rows], has_more=has_more))
 
 
 @router.get(
@@ -72,5 +72,4 @@ async def list_events(
 async def retrieve_event(
     event_id: Annotated[str, Path(max_length=40)], principal: CurrentPrincipal, service: Service
 ) -> Response:
-    body = event_out(await service.get(principal, event_id))
-    return Response(body.model_dump_json().encode(), media_type="application/json")
+    return json_response(event_out(await service.get(principal, event_id)))

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from gateway.api.deps import CurrentPrincipal
 from gateway.api.lean import LeanRoute
 from gateway.api.pagination import Paging, checked_page, require_timezone
+from gateway.api.responses import json_response
 from gateway.api.schemas import error_responses, query_parameters
 from gateway.errors import InvalidEmail
 from gateway.events.schemas import EventList, event_out
@@ -41,10 +42,6 @@ def _service(request: Request) -> PaymentService:
     # Read in the handler, not solved as a dependency; built once by the app's lifespan.
     service: PaymentService = request.app.state.payments
     return service
-
-
-def _json(model: EventList) -> Response:
-    return Response(model.model_dump_json().encode(), media_type="application/json")
 
 
 def _raw_json(value: dict[str, Any]) -> Response:
@@ -170,4 +167,4 @@ async def list_payment_events(
     request: Request, payment_id: PaymentId, principal: CurrentPrincipal, page: Paging
 ) -> Response:
     rows, has_more = await _service(request).events(principal, payment_id, checked_page(page, "evt"))
-    return _json(EventList(data=[event_out(e) for e in rows], has_more=has_more))
+    return json_response(EventList(data=[event_out(e) for e in rows], has_more=has_more))

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page, require_timezone
+from gateway.api.responses import json_response
 from gateway.api.schemas import error_responses
 from gateway.idempotency.dependency import RequiredIdempotency
 from gateway.refunds.schemas import (
@@ -33,10 +34,6 @@ async def _service(ctx: Ctx) -> RefundService:
 
 
 Service = Annotated[RefundService, Depends(_service)]
-
-
-def _json(model: RefundOut | RefundList, status: int = 200) -> Response:
-    return Response(model.model_dump_json().encode(), status_code=status, media_type="application/json")
 
 
 @router.post(
@@ -72,7 +69,7 @@ async def list_payment_refunds(
     payment_id: PaymentId, principal: CurrentPrincipal, service: Service, page: Paging
 ) -> Response:
     rows, has_more = await service.list_for_payment(principal, payment_id, checked_page(page, "re"))
-    return _json(RefundList(data=[refund_out(r) for r in rows], has_more=has_more))
+    return json_response(RefundList(data=[refund_out(r) for r in rows], has_more=has_more))
 
 
 @router.get(
@@ -83,7 +80,7 @@ async def list_payment_refunds(
     responses=error_responses(401, 404),
 )
 async def retrieve_refund(refund_id: RefundId, principal: CurrentPrincipal, service: Service) -> Response:
-    return _json(refund_out(await service.get(principal, refund_id)))
+    return json_response(refund_out(await service.get(principal, refund_id)))
 
 
 @router.get(
@@ -109,4 +106,4 @@ async def list_refunds(
         created_lt=require_timezone("created_lt", created_lt),
     )
     rows, has_more = await service.list(principal, filters, checked_page(page, "re"))
-    return _json(RefundList(data=[refund_out(r) for r in rows], has_more=has_more))
+    return json_response(RefundList(data=[refund_out(r) for r in rows], has_more=has_more))

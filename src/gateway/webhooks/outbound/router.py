@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page
+from gateway.api.responses import json_response
 from gateway.api.schemas import error_responses
 from gateway.idempotency.dependency import OptionalIdempotency
 from gateway.webhooks.outbound.schemas import (
@@ -36,10 +37,6 @@ async def _service(ctx: Ctx) -> EndpointService:
 Service = Annotated[EndpointService, Depends(_service)]
 
 
-def _json(model: EndpointOut | EndpointList | DeliveryOut | DeliveryList) -> Response:
-    return Response(model.model_dump_json().encode(), media_type="application/json")
-
-
 @router.post(
     "/webhook-endpoints",
     operation_id="create_webhook_endpoint",
@@ -64,7 +61,7 @@ async def create_webhook_endpoint(
 )
 async def list_webhook_endpoints(principal: CurrentPrincipal, service: Service, page: Paging) -> Response:
     rows, has_more = await service.list_endpoints(principal, checked_page(page, "we"))
-    return _json(EndpointList(data=[endpoint_out(e) for e in rows], has_more=has_more))
+    return json_response(EndpointList(data=[endpoint_out(e) for e in rows], has_more=has_more))
 
 
 @router.get(
@@ -77,7 +74,7 @@ async def list_webhook_endpoints(principal: CurrentPrincipal, service: Service, 
 async def retrieve_webhook_endpoint(
     endpoint_id: EndpointId, principal: CurrentPrincipal, service: Service
 ) -> Response:
-    return _json(endpoint_out(await service.get(principal, endpoint_id)))
+    return json_response(endpoint_out(await service.get(principal, endpoint_id)))
 
 
 @router.patch(
@@ -90,7 +87,7 @@ async def retrieve_webhook_endpoint(
 async def update_webhook_endpoint(
     endpoint_id: EndpointId, body: EndpointUpdate, principal: CurrentPrincipal, service: Service
 ) -> Response:
-    return _json(endpoint_out(await service.update(principal, endpoint_id, body)))
+    return json_response(endpoint_out(await service.update(principal, endpoint_id, body)))
 
 
 @router.delete(
@@ -103,7 +100,7 @@ async def update_webhook_endpoint(
 async def delete_webhook_endpoint(
     endpoint_id: EndpointId, principal: CurrentPrincipal, service: Service
 ) -> Response:
-    return _json(endpoint_out(await service.delete(principal, endpoint_id)))
+    return json_response(endpoint_out(await service.delete(principal, endpoint_id)))
 
 
 @router.post(
@@ -131,7 +128,7 @@ async def list_webhook_deliveries(
     endpoint_id: EndpointId, principal: CurrentPrincipal, service: Service, page: Paging
 ) -> Response:
     rows, has_more = await service.list_deliveries(principal, endpoint_id, checked_page(page, "whd"))
-    return _json(DeliveryList(data=[delivery_out(d, a) for d, a in rows], has_more=has_more))
+    return json_response(DeliveryList(data=[delivery_out(d, a) for d, a in rows], has_more=has_more))
 
 
 @router.post(
