@@ -15,7 +15,6 @@ from gateway.api.providers import router as providers_router
 from gateway.context import AppContext
 from gateway.errors import install_error_handlers
 from gateway.events.router import router as events_router
-from gateway.events.stream_router import router as stream_router
 from gateway.idempotency.dependency import IdempotentReplay
 from gateway.idempotency.middleware import IdempotencyMiddleware
 from gateway.logging import configure_logging
@@ -25,6 +24,7 @@ from gateway.payments.router import router as payments_router
 from gateway.refunds.router import router as refunds_router
 from gateway.runtime import Loops, runtime
 from gateway.settings import Settings, get_settings
+from gateway.streams.router import router as stream_router
 from gateway.webhooks.inbound.router import router as inbound_router
 from gateway.webhooks.outbound.router import router as outbound_router
 

@@ -43,7 +43,7 @@ from gateway.merchants.service import Principal
 from gateway.payments.schemas import dump, payment_json
 from gateway.payments.service import PaymentService
 
-log = structlog.get_logger("gateway.events.streams")
+log = structlog.get_logger("gateway.streams")
 
 # Events replayed per read of the table on a resume.
 REPLAY_BATCH = 500

@@ -1,4 +1,4 @@
-"""GET /v1/events/stream and /v1/payments/{id}/stream: live Server-Sent Events (see streams.py)."""
+"""GET /v1/events/stream and /v1/payments/{id}/stream: live Server-Sent Events (see service.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.schemas import error_responses
-from gateway.events import streams
 from gateway.events.router import parse_types
 from gateway.payments.service import PaymentService
+from gateway.streams import service as streams
 
 router = APIRouter()
 

@@ -17,10 +17,10 @@ import pytest
 import uvicorn
 
 from gateway.embedded import EmbeddedServers, free_port
-from gateway.events import streams
 from gateway.events.publisher import channel
 from gateway.main import create_app
 from gateway.settings import SandboxSettings, Settings, WebhookSettings
+from gateway.streams import service as streams
 from sse import Message, Stream
 from support import ACTION_DELAY, SANDBOX_SECRET, Gateway, Merchant, wait_for
 
