@@ -15,8 +15,7 @@ from gateway.api.providers import router as providers_router
 from gateway.context import AppContext
 from gateway.errors import install_error_handlers
 from gateway.events.router import router as events_router
-from gateway.idempotency.dependency import IdempotentReplay
-from gateway.idempotency.middleware import IdempotencyMiddleware
+from gateway.idempotency.guard import IdempotencyGuard
 from gateway.logging import configure_logging
 from gateway.middleware import RequestIdMiddleware
 from gateway.payments.router import reads as payment_reads
@@ -69,12 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
 
-    async def replay(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, IdempotentReplay)
-        return exc.response
-
-    app.add_exception_handler(IdempotentReplay, replay)
-
     # Each router straight onto the app (one level of included routers to match through, not two).
     for router in (
         payment_reads,
@@ -119,6 +112,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             media_type="application/json",
         )
 
-    app.add_middleware(IdempotencyMiddleware)  # inside the request id: replays carry one too
+    app.add_middleware(IdempotencyGuard)  # inside the request id: replays carry one too
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -95,6 +95,8 @@ async def test_redis_flushed_retry_returns_the_existing_payment_without_calling_
     retry = await client.post("/v1/payments", json=BODY, headers=headers)
 
     assert retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"  # answered from PostgreSQL
+    assert "idempotent-replayed" not in first.headers
     assert retry.json()["id"] == first.json()["id"]
     assert retry.json() == first.json()
     assert await _count(gateway, merchant) == 1
@@ -124,6 +126,9 @@ async def test_redis_flushed_concurrent_retries_still_make_one_payment(
     assert {r.status_code for r in responses} <= {201, 409}
     ids = {r.json()["id"] for r in responses if r.status_code == 201}
     assert len(ids) == 1
+    # One created it; any other 201 repeats it, and says so.
+    fresh = [r for r in responses if r.status_code == 201 and "idempotent-replayed" not in r.headers]
+    assert len(fresh) == 1
     assert await _count(gateway, merchant) == 1
     assert gateway.calls("sandbox.create_payment") - calls == 1
 

@@ -96,6 +96,13 @@ async def test_reconciler_webhooks_and_refund_api_racing_on_one_payment_never_de
         "created_at = created_at - interval '1 hour' WHERE payment_id = :p",
         p=payment_id,
     )
+    # Other tests' unsettled rows wait: each round's reconciler asks about this round's refund only.
+    for table, mine in (("payments", "id"), ("refunds", "payment_id")):
+        await gateway.execute(
+            f"UPDATE {table} SET next_reconcile_at = now() + interval '1 day' "
+            f"WHERE next_reconcile_at < now() + interval '1 day' AND {mine} <> :p",
+            p=payment_id,
+        )
     reconciler = Reconciler(gateway.ctx.db, registry, ReconcilerSettings(run_in_process=False, batch_size=1))
     before = await deadlocks(gateway)
 
@@ -110,7 +117,7 @@ async def test_reconciler_webhooks_and_refund_api_racing_on_one_payment_never_de
                 client.post("/v1/webhooks/sandbox", content=body, headers=signed(body)),  # the same refund
                 post(f"/v1/payments/{payment_id}/refunds", {"amount": 1}),  # locks the payment
             )
-            assert asked == 1
+            assert asked in (0, 1)  # 0: the webhook had already settled the refund
             assert hooked.status_code == 200
             assert (created.status_code, created.json()["status"]) == (201, "pending")
 

@@ -112,6 +112,7 @@ async def test_one_key_one_refund_one_provider_call(
     await gateway.ctx.redis.flushall()
     flushed = await refund(client, merchant, p["id"], headers, amount=2_500, reason="duplicate")
     assert flushed.status_code == 201
+    assert flushed.headers["idempotent-replayed"] == "true"  # answered from PostgreSQL
     assert flushed.json()["id"] == created[0].json()["id"]
     assert gateway.calls("sandbox.refund_payment") - calls == 1
     other = await refund(client, merchant, p["id"], headers, amount=100)

@@ -17,7 +17,7 @@ from gateway.api.responses import json_response
 from gateway.api.schemas import error_responses, query_parameters
 from gateway.errors import InvalidEmail
 from gateway.events.schemas import EventList, event_out
-from gateway.idempotency.dependency import OptionalIdempotency, RequiredIdempotency
+from gateway.idempotency.guard import OptionalIdempotency, RequiredIdempotency
 from gateway.kit.pagination import Page
 from gateway.payments.schemas import (
     PaymentCreate,
@@ -80,7 +80,7 @@ async def create_payment(
         fingerprint=idem.fingerprint,
         request_id=request.state.request_id,
     )
-    return await idem.respond(rendered.status, rendered.body, rendered.media_type)
+    return await idem.respond(rendered.status, rendered.body, rendered.media_type, replayed=rendered.replayed)
 
 
 def _list_query(request: Request) -> PaymentListQuery:

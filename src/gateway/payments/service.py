@@ -58,9 +58,13 @@ class Rendered:
     status: int
     body: bytes
     media_type: str = "application/json"
+    # The answer repeats an earlier request's (found in PostgreSQL, Redis having forgotten it).
+    replayed: bool = False
 
 
-def render_payment(payment: Payment, request_id: str | None, *, created: bool = False) -> Rendered:
+def render_payment(
+    payment: Payment, request_id: str | None, *, created: bool = False, replayed: bool = False
+) -> Rendered:
     """A declined payment answers 402 with the payment inside; anything else answers with the payment."""
     out = payment_json(payment)
     if payment.status == state.S.FAILED and payment.failure_code:
@@ -72,8 +76,8 @@ def render_payment(payment: Payment, request_id: str | None, *, created: bool = 
             request_id=request_id,
             payment=out,
         )
-        return Rendered(402, body, "application/problem+json")
-    return Rendered(201 if created else 200, dump(out))
+        return Rendered(402, body, "application/problem+json", replayed)
+    return Rendered(201 if created else 200, dump(out), replayed=replayed)
 
 
 def payment_ref(p: Payment) -> PaymentRef:
@@ -208,7 +212,7 @@ class PaymentService:
         if payment is None:
             payment = await self._resume(principal, idempotency_key, fingerprint)
             if payment.status != state.S.PENDING:
-                return render_payment(payment, request_id, created=True)
+                return render_payment(payment, request_id, created=True, replayed=True)
         # The row is committed before the provider hears of it: a crash from here on leaves a row to
         # resume (a retry with the same key, or the reconciler).
         try:

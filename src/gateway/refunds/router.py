@@ -12,7 +12,7 @@ from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.responses import json_response
 from gateway.api.schemas import error_responses
-from gateway.idempotency.dependency import RequiredIdempotency
+from gateway.idempotency.guard import RequiredIdempotency
 from gateway.refunds.schemas import (
     RefundCreate,
     RefundFilters,
@@ -52,10 +52,10 @@ async def create_refund(
     service: Service,
 ) -> Response:
     assert idem.key is not None
-    refund = await service.create(
+    refund, replayed = await service.create(
         principal, payment_id, body, idempotency_key=idem.key, fingerprint=idem.fingerprint
     )
-    return await idem.respond(201, refund_out(refund).model_dump_json().encode())
+    return await idem.respond(201, refund_out(refund).model_dump_json().encode(), replayed=replayed)
 
 
 @router.get(

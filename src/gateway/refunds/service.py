@@ -49,7 +49,8 @@ class RefundService:
         *,
         idempotency_key: str,
         fingerprint: str,
-    ) -> Refund:
+    ) -> tuple[Refund, bool]:
+        """The refund, and whether the answer repeats an earlier request's (found in PostgreSQL)."""
         existing = await repository.find_by_key(self.db, principal.merchant_id, idempotency_key)
         if existing is not None:
             return await self._retry(principal, existing, fingerprint)
@@ -71,7 +72,7 @@ class RefundService:
             return await self._retry(principal, raced, fingerprint)
         # Committed (and the payment's lock released) before the provider hears of it.
         request = RefundRequest(refund.id, payment_ref(payment), refund.amount, body.reason)
-        return await self._send(provider, refund, request)
+        return await self._send(provider, refund, request), False
 
     async def _insert(
         self,
@@ -128,18 +129,18 @@ class RefundService:
             state.record_created(tx, refund, source="api")
         return refund
 
-    async def _retry(self, principal: Principal, refund: Refund, fingerprint: str) -> Refund:
+    async def _retry(self, principal: Principal, refund: Refund, fingerprint: str) -> tuple[Refund, bool]:
         if refund.request_fingerprint != fingerprint:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was already used with a different request; use a new key."
             )
         if refund.status != "pending" or refund.provider_reference is not None:
-            return refund
+            return refund, True
         payment = await payments.get(self.db, principal.merchant_id, principal.livemode, refund.payment_id)
         assert payment is not None
         provider = self._provider(payment)
         if not provider.capabilities.idempotent_refunds:
-            return refund  # sending it again could refund twice: it stays pending for reconciliation
+            return refund, True  # sending it again could refund twice: it stays pending for reconciliation
         # The provider never answered this refund: send it again (same provider-side key), once at a time.
         if not await repository.claim_provider_lease(self.db, refund.id, datetime.now(UTC) + self.lease):
             raise IdempotencyKeyInUse(
@@ -147,7 +148,7 @@ class RefundService:
                 headers={"Retry-After": "1"},
             )
         request = RefundRequest(refund.id, payment_ref(payment), refund.amount, refund.reason)
-        return await self._send(provider, refund, request)
+        return await self._send(provider, refund, request), False
 
     async def _send(self, provider: PaymentProvider, refund: Refund, request: RefundRequest) -> Refund:
         try:

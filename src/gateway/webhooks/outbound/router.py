@@ -11,7 +11,7 @@ from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page
 from gateway.api.responses import json_response
 from gateway.api.schemas import error_responses
-from gateway.idempotency.dependency import OptionalIdempotency
+from gateway.idempotency.guard import OptionalIdempotency
 from gateway.webhooks.outbound.schemas import (
     DeliveryList,
     DeliveryOut,
