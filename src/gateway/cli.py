@@ -222,7 +222,7 @@ def worker() -> None:
     async def main() -> None:
         from redis.asyncio import Redis
 
-        from gateway.main import build_registry
+        from gateway.providers.catalog import build_registry
         from gateway.reconciler.service import Reconciler
 
         engine = make_engine(settings.database_url, settings.database)

@@ -31,15 +31,7 @@ from gateway.middleware import RequestIdMiddleware
 from gateway.payments.router import reads as payment_reads
 from gateway.payments.router import router as payments_router
 from gateway.payments.service import PaymentService
-from gateway.providers.cash.adapter import CashProvider
-from gateway.providers.flutterwave.adapter import FlutterwaveProvider
-from gateway.providers.momo.adapter import MomoProvider
-from gateway.providers.mpesa.adapter import MpesaProvider
-from gateway.providers.paystack.adapter import PaystackProvider
-from gateway.providers.registry import ProviderRegistry
-from gateway.providers.sandbox.adapter import SandboxProvider
-from gateway.providers.stripe.adapter import StripeProvider
-from gateway.providers.wave.adapter import WaveProvider
+from gateway.providers.catalog import build_registry
 from gateway.reconciler.service import Reconciler
 from gateway.redis_batch import RedisBatcher
 from gateway.refunds.router import router as refunds_router
@@ -60,26 +52,6 @@ TAGS = [
     {"name": "providers", "description": "The payment rails this gateway can use."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
-
-
-def build_registry(settings: Settings, redis: Redis) -> ProviderRegistry:
-    return ProviderRegistry(
-        [
-            SandboxProvider(settings.sandbox, redis, settings.base_url + "/v1/webhooks/sandbox"),
-            CashProvider(),
-            MpesaProvider(
-                settings.mpesa,
-                redis,
-                settings.base_url + "/v1/webhooks/mpesa",
-                settings.provider_timeout_seconds,
-            ),
-            MomoProvider(settings.momo, redis, settings.base_url, settings.provider_timeout_seconds),
-            WaveProvider(settings.wave, settings.provider_timeout_seconds),
-            StripeProvider(settings.stripe, settings.provider_timeout_seconds),
-            PaystackProvider(settings.paystack, settings.provider_timeout_seconds),
-            FlutterwaveProvider(settings.flutterwave, settings.provider_timeout_seconds),
-        ]
-    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -186,6 +186,14 @@ class WebhookPayloadError(Exception):
     pass
 
 
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by its lower-case name: a plain dict (tests, the sweeper) is not case-insensitive."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return value
+
+
 def json_object(body: bytes) -> dict[str, Any]:
     """A webhook body as a JSON object (after its signature was checked on the raw bytes)."""
     try:

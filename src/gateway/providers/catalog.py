@@ -1,0 +1,66 @@
+"""The one list of providers: each one's settings group and how its adapter is built.
+
+Adding a provider is a package under providers/ (adapter, transformers, settings) and one field plus
+one line here; gateway.settings.Settings takes the groups from ProviderSettings, and main.py, the
+worker and the tests build the registry through build_registry().
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+from redis.asyncio import Redis
+
+from gateway.providers.cash.adapter import CashProvider
+from gateway.providers.flutterwave.adapter import FlutterwaveProvider
+from gateway.providers.flutterwave.settings import FlutterwaveSettings
+from gateway.providers.momo.adapter import MomoProvider
+from gateway.providers.momo.settings import MomoSettings
+from gateway.providers.mpesa.adapter import MpesaProvider
+from gateway.providers.mpesa.settings import MpesaSettings
+from gateway.providers.paystack.adapter import PaystackProvider
+from gateway.providers.paystack.settings import PaystackSettings
+from gateway.providers.registry import ProviderRegistry
+from gateway.providers.sandbox.adapter import SandboxProvider
+from gateway.providers.sandbox.settings import SandboxSettings
+from gateway.providers.stripe.adapter import StripeProvider
+from gateway.providers.stripe.settings import StripeSettings
+from gateway.providers.wave.adapter import WaveProvider
+from gateway.providers.wave.settings import WaveSettings
+
+if TYPE_CHECKING:  # gateway.settings builds on ProviderSettings below
+    from gateway.settings import Settings
+
+
+class ProviderSettings(BaseModel):
+    """Each provider's settings group (env GATEWAY_<PROVIDER>__...), part of gateway.settings.Settings."""
+
+    sandbox: SandboxSettings = SandboxSettings()
+    stripe: StripeSettings = StripeSettings()
+    paystack: PaystackSettings = PaystackSettings()
+    flutterwave: FlutterwaveSettings = FlutterwaveSettings()
+    mpesa: MpesaSettings = MpesaSettings()
+    wave: WaveSettings = WaveSettings()
+    momo: MomoSettings = MomoSettings()
+    # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
+    provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
+
+
+def build_registry(settings: Settings, redis: Redis) -> ProviderRegistry:
+    """Every provider's adapter, handed the deployment's accounts from the settings."""
+    timeout, webhooks = settings.provider_timeout_seconds, settings.base_url + "/v1/webhooks"
+    return ProviderRegistry(
+        [
+            SandboxProvider(settings.sandbox, redis, webhooks + "/sandbox"),
+            CashProvider(),
+            MpesaProvider(
+                settings.mpesa, redis, webhooks + "/mpesa", timeout, accounts=settings.mpesa.accounts()
+            ),
+            MomoProvider(settings.momo, redis, settings.base_url, timeout, accounts=settings.momo.accounts()),
+            WaveProvider(settings.wave, timeout, accounts=settings.wave.accounts()),
+            StripeProvider(settings.stripe, timeout, accounts=settings.stripe.accounts()),
+            PaystackProvider(settings.paystack, timeout, accounts=settings.paystack.accounts()),
+            FlutterwaveProvider(settings.flutterwave, timeout, accounts=settings.flutterwave.accounts()),
+        ]
+    )

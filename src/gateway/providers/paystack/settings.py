@@ -1,0 +1,33 @@
+"""Paystack's settings (env GATEWAY_PAYSTACK__...) and the credentials its adapter is handed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, SecretStr
+
+from gateway.providers.accounts import Accounts, secret_text
+from gateway.providers.config import PerModeSettings
+
+
+@dataclass(frozen=True)
+class PaystackCredentials:
+    # Paystack signs webhooks with the same secret key (HMAC-SHA512).
+    secret_key: str = field(repr=False)
+
+
+class PaystackMode(BaseModel):
+    secret_key: SecretStr | None = None
+
+    def credentials(self) -> PaystackCredentials | None:
+        key = secret_text(self.secret_key)
+        return PaystackCredentials(key) if key else None
+
+
+class PaystackSettings(PerModeSettings):
+    test: PaystackMode = PaystackMode()
+    live: PaystackMode = PaystackMode()
+    base_url: str = "https://api.paystack.co"
+
+    def accounts(self) -> Accounts[PaystackCredentials]:
+        return Accounts(self.test.credentials(), self.live.credentials())

@@ -1,0 +1,38 @@
+"""Stripe's settings (env GATEWAY_STRIPE__...) and the credentials its adapter is handed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, SecretStr
+
+from gateway.providers.accounts import Accounts, secret_text
+from gateway.providers.config import PerModeSettings
+
+
+@dataclass(frozen=True)
+class StripeCredentials:
+    secret_key: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+
+
+class StripeMode(BaseModel):
+    secret_key: SecretStr | None = None
+    # The endpoint signing secret (whsec_...) of the webhook endpoint registered at Stripe.
+    webhook_secret: SecretStr | None = None
+
+    def credentials(self) -> StripeCredentials | None:
+        # Stripe's keys are pasted from its dashboard: stray white space is not part of them.
+        found = StripeCredentials(
+            secret_text(self.secret_key, strip=True), secret_text(self.webhook_secret, strip=True)
+        )
+        return found if found != StripeCredentials() else None
+
+
+class StripeSettings(PerModeSettings):
+    test: StripeMode = StripeMode()
+    live: StripeMode = StripeMode()
+    api_base: str = "https://api.stripe.com"
+
+    def accounts(self) -> Accounts[StripeCredentials]:
+        return Accounts(self.test.credentials(), self.live.credentials())
