@@ -14,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from gateway.kit.signing import constant_time_equal
+
 CALLBACK_TOKEN_HEADER = "gateway-callback-token"
 
 
@@ -184,6 +186,16 @@ class WebhookVerificationError(Exception):
 
 class WebhookPayloadError(Exception):
     pass
+
+
+def check_callback_token(headers: Mapping[str, str], expected: str | None, provider: str) -> None:
+    """For providers that sign nothing (M-Pesa, MoMo): the secret token in the callback URL's path,
+    compared in constant time."""
+    if expected is None:
+        raise WebhookVerificationError(f"no {provider} callback token is configured")
+    given = headers.get(CALLBACK_TOKEN_HEADER)
+    if given is None or not constant_time_equal(given, expected):
+        raise WebhookVerificationError("the callback URL's token is missing or wrong")
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -13,15 +13,23 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 import httpx
 import orjson
 import structlog
 
-from gateway.providers.base import ProviderMisconfigured, ProviderTimedOut, ProviderUnavailable
+from gateway.providers.accounts import Accounts, mode_name
+from gateway.providers.base import (
+    ProviderMisconfigured,
+    ProviderTimedOut,
+    ProviderUnavailable,
+    WebhookEvent,
+    json_object,
+)
 
 log = structlog.get_logger("gateway.providers.http")
+C = TypeVar("C")
 
 # Keys under which providers put a human-readable reason in an error body, checked in this order.
 _REASON_KEYS = ("message", "errorMessage", "error_description", "error", "code", "errorCode")
@@ -155,3 +163,54 @@ class ProviderClient(httpx.AsyncClient):
             reason=answer.reason(),
         )
         return ProviderMisconfigured(f"{self.provider} rejected the {mode}-mode {what} ({answer.status})")
+
+
+class RequestOptions(TypedDict, total=False):
+    body: dict[str, Any] | None
+    params: Mapping[str, str] | None
+    headers: Mapping[str, str] | None
+
+
+class HttpProvider(Generic[C]):
+    """What an HTTP adapter does the same way as every other (Hyperswitch's ConnectorCommon): it is
+    handed its accounts and a client, authenticates with its mode's Bearer token, parses a verified
+    webhook body, and closes its client. A subclass names its provider and which credential is the
+    token, and holds only what is particular to its provider."""
+
+    name: str = ""
+    # What the Bearer credential is called in a misconfiguration message.
+    bearer_name = "secret key"
+
+    def __init__(self, accounts: Accounts[C], http: ProviderClient):
+        self._accounts = accounts
+        self._http = http
+
+    def bearer_token(self, account: C) -> str | None:
+        """The mode's Bearer token; None where this provider authenticates otherwise."""
+        return None
+
+    def is_configured(self, livemode: bool) -> bool:
+        account = self._accounts.get(livemode)
+        return account is not None and self.bearer_token(account) is not None
+
+    async def _request(
+        self, method: str, path: str, livemode: bool, **options: Unpack[RequestOptions]
+    ) -> Answer:
+        """One call with the mode's Bearer token; ProviderClient.call says what raises."""
+        mode = mode_name(livemode)
+        account = self._accounts.get(livemode)
+        token = self.bearer_token(account) if account is not None else None
+        headers = {**bearer(token, self.name, mode, self.bearer_name), **(options.get("headers") or {})}
+        return await self._http.call(
+            method, path, mode=mode, headers=headers, body=options.get("body"), params=options.get("params")
+        )
+
+    def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
+        raise NotImplementedError
+
+    def _events(self, body: bytes) -> list[WebhookEvent]:
+        """The events of a body whose authenticity was checked (each provider sends one per delivery)."""
+        return [self.interpret_webhook(json_object(body))]
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import structlog
 
 from gateway.providers import base as b
-from gateway.providers.accounts import Accounts, mode_name
+from gateway.providers.accounts import Accounts
 from gateway.providers.flutterwave import transformers as tf
 from gateway.providers.flutterwave.settings import FlutterwaveCredentials, FlutterwaveSettings
-from gateway.providers.http import ProviderClient, bearer
+from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
 
 # Where the webhook's signature is checked; re-exported for the tests and drivers that sign.
 webhook_signature = tf.webhook_signature
@@ -37,7 +37,7 @@ class NoTransactionYet(b.ProviderUnavailable):
     """Flutterwave has no transaction for the tx_ref: the customer has not paid (or even opened the link)."""
 
 
-class FlutterwaveProvider:
+class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
     name = "flutterwave"
 
     def __init__(
@@ -53,15 +53,15 @@ class FlutterwaveProvider:
     ):
         if not 1 <= session_duration_minutes <= 1440:
             raise ValueError("session_duration_minutes must be 1 to 1440 (Flutterwave's maximum)")
-        self._accounts = accounts if accounts is not None else settings.accounts()
         self._session_minutes = session_duration_minutes
         self._country = merchant_country
         self._default_redirect_url = default_redirect_url
         self._payable_for = timedelta(minutes=session_duration_minutes, seconds=EXPIRY_GRACE_SECONDS)
         # Paths carry /v3; a base URL written as providers.md does (".../v3") works too.
-        self._http = ProviderClient(
+        http = ProviderClient(
             self.name, timeout_seconds, base_url=settings.base_url.rstrip("/").removesuffix("/v3")
         )
+        super().__init__(accounts or settings.accounts(), http)
         self.capabilities = b.Capabilities(
             currencies=currencies,
             flows=frozenset({b.Flow.REDIRECT, b.Flow.DIRECT}),
@@ -76,12 +76,8 @@ class FlutterwaveProvider:
 
     # --- configuration -----------------------------------------------------------------------------
 
-    def _secret_key(self, livemode: bool) -> str | None:
-        account = self._accounts.get(livemode)
-        return account.secret_key if account is not None else None
-
-    def is_configured(self, livemode: bool) -> bool:
-        return self._secret_key(livemode) is not None
+    def bearer_token(self, account: FlutterwaveCredentials) -> str | None:
+        return account.secret_key
 
     def _secret_hashes(self) -> list[str]:
         return [a.secret_hash for _, a in self._accounts.configured() if a.secret_hash is not None]
@@ -89,19 +85,11 @@ class FlutterwaveProvider:
     # --- HTTP ----------------------------------------------------------------------------------------
 
     async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        livemode: bool,
-        body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
+        self, method: str, path: str, livemode: bool, **options: Unpack[RequestOptions]
     ) -> tuple[int, tf.Envelope]:
         """One request; outages, timeouts and credential problems become ProviderFailures. 2xx and
         4xx answers come back for the caller to read (a 4xx is often Flutterwave's final word)."""
-        mode = mode_name(livemode)
-        auth = bearer(self._secret_key(livemode), self.name, mode, "secret key")
-        answer = await self._http.call(method, path, mode=mode, headers=auth, body=body, params=params)
+        answer = await self._request(method, path, livemode, **options)
         try:
             return answer.status, tf.envelope(answer.json())
         except tf.MalformedAnswer as e:
@@ -264,14 +252,10 @@ class FlutterwaveProvider:
             raise b.WebhookVerificationError("no Flutterwave secret hash is configured")
         if not tf.webhook_authentic(headers, body, hashes):
             raise b.WebhookVerificationError("verif-hash or flutterwave-signature does not match")
-        payload = b.json_object(body)
-        return [tf.interpret(payload)]
+        return self._events(body)
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
         return tf.interpret(payload)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 def _refused(code: str, message: str) -> b.PaymentResult:

@@ -24,10 +24,9 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.kit.signing import constant_time_equal
 from gateway.providers import base as b
 from gateway.providers.accounts import Accounts, mode_name
-from gateway.providers.http import Answer, ProviderClient
+from gateway.providers.http import Answer, HttpProvider, ProviderClient
 from gateway.providers.momo import transformers as tf
 from gateway.providers.momo.settings import (
     COLLECTION,
@@ -52,7 +51,7 @@ class NoRequestYet(b.ProviderUnavailable):
     """MoMo does not know the reference (yet): the request to pay never reached it, or is not stored yet."""
 
 
-class MomoProvider:
+class MomoProvider(HttpProvider[MomoCredentials]):
     name = "momo"
 
     def __init__(
@@ -64,13 +63,15 @@ class MomoProvider:
         *,
         accounts: Accounts[MomoCredentials] | None = None,
     ):
+        super().__init__(
+            accounts or settings.accounts(),
+            ProviderClient(self.name, timeout_seconds),
+        )
         self._settings = settings
-        self._accounts = accounts if accounts is not None else settings.accounts()
         self._redis = redis
         token = settings.callback_token.get_secret_value() if settings.callback_token else None
         self._callback_token = token or None
         self._callback_url = f"{public_url.rstrip('/')}/v1/webhooks/momo/{token}" if token else None
-        self._http = ProviderClient(self.name, timeout_seconds)
         self._tokens = TokenCache(redis, lock_seconds=timeout_seconds * 2 + 5)
         refunds = any(self._product(DISBURSEMENT, live) is not None for live in (False, True))
         self.capabilities = b.Capabilities(
@@ -350,16 +351,8 @@ class MomoProvider:
     # --- callbacks -----------------------------------------------------------------------------------
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[b.WebhookEvent]:
-        if self._callback_token is None:
-            raise b.WebhookVerificationError("no MoMo callback token is configured")
-        given = headers.get(b.CALLBACK_TOKEN_HEADER)
-        if given is None or not constant_time_equal(given, self._callback_token):
-            raise b.WebhookVerificationError("the callback URL's token is missing or wrong")
-        payload = b.json_object(body)
-        return [tf.interpret(payload)]
+        b.check_callback_token(headers, self._callback_token, "MoMo")
+        return self._events(body)
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
         return tf.interpret(payload)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()

@@ -31,10 +31,9 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 
-from gateway.kit.signing import constant_time_equal
 from gateway.providers import base as b
 from gateway.providers.accounts import Accounts, mode_name
-from gateway.providers.http import ProviderClient
+from gateway.providers.http import HttpProvider, ProviderClient
 from gateway.providers.mpesa import transformers as tf
 from gateway.providers.mpesa.settings import Account, App, MpesaSettings
 from gateway.providers.tokens import TokenCache
@@ -61,7 +60,7 @@ def _check_phone(phone: str | None, livemode: bool) -> str | None:
     return tf.phone_problem(phone)
 
 
-class MpesaProvider:
+class MpesaProvider(HttpProvider[Account]):
     name = "mpesa"
 
     def __init__(
@@ -74,15 +73,14 @@ class MpesaProvider:
         clock: Callable[[], datetime] | None = None,
         accounts: Accounts[Account] | None = None,
     ):
+        self._late = timeout_seconds * LATE_ANSWER_FACTOR
+        super().__init__(accounts or settings.accounts(), ProviderClient(self.name, self._late))
         self._settings = settings
-        self._accounts = accounts if accounts is not None else settings.accounts()
         self._redis = redis
         self._callback_base = callback_base_url.rstrip("/")
         self._timeout = timeout_seconds
-        self._late = timeout_seconds * LATE_ANSWER_FACTOR
         # The Timestamp and Password come from this clock (tests freeze it).
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
-        self._http = ProviderClient(self.name, self._late)
         self._tokens = TokenCache(redis, lock_seconds=timeout_seconds + 5)
         self._inflight: dict[str, asyncio.Task[b.PaymentResult]] = {}
         self._callbacks: OrderedDict[str, tf.StkCallback] = OrderedDict()
@@ -384,14 +382,8 @@ class MpesaProvider:
     # --- callbacks -----------------------------------------------------------------------------------
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[b.WebhookEvent]:
-        expected = self._token()
-        given = headers.get(b.CALLBACK_TOKEN_HEADER)
-        if expected is None:
-            raise b.WebhookVerificationError("no M-Pesa callback token is configured")
-        if given is None or not constant_time_equal(given, expected):
-            raise b.WebhookVerificationError("the callback URL's token is wrong or missing")
-        payload = b.json_object(body)
-        return [self.interpret_webhook(payload)]
+        b.check_callback_token(headers, self._token(), "M-Pesa")
+        return self._events(body)
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
         event, callback = tf.interpret(payload)
@@ -441,7 +433,7 @@ class MpesaProvider:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
-        await self._http.aclose()
+        await super().aclose()
 
 
 def _bounded_put(memory: OrderedDict[str, Any], key: str, value: Any) -> None:

@@ -9,13 +9,13 @@ A payment is never marked succeeded from the customer's return to `callback_url`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 import structlog
 
 from gateway.providers import base as b
-from gateway.providers.accounts import Accounts, mode_name
-from gateway.providers.http import ProviderClient, bearer
+from gateway.providers.accounts import Accounts
+from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
 from gateway.providers.paystack import transformers as tf
 from gateway.providers.paystack.settings import PaystackCredentials, PaystackSettings
 
@@ -28,7 +28,7 @@ CHECKOUT_LOST = (
 )
 
 
-class PaystackProvider:
+class PaystackProvider(HttpProvider[PaystackCredentials]):
     name = "paystack"
     capabilities = b.Capabilities(
         currencies=tf.CURRENCIES,
@@ -51,9 +51,8 @@ class PaystackProvider:
         options: tf.Options | None = None,
         max_connections: int = 50,
     ):
-        self._accounts = accounts if accounts is not None else settings.accounts()
         self._options = options or tf.Options()
-        self._http = ProviderClient(
+        http = ProviderClient(
             self.name,
             timeout_seconds,
             base_url=settings.base_url,
@@ -61,15 +60,12 @@ class PaystackProvider:
             max_keepalive_connections=min(max_connections, 20),
             keepalive_expiry=5,
         )
+        super().__init__(accounts or settings.accounts(), http)
 
     # --- configuration ---------------------------------------------------------------------------
 
-    def _secret(self, livemode: bool) -> str | None:
-        account = self._accounts.get(livemode)
-        return account.secret_key if account is not None else None
-
-    def is_configured(self, livemode: bool) -> bool:
-        return self._secret(livemode) is not None
+    def bearer_token(self, account: PaystackCredentials) -> str | None:
+        return account.secret_key
 
     def _only_mode(self) -> bool | None:
         """The one mode with a key, if only one has: the mode of webhooks that name none."""
@@ -79,12 +75,10 @@ class PaystackProvider:
     # --- HTTP ------------------------------------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, livemode: bool, body: dict[str, Any] | None = None
+        self, method: str, path: str, livemode: bool, **options: Unpack[RequestOptions]
     ) -> tuple[int, dict[str, Any]]:
-        """One API call; 2xx and 4xx answers come back, everything that says nothing raises."""
-        mode = mode_name(livemode)
-        auth = bearer(self._secret(livemode), self.name, mode, "secret key")
-        answer = await self._http.call(method, path, mode=mode, headers=auth, body=body)
+        """One API call; 2xx and 4xx answers come back as JSON objects, everything else raises."""
+        answer = await self._request(method, path, livemode, **options)
         data = answer.object()
         if data is None:
             raise b.ProviderUnavailable(f"paystack: {method} {path} answered HTTP {answer.status}, not JSON")
@@ -118,7 +112,7 @@ class PaystackProvider:
             path, body = "/transaction/charge_authorization", tf.charge_authorization_body(request, reference)
         else:
             path, body = "/transaction/initialize", tf.initialize_body(request, reference, method)
-        status, answer = await self._call("POST", path, request.livemode, body)
+        status, answer = await self._call("POST", path, request.livemode, body=body)
         try:
             if tf.accepted(answer):
                 if saved_card:
@@ -175,7 +169,7 @@ class PaystackProvider:
         body = tf.refund_body(
             transaction, request.refund_id, payment.payment_id, request.amount, payment.currency
         )
-        status, answer = await self._call("POST", "/refund", payment.livemode, body)
+        status, answer = await self._call("POST", "/refund", payment.livemode, body=body)
         if not tf.accepted(answer):
             if 200 <= status < 300:
                 raise self._unexpected("refund", ValueError(f"status false in an HTTP {status} answer"))
@@ -199,7 +193,7 @@ class PaystackProvider:
         signature = b.header(headers, tf.SIGNATURE_HEADER)
         if not signature:
             raise b.WebhookVerificationError(f"missing {tf.SIGNATURE_HEADER}")
-        keys = [(mode, key) for mode in (False, True) if (key := self._secret(mode)) is not None]
+        keys = [(mode, account.secret_key) for mode, account in self._accounts.configured()]
         if not keys:
             raise b.WebhookVerificationError("no Paystack secret key is configured")
         # Every configured key is tried (constant-time each), so timing says nothing about which.
@@ -216,6 +210,3 @@ class PaystackProvider:
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
         return tf.interpret(payload, self._only_mode(), self._options)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()

@@ -72,7 +72,7 @@ class StripeProvider:
         *,
         accounts: Accounts[StripeCredentials] | None = None,
     ):
-        self._accounts = accounts if accounts is not None else settings.accounts()
+        self._accounts = accounts or settings.accounts()
         self._modes: dict[bool, _Mode] = {}
         for livemode, account in self._accounts.configured():
             api_key = account.secret_key

@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import structlog
 
 from gateway.providers import base as b
-from gateway.providers.accounts import Accounts, mode_name
-from gateway.providers.http import ProviderClient, bearer
+from gateway.providers.accounts import Accounts
+from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
 from gateway.providers.wave import transformers as tf
 from gateway.providers.wave.settings import WaveCredentials, WaveSettings
 
@@ -31,7 +31,9 @@ class NoSessionYet(b.ProviderUnavailable):
     """Wave has no session for the payment: its create never reached Wave (or has not yet)."""
 
 
-class WaveProvider:
+class WaveProvider(HttpProvider[WaveCredentials]):
+    bearer_name = "API key"
+
     name = "wave"
 
     def __init__(
@@ -42,9 +44,9 @@ class WaveProvider:
         accounts: Accounts[WaveCredentials] | None = None,
     ):
         self._settings = settings
-        self._accounts = accounts if accounts is not None else settings.accounts()
         self._ttl = timedelta(seconds=settings.action_ttl_seconds)
-        self._http = ProviderClient(self.name, timeout_seconds, base_url=settings.base_url.rstrip("/"))
+        http = ProviderClient(self.name, timeout_seconds, base_url=settings.base_url.rstrip("/"))
+        super().__init__(accounts or settings.accounts(), http)
         self.capabilities = b.Capabilities(
             currencies=frozenset(settings.currencies),
             flows=frozenset({b.Flow.REDIRECT}),
@@ -58,12 +60,8 @@ class WaveProvider:
 
     # --- configuration -----------------------------------------------------------------------------
 
-    def _api_key(self, livemode: bool) -> str | None:
-        account = self._accounts.get(livemode)
-        return account.api_key if account is not None else None
-
-    def is_configured(self, livemode: bool) -> bool:
-        return self._api_key(livemode) is not None
+    def bearer_token(self, account: WaveCredentials) -> str | None:
+        return account.api_key
 
     def _webhook_secrets(self) -> list[str]:
         return [a.webhook_secret for _, a in self._accounts.configured() if a.webhook_secret is not None]
@@ -74,19 +72,14 @@ class WaveProvider:
         self,
         method: str,
         path: str,
-        *,
         livemode: bool,
-        body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
         idempotency_key: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> tuple[int, Any]:
-        """One request; outages, timeouts and rejected credentials become ProviderFailures. 2xx and
-        other 4xx answers come back (status, parsed JSON or None) for the caller to read."""
-        mode = mode_name(livemode)
-        headers = bearer(self._api_key(livemode), self.name, mode, "API key")
+        """2xx and other 4xx answers come back (status, parsed JSON or None) for the caller to read."""
         if idempotency_key is not None and self._settings.send_idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        answer = await self._http.call(method, path, mode=mode, headers=headers, body=body, params=params)
+            options["headers"] = {"Idempotency-Key": idempotency_key}
+        answer = await self._request(method, path, livemode, **options)
         return answer.status, answer.json()
 
     # --- payments ------------------------------------------------------------------------------------
@@ -275,14 +268,10 @@ class WaveProvider:
                 separator=self._settings.webhook_signature_separator,
             ):
                 raise b.WebhookVerificationError("Wave-Signature does not match or is too old")
-        payload = b.json_object(body)
-        return [tf.interpret(payload)]
+        return self._events(body)
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
         return tf.interpret(payload)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 def _id(session: Mapping[str, Any]) -> str:
