@@ -164,6 +164,15 @@ class WebhookEvent:
     refund_result: RefundResult | None = None
 
 
+def payment_failed(code: str, message: str | None) -> PaymentResult:
+    """The provider's (or the adapter's) final no to a payment, with our failure code."""
+    return PaymentResult(status="failed", failure_code=code, failure_message=message)
+
+
+def refund_failed(code: str, message: str | None) -> RefundResult:
+    return RefundResult(status="failed", failure_code=code, failure_message=message)
+
+
 class ProviderFailure(Exception):
     """The provider could not give an answer; nothing is known about the payment's fate."""
 

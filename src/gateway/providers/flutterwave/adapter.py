@@ -15,9 +15,12 @@ from typing import Any, Unpack
 import structlog
 
 from gateway.providers import base as b
-from gateway.providers.accounts import Accounts
 from gateway.providers.flutterwave import transformers as tf
-from gateway.providers.flutterwave.settings import FlutterwaveCredentials, FlutterwaveSettings
+from gateway.providers.flutterwave.settings import (
+    FlutterwaveAccounts,
+    FlutterwaveCredentials,
+    FlutterwaveSettings,
+)
 from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
 
 # Where the webhook's signature is checked; re-exported for the tests and drivers that sign.
@@ -45,7 +48,7 @@ class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
         settings: FlutterwaveSettings,
         timeout_seconds: float,
         *,
-        accounts: Accounts[FlutterwaveCredentials] | None = None,
+        accounts: FlutterwaveAccounts | None = None,
         currencies: frozenset[str] = tf.CURRENCIES,
         session_duration_minutes: int = SESSION_DURATION_MINUTES,
         merchant_country: str = MERCHANT_COUNTRY,
@@ -101,13 +104,15 @@ class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
 
     async def create_payment(self, request: b.PaymentRequest) -> b.PaymentResult:
         if not request.customer.email:
-            return _refused("customer_email_required", "Flutterwave needs the customer's email address.")
+            return b.payment_failed(
+                "customer_email_required", "Flutterwave needs the customer's email address."
+            )
         method = request.payment_method
         if method is not None and method.startswith(tf.TOKEN_PREFIX):
             return await self._charge_token(request, method)
         redirect_url = request.return_url or self._default_redirect_url
         if redirect_url is None:
-            return _refused(
+            return b.payment_failed(
                 "return_url_required", "Flutterwave's checkout needs a return_url to send the customer to."
             )
         body = tf.hosted_payment_body(
@@ -124,7 +129,7 @@ class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
                 raise b.ProviderUnavailable(f"flutterwave: {e}") from e
         if 400 <= status < 500 or not answer.ok:
             # Flutterwave refused the request itself (its validation); no link exists to pay through.
-            return _refused("payment_rejected", answer.message or "Flutterwave refused the payment.")
+            return b.payment_failed("payment_rejected", answer.message or "Flutterwave refused the payment.")
         raise b.ProviderUnavailable(f"flutterwave: POST /v3/payments answered {status}")
 
     async def _charge_token(self, request: b.PaymentRequest, token: str) -> b.PaymentResult:
@@ -138,7 +143,7 @@ class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
             return self._checked(data, request.payment_id, request.return_url)
         if 400 <= status < 500 or not answer.ok:
             reason = answer.message or "Flutterwave declined the charge."
-            return _refused(tf.decline_code(reason), reason)
+            return b.payment_failed(tf.decline_code(reason), reason)
         raise b.ProviderUnavailable(f"flutterwave: tokenized charge answered {status} without a transaction")
 
     def _checked(
@@ -256,7 +261,3 @@ class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
         return tf.interpret(payload)
-
-
-def _refused(code: str, message: str) -> b.PaymentResult:
-    return b.PaymentResult(status="failed", failure_code=code, failure_message=message)

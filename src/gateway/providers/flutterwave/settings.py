@@ -16,6 +16,10 @@ class FlutterwaveCredentials:
     secret_hash: str | None = field(default=None, repr=False)
 
 
+# What the adapter is handed: this provider's account per mode.
+FlutterwaveAccounts = Accounts[FlutterwaveCredentials]
+
+
 class FlutterwaveMode(BaseModel):
     secret_key: SecretStr | None = None
     # The "secret hash" set in the dashboard, sent back in the `verif-hash` header.
@@ -31,5 +35,5 @@ class FlutterwaveSettings(PerModeSettings):
     live: FlutterwaveMode = FlutterwaveMode()
     base_url: str = "https://api.flutterwave.com"
 
-    def accounts(self) -> Accounts[FlutterwaveCredentials]:
+    def accounts(self) -> FlutterwaveAccounts:
         return Accounts(self.test.credentials(), self.live.credentials())

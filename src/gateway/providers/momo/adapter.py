@@ -16,22 +16,23 @@ I/O only; bodies are shaped by transformers.py (shared/providers.md §5).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.providers import base as b
-from gateway.providers.accounts import Accounts, mode_name
+from gateway.providers.accounts import mode_name
 from gateway.providers.http import Answer, HttpProvider, ProviderClient
 from gateway.providers.momo import transformers as tf
 from gateway.providers.momo.settings import (
     COLLECTION,
     DISBURSEMENT,
     TOKEN_KEY_PREFIX,
+    MomoAccounts,
     MomoCredentials,
     MomoSettings,
     Product,
@@ -42,6 +43,7 @@ log = structlog.get_logger("gateway.providers.momo")
 
 __all__ = ["SENT_KEY_PREFIX", "TOKEN_KEY_PREFIX", "MomoProvider", "NoRequestYet"]
 
+R = TypeVar("R")
 SENT_KEY_PREFIX = "momo:sent:"
 # How long the "already sent" marker of a reference is kept: far beyond any retry of a create.
 SENT_MARKER_SECONDS = 30 * 86_400
@@ -61,7 +63,7 @@ class MomoProvider(HttpProvider[MomoCredentials]):
         public_url: str,
         timeout_seconds: float,
         *,
-        accounts: Accounts[MomoCredentials] | None = None,
+        accounts: MomoAccounts | None = None,
     ):
         super().__init__(
             accounts or settings.accounts(),
@@ -176,8 +178,10 @@ class MomoProvider(HttpProvider[MomoCredentials]):
         except RedisError as e:
             raise b.ProviderUnavailable(f"momo: Redis is unavailable ({type(e).__name__})") from e
 
-    async def _status(self, product: Product, path: str, external_id: str) -> dict[str, Any] | None:
-        """A status GET's body; None for 404 (MoMo does not know the reference)."""
+    async def _status(
+        self, product: Product, path: str, external_id: str, parse: Callable[[dict[str, Any]], R]
+    ) -> R | None:
+        """A status GET's body, parsed; None for 404 (MoMo does not know the reference)."""
         r = await self._call(product, "GET", path)
         if r.status == 404:
             return None
@@ -189,7 +193,10 @@ class MomoProvider(HttpProvider[MomoCredentials]):
             # The reference is derived from our id: anything else is not our request.
             log.error("momo_reference_mismatch", path=path, external_id=str(named)[:100], ours=external_id)
             raise b.ProviderUnavailable(f"momo: GET {path} answered for another externalId")
-        return data
+        try:
+            return parse(data)
+        except tf.MalformedAnswer as e:
+            raise b.ProviderUnavailable(f"momo: {e}") from e
 
     # --- payments ------------------------------------------------------------------------------------
 
@@ -261,13 +268,8 @@ class MomoProvider(HttpProvider[MomoCredentials]):
     async def _payment_status(
         self, product: Product, reference: str, payment_id: str
     ) -> b.PaymentResult | None:
-        data = await self._status(product, f"/collection/v1_0/requesttopay/{reference}", payment_id)
-        if data is None:
-            return None
-        try:
-            return tf.payment_result(data, reference)
-        except tf.MalformedAnswer as e:
-            raise b.ProviderUnavailable(f"momo: {e}") from e
+        path = f"/collection/v1_0/requesttopay/{reference}"
+        return await self._status(product, path, payment_id, lambda data: tf.payment_result(data, reference))
 
     async def fetch_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         product = self._require(COLLECTION, ref.livemode)
@@ -332,13 +334,8 @@ class MomoProvider(HttpProvider[MomoCredentials]):
         )
 
     async def _refund_status(self, product: Product, reference: str, refund_id: str) -> b.RefundResult | None:
-        data = await self._status(product, f"/disbursement/v1_0/refund/{reference}", refund_id)
-        if data is None:
-            return None
-        try:
-            return tf.refund_result(data, reference)
-        except tf.MalformedAnswer as e:
-            raise b.ProviderUnavailable(f"momo: {e}") from e
+        path = f"/disbursement/v1_0/refund/{reference}"
+        return await self._status(product, path, refund_id, lambda data: tf.refund_result(data, reference))
 
     async def fetch_refund(self, ref: b.RefundRef) -> b.RefundResult:
         product = self._require(DISBURSEMENT, ref.payment.livemode)

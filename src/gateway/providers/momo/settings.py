@@ -51,6 +51,10 @@ class MomoCredentials:
         return self.collection if name == COLLECTION else self.disbursement
 
 
+# What the adapter is handed: this provider's account per mode.
+MomoAccounts = Accounts[MomoCredentials]
+
+
 class MomoMode(BaseModel):
     # The primary key of the Collections product subscription (Ocp-Apim-Subscription-Key).
     subscription_key: SecretStr | None = None
@@ -119,5 +123,5 @@ class MomoSettings(PerModeSettings):
     # ...and a request to pay still unanswered this long after creation expires (after a last query).
     action_ttl_seconds: float = Field(1_800.0, gt=0)
 
-    def accounts(self) -> Accounts[MomoCredentials]:
+    def accounts(self) -> MomoAccounts:
         return Accounts(self.test.credentials("test"), self.live.credentials("live"))

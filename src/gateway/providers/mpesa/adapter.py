@@ -32,10 +32,11 @@ import structlog
 from redis.asyncio import Redis
 
 from gateway.providers import base as b
-from gateway.providers.accounts import Accounts, mode_name
+from gateway.providers.accounts import mode_name
 from gateway.providers.http import HttpProvider, ProviderClient
+from gateway.providers.mpesa import reversal
 from gateway.providers.mpesa import transformers as tf
-from gateway.providers.mpesa.settings import Account, App, MpesaSettings
+from gateway.providers.mpesa.settings import Account, App, MpesaAccounts, MpesaSettings
 from gateway.providers.tokens import TokenCache
 
 log = structlog.get_logger("gateway.providers.mpesa")
@@ -71,7 +72,7 @@ class MpesaProvider(HttpProvider[Account]):
         timeout_seconds: float,
         *,
         clock: Callable[[], datetime] | None = None,
-        accounts: Accounts[Account] | None = None,
+        accounts: MpesaAccounts | None = None,
     ):
         self._late = timeout_seconds * LATE_ANSWER_FACTOR
         super().__init__(accounts or settings.accounts(), ProviderClient(self.name, self._late))
@@ -328,52 +329,15 @@ class MpesaProvider(HttpProvider[Account]):
 
     async def refund_payment(self, request: b.RefundRequest) -> b.RefundResult:
         account = self._require(request.payment.livemode)
-        if not (account.initiator and account.security_credential):
-            return _refund_failed(
-                "refund_not_supported", f"No M-Pesa reversal initiator is configured for {account.mode} mode."
-            )
-        if request.amount % tf.KES:
-            return _refund_failed("amount_not_supported", "M-Pesa reverses whole shillings only.")
-        if request.amount != request.payment.amount and not self._settings.partial_reversals:
-            return _refund_failed("partial_refund_not_supported", "M-Pesa reverses whole payments only.")
+        refused = reversal.refusal(account, request, partial_reversals=self._settings.partial_reversals)
+        if refused is not None:
+            return refused
         receipt = await self._load_receipt(request.payment.provider_reference)
         if receipt is None:
-            return _refund_failed(
-                "receipt_unknown",
-                "The M-Pesa receipt (MpesaReceiptNumber) of this payment is unknown to the gateway (its "
-                "callback never arrived); reverse it in the M-Pesa portal.",
-            )
-        body = tf.reversal_body(
-            initiator=account.initiator,
-            security_credential=account.security_credential,
-            receipt=receipt,
-            amount=request.amount,
-            shortcode=account.shortcode,
-            result_url=self._callback_url,
-            refund_id=request.refund_id,
-        )
+            return b.refund_failed(*reversal.RECEIPT_UNKNOWN)
+        body = reversal.body(account, request, receipt=receipt, result_url=self._callback_url)
         status, data = await self._post(account, REVERSAL_PATH, body, seconds=self._timeout)
-        conversation = data.get("ConversationID")
-        if str(data.get("ResponseCode")) == "0" and isinstance(conversation, str) and conversation:
-            # Accepted: the outcome comes to the callback URL as a Result (tf.reversal_result).
-            return b.RefundResult(
-                status="pending", provider_reference=conversation, amount=request.amount, currency=tf.CURRENCY
-            )
-        error = tf.error_of(data)
-        if error is None:
-            raise b.ProviderUnavailable(f"mpesa: Reversal answered {status} without a result")
-        # Daraja refused the request: no reversal exists, so the refund fails (and its amount is free
-        # again) rather than staying pending, since a reversal is never re-sent (idempotent_refunds).
-        if error.code in tf.BUSY:
-            code = "provider_busy"
-        elif error.code in tf.MISCONFIGURED or error.code in (tf.SERVER_ERROR, tf.TOKEN_EXPIRED):
-            code = "provider_misconfigured"
-            log.error(
-                "mpesa_request_rejected", op="Reversal", status=status, code=error.code, message=error.message
-            )
-        else:
-            code = "refund_declined"
-        return _refund_failed(code, f"M-Pesa refused the reversal: {error.code} {error.message}"[:1000])
+        return reversal.answer_result(status, data, request.amount)
 
     async def fetch_refund(self, ref: b.RefundRef) -> b.RefundResult:
         # A reversal's outcome only ever arrives at the ResultURL; Daraja has no synchronous status.
@@ -441,7 +405,3 @@ def _bounded_put(memory: OrderedDict[str, Any], key: str, value: Any) -> None:
     memory.move_to_end(key)
     while len(memory) > REMEMBERED:
         memory.popitem(last=False)
-
-
-def _refund_failed(code: str, message: str) -> b.RefundResult:
-    return b.RefundResult(status="failed", failure_code=code, failure_message=message)

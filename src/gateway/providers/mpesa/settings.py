@@ -58,6 +58,10 @@ class Account:
     security_credential: str | None = field(repr=False)
 
 
+# What the adapter is handed: this provider's account per mode.
+MpesaAccounts = Accounts[Account]
+
+
 class MpesaMode(BaseModel):
     # The Daraja app's consumer key and secret (OAuth client credentials).
     consumer_key: SecretStr | None = None
@@ -122,5 +126,5 @@ class MpesaSettings(PerModeSettings):
     # ...and a prompt still unanswered this long after creation expires (after a last STK Query).
     action_ttl_seconds: float = Field(600.0, gt=0)
 
-    def accounts(self) -> Accounts[Account]:
+    def accounts(self) -> MpesaAccounts:
         return Accounts(self.test.credentials("test"), self.live.credentials("live"))

@@ -148,32 +148,6 @@ def stk_query_body(*, shortcode: str, passkey: str, ts: str, checkout_request_id
     }
 
 
-def reversal_body(
-    *,
-    initiator: str,
-    security_credential: str,
-    receipt: str,
-    amount: int,
-    shortcode: str,
-    result_url: str,
-    refund_id: str,
-) -> dict[str, Any]:
-    """`POST /mpesa/reversal/v1/request` (§2.6), with Daraja's own spelling `RecieverIdentifierType`."""
-    return {
-        "Initiator": initiator,
-        "SecurityCredential": security_credential,
-        "CommandID": "TransactionReversal",
-        "TransactionID": receipt,
-        "Amount": str(amount // KES),
-        "ReceiverParty": shortcode,
-        "RecieverIdentifierType": "11",
-        "ResultURL": result_url,
-        "QueueTimeOutURL": result_url,
-        "Remarks": f"Refund {refund_id}"[:100],
-        "Occasion": refund_id[:100],
-    }
-
-
 def prompt(phone: str, amount: int) -> dict[str, Any]:
     """next_action for a payment waiting for the customer's PIN."""
     return {

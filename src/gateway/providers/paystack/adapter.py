@@ -14,10 +14,9 @@ from typing import Any, Unpack
 import structlog
 
 from gateway.providers import base as b
-from gateway.providers.accounts import Accounts
 from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
 from gateway.providers.paystack import transformers as tf
-from gateway.providers.paystack.settings import PaystackCredentials, PaystackSettings
+from gateway.providers.paystack.settings import PaystackAccounts, PaystackCredentials, PaystackSettings
 
 log = structlog.get_logger("gateway.providers.paystack")
 
@@ -47,7 +46,7 @@ class PaystackProvider(HttpProvider[PaystackCredentials]):
         settings: PaystackSettings,
         timeout_seconds: float,
         *,
-        accounts: Accounts[PaystackCredentials] | None = None,
+        accounts: PaystackAccounts | None = None,
         options: tf.Options | None = None,
         max_connections: int = 50,
     ):

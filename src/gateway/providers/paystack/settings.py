@@ -16,6 +16,10 @@ class PaystackCredentials:
     secret_key: str = field(repr=False)
 
 
+# What the adapter is handed: this provider's account per mode.
+PaystackAccounts = Accounts[PaystackCredentials]
+
+
 class PaystackMode(BaseModel):
     secret_key: SecretStr | None = None
 
@@ -29,5 +33,5 @@ class PaystackSettings(PerModeSettings):
     live: PaystackMode = PaystackMode()
     base_url: str = "https://api.paystack.co"
 
-    def accounts(self) -> Accounts[PaystackCredentials]:
+    def accounts(self) -> PaystackAccounts:
         return Accounts(self.test.credentials(), self.live.credentials())

@@ -18,9 +18,8 @@ import stripe
 import structlog
 
 from gateway.providers import base as b
-from gateway.providers.accounts import Accounts
 from gateway.providers.stripe import transformers as tf
-from gateway.providers.stripe.settings import StripeCredentials, StripeSettings
+from gateway.providers.stripe.settings import StripeAccounts, StripeSettings
 
 log = structlog.get_logger("gateway.providers.stripe")
 
@@ -65,13 +64,7 @@ def _dict(obj: stripe.StripeObject) -> dict[str, Any]:
 class StripeProvider:
     name = "stripe"
 
-    def __init__(
-        self,
-        settings: StripeSettings,
-        timeout_seconds: float,
-        *,
-        accounts: Accounts[StripeCredentials] | None = None,
-    ):
+    def __init__(self, settings: StripeSettings, timeout: float, *, accounts: StripeAccounts | None = None):
         self._accounts = accounts or settings.accounts()
         self._modes: dict[bool, _Mode] = {}
         for livemode, account in self._accounts.configured():
@@ -80,7 +73,7 @@ class StripeProvider:
                 continue
             if not api_key.startswith(("sk_live_", "rk_live_") if livemode else ("sk_test_", "rk_test_")):
                 log.warning("stripe_key_mode_mismatch", configured_for="live" if livemode else "test")
-            http = stripe.HTTPXClient(timeout=timeout_seconds)
+            http = stripe.HTTPXClient(timeout=timeout)
             client = stripe.StripeClient(
                 api_key,
                 http_client=http,
@@ -135,23 +128,20 @@ class StripeProvider:
         if refused is not None:
             return refused
         try:
-            params = tf.payment_intent_params(request)
-        except tf.UnsupportedAmount as e:
+            # Our payment id is Stripe's Idempotency-Key: a retried create gets Stripe's first answer.
+            pi = await client.v1.payment_intents.create_async(
+                tf.payment_intent_params(request),  # type: ignore[arg-type]  # a plain dict, as the SDK takes it
+                options={"idempotency_key": request.idempotency_key},
+            )
+        except tf.UnsupportedAmount as e:  # refused before any request
             return b.PaymentResult(
                 status="failed", failure_code="amount_not_supported", failure_message=str(e)
-            )
-        try:
-            pi = await client.v1.payment_intents.create_async(
-                params,  # type: ignore[arg-type]  # a plain dict, as the SDK takes it
-                options={"idempotency_key": request.idempotency_key},
             )
         except stripe.CardError as e:
             # A decline: Stripe made the PaymentIntent (it is inside the error) and refused the card.
             error = _error_body(e)
             code, message = tf.decline(error)
-            return _with_intent(
-                b.PaymentResult(status="failed", failure_code=code, failure_message=message), error
-            )
+            return _with_intent(b.payment_failed(code, message), error)
         except stripe.IdempotencyError as e:
             # Our key was first used with other parameters (a create from an older version of this
             # adapter): that first request ran, so the PaymentIntent exists; answer with where it stands.
@@ -167,9 +157,7 @@ class StripeProvider:
             log.warning(
                 "stripe_request_refused", op="create_payment", stripe_code=e.code, param=error.get("param")
             )
-            return _with_intent(
-                b.PaymentResult(status="failed", failure_code=code, failure_message=message), error
-            )
+            return _with_intent(b.payment_failed(code, message), error)
         except stripe.StripeError as e:
             raise _failure(e, "create_payment") from e
         return self._payment(_dict(pi), "create_payment")
@@ -242,15 +230,13 @@ class StripeProvider:
         if payment_intent is None:
             raise b.ProviderUnavailable("stripe refund_payment: the payment has no PaymentIntent id")
         try:
-            params = tf.refund_params(request, payment_intent)
-        except tf.UnsupportedAmount as e:
+            refund = await client.v1.refunds.create_async(
+                tf.refund_params(request, payment_intent),  # type: ignore[arg-type]  # a plain dict
+                options={"idempotency_key": request.idempotency_key},
+            )
+        except tf.UnsupportedAmount as e:  # refused before any request
             return b.RefundResult(
                 status="failed", failure_code="amount_not_supported", failure_message=str(e)
-            )
-        try:
-            refund = await client.v1.refunds.create_async(
-                params,  # type: ignore[arg-type]  # a plain dict, as the SDK takes it
-                options={"idempotency_key": request.idempotency_key},
             )
         except stripe.IdempotencyError as e:
             found = await self._find_refund(client, payment_intent, request.refund_id)
@@ -347,7 +333,7 @@ def _refuse_payment_method(payment_method: str | None) -> b.PaymentResult | None
         return None
     code, message = problem
     log.warning("stripe_payment_method_refused", failure_code=code)
-    return b.PaymentResult(status="failed", failure_code=code, failure_message=message)
+    return b.payment_failed(code, message)
 
 
 def _with_intent(result: b.PaymentResult, error: Mapping[str, Any]) -> b.PaymentResult:

@@ -16,6 +16,10 @@ class StripeCredentials:
     webhook_secret: str | None = field(default=None, repr=False)
 
 
+# What the adapter is handed: this provider's account per mode.
+StripeAccounts = Accounts[StripeCredentials]
+
+
 class StripeMode(BaseModel):
     secret_key: SecretStr | None = None
     # The endpoint signing secret (whsec_...) of the webhook endpoint registered at Stripe.
@@ -34,5 +38,5 @@ class StripeSettings(PerModeSettings):
     live: StripeMode = StripeMode()
     api_base: str = "https://api.stripe.com"
 
-    def accounts(self) -> Accounts[StripeCredentials]:
+    def accounts(self) -> StripeAccounts:
         return Accounts(self.test.credentials(), self.live.credentials())

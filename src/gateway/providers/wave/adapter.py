@@ -17,10 +17,9 @@ from urllib.parse import quote
 import structlog
 
 from gateway.providers import base as b
-from gateway.providers.accounts import Accounts
 from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
 from gateway.providers.wave import transformers as tf
-from gateway.providers.wave.settings import WaveCredentials, WaveSettings
+from gateway.providers.wave.settings import WaveAccounts, WaveCredentials, WaveSettings
 
 log = structlog.get_logger("gateway.providers.wave")
 
@@ -36,16 +35,10 @@ class WaveProvider(HttpProvider[WaveCredentials]):
 
     name = "wave"
 
-    def __init__(
-        self,
-        settings: WaveSettings,
-        timeout_seconds: float,
-        *,
-        accounts: Accounts[WaveCredentials] | None = None,
-    ):
+    def __init__(self, settings: WaveSettings, timeout: float, *, accounts: WaveAccounts | None = None):
         self._settings = settings
         self._ttl = timedelta(seconds=settings.action_ttl_seconds)
-        http = ProviderClient(self.name, timeout_seconds, base_url=settings.base_url.rstrip("/"))
+        http = ProviderClient(self.name, timeout, base_url=settings.base_url.rstrip("/"))
         super().__init__(accounts or settings.accounts(), http)
         self.capabilities = b.Capabilities(
             currencies=frozenset(settings.currencies),
@@ -87,7 +80,7 @@ class WaveProvider(HttpProvider[WaveCredentials]):
     async def create_payment(self, request: b.PaymentRequest) -> b.PaymentResult:
         return_url = request.return_url or self._settings.default_return_url or None
         if return_url is None:
-            return _refused(
+            return b.payment_failed(
                 "return_url_required",
                 "Wave's checkout needs a return_url (its success_url and error_url) to send the customer to.",
             )
@@ -105,7 +98,9 @@ class WaveProvider(HttpProvider[WaveCredentials]):
         if status in (400, 422):
             # Wave refused the session itself (its validation, the wallet's limits): nothing to pay.
             code, message = tf.error_of(answer)
-            return _refused(tf.decline_code(code, tf.REJECTED), message or "Wave refused the payment.")
+            return b.payment_failed(
+                tf.decline_code(code, tf.REJECTED), message or "Wave refused the payment."
+            )
         # 409 (an Idempotency-Key reused with another body) or an unexpected answer: ask, don't guess.
         raise b.ProviderUnavailable(f"wave: POST {SESSIONS} answered {status}")
 
@@ -159,7 +154,7 @@ class WaveProvider(HttpProvider[WaveCredentials]):
         if session is None:
             if self._expired(ref):
                 # The create never reached Wave, and no retry came within the payment's time.
-                return _refused("provider_session_missing", "Wave never created a checkout session.")
+                return b.payment_failed("provider_session_missing", "Wave never created a checkout session.")
             raise NoSessionYet(f"wave has no checkout session for {ref.payment_id} yet")
         result = self._checked(session, ref.payment_id)
         if result.status == "requires_action" and self._expired(ref) and result.provider_reference:
@@ -279,10 +274,6 @@ def _id(session: Mapping[str, Any]) -> str:
         return tf.session_id(session)
     except tf.MalformedAnswer as e:
         raise b.ProviderUnavailable(f"wave: {e}") from e
-
-
-def _refused(code: str, message: str) -> b.PaymentResult:
-    return b.PaymentResult(status="failed", failure_code=code, failure_message=message)
 
 
 def _with_status(result: b.PaymentResult, status: str) -> b.PaymentResult:

@@ -17,6 +17,10 @@ class WaveCredentials:
     webhook_secret: str | None = field(default=None, repr=False)
 
 
+# What the adapter is handed: this provider's account per mode.
+WaveAccounts = Accounts[WaveCredentials]
+
+
 class WaveMode(BaseModel):
     # The business wallet's API key (Business Portal, with the Checkout API enabled). Live keys look
     # like wave_sn_prod_...; test-mode keys (wave_sn_test_...) are reported, not documented.
@@ -59,5 +63,5 @@ class WaveSettings(PerModeSettings):
     # session lifetime is about 30 minutes [U]; keep this above it).
     action_ttl_seconds: float = Field(2_400.0, gt=0)
 
-    def accounts(self) -> Accounts[WaveCredentials]:
+    def accounts(self) -> WaveAccounts:
         return Accounts(self.test.credentials(), self.live.credentials())
