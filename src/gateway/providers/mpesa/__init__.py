@@ -1,1 +1,2 @@
-"""Safaricom M-Pesa Daraja (STK Push): adapter.py (I/O), transformers.py (pure), tokens.py (OAuth)."""
+"""Safaricom M-Pesa Daraja (STK Push): adapter.py (I/O), transformers.py (requests and answers, pure),
+callbacks.py (callbacks, pure), reversal.py (refunds through the Reversal API, pure), settings.py."""

@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from gateway.providers import base as b
 from gateway.providers.accounts import mode_name
 from gateway.providers.http import HttpProvider, ProviderClient
-from gateway.providers.mpesa import reversal
+from gateway.providers.mpesa import callbacks, reversal
 from gateway.providers.mpesa import transformers as tf
 from gateway.providers.mpesa.settings import Account, App, MpesaAccounts, MpesaSettings
 from gateway.providers.tokens import TokenCache
@@ -84,7 +84,7 @@ class MpesaProvider(HttpProvider[Account]):
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self._tokens = TokenCache(redis, lock_seconds=timeout_seconds + 5)
         self._inflight: dict[str, asyncio.Task[b.PaymentResult]] = {}
-        self._callbacks: OrderedDict[str, tf.StkCallback] = OrderedDict()
+        self._callbacks: OrderedDict[str, callbacks.StkCallback] = OrderedDict()
         # CheckoutRequestID -> our payment id, for pushes answered here: a callback for a push whose
         # answer came too late to be stored on the payment still finds its payment (in this process).
         self._payment_of: OrderedDict[str, str] = OrderedDict()
@@ -350,7 +350,7 @@ class MpesaProvider(HttpProvider[Account]):
         return self._events(body)
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
-        event, callback = tf.interpret(payload)
+        event, callback = callbacks.interpret(payload)
         if callback is not None:
             if callback.result_code == "0":
                 _bounded_put(self._callbacks, callback.checkout_request_id, callback)

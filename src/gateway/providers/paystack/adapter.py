@@ -15,6 +15,7 @@ import structlog
 
 from gateway.providers import base as b
 from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
+from gateway.providers.paystack import notifications as nt
 from gateway.providers.paystack import transformers as tf
 from gateway.providers.paystack.settings import PaystackAccounts, PaystackCredentials, PaystackSettings
 
@@ -196,16 +197,16 @@ class PaystackProvider(HttpProvider[PaystackCredentials]):
         if not keys:
             raise b.WebhookVerificationError("no Paystack secret key is configured")
         # Every configured key is tried (constant-time each), so timing says nothing about which.
-        matched = [mode for mode, key in keys if tf.signature_matches(key, body, signature)]
+        matched = [mode for mode, key in keys if nt.signature_matches(key, body, signature)]
         if not matched:
             raise b.WebhookVerificationError("signature mismatch")
         payload = b.json_object(body)
         data = payload.get("data")
-        named = tf.domain_mode(data) if isinstance(data, dict) else None
+        named = nt.domain_mode(data) if isinstance(data, dict) else None
         if named is not None and len(matched) == 1 and named != matched[0]:
             # Signed with one mode's key but about the other mode's money: never act on it.
             raise b.WebhookVerificationError("the event's domain is not the mode of the key that signed it")
         return [self.interpret_webhook(payload)]
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
-        return tf.interpret(payload, self._only_mode(), self._options)
+        return nt.interpret(payload, self._only_mode(), self._options)

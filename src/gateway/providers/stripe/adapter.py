@@ -18,6 +18,7 @@ import stripe
 import structlog
 
 from gateway.providers import base as b
+from gateway.providers.stripe import notifications as nt
 from gateway.providers.stripe import transformers as tf
 from gateway.providers.stripe.settings import StripeAccounts, StripeSettings
 
@@ -317,7 +318,7 @@ class StripeProvider:
         raise b.WebhookVerificationError("Stripe-Signature does not verify (signature or timestamp)")
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
-        return tf.interpret(payload)
+        return nt.interpret(payload)
 
     async def aclose(self) -> None:
         for mode in self._modes.values():
