@@ -3,7 +3,7 @@
 I/O only; bodies are shaped by transformers.py (shared/providers.md §2). What this adapter keeps:
 
 * OAuth tokens in the shared token cache (providers/tokens.py), one per app.
-* Per payment, in Redis: the accepted push (CheckoutRequestID and the prompt shown to the merchant),
+* Per payment, in Redis (kept.py): the accepted push (CheckoutRequestID and the prompt shown to the merchant),
   so a retried create never prompts the customer twice and a sync knows what to query, even when
   Daraja's answer came after the gateway had given up waiting (the push keeps running a little
   longer than the gateway's provider timeout, and its late answer is kept).
@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import structlog
 from redis.asyncio import Redis
 
@@ -36,6 +35,7 @@ from gateway.providers.accounts import mode_name
 from gateway.providers.http import HttpProvider, ProviderClient
 from gateway.providers.mpesa import callbacks, reversal
 from gateway.providers.mpesa import transformers as tf
+from gateway.providers.mpesa.kept import Kept
 from gateway.providers.mpesa.settings import Account, App, MpesaAccounts, MpesaSettings
 from gateway.providers.tokens import TokenCache
 
@@ -51,8 +51,6 @@ ACK = b'{"ResultCode":0,"ResultDesc":"Accepted"}'
 # timeout): it stays below the gateway's lease on the payment (twice the timeout), so a retried create
 # never races a push still on its way.
 LATE_ANSWER_FACTOR = 1.5
-PUSH_TTL_SECONDS = 7 * 86_400
-RECEIPT_TTL_SECONDS = 400 * 86_400
 # Callback facts waiting for their STK Query, and payments of recent pushes, per process.
 REMEMBERED = 10_000
 
@@ -83,6 +81,7 @@ class MpesaProvider(HttpProvider[Account]):
         # The Timestamp and Password come from this clock (tests freeze it).
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self._tokens = TokenCache(redis, lock_seconds=timeout_seconds + 5)
+        self._kept = Kept(redis)
         self._inflight: dict[str, asyncio.Task[b.PaymentResult]] = {}
         self._callbacks: OrderedDict[str, callbacks.StkCallback] = OrderedDict()
         # CheckoutRequestID -> our payment id, for pushes answered here: a callback for a push whose
@@ -213,7 +212,7 @@ class MpesaProvider(HttpProvider[Account]):
         problem = tf.phone_problem(phone)
         if phone is None or problem is not None:
             return b.PaymentResult(status="failed", failure_code="invalid_phone", failure_message=problem)
-        saved = await self._load_push(request.payment_id)
+        saved = await self._kept.load_push(request.payment_id)
         if saved is not None:
             # A retry of a create whose push Daraja accepted after we stopped waiting: no second prompt.
             return b.PaymentResult(
@@ -258,7 +257,7 @@ class MpesaProvider(HttpProvider[Account]):
         if accepted is not None:
             _bounded_put(self._payment_of, accepted.checkout_request_id, request.payment_id)
             next_action = tf.prompt(phone, request.amount)
-            await self._save_push(request.payment_id, accepted, next_action)
+            await self._kept.save_push(request.payment_id, accepted, next_action)
             return b.PaymentResult(
                 status="requires_action",
                 provider_reference=accepted.checkout_request_id,
@@ -272,7 +271,7 @@ class MpesaProvider(HttpProvider[Account]):
 
     async def fetch_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         account = self._require(ref.livemode)
-        saved = await self._load_push(ref.payment_id)
+        saved = await self._kept.load_push(ref.payment_id)
         checkout = ref.provider_reference or (saved["checkout"] if saved else None)
         if checkout is None:
             task = self._inflight.get(ref.payment_id)
@@ -315,7 +314,7 @@ class MpesaProvider(HttpProvider[Account]):
         if callback is None or callback.amount is None:
             return b.PaymentResult(status="succeeded", provider_reference=checkout)
         if callback.amount == ref.amount and callback.receipt:
-            await self._save_receipt(checkout, callback.receipt)
+            await self._kept.save_receipt(checkout, callback.receipt)
         # A callback naming other money than ours is refused by the state machine (amount mismatch).
         return b.PaymentResult(
             status="succeeded", provider_reference=checkout, amount=callback.amount, currency=tf.CURRENCY
@@ -332,7 +331,7 @@ class MpesaProvider(HttpProvider[Account]):
         refused = reversal.refusal(account, request, partial_reversals=self._settings.partial_reversals)
         if refused is not None:
             return refused
-        receipt = await self._load_receipt(request.payment.provider_reference)
+        receipt = await self._kept.load_receipt(request.payment.provider_reference)
         if receipt is None:
             return b.refund_failed(*reversal.RECEIPT_UNKNOWN)
         body = reversal.body(account, request, receipt=receipt, result_url=self._callback_url)
@@ -358,39 +357,6 @@ class MpesaProvider(HttpProvider[Account]):
             if payment_id is not None:
                 event = dataclasses.replace(event, payment_id=payment_id)
         return event
-
-    # --- what the adapter keeps in Redis -----------------------------------------------------------------
-
-    async def _save_push(
-        self, payment_id: str, accepted: tf.PushAccepted, next_action: dict[str, Any]
-    ) -> None:
-        record = {
-            "checkout": accepted.checkout_request_id,
-            "merchant_request": accepted.merchant_request_id,
-            "next_action": next_action,
-        }
-        try:
-            await self._redis.set(f"mpesa:push:{payment_id}", orjson.dumps(record), ex=PUSH_TTL_SECONDS)
-        except Exception as e:  # the push went through; the payment row gets its reference anyway
-            log.warning("mpesa_push_not_kept", payment_id=payment_id, error=type(e).__name__)
-
-    async def _load_push(self, payment_id: str) -> dict[str, Any] | None:
-        raw = await self._redis.get(f"mpesa:push:{payment_id}")
-        if raw is None:
-            return None
-        record = orjson.loads(raw)
-        return record if isinstance(record, dict) and isinstance(record.get("checkout"), str) else None
-
-    async def _save_receipt(self, checkout: str, receipt: str) -> None:
-        await self._redis.set(f"mpesa:receipt:{checkout}", receipt, ex=RECEIPT_TTL_SECONDS)
-
-    async def _load_receipt(self, checkout: str | None) -> str | None:
-        if checkout is None:
-            return None
-        raw = await self._redis.get(f"mpesa:receipt:{checkout}")
-        if raw is None:
-            return None
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
 
     async def aclose(self) -> None:
         for task in list(self._inflight.values()):
