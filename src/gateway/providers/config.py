@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, SecretStr, model_validator
 
 from gateway.kit.money import is_currency
+from gateway.providers.accounts import secret_text
+
+C = TypeVar("C")
 
 MODES = ("test", "live")
 
@@ -29,6 +33,13 @@ def nest_modes(data: Any) -> Any:
             nested = nested.model_dump(exclude_unset=True)
         out[mode] = {**flat, **(nested if isinstance(nested, dict) else {})}
     return out
+
+
+def credentials_of(mode: BaseModel, make: Callable[..., C], *, strip: bool = False) -> C | None:
+    """A mode's settings as the frozen credentials its adapter is handed (the fields share their
+    names): secrets as plain text, unset and empty alike None; None when the mode sets nothing."""
+    values = {name: secret_text(v, strip=strip) if isinstance(v, SecretStr) else v for name, v in mode}
+    return make(**values) if any(v is not None for v in values.values()) else None
 
 
 def currency_codes(v: list[str]) -> list[str]:

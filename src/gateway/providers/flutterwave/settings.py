@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, SecretStr
 
-from gateway.providers.accounts import Accounts, secret_text
-from gateway.providers.config import PerModeSettings
+from gateway.providers.accounts import Accounts
+from gateway.providers.config import PerModeSettings, credentials_of
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,7 @@ class FlutterwaveMode(BaseModel):
     secret_hash: SecretStr | None = None
 
     def credentials(self) -> FlutterwaveCredentials | None:
-        found = FlutterwaveCredentials(secret_text(self.secret_key), secret_text(self.secret_hash))
-        return found if found != FlutterwaveCredentials() else None
+        return credentials_of(self, FlutterwaveCredentials)
 
 
 class FlutterwaveSettings(PerModeSettings):

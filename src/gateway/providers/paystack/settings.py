@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, SecretStr
 
-from gateway.providers.accounts import Accounts, secret_text
-from gateway.providers.config import PerModeSettings
+from gateway.providers.accounts import Accounts
+from gateway.providers.config import PerModeSettings, credentials_of
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,7 @@ class PaystackMode(BaseModel):
     secret_key: SecretStr | None = None
 
     def credentials(self) -> PaystackCredentials | None:
-        key = secret_text(self.secret_key)
-        return PaystackCredentials(key) if key else None
+        return credentials_of(self, PaystackCredentials)
 
 
 class PaystackSettings(PerModeSettings):

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, SecretStr
 
-from gateway.providers.accounts import Accounts, secret_text
-from gateway.providers.config import PerModeSettings
+from gateway.providers.accounts import Accounts
+from gateway.providers.config import PerModeSettings, credentials_of
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,8 @@ class StripeMode(BaseModel):
     webhook_secret: SecretStr | None = None
 
     def credentials(self) -> StripeCredentials | None:
-        # Stripe's keys are pasted from its dashboard: stray white space is not part of them.
-        found = StripeCredentials(
-            secret_text(self.secret_key, strip=True), secret_text(self.webhook_secret, strip=True)
-        )
-        return found if found != StripeCredentials() else None
+        # Keys are pasted from the dashboard: stray white space is not part of them.
+        return credentials_of(self, StripeCredentials, strip=True)
 
 
 class StripeSettings(PerModeSettings):

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
-from gateway.providers.accounts import Accounts, secret_text
-from gateway.providers.config import PerModeSettings, currency_codes
+from gateway.providers.accounts import Accounts
+from gateway.providers.config import PerModeSettings, credentials_of, currency_codes
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,7 @@ class WaveMode(BaseModel):
     webhook_secret: SecretStr | None = None
 
     def credentials(self) -> WaveCredentials | None:
-        found = WaveCredentials(secret_text(self.api_key), secret_text(self.webhook_secret))
-        return found if found != WaveCredentials() else None
+        return credentials_of(self, WaveCredentials)
 
 
 class WaveSettings(PerModeSettings):
