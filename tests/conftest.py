@@ -16,25 +16,18 @@ import pytest
 import respx
 import uvicorn
 
-import support
+from drivers import provider_settings
 from gateway.cli import run_migrations
 from gateway.embedded import EmbeddedServers, free_port
 from gateway.main import create_app
 from gateway.merchants.service import create_merchant
 from gateway.settings import (
     DeliverySettings,
-    FlutterwaveSettings,
-    MomoSettings,
-    MpesaSettings,
-    PaystackSettings,
     ReconcilerSettings,
-    SandboxSettings,
     Settings,
-    StripeSettings,
-    WaveSettings,
     WebhookSettings,
 )
-from support import ACTION_DELAY, RETRY_SCHEDULE, SANDBOX_SECRET, Gateway, Merchant
+from support import RETRY_SCHEDULE, Gateway, Merchant
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +48,6 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
         host="127.0.0.1",
         port=port,
         log_level="WARNING",
-        # Nothing becomes due for the reconciler unless a test says so (tests/reconciler runs it by hand).
-        sandbox=SandboxSettings(
-            webhook_secret=SANDBOX_SECRET, action_delay_seconds=ACTION_DELAY, reconcile_after_seconds=10**7
-        ),
         reconciler=ReconcilerSettings(run_in_process=False),
         webhooks=WebhookSettings(sweep_after_seconds=1.0, sweep_interval_seconds=0.25),
         api_key_cache_seconds=0,
@@ -70,45 +59,8 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
             timeout_seconds=2,
             run_in_process=False,  # the fixture runs it, so a test can pause it
         ),
-        stripe=StripeSettings(
-            test_secret_key=support.STRIPE_SECRET_KEY,
-            test_webhook_secret=support.STRIPE_WEBHOOK_SECRET,
-            api_base=support.STRIPE_API,
-        ),
-        paystack=PaystackSettings(test_secret_key=support.PAYSTACK_SECRET_KEY, base_url=support.PAYSTACK_API),
-        flutterwave=FlutterwaveSettings(
-            test_secret_key=support.FLUTTERWAVE_SECRET_KEY,
-            test_secret_hash=support.FLUTTERWAVE_SECRET_HASH,
-            base_url=support.FLUTTERWAVE_API,
-        ),
-        wave=WaveSettings(
-            test_api_key=support.WAVE_API_KEY,
-            test_webhook_secret=support.WAVE_WEBHOOK_SECRET,
-            base_url=support.WAVE_API,
-            reconcile_after_seconds=10**7,
-        ),
-        momo=MomoSettings(
-            test_subscription_key=support.MOMO_SUBSCRIPTION_KEY,
-            test_api_user=support.MOMO_API_USER,
-            test_api_key=support.MOMO_API_KEY,
-            test_base_url=support.MOMO_API,
-            callback_token=support.MOMO_CALLBACK_TOKEN,
-            test_disbursement_subscription_key=support.MOMO_DISBURSEMENT_SUBSCRIPTION_KEY,
-            test_disbursement_api_user=support.MOMO_DISBURSEMENT_API_USER,
-            test_disbursement_api_key=support.MOMO_DISBURSEMENT_API_KEY,
-            reconcile_after_seconds=10**7,
-        ),
-        mpesa=MpesaSettings(
-            test_consumer_key=support.MPESA_CONSUMER_KEY,
-            test_consumer_secret=support.MPESA_CONSUMER_SECRET,
-            test_shortcode=support.MPESA_SHORTCODE,
-            test_passkey=support.MPESA_PASSKEY,
-            test_initiator_name=support.MPESA_INITIATOR,
-            test_security_credential=support.MPESA_SECURITY_CREDENTIAL,
-            test_base_url=support.MPESA_API,
-            callback_token=support.MPESA_CALLBACK_TOKEN,
-            reconcile_after_seconds=10**7,
-        ),
+        # Each provider as its driver configures it (tests/drivers/).
+        **provider_settings(),
         provider_timeout_seconds=2,
     )
     app = create_app(settings)

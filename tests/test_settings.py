@@ -36,13 +36,79 @@ def test_env_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def test_env_example_lists_every_setting() -> None:
-    expected = set()
-    for name, field in Settings.model_fields.items():
+def _env_names(model: type[BaseModel], prefix: str) -> set[str]:
+    """Every environment variable a settings model reads, nested groups (a provider's test and live
+    members included) joined by a double underscore."""
+    names = set()
+    for name, field in model.model_fields.items():
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            expected |= {f"GATEWAY_{name.upper()}__{sub.upper()}" for sub in field.annotation.model_fields}
+            names |= _env_names(field.annotation, f"{prefix}{name.upper()}__")
         else:
-            expected.add(f"GATEWAY_{name.upper()}")
+            names.add(f"{prefix}{name.upper()}")
+    return names
+
+
+def test_env_example_lists_every_setting() -> None:
+    expected = _env_names(Settings, "GATEWAY_")
+    assert "GATEWAY_STRIPE__TEST__SECRET_KEY" in expected
+    assert "GATEWAY_MOMO__LIVE__DISBURSEMENT_API_KEY" in expected
     example = (Path(__file__).parents[1] / ".env.example").read_text()
     listed = set(re.findall(r"^(GATEWAY_[A-Z0-9_]+)=", example, re.M))
     assert listed == expected
+
+
+PROVIDERS = ["stripe", "paystack", "flutterwave", "wave", "mpesa", "momo"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_old_flat_per_mode_names_still_work(provider: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every nested per-mode variable is also read under its old flat name (the upgrade note's rename)."""
+    new_names = sorted(
+        n for n in _env_names(Settings, "GATEWAY_") if n.startswith(f"GATEWAY_{provider.upper()}__")
+    )
+    per_mode = [n for n in new_names if "__TEST__" in n or "__LIVE__" in n]
+    assert per_mode
+    for new in per_mode:
+        if new.endswith("TRANSACTION_TYPE"):
+            continue  # a Literal: checked below
+        old = new.replace("__TEST__", "__TEST_").replace("__LIVE__", "__LIVE_")
+        monkeypatch.setenv(old, "12345")
+    s = Settings(_env_file=None)
+    group = getattr(s, provider)
+    for new in per_mode:
+        if new.endswith("TRANSACTION_TYPE"):
+            continue
+        mode, field = new.split("__")[-2:]
+        value = getattr(getattr(group, mode.lower()), field.lower())
+        assert (value.get_secret_value() if hasattr(value, "get_secret_value") else value) == "12345", new
+
+
+def test_a_nested_name_wins_over_its_old_flat_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_STRIPE__TEST_SECRET_KEY", "sk_test_old")
+    monkeypatch.setenv("GATEWAY_STRIPE__TEST__SECRET_KEY", "sk_test_new")
+    monkeypatch.setenv("GATEWAY_STRIPE__LIVE_WEBHOOK_SECRET", "whsec_live")
+    monkeypatch.setenv("GATEWAY_MPESA__LIVE_TRANSACTION_TYPE", "CustomerBuyGoodsOnline")
+    s = Settings(_env_file=None)
+    assert s.stripe.test.secret_key is not None
+    assert s.stripe.test.secret_key.get_secret_value() == "sk_test_new"
+    assert s.stripe.live.webhook_secret is not None
+    assert s.stripe.live.webhook_secret.get_secret_value() == "whsec_live"
+    assert s.mpesa.live.transaction_type == "CustomerBuyGoodsOnline"
+    # Per-mode defaults survive a partial configuration of that mode.
+    assert s.mpesa.test.base_url == "https://sandbox.safaricom.co.ke"
+    assert s.mpesa.live.base_url == "https://api.safaricom.co.ke"
+
+
+def test_a_providers_accounts_hold_each_modes_credentials() -> None:
+    s = Settings(
+        _env_file=None, stripe={"test_secret_key": " sk_test_1 ", "live": {"webhook_secret": "whsec_2"}}
+    )
+    accounts = s.stripe.accounts()
+    assert accounts.test is not None
+    assert accounts.test.secret_key == "sk_test_1"
+    assert accounts.live is not None
+    assert (accounts.live.secret_key, accounts.live.webhook_secret) == (
+        None,
+        "whsec_2",
+    )
+    assert "sk_test_1" not in repr(accounts)

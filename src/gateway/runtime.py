@@ -76,7 +76,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
     db = await Database.connect(settings.database_url, settings.database)
     # Committed events go live through Redis; their outbound deliveries are written with them.
     db.on_commit, db.event_followers = publisher.publish_soon, FOLLOWERS
-    registry = build_registry(settings, redis)
+    registry = build_registry(settings, redis, settings.base_url)
     ctx = AppContext(
         settings=settings,
         db=db,

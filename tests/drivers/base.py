@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import respx
+from pydantic import BaseModel
 
 
 class Driver:
@@ -19,6 +20,10 @@ class Driver:
     # False where the provider's notifications carry no currency (M-Pesa: KES only), so a success
     # naming another currency cannot be written.
     names_currency = True
+
+    def settings(self) -> BaseModel | None:
+        """The provider's settings group for the test gateway (None: its defaults)."""
+        return None
 
     def create_body(self, scenario: str) -> dict[str, Any]:
         """The POST /v1/payments body; scenario: "action" (customer step), "decline", "timeout"."""

@@ -17,7 +17,8 @@ import orjson
 import respx
 
 from drivers.base import Driver
-from support import FLUTTERWAVE_API, FLUTTERWAVE_SECRET_HASH
+from gateway.providers.flutterwave.settings import FlutterwaveSettings
+from support import FLUTTERWAVE_API, FLUTTERWAVE_SECRET_HASH, FLUTTERWAVE_SECRET_KEY
 
 TOKEN = "flw-t1nf-f9b3bf384cd30d6fca42b6df9d27bd2f-m03k"
 LINK = "https://checkout.flutterwave.com/v3/hosted/pay/flwlnk-01hx4gtw6q"
@@ -116,6 +117,12 @@ class FlutterwaveDriver(Driver):
     name = "flutterwave"
     currency = "KES"
     decline_code = "insufficient_funds"
+
+    def settings(self) -> FlutterwaveSettings:
+        return FlutterwaveSettings(
+            test={"secret_key": FLUTTERWAVE_SECRET_KEY, "secret_hash": FLUTTERWAVE_SECRET_HASH},
+            base_url=FLUTTERWAVE_API,
+        )
 
     def __init__(self) -> None:
         # Flutterwave's transaction id of each payment reported paid (its refunds name it).

@@ -24,8 +24,18 @@ import respx
 
 from drivers.base import Driver
 from gateway.providers.base import CALLBACK_TOKEN_HEADER
+from gateway.providers.momo.settings import MomoSettings
 from gateway.providers.momo.transformers import reference_id
-from support import MOMO_API, MOMO_CALLBACK_TOKEN
+from support import (
+    MOMO_API,
+    MOMO_API_KEY,
+    MOMO_API_USER,
+    MOMO_CALLBACK_TOKEN,
+    MOMO_DISBURSEMENT_API_KEY,
+    MOMO_DISBURSEMENT_API_USER,
+    MOMO_DISBURSEMENT_SUBSCRIPTION_KEY,
+    MOMO_SUBSCRIPTION_KEY,
+)
 
 API = MOMO_API
 ACCESS_TOKEN = (
@@ -204,6 +214,21 @@ class MomoDriver(Driver):
     name = "momo"
     currency = "EUR"  # the sandbox's only currency
     decline_code = "customer_canceled"
+
+    def settings(self) -> MomoSettings:
+        return MomoSettings(
+            test={
+                "subscription_key": MOMO_SUBSCRIPTION_KEY,
+                "api_user": MOMO_API_USER,
+                "api_key": MOMO_API_KEY,
+                "base_url": MOMO_API,
+                "disbursement_subscription_key": MOMO_DISBURSEMENT_SUBSCRIPTION_KEY,
+                "disbursement_api_user": MOMO_DISBURSEMENT_API_USER,
+                "disbursement_api_key": MOMO_DISBURSEMENT_API_KEY,
+            },
+            callback_token=MOMO_CALLBACK_TOKEN,
+            reconcile_after_seconds=10**7,
+        )
 
     def __init__(self) -> None:
         self.fake = FakeMomo()

@@ -24,7 +24,17 @@ import respx
 
 from drivers.base import Driver
 from gateway.providers.base import CALLBACK_TOKEN_HEADER
-from support import MPESA_API, MPESA_CALLBACK_TOKEN
+from gateway.providers.mpesa.settings import MpesaSettings
+from support import (
+    MPESA_API,
+    MPESA_CALLBACK_TOKEN,
+    MPESA_CONSUMER_KEY,
+    MPESA_CONSUMER_SECRET,
+    MPESA_INITIATOR,
+    MPESA_PASSKEY,
+    MPESA_SECURITY_CREDENTIAL,
+    MPESA_SHORTCODE,
+)
 
 PHONE = "+254708374149"  # the MSISDN of Daraja's own samples
 MSISDN = 254708374149
@@ -259,6 +269,21 @@ class MpesaDriver(Driver):
     decline_code = "customer_busy"
     names_currency = False  # Daraja's callbacks carry no currency: KES only
     partial_refunds = False  # reversals return whole payments (GATEWAY_MPESA__PARTIAL_REVERSALS off)
+
+    def settings(self) -> MpesaSettings:
+        return MpesaSettings(
+            test={
+                "consumer_key": MPESA_CONSUMER_KEY,
+                "consumer_secret": MPESA_CONSUMER_SECRET,
+                "shortcode": MPESA_SHORTCODE,
+                "passkey": MPESA_PASSKEY,
+                "initiator_name": MPESA_INITIATOR,
+                "security_credential": MPESA_SECURITY_CREDENTIAL,
+                "base_url": MPESA_API,
+            },
+            callback_token=MPESA_CALLBACK_TOKEN,
+            reconcile_after_seconds=10**7,
+        )
 
     def __init__(self) -> None:
         self.daraja = FakeDaraja()

@@ -19,6 +19,7 @@ import httpx
 import respx
 
 from drivers.base import Driver
+from gateway.providers.paystack.settings import PaystackSettings
 from support import PAYSTACK_API, PAYSTACK_SECRET_KEY
 
 EMAIL = "amina@example.com"
@@ -182,6 +183,9 @@ class PaystackDriver(Driver):
     name = "paystack"
     currency = "KES"
     decline_code = "card_declined"
+
+    def settings(self) -> PaystackSettings:
+        return PaystackSettings(test={"secret_key": PAYSTACK_SECRET_KEY}, base_url=PAYSTACK_API)
 
     def create_body(self, scenario: str) -> dict[str, Any]:
         body = {**super().create_body(scenario), "customer": {"email": EMAIL}}

@@ -6,12 +6,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drivers.base import Driver
-from support import signed
+from gateway.providers.sandbox.settings import SandboxSettings
+from support import ACTION_DELAY, SANDBOX_SECRET, signed
 
 
 class SandboxDriver(Driver):
     name = "sandbox"
     decline_code = "card_declined"
+
+    def settings(self) -> SandboxSettings:
+        # Nothing becomes due for the reconciler unless a test says so (tests/reconciler runs it by hand).
+        return SandboxSettings(
+            webhook_secret=SANDBOX_SECRET, action_delay_seconds=ACTION_DELAY, reconcile_after_seconds=10**7
+        )
 
     def create_body(self, scenario: str) -> dict[str, Any]:
         method = {

@@ -18,7 +18,8 @@ import respx
 import stripe
 
 from drivers.base import Driver
-from support import STRIPE_API, STRIPE_WEBHOOK_SECRET
+from gateway.providers.stripe.settings import StripeSettings
+from support import STRIPE_API, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET
 
 API_VERSION = "2026-10-28.endive"
 RETURN_URL = "https://shop.example/checkout/done"
@@ -173,6 +174,12 @@ class StripeDriver(Driver):
     name = "stripe"
     currency = "KES"
     decline_code = "card_declined"
+
+    def settings(self) -> StripeSettings:
+        return StripeSettings(
+            test={"secret_key": STRIPE_SECRET_KEY, "webhook_secret": STRIPE_WEBHOOK_SECRET},
+            api_base=STRIPE_API,
+        )
 
     def create_body(self, scenario: str) -> dict[str, Any]:
         method = {

@@ -21,7 +21,8 @@ import orjson
 import respx
 
 from drivers.base import Driver
-from support import WAVE_API, WAVE_WEBHOOK_SECRET
+from gateway.providers.wave.settings import WaveSettings
+from support import WAVE_API, WAVE_API_KEY, WAVE_WEBHOOK_SECRET
 
 BUSINESS = "Boutique Awa"
 RETURN_URL = "https://shop.example/orders/1042/return"
@@ -104,6 +105,13 @@ class WaveDriver(Driver):
     decline_code = "payment_rejected"
     # Wave's refund endpoint takes no amount: it returns the whole payment (providers.md §6.3).
     partial_refunds = False
+
+    def settings(self) -> WaveSettings:
+        return WaveSettings(
+            test={"api_key": WAVE_API_KEY, "webhook_secret": WAVE_WEBHOOK_SECRET},
+            base_url=WAVE_API,
+            reconcile_after_seconds=10**7,  # tests/reconciler runs the reconciler by hand
+        )
 
     def create_body(self, scenario: str) -> dict[str, Any]:
         return {**super().create_body(scenario), "return_url": RETURN_URL}

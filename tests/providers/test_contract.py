@@ -6,8 +6,6 @@ gateway must then do. Scenarios a provider cannot have (cash has no customer ste
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import uuid
 from typing import Any
 
@@ -19,11 +17,7 @@ import drivers
 from drivers.base import Driver
 from support import Gateway, Merchant, wait_for
 
-DRIVERS: list[Driver] = [
-    importlib.import_module(f"drivers.{m.name}").DRIVER
-    for m in pkgutil.iter_modules(drivers.__path__)
-    if m.name != "base"
-]
+DRIVERS: list[Driver] = drivers.discover()
 
 
 @pytest.fixture(params=DRIVERS, ids=lambda d: d.name)

@@ -41,6 +41,7 @@ from gateway.providers.base import (
     ProviderMisconfigured,
     WebhookVerificationError,
 )
+from gateway.providers.mpesa import callbacks
 from gateway.providers.mpesa import transformers as tf
 from gateway.providers.mpesa.adapter import MpesaProvider
 from gateway.providers.registry import _Instrumented
@@ -331,7 +332,7 @@ def test_callback_metadata_is_read_by_name() -> None:
     items = payload["Body"]["stkCallback"]["CallbackMetadata"]["Item"]
     # Older samples carry a Balance without a Value, and nothing promises the order.
     payload["Body"]["stkCallback"]["CallbackMetadata"]["Item"] = [{"Name": "Balance"}, *reversed(items)]
-    event, cb = tf.interpret(payload)
+    event, cb = callbacks.interpret(payload)
     assert cb is not None
     assert (cb.amount, cb.receipt, cb.phone) == (100, "NLJ7RT61SV", "254708374149")
     assert event.result is not None
@@ -1046,6 +1047,6 @@ async def test_unknown_callbacks_are_acknowledged_and_ignored(
 
 def test_callback_for_a_push_we_never_made_is_named_by_its_checkout() -> None:
     content = stk_callback("ws_CO_ghost", merchant_request_id(), 0, amount=5_000, mpesa_receipt="NLJ7RT61SV")
-    event, cb = tf.interpret(json.loads(content))
+    event, cb = callbacks.interpret(json.loads(content))
     assert (event.provider_reference, event.payment_id) == ("ws_CO_ghost", None)
     assert cb is not None

@@ -38,6 +38,7 @@ from gateway.providers.base import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
+from gateway.providers.paystack import notifications as nt
 from gateway.providers.paystack import transformers as tf
 from gateway.providers.paystack.adapter import PaystackProvider
 from gateway.settings import PaystackSettings
@@ -110,7 +111,7 @@ async def adapter() -> AsyncIterator[PaystackProvider]:
 
 
 def test_signature_is_the_vector_of_providers_md() -> None:
-    sig = tf.signature(VECTOR_KEY, VECTOR_BODY)
+    sig = nt.signature(VECTOR_KEY, VECTOR_BODY)
     assert sig.startswith(VECTOR_PREFIX)
     assert re.fullmatch(r"[0-9a-f]{128}", sig)
     assert sig == hmac.new(VECTOR_KEY.encode(), VECTOR_BODY, hashlib.sha512).hexdigest()
@@ -360,7 +361,7 @@ IGNORED = [
 
 @pytest.mark.parametrize("name", IGNORED)
 def test_other_events_are_ignored(name: str) -> None:
-    event = tf.interpret({"event": name, "data": {"id": 91, "domain": "test"}}, None, OPTIONS)
+    event = nt.interpret({"event": name, "data": {"id": 91, "domain": "test"}}, None, OPTIONS)
     assert (event.event_type, event.event_id) == (name, f"test:{name}:91")
     assert event.result is None
     assert event.refund_result is None
@@ -373,7 +374,7 @@ def test_other_events_are_ignored(name: str) -> None:
 )
 def test_refund_events(status: str, ours: str) -> None:
     ref = reference(new_id("pay"))
-    event = tf.interpret(json.loads(refund_event(ref, 2_500, "NGN", status)), None, OPTIONS)
+    event = nt.interpret(json.loads(refund_event(ref, 2_500, "NGN", status)), None, OPTIONS)
     assert event.event_type == f"refund.{status}"
     assert event.refund_reference == f"{ref}:2500"
     assert event.refund_result is not None
@@ -392,7 +393,7 @@ def test_refund_events(status: str, ours: str) -> None:
 )
 def test_a_malformed_charge_event_is_refused(data: dict[str, Any]) -> None:
     with pytest.raises(WebhookPayloadError):
-        tf.interpret({"event": "charge.success", "data": data}, False, OPTIONS)
+        nt.interpret({"event": "charge.success", "data": data}, False, OPTIONS)
 
 
 def test_the_shared_client_has_the_gateways_timeout_and_limits() -> None:

@@ -40,6 +40,7 @@ from gateway.providers.base import (
     RefundRef,
     WebhookPayloadError,
 )
+from gateway.providers.stripe import notifications as nt
 from gateway.providers.stripe import transformers as tf
 from gateway.providers.stripe.adapter import StripeProvider
 from gateway.settings import StripeSettings
@@ -1089,7 +1090,7 @@ def test_events_we_do_not_act_on_are_kept_without_a_result() -> None:
         "pi_3Gw", amount=1_050, currency="usd", status="requires_payment_method", payment_id="pay_x"
     )
     for event_type in ("payment_intent.created", "charge.succeeded", "customer.created"):
-        mapped = tf.interpret(event(event_type, pi))
+        mapped = nt.interpret(event(event_type, pi))
         assert (mapped.result, mapped.refund_result, mapped.event_type) == (None, None, event_type)
     charge_without_refunds = {
         "id": "ch_3Gw",
@@ -1098,11 +1099,11 @@ def test_events_we_do_not_act_on_are_kept_without_a_result() -> None:
         "currency": "usd",
         "refunded": True,
     }
-    assert tf.interpret(event("charge.refunded", charge_without_refunds)).refund_result is None
+    assert nt.interpret(event("charge.refunded", charge_without_refunds)).refund_result is None
     with pytest.raises(WebhookPayloadError):
-        tf.interpret({"id": "evt_1", "type": "payment_intent.succeeded", "data": {}})
+        nt.interpret({"id": "evt_1", "type": "payment_intent.succeeded", "data": {}})
     with pytest.raises(WebhookPayloadError):
-        tf.interpret(event("payment_intent.succeeded", {**pi, "status": "teleported"}))
+        nt.interpret(event("payment_intent.succeeded", {**pi, "status": "teleported"}))
 
 
 def test_a_wait_without_anything_to_show_is_not_applied() -> None:
@@ -1116,7 +1117,7 @@ def test_a_wait_without_anything_to_show_is_not_applied() -> None:
         flow="client",
         last_payment_error={"type": "card_error", "code": "card_declined"},
     )
-    mapped = tf.interpret(event("payment_intent.payment_failed", pi))
+    mapped = nt.interpret(event("payment_intent.payment_failed", pi))
     assert mapped.result is not None
     assert (mapped.result.status, mapped.payment_id, mapped.provider_reference) == (
         "requires_action",
@@ -1134,7 +1135,7 @@ def test_a_wait_without_anything_to_show_is_not_applied() -> None:
         "client_secret": None,
         "next_action": {"type": "use_stripe_sdk"},
     }
-    assert tf.interpret(event("payment_intent.requires_action", bare)).result is None
+    assert nt.interpret(event("payment_intent.requires_action", bare)).result is None
 
 
 def test_checks_for_before_a_payment_exists() -> None:

@@ -11,6 +11,16 @@ def hmac_hex(secret: bytes, message: bytes, digest: str = "sha256") -> str:
     return hmac.new(secret, message, digest).hexdigest()
 
 
+def hmac_base64(secret: bytes, message: bytes, digest: str = "sha256") -> str:
+    return base64.b64encode(hmac.new(secret, message, digest).digest()).decode()
+
+
+def matches_any(expected: list[str], given: str) -> bool:
+    """Whether `given` equals any of `expected`; every one is compared (in constant time), so the
+    time taken says nothing about which, or whether, one matched."""
+    return any([constant_time_equal(e, given) for e in expected])
+
+
 def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
     if isinstance(a, str):
         a = a.encode()

@@ -14,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from gateway.kit.signing import constant_time_equal
+
 CALLBACK_TOKEN_HEADER = "gateway-callback-token"
 
 
@@ -162,6 +164,15 @@ class WebhookEvent:
     refund_result: RefundResult | None = None
 
 
+def payment_failed(code: str, message: str | None) -> PaymentResult:
+    """The provider's (or the adapter's) final no to a payment, with our failure code."""
+    return PaymentResult(status="failed", failure_code=code, failure_message=message)
+
+
+def refund_failed(code: str, message: str | None) -> RefundResult:
+    return RefundResult(status="failed", failure_code=code, failure_message=message)
+
+
 class ProviderFailure(Exception):
     """The provider could not give an answer; nothing is known about the payment's fate."""
 
@@ -184,6 +195,24 @@ class WebhookVerificationError(Exception):
 
 class WebhookPayloadError(Exception):
     pass
+
+
+def check_callback_token(headers: Mapping[str, str], expected: str | None, provider: str) -> None:
+    """For providers that sign nothing (M-Pesa, MoMo): the secret token in the callback URL's path,
+    compared in constant time."""
+    if expected is None:
+        raise WebhookVerificationError(f"no {provider} callback token is configured")
+    given = headers.get(CALLBACK_TOKEN_HEADER)
+    if given is None or not constant_time_equal(given, expected):
+        raise WebhookVerificationError("the callback URL's token is missing or wrong")
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by its lower-case name: a plain dict (tests, the sweeper) is not case-insensitive."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return value
 
 
 def json_object(body: bytes) -> dict[str, Any]:

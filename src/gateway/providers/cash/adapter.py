@@ -6,29 +6,31 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.kit.money import CURRENCY_EXPONENTS
-from gateway.providers.base import (
-    Capabilities,
-    Flow,
-    PaymentRef,
-    PaymentRequest,
-    PaymentResult,
-    RefundRef,
-    RefundRequest,
-    RefundResult,
-    WebhookEvent,
-    WebhookVerificationError,
-)
+from gateway.providers import base as b
 
 
 def _reference(our_id: str) -> str:
     return "cash_" + our_id.split("_", 1)[1]
 
 
+def _collected(payment_id: str, amount: int, currency: str) -> b.PaymentResult:
+    """Cash is in the merchant's hand when the payment is recorded: every question has this answer."""
+    return b.PaymentResult(
+        status="succeeded", provider_reference=_reference(payment_id), amount=amount, currency=currency
+    )
+
+
+def _handed_back(refund_id: str, amount: int, currency: str) -> b.RefundResult:
+    return b.RefundResult(
+        status="succeeded", provider_reference=_reference(refund_id), amount=amount, currency=currency
+    )
+
+
 class CashProvider:
     name = "cash"
-    capabilities = Capabilities(
+    capabilities = b.Capabilities(
         currencies=frozenset(CURRENCY_EXPONENTS),
-        flows=frozenset({Flow.CASH}),
+        flows=frozenset({b.Flow.CASH}),
         refunds=True,
         partial_refunds=True,
         cancel=False,
@@ -39,47 +41,27 @@ class CashProvider:
     def is_configured(self, livemode: bool) -> bool:
         return True
 
-    async def create_payment(self, request: PaymentRequest) -> PaymentResult:
-        return PaymentResult(
-            status="succeeded",
-            provider_reference=_reference(request.payment_id),
-            amount=request.amount,
-            currency=request.currency,
-        )
+    async def create_payment(self, request: b.PaymentRequest) -> b.PaymentResult:
+        return _collected(request.payment_id, request.amount, request.currency)
 
-    async def fetch_payment(self, ref: PaymentRef) -> PaymentResult:
-        return PaymentResult(
-            status="succeeded",
-            provider_reference=_reference(ref.payment_id),
-            amount=ref.amount,
-            currency=ref.currency,
-        )
+    async def fetch_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
+        return _collected(ref.payment_id, ref.amount, ref.currency)
 
-    async def cancel_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def cancel_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         return await self.fetch_payment(ref)  # collected cash cannot be un-collected; refund it instead
 
-    async def refund_payment(self, request: RefundRequest) -> RefundResult:
+    async def refund_payment(self, request: b.RefundRequest) -> b.RefundResult:
         # The merchant hands the cash back; we record it.
-        return RefundResult(
-            status="succeeded",
-            provider_reference=_reference(request.refund_id),
-            amount=request.amount,
-            currency=request.payment.currency,
-        )
+        return _handed_back(request.refund_id, request.amount, request.payment.currency)
 
-    async def fetch_refund(self, ref: RefundRef) -> RefundResult:
-        return RefundResult(
-            status="succeeded",
-            provider_reference=_reference(ref.refund_id),
-            amount=ref.amount,
-            currency=ref.payment.currency,
-        )
+    async def fetch_refund(self, ref: b.RefundRef) -> b.RefundResult:
+        return _handed_back(ref.refund_id, ref.amount, ref.payment.currency)
 
-    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
-        raise WebhookVerificationError("cash sends no webhooks")
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[b.WebhookEvent]:
+        raise b.WebhookVerificationError("cash sends no webhooks")
 
-    def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
-        raise WebhookVerificationError("cash sends no webhooks")
+    def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
+        raise b.WebhookVerificationError("cash sends no webhooks")
 
     async def aclose(self) -> None:
         return None

@@ -8,36 +8,23 @@ payment by it before Flutterwave's transaction id is known (shared/providers.md 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
-import httpx
-import orjson
 import structlog
 
-from gateway.kit.signing import constant_time_equal
-from gateway.providers.base import (
-    Capabilities,
-    Flow,
-    PaymentRef,
-    PaymentRequest,
-    PaymentResult,
-    ProviderMisconfigured,
-    ProviderTimedOut,
-    ProviderUnavailable,
-    RefundRef,
-    RefundRequest,
-    RefundResult,
-    WebhookEvent,
-    WebhookVerificationError,
-    json_object,
-)
+from gateway.providers import base as b
 from gateway.providers.flutterwave import transformers as tf
-from gateway.settings import FlutterwaveSettings
+from gateway.providers.flutterwave.settings import (
+    FlutterwaveAccounts,
+    FlutterwaveCredentials,
+    FlutterwaveSettings,
+)
+from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
+
+# Where the webhook's signature is checked; re-exported for the tests and drivers that sign.
+webhook_signature = tf.webhook_signature
 
 log = structlog.get_logger("gateway.providers.flutterwave")
 
@@ -49,38 +36,11 @@ EXPIRY_GRACE_SECONDS = 600
 MERCHANT_COUNTRY = "NG"
 
 
-class NoTransactionYet(ProviderUnavailable):
+class NoTransactionYet(b.ProviderUnavailable):
     """Flutterwave has no transaction for the tx_ref: the customer has not paid (or even opened the link)."""
 
 
-def webhook_signature(secret_hash: str, body: bytes) -> str:
-    """`flutterwave-signature`: base64(HMAC-SHA256(key = secret hash, message = raw body))."""
-    return base64.b64encode(hmac.new(secret_hash.encode(), body, hashlib.sha256).digest()).decode()
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        for key, v in headers.items():
-            if key.lower() == name:
-                return v
-    return value
-
-
-def webhook_authentic(headers: Mapping[str, str], body: bytes, secret_hashes: Sequence[str]) -> bool:
-    """providers.md §4.5: the signature header when present (HMAC of the raw bytes), else `verif-hash`
-    equal to the dashboard's secret hash. Constant-time compares; any configured hash (test, live)."""
-    signature = _header(headers, "flutterwave-signature")
-    if signature is not None:
-        given = signature.strip()
-        return any([constant_time_equal(webhook_signature(h, body), given) for h in secret_hashes])
-    verif_hash = _header(headers, "verif-hash")
-    if not verif_hash:
-        return False
-    return any([constant_time_equal(h, verif_hash) for h in secret_hashes])
-
-
-class FlutterwaveProvider:
+class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
     name = "flutterwave"
 
     def __init__(
@@ -88,6 +48,7 @@ class FlutterwaveProvider:
         settings: FlutterwaveSettings,
         timeout_seconds: float,
         *,
+        accounts: FlutterwaveAccounts | None = None,
         currencies: frozenset[str] = tf.CURRENCIES,
         session_duration_minutes: int = SESSION_DURATION_MINUTES,
         merchant_country: str = MERCHANT_COUNTRY,
@@ -95,21 +56,18 @@ class FlutterwaveProvider:
     ):
         if not 1 <= session_duration_minutes <= 1440:
             raise ValueError("session_duration_minutes must be 1 to 1440 (Flutterwave's maximum)")
-        self._settings = settings
         self._session_minutes = session_duration_minutes
         self._country = merchant_country
         self._default_redirect_url = default_redirect_url
         self._payable_for = timedelta(minutes=session_duration_minutes, seconds=EXPIRY_GRACE_SECONDS)
-        self._http = httpx.AsyncClient(
-            # Paths carry /v3; a base URL written as providers.md does (".../v3") works too.
-            base_url=settings.base_url.rstrip("/").removesuffix("/v3"),
-            timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=30),
-            headers={"Accept": "application/json", "User-Agent": "gateway-flutterwave/1"},
+        # Paths carry /v3; a base URL written as providers.md does (".../v3") works too.
+        http = ProviderClient(
+            self.name, timeout_seconds, base_url=settings.base_url.rstrip("/").removesuffix("/v3")
         )
-        self.capabilities = Capabilities(
+        super().__init__(accounts or settings.accounts(), http)
+        self.capabilities = b.Capabilities(
             currencies=currencies,
-            flows=frozenset({Flow.REDIRECT, Flow.DIRECT}),
+            flows=frozenset({b.Flow.REDIRECT, b.Flow.DIRECT}),
             refunds=True,
             partial_refunds=True,
             # v3 has no way to close a hosted link [U]; it lapses after session_duration instead.
@@ -121,75 +79,40 @@ class FlutterwaveProvider:
 
     # --- configuration -----------------------------------------------------------------------------
 
-    def _secret_key(self, livemode: bool) -> str | None:
-        key = self._settings.live_secret_key if livemode else self._settings.test_secret_key
-        return key.get_secret_value() if key is not None and key.get_secret_value() else None
-
-    def is_configured(self, livemode: bool) -> bool:
-        return self._secret_key(livemode) is not None
+    def bearer_token(self, account: FlutterwaveCredentials) -> str | None:
+        return account.secret_key
 
     def _secret_hashes(self) -> list[str]:
-        hashes = (self._settings.test_secret_hash, self._settings.live_secret_hash)
-        return [h.get_secret_value() for h in hashes if h is not None and h.get_secret_value()]
+        return [a.secret_hash for _, a in self._accounts.configured() if a.secret_hash is not None]
 
     # --- HTTP ----------------------------------------------------------------------------------------
 
     async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        livemode: bool,
-        body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
+        self, method: str, path: str, livemode: bool, **options: Unpack[RequestOptions]
     ) -> tuple[int, tf.Envelope]:
         """One request; outages, timeouts and credential problems become ProviderFailures. 2xx and
         4xx answers come back for the caller to read (a 4xx is often Flutterwave's final word)."""
-        mode = "live" if livemode else "test"
-        key = self._secret_key(livemode)
-        if key is None:
-            raise ProviderMisconfigured(f"flutterwave: no {mode}-mode secret key is configured")
-        headers = {"Authorization": f"Bearer {key}"}
-        content = None
-        if body is not None:
-            content = orjson.dumps(body)
-            headers["Content-Type"] = "application/json"
+        answer = await self._request(method, path, livemode, **options)
         try:
-            r = await self._http.request(method, path, content=content, params=params, headers=headers)
-        except httpx.TimeoutException as e:
-            raise ProviderTimedOut(f"flutterwave: {method} {path} timed out") from e
-        except httpx.HTTPError as e:
-            raise ProviderUnavailable(f"flutterwave: {method} {path} failed: {type(e).__name__}") from e
-        if r.status_code in (401, 403):
-            # Loud, and without the key: the operator must fix the configuration.
-            log.error(
-                "flutterwave_credentials_rejected",
-                mode=mode,
-                status=r.status_code,
-                path=path,
-                message=_message(r),
-            )
-            raise ProviderMisconfigured(f"flutterwave rejected the {mode}-mode secret key ({r.status_code})")
-        if r.status_code >= 500 or r.status_code == 429:
-            raise ProviderUnavailable(f"flutterwave: {method} {path} answered {r.status_code}")
-        try:
-            return r.status_code, tf.envelope(orjson.loads(r.content))
-        except (orjson.JSONDecodeError, tf.MalformedAnswer) as e:
-            raise ProviderUnavailable(
-                f"flutterwave: {method} {path} answered {r.status_code} without a JSON envelope"
+            return answer.status, tf.envelope(answer.json())
+        except tf.MalformedAnswer as e:
+            raise b.ProviderUnavailable(
+                f"flutterwave: {method} {path} answered {answer.status} without a JSON envelope"
             ) from e
 
     # --- payments ------------------------------------------------------------------------------------
 
-    async def create_payment(self, request: PaymentRequest) -> PaymentResult:
+    async def create_payment(self, request: b.PaymentRequest) -> b.PaymentResult:
         if not request.customer.email:
-            return _refused("customer_email_required", "Flutterwave needs the customer's email address.")
+            return b.payment_failed(
+                "customer_email_required", "Flutterwave needs the customer's email address."
+            )
         method = request.payment_method
         if method is not None and method.startswith(tf.TOKEN_PREFIX):
             return await self._charge_token(request, method)
         redirect_url = request.return_url or self._default_redirect_url
         if redirect_url is None:
-            return _refused(
+            return b.payment_failed(
                 "return_url_required", "Flutterwave's checkout needs a return_url to send the customer to."
             )
         body = tf.hosted_payment_body(
@@ -203,13 +126,13 @@ class FlutterwaveProvider:
             try:
                 return tf.hosted_link_result(answer.data, request.return_url)
             except tf.MalformedAnswer as e:
-                raise ProviderUnavailable(f"flutterwave: {e}") from e
+                raise b.ProviderUnavailable(f"flutterwave: {e}") from e
         if 400 <= status < 500 or not answer.ok:
             # Flutterwave refused the request itself (its validation); no link exists to pay through.
-            return _refused("payment_rejected", answer.message or "Flutterwave refused the payment.")
-        raise ProviderUnavailable(f"flutterwave: POST /v3/payments answered {status}")
+            return b.payment_failed("payment_rejected", answer.message or "Flutterwave refused the payment.")
+        raise b.ProviderUnavailable(f"flutterwave: POST /v3/payments answered {status}")
 
-    async def _charge_token(self, request: PaymentRequest, token: str) -> PaymentResult:
+    async def _charge_token(self, request: b.PaymentRequest, token: str) -> b.PaymentResult:
         redirect_url = request.return_url or self._default_redirect_url
         body = tf.tokenized_charge_body(request, token, country=self._country, redirect_url=redirect_url)
         status, answer = await self._call(
@@ -220,12 +143,12 @@ class FlutterwaveProvider:
             return self._checked(data, request.payment_id, request.return_url)
         if 400 <= status < 500 or not answer.ok:
             reason = answer.message or "Flutterwave declined the charge."
-            return _refused(tf.decline_code(reason), reason)
-        raise ProviderUnavailable(f"flutterwave: tokenized charge answered {status} without a transaction")
+            return b.payment_failed(tf.decline_code(reason), reason)
+        raise b.ProviderUnavailable(f"flutterwave: tokenized charge answered {status} without a transaction")
 
     def _checked(
         self, data: Mapping[str, Any], payment_id: str, return_url: str | None = None
-    ) -> PaymentResult:
+    ) -> b.PaymentResult:
         """A transaction is ours only if it names our tx_ref; its amount is checked by the state machine."""
         if data.get("tx_ref") != payment_id:
             log.error(
@@ -234,13 +157,13 @@ class FlutterwaveProvider:
                 tx_ref=str(data.get("tx_ref"))[:100],
                 transaction_id=tf.transaction_id(data),
             )
-            raise ProviderUnavailable("flutterwave answered with a transaction for another tx_ref")
+            raise b.ProviderUnavailable("flutterwave answered with a transaction for another tx_ref")
         try:
             return tf.transaction_result(data, return_url)
         except tf.MalformedAnswer as e:
-            raise ProviderUnavailable(f"flutterwave: {e}") from e
+            raise b.ProviderUnavailable(f"flutterwave: {e}") from e
 
-    async def _verify(self, ref: PaymentRef) -> dict[str, Any] | None:
+    async def _verify(self, ref: b.PaymentRef) -> dict[str, Any] | None:
         """The transaction: by Flutterwave's id once we know it, else by our tx_ref. None: none yet."""
         reference = ref.provider_reference
         if reference is not None and reference.isdigit():
@@ -259,35 +182,35 @@ class FlutterwaveProvider:
         if 400 <= status < 500 and answer.data is None:
             # `{"status": "error", "message": "No transaction was found for this id", "data": null}`
             return None
-        raise ProviderUnavailable(f"flutterwave: verify answered {status}: {answer.message[:200]}")
+        raise b.ProviderUnavailable(f"flutterwave: verify answered {status}: {answer.message[:200]}")
 
-    async def fetch_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def fetch_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         data = await self._verify(ref)
         if data is not None:
             return self._checked(data, ref.payment_id)
         if datetime.now(UTC) >= ref.created_at + self._payable_for:
             # The link lapsed and nobody paid through it: nothing can arrive any more.
-            return PaymentResult(status="expired")
+            return b.PaymentResult(status="expired")
         raise NoTransactionYet(
             f"flutterwave has no transaction for tx_ref {ref.payment_id} yet: the customer has not paid"
         )
 
-    async def cancel_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def cancel_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         # Never called (capabilities.cancel is False): a hosted link cannot be closed, only lapse.
         return await self.fetch_payment(ref)
 
     # --- refunds -------------------------------------------------------------------------------------
 
-    async def _transaction_id(self, ref: PaymentRef) -> str:
+    async def _transaction_id(self, ref: b.PaymentRef) -> str:
         data = await self._verify(ref)
         if data is None:
-            raise ProviderUnavailable(f"flutterwave has no transaction for tx_ref {ref.payment_id}")
+            raise b.ProviderUnavailable(f"flutterwave has no transaction for tx_ref {ref.payment_id}")
         result = self._checked(data, ref.payment_id)
         if result.status != "succeeded" or result.provider_reference is None:
-            raise ProviderUnavailable("flutterwave's transaction for this payment is not successful")
+            raise b.ProviderUnavailable("flutterwave's transaction for this payment is not successful")
         return result.provider_reference
 
-    async def refund_payment(self, request: RefundRequest) -> RefundResult:
+    async def refund_payment(self, request: b.RefundRequest) -> b.RefundResult:
         payment = request.payment
         reference = payment.provider_reference
         if reference is not None and reference.isdigit():
@@ -304,54 +227,37 @@ class FlutterwaveProvider:
             try:
                 return tf.refund_result(answer.data, payment.currency)
             except tf.MalformedAnswer as e:
-                raise ProviderUnavailable(f"flutterwave: {e}") from e
+                raise b.ProviderUnavailable(f"flutterwave: {e}") from e
         if 400 <= status < 500:
-            return RefundResult(
+            return b.RefundResult(
                 status="failed",
                 failure_code=tf.REFUND_FAILURE_CODE,
                 failure_message=answer.message or "Flutterwave refused the refund.",
             )
-        raise ProviderUnavailable(f"flutterwave: refund answered {status}")
+        raise b.ProviderUnavailable(f"flutterwave: refund answered {status}")
 
-    async def fetch_refund(self, ref: RefundRef) -> RefundResult:
+    async def fetch_refund(self, ref: b.RefundRef) -> b.RefundResult:
         reference = ref.provider_reference
         if reference is None or not reference.isdigit():
             # The refund's answer was lost: v3 offers no lookup by our id [U], so an operator must look.
-            raise ProviderUnavailable(f"flutterwave: refund {ref.refund_id} has no Flutterwave id to ask")
+            raise b.ProviderUnavailable(f"flutterwave: refund {ref.refund_id} has no Flutterwave id to ask")
         status, answer = await self._call("GET", f"/v3/refunds/{reference}", livemode=ref.payment.livemode)
         if status < 300 and answer.ok and isinstance(answer.data, dict):
             try:
                 return tf.refund_result(answer.data, ref.payment.currency)
             except tf.MalformedAnswer as e:
-                raise ProviderUnavailable(f"flutterwave: {e}") from e
-        raise ProviderUnavailable(f"flutterwave: GET /v3/refunds/{reference} answered {status}")
+                raise b.ProviderUnavailable(f"flutterwave: {e}") from e
+        raise b.ProviderUnavailable(f"flutterwave: GET /v3/refunds/{reference} answered {status}")
 
     # --- webhooks ------------------------------------------------------------------------------------
 
-    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[b.WebhookEvent]:
         hashes = self._secret_hashes()
         if not hashes:
-            raise WebhookVerificationError("no Flutterwave secret hash is configured")
-        if not webhook_authentic(headers, body, hashes):
-            raise WebhookVerificationError("verif-hash or flutterwave-signature does not match")
-        payload = json_object(body)
-        return [tf.interpret(payload)]
+            raise b.WebhookVerificationError("no Flutterwave secret hash is configured")
+        if not tf.webhook_authentic(headers, body, hashes):
+            raise b.WebhookVerificationError("verif-hash or flutterwave-signature does not match")
+        return self._events(body)
 
-    def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
+    def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
         return tf.interpret(payload)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-
-def _refused(code: str, message: str) -> PaymentResult:
-    return PaymentResult(status="failed", failure_code=code, failure_message=message)
-
-
-def _message(r: httpx.Response) -> str:
-    try:
-        body = orjson.loads(r.content)
-    except orjson.JSONDecodeError:
-        return ""
-    message = body.get("message") if isinstance(body, dict) else None
-    return message[:200] if isinstance(message, str) else ""

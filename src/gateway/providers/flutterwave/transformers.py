@@ -10,19 +10,21 @@ Our payment id is the `tx_ref`, so every answer can be checked against the payme
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from gateway.kit.money import from_provider_number, to_major_string
+from gateway.kit.signing import hmac_base64, matches_any
 from gateway.providers.base import (
     PaymentRequest,
     PaymentResult,
     RefundResult,
     WebhookEvent,
     WebhookPayloadError,
+    header,
 )
 
 # Collection currencies of Flutterwave's v3 checkout. Not listed in providers.md [U]: taken from
@@ -349,3 +351,23 @@ def interpret(payload: dict[str, Any]) -> WebhookEvent:
     if event in REFUND_EVENTS:
         return _refund_event(payload, event, data)
     return WebhookEvent(event_id=_event_id(event, data, payload), event_type=event, payload=payload)
+
+
+# --- webhook authenticity (providers.md §4.5) --------------------------------------------------------
+
+
+def webhook_signature(secret_hash: str, body: bytes) -> str:
+    """`flutterwave-signature`: base64(HMAC-SHA256(key = secret hash, message = raw body))."""
+    return hmac_base64(secret_hash.encode(), body)
+
+
+def webhook_authentic(headers: Mapping[str, str], body: bytes, secret_hashes: Sequence[str]) -> bool:
+    """The signature header when present (HMAC of the raw bytes), else `verif-hash` equal to the
+    dashboard's secret hash. Constant-time compares; any configured hash (test, live)."""
+    signature = header(headers, "flutterwave-signature")
+    if signature is not None:
+        return matches_any([webhook_signature(h, body) for h in secret_hashes], signature.strip())
+    verif_hash = header(headers, "verif-hash")
+    if not verif_hash:
+        return False
+    return matches_any(list(secret_hashes), verif_hash)

@@ -2,8 +2,8 @@
 
 I/O only; bodies are shaped by transformers.py (shared/providers.md §2). What this adapter keeps:
 
-* OAuth tokens in Redis, one per app, fetched one at a time by all workers (tokens.py).
-* Per payment, in Redis: the accepted push (CheckoutRequestID and the prompt shown to the merchant),
+* OAuth tokens in the shared token cache (providers/tokens.py), one per app.
+* Per payment, in Redis (kept.py): the accepted push (CheckoutRequestID and the prompt shown to the merchant),
   so a retried create never prompts the customer twice and a sync knows what to query, even when
   Daraja's answer came after the gateway had given up waiting (the push keeps running a little
   longer than the gateway's provider timeout, and its late answer is kept).
@@ -24,37 +24,20 @@ import dataclasses
 import functools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-import orjson
 import structlog
 from redis.asyncio import Redis
 
-from gateway.kit.signing import constant_time_equal
-from gateway.providers.base import (
-    CALLBACK_TOKEN_HEADER,
-    Capabilities,
-    Flow,
-    PaymentRef,
-    PaymentRequest,
-    PaymentResult,
-    ProviderFailure,
-    ProviderMisconfigured,
-    ProviderTimedOut,
-    ProviderUnavailable,
-    RefundRef,
-    RefundRequest,
-    RefundResult,
-    WebhookEvent,
-    WebhookVerificationError,
-    json_object,
-)
+from gateway.providers import base as b
+from gateway.providers.accounts import mode_name
+from gateway.providers.http import HttpProvider, ProviderClient
+from gateway.providers.mpesa import callbacks, reversal
 from gateway.providers.mpesa import transformers as tf
-from gateway.providers.mpesa.tokens import App, TokenCache
-from gateway.settings import MpesaSettings
+from gateway.providers.mpesa.kept import Kept
+from gateway.providers.mpesa.settings import Account, App, MpesaAccounts, MpesaSettings
+from gateway.providers.tokens import TokenCache
 
 log = structlog.get_logger("gateway.providers.mpesa")
 
@@ -68,36 +51,15 @@ ACK = b'{"ResultCode":0,"ResultDesc":"Accepted"}'
 # timeout): it stays below the gateway's lease on the payment (twice the timeout), so a retried create
 # never races a push still on its way.
 LATE_ANSWER_FACTOR = 1.5
-PUSH_TTL_SECONDS = 7 * 86_400
-RECEIPT_TTL_SECONDS = 400 * 86_400
 # Callback facts waiting for their STK Query, and payments of recent pushes, per process.
 REMEMBERED = 10_000
-
-
-@dataclass(frozen=True)
-class Account:
-    """One mode's Daraja configuration."""
-
-    mode: str
-    app: App
-    shortcode: str
-    passkey: str
-    transaction_type: str
-    till_number: str | None
-    initiator: str | None
-    security_credential: str | None
-
-
-def _secret(value: Any) -> str | None:
-    text = value.get_secret_value() if value is not None else None
-    return text or None
 
 
 def _check_phone(phone: str | None, livemode: bool) -> str | None:
     return tf.phone_problem(phone)
 
 
-class MpesaProvider:
+class MpesaProvider(HttpProvider[Account]):
     name = "mpesa"
 
     def __init__(
@@ -108,32 +70,29 @@ class MpesaProvider:
         timeout_seconds: float,
         *,
         clock: Callable[[], datetime] | None = None,
+        accounts: MpesaAccounts | None = None,
     ):
+        self._late = timeout_seconds * LATE_ANSWER_FACTOR
+        super().__init__(accounts or settings.accounts(), ProviderClient(self.name, self._late))
         self._settings = settings
         self._redis = redis
         self._callback_base = callback_base_url.rstrip("/")
         self._timeout = timeout_seconds
-        self._late = timeout_seconds * LATE_ANSWER_FACTOR
         # The Timestamp and Password come from this clock (tests freeze it).
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(self._late),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=30),
-            headers={"Accept": "application/json", "User-Agent": "gateway-mpesa/1"},
-        )
-        self._tokens = TokenCache(redis, self._fetch_token, lock_seconds=timeout_seconds + 5)
-        self._inflight: dict[str, asyncio.Task[PaymentResult]] = {}
-        self._callbacks: OrderedDict[str, tf.StkCallback] = OrderedDict()
+        self._tokens = TokenCache(redis, lock_seconds=timeout_seconds + 5)
+        self._kept = Kept(redis)
+        self._inflight: dict[str, asyncio.Task[b.PaymentResult]] = {}
+        self._callbacks: OrderedDict[str, callbacks.StkCallback] = OrderedDict()
         # CheckoutRequestID -> our payment id, for pushes answered here: a callback for a push whose
         # answer came too late to be stored on the payment still finds its payment (in this process).
         self._payment_of: OrderedDict[str, str] = OrderedDict()
         self._pending_errors = frozenset(settings.stk_query_pending_error_codes)
         self._pending_results = frozenset(settings.stk_query_pending_result_codes)
-        accounts = [a for a in (self._account(False), self._account(True)) if a is not None]
-        refunds = any(a.initiator and a.security_credential for a in accounts)
-        self.capabilities = Capabilities(
+        refunds = any(a.initiator and a.security_credential for _, a in self._accounts.configured())
+        self.capabilities = b.Capabilities(
             currencies=frozenset({tf.CURRENCY}),
-            flows=frozenset({Flow.MOBILE_PROMPT}),
+            flows=frozenset({b.Flow.MOBILE_PROMPT}),
             refunds=refunds,
             partial_refunds=refunds and settings.partial_reversals,
             cancel=False,  # STK Push has no cancel: an unanswered prompt ends with 1037/1019/1032
@@ -150,37 +109,20 @@ class MpesaProvider:
     # --- configuration -----------------------------------------------------------------------------
 
     def _account(self, livemode: bool) -> Account | None:
-        s = self._settings
-        p = "live_" if livemode else "test_"
-        key, secret = _secret(getattr(s, p + "consumer_key")), _secret(getattr(s, p + "consumer_secret"))
-        shortcode, passkey = getattr(s, p + "shortcode"), _secret(getattr(s, p + "passkey"))
-        transaction_type, till = getattr(s, p + "transaction_type"), getattr(s, p + "till_number")
-        if not (key and secret and shortcode and passkey):
-            return None
-        if transaction_type == "CustomerBuyGoodsOnline" and not till:
-            return None
-        return Account(
-            mode="live" if livemode else "test",
-            app=App(getattr(s, p + "base_url").rstrip("/"), key, secret),
-            shortcode=shortcode,
-            passkey=passkey,
-            transaction_type=transaction_type,
-            till_number=till,
-            initiator=getattr(s, p + "initiator_name") or None,
-            security_credential=_secret(getattr(s, p + "security_credential")),
-        )
+        return self._accounts.get(livemode)
 
     def is_configured(self, livemode: bool) -> bool:
         return self._account(livemode) is not None and self._token() is not None
 
     def _token(self) -> str | None:
-        return _secret(self._settings.callback_token)
+        token = self._settings.callback_token
+        return (token.get_secret_value() or None) if token is not None else None
 
     def _require(self, livemode: bool) -> Account:
         account = self._account(livemode)
         if account is None or self._token() is None:
-            mode = "live" if livemode else "test"
-            raise ProviderMisconfigured(
+            mode = mode_name(livemode)
+            raise b.ProviderMisconfigured(
                 f"mpesa: the {mode}-mode credentials or the callback token are missing"
             )
         return account
@@ -195,88 +137,85 @@ class MpesaProvider:
     # --- HTTP ----------------------------------------------------------------------------------------
 
     async def _fetch_token(self, app: App) -> tuple[str, int]:
-        url = app.base_url + OAUTH_PATH
-        try:
-            async with asyncio.timeout(self._timeout):
-                r = await self._http.get(
-                    url,
-                    params={"grant_type": "client_credentials"},
-                    headers={"Authorization": app.basic_auth},
-                )
-        except (TimeoutError, httpx.TimeoutException) as e:
-            raise ProviderTimedOut("mpesa: the OAuth token request timed out") from e
-        except httpx.HTTPError as e:
-            raise ProviderUnavailable(f"mpesa: the OAuth token request failed: {type(e).__name__}") from e
-        if r.status_code >= 500 or r.status_code == 429:
-            raise ProviderUnavailable(f"mpesa: the OAuth token request answered {r.status_code}")
-        data = _json(r)
-        if r.status_code != 200 or data is None:
+        answer = await self._http.call(
+            "GET",
+            app.base_url + OAUTH_PATH,
+            params={"grant_type": "client_credentials"},
+            headers={"Authorization": app.basic_auth},
+            deadline_seconds=self._timeout,
+            credentials_checked=False,
+        )
+        data = answer.object()
+        if answer.status != 200 or data is None:
             error = tf.error_of(data or {})
-            log.error("mpesa_credentials_rejected", status=r.status_code, error=error and error.code)
-            raise ProviderMisconfigured(f"mpesa rejected the consumer key and secret ({r.status_code})")
+            log.error("mpesa_credentials_rejected", status=answer.status, error=error and error.code)
+            raise b.ProviderMisconfigured(f"mpesa rejected the consumer key and secret ({answer.status})")
         try:
             return tf.token_of(data)
         except tf.MalformedAnswer as e:
-            raise ProviderUnavailable(f"mpesa: unexpected OAuth answer: {e}") from e
+            raise b.ProviderUnavailable(f"mpesa: unexpected OAuth answer: {e}") from e
 
     async def _send(
         self, url: str, body: dict[str, Any], token: str, seconds: float
     ) -> tuple[int, dict[str, Any]]:
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        try:
-            async with asyncio.timeout(seconds):
-                r = await self._http.post(url, content=orjson.dumps(body), headers=headers)
-        except (TimeoutError, httpx.TimeoutException) as e:
-            raise ProviderTimedOut(f"mpesa: {url} timed out") from e
-        except httpx.HTTPError as e:
-            raise ProviderUnavailable(f"mpesa: {url} failed: {type(e).__name__}") from e
-        data = _json(r)
+        """Daraja's error answers (5xx included) carry its verdict in the body: the caller reads them."""
+        answer = await self._http.call(
+            "POST",
+            url,
+            headers={"Authorization": f"Bearer {token}"},
+            body=body,
+            deadline_seconds=seconds,
+            credentials_checked=False,
+            outages_checked=False,
+        )
+        data = answer.object()
         if data is None:
-            if r.status_code in (401, 403):
-                raise ProviderMisconfigured(f"mpesa: {url} answered {r.status_code}")
-            raise ProviderUnavailable(f"mpesa: {url} answered {r.status_code} without a JSON object")
-        return r.status_code, data
+            if answer.status in (401, 403):
+                raise b.ProviderMisconfigured(f"mpesa: {url} answered {answer.status}")
+            raise b.ProviderUnavailable(f"mpesa: {url} answered {answer.status} without a JSON object")
+        return answer.status, data
 
     async def _post(
         self, account: Account, path: str, body: dict[str, Any], *, seconds: float
     ) -> tuple[int, dict[str, Any]]:
         """POST with the shared bearer token; an "Invalid Access Token" answer refreshes it once."""
+        fetch = functools.partial(self._fetch_token, account.app)
         for attempt in (1, 2):
-            token = await self._tokens.get(account.app)
+            token = await self._tokens.get(account.app.token_key, fetch)
             status, data = await self._send(account.app.base_url + path, body, token, seconds)
             error = tf.error_of(data)
             if error is not None and error.code == tf.TOKEN_EXPIRED and attempt == 1:
                 log.info("mpesa_token_rejected", path=path)
-                await self._tokens.invalidate(account.app, token)
+                await self._tokens.invalidate(account.app.token_key, token)
                 continue
             return status, data
         raise AssertionError("unreachable")
 
-    def _failure(self, op: str, status: int, data: dict[str, Any]) -> ProviderFailure:
+    def _failure(self, op: str, status: int, data: dict[str, Any]) -> b.ProviderFailure:
         """A Daraja error not about the customer: busy (502, retry later) or our configuration (502, loud)."""
         error = tf.error_of(data)
         if error is None:
-            return ProviderUnavailable(f"mpesa: {op} answered {status} without a result")
+            return b.ProviderUnavailable(f"mpesa: {op} answered {status} without a result")
         if error.code in tf.BUSY or (status >= 500 and error.code != tf.SERVER_ERROR):
-            return ProviderUnavailable(f"mpesa: {op} answered {error.code} {error.message}")
+            return b.ProviderUnavailable(f"mpesa: {op} answered {error.code} {error.message}")
         log.error("mpesa_request_rejected", op=op, status=status, code=error.code, message=error.message)
-        return ProviderMisconfigured(f"mpesa: {op} answered {error.code} {error.message}")
+        return b.ProviderMisconfigured(f"mpesa: {op} answered {error.code} {error.message}")
 
     # --- payments ------------------------------------------------------------------------------------
 
-    async def create_payment(self, request: PaymentRequest) -> PaymentResult:
+    async def create_payment(self, request: b.PaymentRequest) -> b.PaymentResult:
         account = self._require(request.livemode)
         amount = tf.amount_problem(request.amount, request.currency)
         if amount is not None:
-            return PaymentResult(status="failed", failure_code=amount[0], failure_message=amount[1])
+            return b.PaymentResult(status="failed", failure_code=amount[0], failure_message=amount[1])
         phone = request.customer.phone
         problem = tf.phone_problem(phone)
         if phone is None or problem is not None:
-            return PaymentResult(status="failed", failure_code="invalid_phone", failure_message=problem)
-        saved = await self._load_push(request.payment_id)
+            return b.PaymentResult(status="failed", failure_code="invalid_phone", failure_message=problem)
+        saved = await self._kept.load_push(request.payment_id)
         if saved is not None:
             # A retry of a create whose push Daraja accepted after we stopped waiting: no second prompt.
-            return PaymentResult(
+            return b.PaymentResult(
                 status="requires_action",
                 provider_reference=saved["checkout"],
                 next_action=saved["next_action"],
@@ -289,17 +228,17 @@ class MpesaProvider:
         try:
             return await asyncio.wait_for(asyncio.shield(task), self._timeout)
         except TimeoutError as e:
-            raise ProviderTimedOut(
+            raise b.ProviderTimedOut(
                 f"mpesa: STK Push unanswered after {self._timeout:g} s (a late answer is still kept)"
             ) from e
 
-    def _push_done(self, payment_id: str, task: asyncio.Task[PaymentResult]) -> None:
+    def _push_done(self, payment_id: str, task: asyncio.Task[b.PaymentResult]) -> None:
         if self._inflight.get(payment_id) is task:
             del self._inflight[payment_id]
         if not task.cancelled() and task.exception() is not None:
             log.info("mpesa_push_failed", payment_id=payment_id, error=type(task.exception()).__name__)
 
-    async def _push(self, account: Account, request: PaymentRequest, phone: str) -> PaymentResult:
+    async def _push(self, account: Account, request: b.PaymentRequest, phone: str) -> b.PaymentResult:
         body = tf.stk_push_body(
             shortcode=account.shortcode,
             passkey=account.passkey,
@@ -318,8 +257,8 @@ class MpesaProvider:
         if accepted is not None:
             _bounded_put(self._payment_of, accepted.checkout_request_id, request.payment_id)
             next_action = tf.prompt(phone, request.amount)
-            await self._save_push(request.payment_id, accepted, next_action)
-            return PaymentResult(
+            await self._kept.save_push(request.payment_id, accepted, next_action)
+            return b.PaymentResult(
                 status="requires_action",
                 provider_reference=accepted.checkout_request_id,
                 next_action=next_action,
@@ -330,21 +269,21 @@ class MpesaProvider:
             return refusal
         raise self._failure("STK Push", status, data)
 
-    async def fetch_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def fetch_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         account = self._require(ref.livemode)
-        saved = await self._load_push(ref.payment_id)
+        saved = await self._kept.load_push(ref.payment_id)
         checkout = ref.provider_reference or (saved["checkout"] if saved else None)
         if checkout is None:
             task = self._inflight.get(ref.payment_id)
             if task is None:
-                raise ProviderUnavailable(
+                raise b.ProviderUnavailable(
                     "mpesa: the STK Push of this payment was never answered, so there is no "
                     "CheckoutRequestID to query; retry the create with the same Idempotency-Key"
                 )
             try:
                 pushed = await asyncio.wait_for(asyncio.shield(task), self._timeout)
             except TimeoutError as e:
-                raise ProviderTimedOut("mpesa: the STK Push of this payment is still unanswered") from e
+                raise b.ProviderTimedOut("mpesa: the STK Push of this payment is still unanswered") from e
             if pushed.status != "requires_action" or pushed.provider_reference is None:
                 return pushed
             checkout = pushed.provider_reference
@@ -369,91 +308,48 @@ class MpesaProvider:
             return await self._succeeded(ref, checkout)
         return result
 
-    async def _succeeded(self, ref: PaymentRef, checkout: str) -> PaymentResult:
+    async def _succeeded(self, ref: b.PaymentRef, checkout: str) -> b.PaymentResult:
         """STK Query says paid. The callback, if one came, tells the amount and the receipt."""
         callback = self._callbacks.pop(checkout, None)
         if callback is None or callback.amount is None:
-            return PaymentResult(status="succeeded", provider_reference=checkout)
+            return b.PaymentResult(status="succeeded", provider_reference=checkout)
         if callback.amount == ref.amount and callback.receipt:
-            await self._save_receipt(checkout, callback.receipt)
+            await self._kept.save_receipt(checkout, callback.receipt)
         # A callback naming other money than ours is refused by the state machine (amount mismatch).
-        return PaymentResult(
+        return b.PaymentResult(
             status="succeeded", provider_reference=checkout, amount=callback.amount, currency=tf.CURRENCY
         )
 
-    async def cancel_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def cancel_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         # Daraja cannot withdraw a prompt (capabilities.cancel is False); say where the payment stands.
         return await self.fetch_payment(ref)
 
     # --- refunds (Reversal API) ------------------------------------------------------------------------
 
-    async def refund_payment(self, request: RefundRequest) -> RefundResult:
+    async def refund_payment(self, request: b.RefundRequest) -> b.RefundResult:
         account = self._require(request.payment.livemode)
-        if not (account.initiator and account.security_credential):
-            return _refund_failed(
-                "refund_not_supported", f"No M-Pesa reversal initiator is configured for {account.mode} mode."
-            )
-        if request.amount % tf.KES:
-            return _refund_failed("amount_not_supported", "M-Pesa reverses whole shillings only.")
-        if request.amount != request.payment.amount and not self._settings.partial_reversals:
-            return _refund_failed("partial_refund_not_supported", "M-Pesa reverses whole payments only.")
-        receipt = await self._load_receipt(request.payment.provider_reference)
+        refused = reversal.refusal(account, request, partial_reversals=self._settings.partial_reversals)
+        if refused is not None:
+            return refused
+        receipt = await self._kept.load_receipt(request.payment.provider_reference)
         if receipt is None:
-            return _refund_failed(
-                "receipt_unknown",
-                "The M-Pesa receipt (MpesaReceiptNumber) of this payment is unknown to the gateway (its "
-                "callback never arrived); reverse it in the M-Pesa portal.",
-            )
-        body = tf.reversal_body(
-            initiator=account.initiator,
-            security_credential=account.security_credential,
-            receipt=receipt,
-            amount=request.amount,
-            shortcode=account.shortcode,
-            result_url=self._callback_url,
-            refund_id=request.refund_id,
-        )
+            return b.refund_failed(*reversal.RECEIPT_UNKNOWN)
+        body = reversal.body(account, request, receipt=receipt, result_url=self._callback_url)
         status, data = await self._post(account, REVERSAL_PATH, body, seconds=self._timeout)
-        conversation = data.get("ConversationID")
-        if str(data.get("ResponseCode")) == "0" and isinstance(conversation, str) and conversation:
-            # Accepted: the outcome comes to the callback URL as a Result (tf.reversal_result).
-            return RefundResult(
-                status="pending", provider_reference=conversation, amount=request.amount, currency=tf.CURRENCY
-            )
-        error = tf.error_of(data)
-        if error is None:
-            raise ProviderUnavailable(f"mpesa: Reversal answered {status} without a result")
-        # Daraja refused the request: no reversal exists, so the refund fails (and its amount is free
-        # again) rather than staying pending, since a reversal is never re-sent (idempotent_refunds).
-        if error.code in tf.BUSY:
-            code = "provider_busy"
-        elif error.code in tf.MISCONFIGURED or error.code in (tf.SERVER_ERROR, tf.TOKEN_EXPIRED):
-            code = "provider_misconfigured"
-            log.error(
-                "mpesa_request_rejected", op="Reversal", status=status, code=error.code, message=error.message
-            )
-        else:
-            code = "refund_declined"
-        return _refund_failed(code, f"M-Pesa refused the reversal: {error.code} {error.message}"[:1000])
+        return reversal.answer_result(status, data, request.amount)
 
-    async def fetch_refund(self, ref: RefundRef) -> RefundResult:
+    async def fetch_refund(self, ref: b.RefundRef) -> b.RefundResult:
         # A reversal's outcome only ever arrives at the ResultURL; Daraja has no synchronous status.
-        return RefundResult(status="pending", provider_reference=ref.provider_reference)
+        return b.RefundResult(status="pending", provider_reference=ref.provider_reference)
 
     # --- callbacks -----------------------------------------------------------------------------------
 
-    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
-        expected = self._token()
-        given = headers.get(CALLBACK_TOKEN_HEADER)
-        if expected is None:
-            raise WebhookVerificationError("no M-Pesa callback token is configured")
-        if given is None or not constant_time_equal(given, expected):
-            raise WebhookVerificationError("the callback URL's token is wrong or missing")
-        payload = json_object(body)
-        return [self.interpret_webhook(payload)]
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[b.WebhookEvent]:
+        b.check_callback_token(headers, self._token(), "M-Pesa")
+        return self._events(body)
 
-    def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
-        event, callback = tf.interpret(payload)
+    def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
+        event, callback = callbacks.interpret(payload)
         if callback is not None:
             if callback.result_code == "0":
                 _bounded_put(self._callbacks, callback.checkout_request_id, callback)
@@ -462,45 +358,12 @@ class MpesaProvider:
                 event = dataclasses.replace(event, payment_id=payment_id)
         return event
 
-    # --- what the adapter keeps in Redis -----------------------------------------------------------------
-
-    async def _save_push(
-        self, payment_id: str, accepted: tf.PushAccepted, next_action: dict[str, Any]
-    ) -> None:
-        record = {
-            "checkout": accepted.checkout_request_id,
-            "merchant_request": accepted.merchant_request_id,
-            "next_action": next_action,
-        }
-        try:
-            await self._redis.set(f"mpesa:push:{payment_id}", orjson.dumps(record), ex=PUSH_TTL_SECONDS)
-        except Exception as e:  # the push went through; the payment row gets its reference anyway
-            log.warning("mpesa_push_not_kept", payment_id=payment_id, error=type(e).__name__)
-
-    async def _load_push(self, payment_id: str) -> dict[str, Any] | None:
-        raw = await self._redis.get(f"mpesa:push:{payment_id}")
-        if raw is None:
-            return None
-        record = orjson.loads(raw)
-        return record if isinstance(record, dict) and isinstance(record.get("checkout"), str) else None
-
-    async def _save_receipt(self, checkout: str, receipt: str) -> None:
-        await self._redis.set(f"mpesa:receipt:{checkout}", receipt, ex=RECEIPT_TTL_SECONDS)
-
-    async def _load_receipt(self, checkout: str | None) -> str | None:
-        if checkout is None:
-            return None
-        raw = await self._redis.get(f"mpesa:receipt:{checkout}")
-        if raw is None:
-            return None
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
-
     async def aclose(self) -> None:
         for task in list(self._inflight.values()):
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
-        await self._http.aclose()
+        await super().aclose()
 
 
 def _bounded_put(memory: OrderedDict[str, Any], key: str, value: Any) -> None:
@@ -508,15 +371,3 @@ def _bounded_put(memory: OrderedDict[str, Any], key: str, value: Any) -> None:
     memory.move_to_end(key)
     while len(memory) > REMEMBERED:
         memory.popitem(last=False)
-
-
-def _json(r: httpx.Response) -> dict[str, Any] | None:
-    try:
-        data = orjson.loads(r.content)
-    except orjson.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _refund_failed(code: str, message: str) -> RefundResult:
-    return RefundResult(status="failed", failure_code=code, failure_message=message)

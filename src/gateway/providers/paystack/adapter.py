@@ -9,30 +9,15 @@ A payment is never marked succeeded from the customer's return to `callback_url`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
-import httpx
-import orjson
 import structlog
 
-from gateway.providers.base import (
-    Capabilities,
-    Flow,
-    PaymentRef,
-    PaymentRequest,
-    PaymentResult,
-    ProviderMisconfigured,
-    ProviderTimedOut,
-    ProviderUnavailable,
-    RefundRef,
-    RefundRequest,
-    RefundResult,
-    WebhookEvent,
-    WebhookVerificationError,
-    json_object,
-)
+from gateway.providers import base as b
+from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
+from gateway.providers.paystack import notifications as nt
 from gateway.providers.paystack import transformers as tf
-from gateway.settings import PaystackSettings
+from gateway.providers.paystack.settings import PaystackAccounts, PaystackCredentials, PaystackSettings
 
 log = structlog.get_logger("gateway.providers.paystack")
 
@@ -43,11 +28,11 @@ CHECKOUT_LOST = (
 )
 
 
-class PaystackProvider:
+class PaystackProvider(HttpProvider[PaystackCredentials]):
     name = "paystack"
-    capabilities = Capabilities(
+    capabilities = b.Capabilities(
         currencies=tf.CURRENCIES,
-        flows=frozenset({Flow.REDIRECT, Flow.DIRECT}),
+        flows=frozenset({b.Flow.REDIRECT, b.Flow.DIRECT}),
         refunds=True,
         partial_refunds=True,
         # Paystack has no endpoint to cancel an initialized transaction: its checkout page stays
@@ -62,29 +47,25 @@ class PaystackProvider:
         settings: PaystackSettings,
         timeout_seconds: float,
         *,
+        accounts: PaystackAccounts | None = None,
         options: tf.Options | None = None,
         max_connections: int = 50,
     ):
-        self._settings = settings
         self._options = options or tf.Options()
-        self._http = httpx.AsyncClient(
+        http = ProviderClient(
+            self.name,
+            timeout_seconds,
             base_url=settings.base_url,
-            timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=min(max_connections, 20)
-            ),
-            headers={"Accept": "application/json", "User-Agent": "gateway-paystack/1"},
+            max_connections=max_connections,
+            max_keepalive_connections=min(max_connections, 20),
+            keepalive_expiry=5,
         )
+        super().__init__(accounts or settings.accounts(), http)
 
     # --- configuration ---------------------------------------------------------------------------
 
-    def _secret(self, livemode: bool) -> str | None:
-        key = self._settings.live_secret_key if livemode else self._settings.test_secret_key
-        value = key.get_secret_value() if key is not None else ""
-        return value or None
-
-    def is_configured(self, livemode: bool) -> bool:
-        return self._secret(livemode) is not None
+    def bearer_token(self, account: PaystackCredentials) -> str | None:
+        return account.secret_key
 
     def _only_mode(self) -> bool | None:
         """The one mode with a key, if only one has: the mode of webhooks that name none."""
@@ -94,54 +75,27 @@ class PaystackProvider:
     # --- HTTP ------------------------------------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, livemode: bool, body: dict[str, Any] | None = None
+        self, method: str, path: str, livemode: bool, **options: Unpack[RequestOptions]
     ) -> tuple[int, dict[str, Any]]:
-        """One API call; 2xx and 4xx answers come back, everything that says nothing raises."""
-        mode = "live" if livemode else "test"
-        key = self._secret(livemode)
-        if key is None:
-            raise ProviderMisconfigured(f"paystack: no {mode} secret key is configured")
-        headers = {"Authorization": f"Bearer {key}"}
-        content = None
-        if body is not None:
-            content = orjson.dumps(body)
-            headers["Content-Type"] = "application/json"
-        try:
-            r = await self._http.request(method, path, content=content, headers=headers)
-        except httpx.TimeoutException as e:
-            raise ProviderTimedOut(f"paystack: {method} {path} timed out ({type(e).__name__})") from e
-        except httpx.HTTPError as e:
-            raise ProviderUnavailable(f"paystack: {method} {path} failed ({type(e).__name__})") from e
-        if r.status_code in (401, 403):
-            # Loud, and without the key: the operator must fix the configuration.
-            log.error(
-                "paystack_credentials_rejected", mode=mode, op=f"{method} {path}", http_status=r.status_code
-            )
-            raise ProviderMisconfigured(f"paystack rejected the {mode} secret key (HTTP {r.status_code})")
-        if r.status_code >= 500 or r.status_code == 429:
-            raise ProviderUnavailable(f"paystack: {method} {path} answered HTTP {r.status_code}")
-        try:
-            answer = orjson.loads(r.content)
-        except orjson.JSONDecodeError as e:
-            raise ProviderUnavailable(
-                f"paystack: {method} {path} answered HTTP {r.status_code}, not JSON"
-            ) from e
-        if not isinstance(answer, dict):
-            raise ProviderUnavailable(f"paystack: {method} {path} answered a non-object")
-        return r.status_code, answer
+        """One API call; 2xx and 4xx answers come back as JSON objects, everything else raises."""
+        answer = await self._request(method, path, livemode, **options)
+        data = answer.object()
+        if data is None:
+            raise b.ProviderUnavailable(f"paystack: {method} {path} answered HTTP {answer.status}, not JSON")
+        return answer.status, data
 
-    def _unexpected(self, op: str, e: Exception) -> ProviderUnavailable:
+    def _unexpected(self, op: str, e: Exception) -> b.ProviderUnavailable:
         log.warning("paystack_unexpected_answer", op=op, error=str(e))
-        return ProviderUnavailable(f"paystack: {op}: {e}")
+        return b.ProviderUnavailable(f"paystack: {op}: {e}")
 
     # --- payments --------------------------------------------------------------------------------
 
-    async def create_payment(self, request: PaymentRequest) -> PaymentResult:
+    async def create_payment(self, request: b.PaymentRequest) -> b.PaymentResult:
         reference = tf.reference_for(request.payment_id, request.livemode)
         method = request.payment_method
         saved_card = method is not None and method.startswith(tf.AUTHORIZATION_PREFIX)
         if method is not None and not saved_card and method not in tf.CHANNELS:
-            return PaymentResult(
+            return b.PaymentResult(
                 status="failed",
                 failure_code="invalid_payment_method",
                 failure_message="For Paystack, payment_method is left out, names a checkout channel ("
@@ -149,7 +103,7 @@ class PaystackProvider:
                 + ") or is a saved card's authorization code (AUTH_…).",
             )
         if not request.customer.email:
-            return PaymentResult(
+            return b.PaymentResult(
                 status="failed",
                 failure_code="customer_email_required",
                 failure_message="Paystack needs the customer's email address (customer.email).",
@@ -158,7 +112,7 @@ class PaystackProvider:
             path, body = "/transaction/charge_authorization", tf.charge_authorization_body(request, reference)
         else:
             path, body = "/transaction/initialize", tf.initialize_body(request, reference, method)
-        status, answer = await self._call("POST", path, request.livemode, body)
+        status, answer = await self._call("POST", path, request.livemode, body=body)
         try:
             if tf.accepted(answer):
                 if saved_card:
@@ -173,11 +127,11 @@ class PaystackProvider:
             raise self._unexpected(path, ValueError(f"status false in an HTTP {status} answer"))
         return tf.rejected_result(answer, reference, self._options)
 
-    async def _after_duplicate(self, reference: str, livemode: bool, *, checkout: bool) -> PaymentResult:
+    async def _after_duplicate(self, reference: str, livemode: bool, *, checkout: bool) -> b.PaymentResult:
         result = await self._verify(reference, livemode)
         if checkout and result.status == "requires_action":
             # Unpaid, and nobody has its checkout address: Paystack gives it out only once.
-            return PaymentResult(
+            return b.PaymentResult(
                 status="failed",
                 provider_reference=reference,
                 failure_code=CHECKOUT_LOST[0],
@@ -185,35 +139,37 @@ class PaystackProvider:
             )
         return result
 
-    async def _verify(self, reference: str, livemode: bool) -> PaymentResult:
+    async def _verify(self, reference: str, livemode: bool) -> b.PaymentResult:
         path = f"/transaction/verify/{reference}"
         status, answer = await self._call("GET", path, livemode)
         if not tf.accepted(answer):
             # 400/404 "Transaction reference not found": our initialize never landed. Nothing to
             # report; the payment stays pending and a retry of the create sends it again.
-            raise ProviderUnavailable(f"paystack: verify {reference}: HTTP {status}: {tf.message_of(answer)}")
+            raise b.ProviderUnavailable(
+                f"paystack: verify {reference}: HTTP {status}: {tf.message_of(answer)}"
+            )
         try:
             return tf.payment_result(answer["data"], reference, self._options)
         except tf.UnexpectedAnswer as e:
             raise self._unexpected("verify", e) from e
 
-    async def fetch_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def fetch_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         reference = ref.provider_reference or tf.reference_for(ref.payment_id, ref.livemode)
         return await self._verify(reference, ref.livemode)
 
-    async def cancel_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def cancel_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         # No cancel at Paystack (capabilities.cancel is False): report where the payment stands.
         return await self.fetch_payment(ref)
 
     # --- refunds ---------------------------------------------------------------------------------
 
-    async def refund_payment(self, request: RefundRequest) -> RefundResult:
+    async def refund_payment(self, request: b.RefundRequest) -> b.RefundResult:
         payment = request.payment
         transaction = payment.provider_reference or tf.reference_for(payment.payment_id, payment.livemode)
         body = tf.refund_body(
             transaction, request.refund_id, payment.payment_id, request.amount, payment.currency
         )
-        status, answer = await self._call("POST", "/refund", payment.livemode, body)
+        status, answer = await self._call("POST", "/refund", payment.livemode, body=body)
         if not tf.accepted(answer):
             if 200 <= status < 300:
                 raise self._unexpected("refund", ValueError(f"status false in an HTTP {status} answer"))
@@ -225,35 +181,32 @@ class PaystackProvider:
         except ValueError as e:
             raise self._unexpected("refund", e) from e
 
-    async def fetch_refund(self, ref: RefundRef) -> RefundResult:
+    async def fetch_refund(self, ref: b.RefundRef) -> b.RefundResult:
         # Paystack finds a refund only by its own id, which its refund webhooks never name; the
         # gateway keys Paystack refunds by what the webhooks do name (see transformers). So there is
         # no question to ask: no news, the refund stays pending until Paystack's webhook says more.
-        return RefundResult(status="pending", provider_reference=ref.provider_reference)
+        return b.RefundResult(status="pending", provider_reference=ref.provider_reference)
 
     # --- webhooks --------------------------------------------------------------------------------
 
-    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
-        header = next((v for k, v in headers.items() if k.lower() == tf.SIGNATURE_HEADER), None)
-        if not header:
-            raise WebhookVerificationError(f"missing {tf.SIGNATURE_HEADER}")
-        keys = [(mode, key) for mode in (False, True) if (key := self._secret(mode)) is not None]
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[b.WebhookEvent]:
+        signature = b.header(headers, tf.SIGNATURE_HEADER)
+        if not signature:
+            raise b.WebhookVerificationError(f"missing {tf.SIGNATURE_HEADER}")
+        keys = [(mode, account.secret_key) for mode, account in self._accounts.configured()]
         if not keys:
-            raise WebhookVerificationError("no Paystack secret key is configured")
+            raise b.WebhookVerificationError("no Paystack secret key is configured")
         # Every configured key is tried (constant-time each), so timing says nothing about which.
-        matched = [mode for mode, key in keys if tf.signature_matches(key, body, header)]
+        matched = [mode for mode, key in keys if nt.signature_matches(key, body, signature)]
         if not matched:
-            raise WebhookVerificationError("signature mismatch")
-        payload = json_object(body)
+            raise b.WebhookVerificationError("signature mismatch")
+        payload = b.json_object(body)
         data = payload.get("data")
-        named = tf.domain_mode(data) if isinstance(data, dict) else None
+        named = nt.domain_mode(data) if isinstance(data, dict) else None
         if named is not None and len(matched) == 1 and named != matched[0]:
             # Signed with one mode's key but about the other mode's money: never act on it.
-            raise WebhookVerificationError("the event's domain is not the mode of the key that signed it")
+            raise b.WebhookVerificationError("the event's domain is not the mode of the key that signed it")
         return [self.interpret_webhook(payload)]
 
-    def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
-        return tf.interpret(payload, self._only_mode(), self._options)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
+        return nt.interpret(payload, self._only_mode(), self._options)

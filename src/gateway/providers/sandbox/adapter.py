@@ -36,7 +36,7 @@ from gateway.providers.base import (
     json_object,
 )
 from gateway.providers.sandbox import transformers as tf
-from gateway.settings import SandboxSettings
+from gateway.providers.sandbox.settings import SandboxSettings
 
 log = structlog.get_logger("gateway.providers.sandbox")
 

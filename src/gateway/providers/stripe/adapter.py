@@ -17,25 +17,10 @@ import orjson
 import stripe
 import structlog
 
-from gateway.providers.base import (
-    Capabilities,
-    Flow,
-    PaymentRef,
-    PaymentRequest,
-    PaymentResult,
-    ProviderFailure,
-    ProviderMisconfigured,
-    ProviderTimedOut,
-    ProviderUnavailable,
-    RefundRef,
-    RefundRequest,
-    RefundResult,
-    WebhookEvent,
-    WebhookPayloadError,
-    WebhookVerificationError,
-)
+from gateway.providers import base as b
+from gateway.providers.stripe import notifications as nt
 from gateway.providers.stripe import transformers as tf
-from gateway.settings import StripeSettings
+from gateway.providers.stripe.settings import StripeAccounts, StripeSettings
 
 log = structlog.get_logger("gateway.providers.stripe")
 
@@ -50,38 +35,27 @@ class _Mode(NamedTuple):
     http: stripe.HTTPXClient
 
 
-def _secret(value: Any) -> str:
-    return value.get_secret_value().strip() if value is not None else ""
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:  # a plain dict (tests, the sweeper) is not case-insensitive like Starlette's
-        value = next((v for k, v in headers.items() if k.lower() == name), None)
-    return value
-
-
 def _error_body(e: stripe.StripeError) -> dict[str, Any]:
     body = e.json_body if isinstance(e.json_body, dict) else {}
     error = body.get("error")
     return error if isinstance(error, dict) else {}
 
 
-def _failure(e: stripe.StripeError, op: str) -> ProviderFailure:
+def _failure(e: stripe.StripeError, op: str) -> b.ProviderFailure:
     """What a Stripe error means for the gateway when Stripe gave no verdict on the money."""
     if isinstance(e, stripe.APIConnectionError):
         # The SDK wraps httpx's exception; only a timeout may have reached Stripe and be running there.
         if isinstance(e.__cause__, httpx.TimeoutException):
-            return ProviderTimedOut(f"stripe {op}: no answer in time ({type(e.__cause__).__name__})")
+            return b.ProviderTimedOut(f"stripe {op}: no answer in time ({type(e.__cause__).__name__})")
         cause = type(e.__cause__).__name__ if e.__cause__ else "connection error"
-        return ProviderUnavailable(f"stripe {op}: could not reach Stripe ({cause})")
+        return b.ProviderUnavailable(f"stripe {op}: could not reach Stripe ({cause})")
     if isinstance(e, stripe.AuthenticationError | stripe.PermissionError):
         # Loud, and without the key: Stripe's own message masks it, and we do not repeat it anyway.
         log.error("stripe_credentials_rejected", op=op, http_status=e.http_status, request_id=e.request_id)
-        return ProviderMisconfigured(f"stripe {op}: Stripe rejected the secret key (HTTP {e.http_status})")
+        return b.ProviderMisconfigured(f"stripe {op}: Stripe rejected the secret key (HTTP {e.http_status})")
     if isinstance(e, stripe.IdempotencyError):
         log.error("stripe_idempotency_error", op=op, request_id=e.request_id)
-    return ProviderUnavailable(f"stripe {op}: {type(e).__name__} (HTTP {e.http_status})")
+    return b.ProviderUnavailable(f"stripe {op}: {type(e).__name__} (HTTP {e.http_status})")
 
 
 def _dict(obj: stripe.StripeObject) -> dict[str, Any]:
@@ -91,16 +65,16 @@ def _dict(obj: stripe.StripeObject) -> dict[str, Any]:
 class StripeProvider:
     name = "stripe"
 
-    def __init__(self, settings: StripeSettings, timeout_seconds: float):
-        self._settings = settings
+    def __init__(self, settings: StripeSettings, timeout: float, *, accounts: StripeAccounts | None = None):
+        self._accounts = accounts or settings.accounts()
         self._modes: dict[bool, _Mode] = {}
-        for livemode, key in ((False, settings.test_secret_key), (True, settings.live_secret_key)):
-            api_key = _secret(key)
-            if not api_key:
+        for livemode, account in self._accounts.configured():
+            api_key = account.secret_key
+            if api_key is None:
                 continue
             if not api_key.startswith(("sk_live_", "rk_live_") if livemode else ("sk_test_", "rk_test_")):
                 log.warning("stripe_key_mode_mismatch", configured_for="live" if livemode else "test")
-            http = stripe.HTTPXClient(timeout=timeout_seconds)
+            http = stripe.HTTPXClient(timeout=timeout)
             client = stripe.StripeClient(
                 api_key,
                 http_client=http,
@@ -108,9 +82,9 @@ class StripeProvider:
                 max_network_retries=0,
             )
             self._modes[livemode] = _Mode(client, http)
-        self.capabilities = Capabilities(
+        self.capabilities = b.Capabilities(
             currencies=tf.STRIPE_CURRENCIES,
-            flows=frozenset({Flow.DIRECT, Flow.REDIRECT, Flow.CLIENT_SECRET}),
+            flows=frozenset({b.Flow.DIRECT, b.Flow.REDIRECT, b.Flow.CLIENT_SECRET}),
             refunds=True,
             partial_refunds=True,
             cancel=True,
@@ -126,7 +100,7 @@ class StripeProvider:
     def _client(self, livemode: bool) -> stripe.StripeClient:
         mode = self._modes.get(livemode)
         if mode is None:
-            raise ProviderMisconfigured(f"stripe: no {'live' if livemode else 'test'}-mode secret key")
+            raise b.ProviderMisconfigured(f"stripe: no {'live' if livemode else 'test'}-mode secret key")
         return mode.client
 
     async def _call(self, op: str, call: Awaitable[T]) -> T:
@@ -135,41 +109,40 @@ class StripeProvider:
         except stripe.StripeError as e:
             raise _failure(e, op) from e
 
-    def _payment(self, pi: Mapping[str, Any], op: str) -> PaymentResult:
+    def _payment(self, pi: Mapping[str, Any], op: str) -> b.PaymentResult:
         try:
             return tf.payment_result(pi)
         except tf.MalformedObject as e:
-            raise ProviderUnavailable(f"stripe {op}: {e}") from e
+            raise b.ProviderUnavailable(f"stripe {op}: {e}") from e
 
-    def _refund(self, refund: Mapping[str, Any], op: str) -> RefundResult:
+    def _refund(self, refund: Mapping[str, Any], op: str) -> b.RefundResult:
         try:
             return tf.refund_result(refund)
         except tf.MalformedObject as e:
-            raise ProviderUnavailable(f"stripe {op}: {e}") from e
+            raise b.ProviderUnavailable(f"stripe {op}: {e}") from e
 
     # Payments
 
-    async def create_payment(self, request: PaymentRequest) -> PaymentResult:
+    async def create_payment(self, request: b.PaymentRequest) -> b.PaymentResult:
         client = self._client(request.livemode)
         refused = _refuse_payment_method(request.payment_method)
         if refused is not None:
             return refused
         try:
-            params = tf.payment_intent_params(request)
-        except tf.UnsupportedAmount as e:
-            return PaymentResult(status="failed", failure_code="amount_not_supported", failure_message=str(e))
-        try:
+            # Our payment id is Stripe's Idempotency-Key: a retried create gets Stripe's first answer.
             pi = await client.v1.payment_intents.create_async(
-                params,  # type: ignore[arg-type]  # a plain dict, as the SDK takes it
+                tf.payment_intent_params(request),  # type: ignore[arg-type]  # a plain dict, as the SDK takes it
                 options={"idempotency_key": request.idempotency_key},
+            )
+        except tf.UnsupportedAmount as e:  # refused before any request
+            return b.PaymentResult(
+                status="failed", failure_code="amount_not_supported", failure_message=str(e)
             )
         except stripe.CardError as e:
             # A decline: Stripe made the PaymentIntent (it is inside the error) and refused the card.
             error = _error_body(e)
             code, message = tf.decline(error)
-            return _with_intent(
-                PaymentResult(status="failed", failure_code=code, failure_message=message), error
-            )
+            return _with_intent(b.payment_failed(code, message), error)
         except stripe.IdempotencyError as e:
             # Our key was first used with other parameters (a create from an older version of this
             # adapter): that first request ran, so the PaymentIntent exists; answer with where it stands.
@@ -185,9 +158,7 @@ class StripeProvider:
             log.warning(
                 "stripe_request_refused", op="create_payment", stripe_code=e.code, param=error.get("param")
             )
-            return _with_intent(
-                PaymentResult(status="failed", failure_code=code, failure_message=message), error
-            )
+            return _with_intent(b.payment_failed(code, message), error)
         except stripe.StripeError as e:
             raise _failure(e, "create_payment") from e
         return self._payment(_dict(pi), "create_payment")
@@ -202,7 +173,7 @@ class StripeProvider:
         sync call does not hold the create's exact parameters (return_url, description), so Stripe
         would refuse the replay anyway. Search is read-only; its cost is that Stripe indexes new
         objects within about a minute (more during incidents), so a sync right after a timeout may
-        not find the PaymentIntent yet: that is a ProviderUnavailable, the payment stays pending, and
+        not find the PaymentIntent yet: that is a b.ProviderUnavailable, the payment stays pending, and
         the merchant either syncs again later or retries the create with the same Idempotency-Key,
         which Stripe does replay exactly (same parameters, built from the stored payment alone).
         """
@@ -215,12 +186,12 @@ class StripeProvider:
             log.error("stripe_duplicate_payment_intents", payment_id=payment_id, count=len(found))
         return tf.pick_payment_intent(found)
 
-    async def fetch_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def fetch_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         client = self._client(ref.livemode)
         if ref.provider_reference is None:
             found = await self._find(client, ref.payment_id)
             if found is None:
-                raise ProviderUnavailable(
+                raise b.ProviderUnavailable(
                     "stripe fetch_payment: Stripe's search has no PaymentIntent for this payment (yet)"
                 )
             return self._payment(found, "fetch_payment")
@@ -229,13 +200,13 @@ class StripeProvider:
         )
         return self._payment(_dict(pi), "fetch_payment")
 
-    async def cancel_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def cancel_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         client = self._client(ref.livemode)
         reference = ref.provider_reference
         if reference is None:
             found = await self._find(client, ref.payment_id)
             if found is None:
-                raise ProviderUnavailable(
+                raise b.ProviderUnavailable(
                     "stripe cancel_payment: Stripe's search has no PaymentIntent for this payment (yet)"
                 )
             reference = str(found["id"])
@@ -254,19 +225,19 @@ class StripeProvider:
 
     # Refunds
 
-    async def refund_payment(self, request: RefundRequest) -> RefundResult:
+    async def refund_payment(self, request: b.RefundRequest) -> b.RefundResult:
         client = self._client(request.payment.livemode)
         payment_intent = request.payment.provider_reference
         if payment_intent is None:
-            raise ProviderUnavailable("stripe refund_payment: the payment has no PaymentIntent id")
-        try:
-            params = tf.refund_params(request, payment_intent)
-        except tf.UnsupportedAmount as e:
-            return RefundResult(status="failed", failure_code="amount_not_supported", failure_message=str(e))
+            raise b.ProviderUnavailable("stripe refund_payment: the payment has no PaymentIntent id")
         try:
             refund = await client.v1.refunds.create_async(
-                params,  # type: ignore[arg-type]  # a plain dict, as the SDK takes it
+                tf.refund_params(request, payment_intent),  # type: ignore[arg-type]  # a plain dict
                 options={"idempotency_key": request.idempotency_key},
+            )
+        except tf.UnsupportedAmount as e:  # refused before any request
+            return b.RefundResult(
+                status="failed", failure_code="amount_not_supported", failure_message=str(e)
             )
         except stripe.IdempotencyError as e:
             found = await self._find_refund(client, payment_intent, request.refund_id)
@@ -277,7 +248,7 @@ class StripeProvider:
             # Already refunded at Stripe, more than is left, a disputed charge...: refused for good.
             log.warning("stripe_request_refused", op="refund_payment", stripe_code=e.code)
             message = str(_error_body(e).get("message") or "Stripe refused the refund.")
-            return RefundResult(status="failed", failure_code="refund_rejected", failure_message=message)
+            return b.RefundResult(status="failed", failure_code="refund_rejected", failure_message=message)
         except stripe.StripeError as e:
             raise _failure(e, "refund_payment") from e
         return self._refund(_dict(refund), "refund_payment")
@@ -292,7 +263,7 @@ class StripeProvider:
         )
         return tf.find_refund([_dict(r) for r in listing.data], refund_id)
 
-    async def fetch_refund(self, ref: RefundRef) -> RefundResult:
+    async def fetch_refund(self, ref: b.RefundRef) -> b.RefundResult:
         client = self._client(ref.payment.livemode)
         if ref.provider_reference is not None:
             refund = await self._call(
@@ -306,29 +277,24 @@ class StripeProvider:
         if found is None:
             # Not at Stripe (now): the create never arrived or is still running. Nothing is concluded
             # from absence; a retry with the same Idempotency-Key sends it (Stripe replays if it ran).
-            raise ProviderUnavailable("stripe fetch_refund: Stripe has no refund for this one (yet)")
+            raise b.ProviderUnavailable("stripe fetch_refund: Stripe has no refund for this one (yet)")
         return self._refund(found, "fetch_refund")
 
     # Webhooks
 
-    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
-        signature = _header(headers, "stripe-signature")
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[b.WebhookEvent]:
+        signature = b.header(headers, "stripe-signature")
         if not signature:
-            raise WebhookVerificationError("missing Stripe-Signature header")
+            raise b.WebhookVerificationError("missing Stripe-Signature header")
         secrets = [
-            (livemode, secret)
-            for livemode, secret in (
-                (False, _secret(self._settings.test_webhook_secret)),
-                (True, _secret(self._settings.live_webhook_secret)),
-            )
-            if secret
+            (livemode, a.webhook_secret) for livemode, a in self._accounts.configured() if a.webhook_secret
         ]
         if not secrets:
-            raise WebhookVerificationError("no Stripe webhook signing secret is configured")
+            raise b.WebhookVerificationError("no Stripe webhook signing secret is configured")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise WebhookPayloadError("body is not UTF-8") from e
+            raise b.WebhookPayloadError("body is not UTF-8") from e
         wrong_mode = False
         for livemode, secret in secrets:
             try:
@@ -337,29 +303,29 @@ class StripeProvider:
             except stripe.SignatureVerificationError:
                 continue
             except ValueError as e:
-                raise WebhookPayloadError("body is not JSON") from e
+                raise b.WebhookPayloadError("body is not JSON") from e
             # Stored exactly as Stripe sent it (the SDK's Event object is a re-parse of the same bytes).
             payload = orjson.loads(body)
             if not isinstance(payload, dict):
-                raise WebhookPayloadError("body is not a JSON object")
+                raise b.WebhookPayloadError("body is not a JSON object")
             if payload.get("livemode") is not livemode:
                 # Signed with one mode's secret, claiming the other mode: never trust that.
                 wrong_mode = True
                 continue
             return [self.interpret_webhook(payload)]
         if wrong_mode:
-            raise WebhookVerificationError("the event's livemode does not match its signing secret's mode")
-        raise WebhookVerificationError("Stripe-Signature does not verify (signature or timestamp)")
+            raise b.WebhookVerificationError("the event's livemode does not match its signing secret's mode")
+        raise b.WebhookVerificationError("Stripe-Signature does not verify (signature or timestamp)")
 
-    def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
-        return tf.interpret(payload)
+    def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
+        return nt.interpret(payload)
 
     async def aclose(self) -> None:
         for mode in self._modes.values():
             await mode.http.close_async()  # type: ignore[no-untyped-call]
 
 
-def _refuse_payment_method(payment_method: str | None) -> PaymentResult | None:
+def _refuse_payment_method(payment_method: str | None) -> b.PaymentResult | None:
     """Stripe takes PaymentMethod ids (`pm_...`) made by Stripe.js or Stripe's mobile SDKs, never card
     details: a server that sends raw card numbers to Stripe is in PCI scope. Refused here before any
     request, and the value is never echoed (not in the answer, not in a log)."""
@@ -368,10 +334,10 @@ def _refuse_payment_method(payment_method: str | None) -> PaymentResult | None:
         return None
     code, message = problem
     log.warning("stripe_payment_method_refused", failure_code=code)
-    return PaymentResult(status="failed", failure_code=code, failure_message=message)
+    return b.payment_failed(code, message)
 
 
-def _with_intent(result: PaymentResult, error: Mapping[str, Any]) -> PaymentResult:
+def _with_intent(result: b.PaymentResult, error: Mapping[str, Any]) -> b.PaymentResult:
     """The PaymentIntent a refusal names (Stripe includes it in card errors), as our reference."""
     pi = error.get("payment_intent")
     if isinstance(pi, Mapping) and pi.get("id"):

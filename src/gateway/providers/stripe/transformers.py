@@ -11,14 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from gateway.kit.money import CURRENCY_EXPONENTS
-from gateway.providers.base import (
-    PaymentRequest,
-    PaymentResult,
-    RefundRequest,
-    RefundResult,
-    WebhookEvent,
-    WebhookPayloadError,
-)
+from gateway.providers.base import PaymentRequest, PaymentResult, RefundRequest, RefundResult
 
 # Our ids in the Stripe objects' metadata: how webhooks, search and humans in the Stripe dashboard find
 # a PaymentIntent's or a Refund's gateway twin.
@@ -377,75 +370,3 @@ def refund_result(refund: Mapping[str, Any]) -> RefundResult:
             **common,
         )
     raise MalformedObject(f"unknown Refund status {status!r}")
-
-
-PAYMENT_EVENTS: Final = frozenset(
-    {
-        "payment_intent.succeeded",
-        "payment_intent.payment_failed",
-        "payment_intent.canceled",
-        "payment_intent.processing",
-        "payment_intent.requires_action",
-    }
-)
-REFUND_EVENTS: Final = frozenset(
-    {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
-)
-
-
-def _latest_refund(charge: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    # `refunds` is on a Charge only for older API versions (or when expanded); without it the event
-    # names no refund and refund.updated (which always comes too) carries the news.
-    refunds = (charge.get("refunds") or {}).get("data") or []
-    if not refunds:
-        return None
-    latest: Mapping[str, Any] = max(refunds, key=lambda r: int(r.get("created") or 0))
-    return latest
-
-
-def _refund_event(base: dict[str, Any], refund: Mapping[str, Any]) -> WebhookEvent:
-    meta = refund.get("metadata") or {}
-    result = refund_result(refund)
-    return WebhookEvent(
-        **base,
-        payment_id=meta.get(META_PAYMENT),
-        refund_id=meta.get(META_REFUND),
-        refund_reference=result.provider_reference,
-        refund_result=result,
-    )
-
-
-def interpret(event: Mapping[str, Any]) -> WebhookEvent:
-    """A (verified) Stripe Event in our terms. Types we do not act on come back with no result."""
-    try:
-        event_type = str(event["type"])
-        obj = event["data"]["object"]
-        base: dict[str, Any] = {
-            "event_id": str(event["id"]),
-            "event_type": event_type,
-            "payload": dict(event),
-        }
-        if not isinstance(obj, Mapping):
-            raise WebhookPayloadError("data.object is not an object")
-        if event_type in PAYMENT_EVENTS:
-            meta = obj.get("metadata") or {}
-            result: PaymentResult | None = payment_result(obj)
-            # (An Elements customer's declined attempt maps to requires_action: they may try again.)
-            if result is not None and result.status == "requires_action" and result.next_action is None:
-                # Still waiting, with no next action to show (no client secret in the payload): applying
-                # it would only wipe the next action the merchant already has.
-                result = None
-            return WebhookEvent(
-                **base, payment_id=meta.get(META_PAYMENT), provider_reference=str(obj["id"]), result=result
-            )
-        if event_type in REFUND_EVENTS:
-            return _refund_event(base, obj)
-        if event_type == "charge.refunded":
-            refund = _latest_refund(obj)
-            if refund is not None:
-                return _refund_event(base, refund)
-        return WebhookEvent(**base)
-    except MalformedObject as e:
-        raise WebhookPayloadError(str(e)) from e
-    except (KeyError, TypeError, AttributeError) as e:
-        raise WebhookPayloadError(f"missing or malformed field: {e}") from e

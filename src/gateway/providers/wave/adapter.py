@@ -11,70 +11,38 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
-import httpx
-import orjson
 import structlog
-from pydantic import SecretStr
 
-from gateway.providers.base import (
-    Capabilities,
-    Flow,
-    PaymentRef,
-    PaymentRequest,
-    PaymentResult,
-    ProviderMisconfigured,
-    ProviderTimedOut,
-    ProviderUnavailable,
-    RefundRef,
-    RefundRequest,
-    RefundResult,
-    WebhookEvent,
-    WebhookVerificationError,
-    json_object,
-)
+from gateway.providers import base as b
+from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
 from gateway.providers.wave import transformers as tf
-from gateway.settings import WaveSettings
+from gateway.providers.wave.settings import WaveAccounts, WaveCredentials, WaveSettings
 
 log = structlog.get_logger("gateway.providers.wave")
 
 SESSIONS = "/v1/checkout/sessions"
 
 
-class NoSessionYet(ProviderUnavailable):
+class NoSessionYet(b.ProviderUnavailable):
     """Wave has no session for the payment: its create never reached Wave (or has not yet)."""
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        for key, v in headers.items():
-            if key.lower() == name:
-                return v
-    return value
+class WaveProvider(HttpProvider[WaveCredentials]):
+    bearer_name = "API key"
 
-
-def _secret(value: SecretStr | None) -> str | None:
-    return value.get_secret_value() if value is not None and value.get_secret_value() else None
-
-
-class WaveProvider:
     name = "wave"
 
-    def __init__(self, settings: WaveSettings, timeout_seconds: float):
+    def __init__(self, settings: WaveSettings, timeout: float, *, accounts: WaveAccounts | None = None):
         self._settings = settings
         self._ttl = timedelta(seconds=settings.action_ttl_seconds)
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=30),
-            headers={"Accept": "application/json", "User-Agent": "gateway-wave/1"},
-        )
-        self.capabilities = Capabilities(
+        http = ProviderClient(self.name, timeout, base_url=settings.base_url.rstrip("/"))
+        super().__init__(accounts or settings.accounts(), http)
+        self.capabilities = b.Capabilities(
             currencies=frozenset(settings.currencies),
-            flows=frozenset({Flow.REDIRECT}),
+            flows=frozenset({b.Flow.REDIRECT}),
             refunds=True,
             # The refund endpoint takes no amount: it returns the whole payment (providers.md §6.3).
             partial_refunds=False,
@@ -85,15 +53,11 @@ class WaveProvider:
 
     # --- configuration -----------------------------------------------------------------------------
 
-    def _api_key(self, livemode: bool) -> str | None:
-        return _secret(self._settings.live_api_key if livemode else self._settings.test_api_key)
-
-    def is_configured(self, livemode: bool) -> bool:
-        return self._api_key(livemode) is not None
+    def bearer_token(self, account: WaveCredentials) -> str | None:
+        return account.api_key
 
     def _webhook_secrets(self) -> list[str]:
-        found = (_secret(self._settings.test_webhook_secret), _secret(self._settings.live_webhook_secret))
-        return [s for s in found if s is not None]
+        return [a.webhook_secret for _, a in self._accounts.configured() if a.webhook_secret is not None]
 
     # --- HTTP ----------------------------------------------------------------------------------------
 
@@ -101,57 +65,22 @@ class WaveProvider:
         self,
         method: str,
         path: str,
-        *,
         livemode: bool,
-        body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
         idempotency_key: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> tuple[int, Any]:
-        """One request; outages, timeouts and rejected credentials become ProviderFailures. 2xx and
-        other 4xx answers come back (status, parsed JSON or None) for the caller to read."""
-        mode = "live" if livemode else "test"
-        key = self._api_key(livemode)
-        if key is None:
-            raise ProviderMisconfigured(f"wave: no {mode}-mode API key is configured")
-        headers = {"Authorization": f"Bearer {key}"}
-        content = None
-        if body is not None:
-            content = orjson.dumps(body)
-            headers["Content-Type"] = "application/json"
+        """2xx and other 4xx answers come back (status, parsed JSON or None) for the caller to read."""
         if idempotency_key is not None and self._settings.send_idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        try:
-            r = await self._http.request(method, path, content=content, params=params, headers=headers)
-        except httpx.TimeoutException as e:
-            raise ProviderTimedOut(f"wave: {method} {path} timed out") from e
-        except httpx.HTTPError as e:
-            raise ProviderUnavailable(f"wave: {method} {path} failed: {type(e).__name__}") from e
-        try:
-            answer = orjson.loads(r.content) if r.content.strip() else None
-        except orjson.JSONDecodeError:
-            answer = None
-        if r.status_code in (401, 403):
-            # Loud, and without the key: the operator must fix the configuration.
-            code, message = tf.error_of(answer)
-            log.error(
-                "wave_credentials_rejected",
-                mode=mode,
-                status=r.status_code,
-                path=path,
-                code=code,
-                message=message[:200],
-            )
-            raise ProviderMisconfigured(f"wave rejected the {mode}-mode API key ({r.status_code} {code})")
-        if r.status_code >= 500 or r.status_code == 429:
-            raise ProviderUnavailable(f"wave: {method} {path} answered {r.status_code}")
-        return r.status_code, answer
+            options["headers"] = {"Idempotency-Key": idempotency_key}
+        answer = await self._request(method, path, livemode, **options)
+        return answer.status, answer.json()
 
     # --- payments ------------------------------------------------------------------------------------
 
-    async def create_payment(self, request: PaymentRequest) -> PaymentResult:
+    async def create_payment(self, request: b.PaymentRequest) -> b.PaymentResult:
         return_url = request.return_url or self._settings.default_return_url or None
         if return_url is None:
-            return _refused(
+            return b.payment_failed(
                 "return_url_required",
                 "Wave's checkout needs a return_url (its success_url and error_url) to send the customer to.",
             )
@@ -169,11 +98,13 @@ class WaveProvider:
         if status in (400, 422):
             # Wave refused the session itself (its validation, the wallet's limits): nothing to pay.
             code, message = tf.error_of(answer)
-            return _refused(tf.decline_code(code, tf.REJECTED), message or "Wave refused the payment.")
+            return b.payment_failed(
+                tf.decline_code(code, tf.REJECTED), message or "Wave refused the payment."
+            )
         # 409 (an Idempotency-Key reused with another body) or an unexpected answer: ask, don't guess.
-        raise ProviderUnavailable(f"wave: POST {SESSIONS} answered {status}")
+        raise b.ProviderUnavailable(f"wave: POST {SESSIONS} answered {status}")
 
-    def _checked(self, session: Mapping[str, Any], payment_id: str) -> PaymentResult:
+    def _checked(self, session: Mapping[str, Any], payment_id: str) -> b.PaymentResult:
         """A session is ours only if it names our payment as client_reference; its money is checked by
         the state machine."""
         reference = tf.client_reference(session)
@@ -184,11 +115,11 @@ class WaveProvider:
                 client_reference=reference[:100],
                 session=str(session.get("id"))[:100],
             )
-            raise ProviderUnavailable("wave answered with a session for another client_reference")
+            raise b.ProviderUnavailable("wave answered with a session for another client_reference")
         try:
             return tf.session_result(session)
         except tf.MalformedAnswer as e:
-            raise ProviderUnavailable(f"wave: {e}") from e
+            raise b.ProviderUnavailable(f"wave: {e}") from e
 
     async def _get(self, session_id: str, livemode: bool) -> Mapping[str, Any]:
         """`GET /v1/checkout/sessions/:id`."""
@@ -197,9 +128,9 @@ class WaveProvider:
         if status < 300 and isinstance(answer, dict):
             return answer
         code, _ = tf.error_of(answer)
-        raise ProviderUnavailable(f"wave: GET {path} answered {status} {code}")
+        raise b.ProviderUnavailable(f"wave: GET {path} answered {status} {code}")
 
-    async def _session(self, ref: PaymentRef) -> Mapping[str, Any] | None:
+    async def _session(self, ref: b.PaymentRef) -> Mapping[str, Any] | None:
         """The payment's session: by its id once we know it, else by our client_reference. None: none."""
         if ref.provider_reference is not None:
             return await self._get(ref.provider_reference, ref.livemode)
@@ -210,20 +141,20 @@ class WaveProvider:
             try:
                 return tf.pick_session(tf.search_results(answer), ref.payment_id)
             except tf.MalformedAnswer as e:
-                raise ProviderUnavailable(f"wave: {e}") from e
+                raise b.ProviderUnavailable(f"wave: {e}") from e
         if status == 404:
             return None
-        raise ProviderUnavailable(f"wave: GET {SESSIONS}/search answered {status}")
+        raise b.ProviderUnavailable(f"wave: GET {SESSIONS}/search answered {status}")
 
-    def _expired(self, ref: PaymentRef) -> bool:
+    def _expired(self, ref: b.PaymentRef) -> bool:
         return datetime.now(UTC) >= ref.created_at + self._ttl
 
-    async def fetch_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def fetch_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         session = await self._session(ref)
         if session is None:
             if self._expired(ref):
                 # The create never reached Wave, and no retry came within the payment's time.
-                return _refused("provider_session_missing", "Wave never created a checkout session.")
+                return b.payment_failed("provider_session_missing", "Wave never created a checkout session.")
             raise NoSessionYet(f"wave has no checkout session for {ref.payment_id} yet")
         result = self._checked(session, ref.payment_id)
         if result.status == "requires_action" and self._expired(ref) and result.provider_reference:
@@ -232,12 +163,12 @@ class WaveProvider:
             return closed if closed.status != "canceled" else _with_status(closed, "expired")
         return result
 
-    async def _expire(self, session_id: str, ref: PaymentRef) -> PaymentResult:
+    async def _expire(self, session_id: str, ref: b.PaymentRef) -> b.PaymentResult:
         """`POST /v1/checkout/sessions/:id/expire`; if Wave refuses, the session's word decides."""
         path = f"{SESSIONS}/{quote(session_id, safe='')}/expire"
         status, _ = await self._call("POST", path, livemode=ref.livemode)
         if status < 300:
-            return PaymentResult(
+            return b.PaymentResult(
                 status="canceled", provider_reference=session_id, amount=ref.amount, currency=ref.currency
             )
         # Not open any more (paid, or expired meanwhile): what is it now?
@@ -245,16 +176,16 @@ class WaveProvider:
         if result.status == "expired":
             return _with_status(result, "canceled")  # closed unpaid: what cancel asked for
         if result.status == "requires_action":
-            raise ProviderUnavailable(f"wave refused to expire open session {session_id} ({status})")
+            raise b.ProviderUnavailable(f"wave refused to expire open session {session_id} ({status})")
         return result
 
-    async def cancel_payment(self, ref: PaymentRef) -> PaymentResult:
+    async def cancel_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         session_id = ref.provider_reference
         if session_id is None:
             session = await self._session(ref)
             if session is None:
                 # The create never reached Wave: there is nothing to close.
-                return PaymentResult(status="canceled")
+                return b.PaymentResult(status="canceled")
             result = self._checked(session, ref.payment_id)
             if result.status != "requires_action" or result.provider_reference is None:
                 return _with_status(result, "canceled") if result.status == "expired" else result
@@ -263,20 +194,20 @@ class WaveProvider:
 
     # --- refunds -------------------------------------------------------------------------------------
 
-    async def refund_payment(self, request: RefundRequest) -> RefundResult:
+    async def refund_payment(self, request: b.RefundRequest) -> b.RefundResult:
         payment = request.payment
         session_id = payment.provider_reference
         if session_id is None:  # never expected for a succeeded payment: look the session up
             session = await self._session(payment)
             if session is None:
-                raise ProviderUnavailable(f"wave has no checkout session for {payment.payment_id}")
+                raise b.ProviderUnavailable(f"wave has no checkout session for {payment.payment_id}")
             session_id = _id(session)
         path = f"{SESSIONS}/{quote(session_id, safe='')}/refund"
         status, answer = await self._call(
             "POST", path, livemode=payment.livemode, idempotency_key=request.idempotency_key
         )
         if status < 300:
-            return RefundResult(
+            return b.RefundResult(
                 status="succeeded",
                 provider_reference=session_id,
                 amount=request.amount,
@@ -285,22 +216,22 @@ class WaveProvider:
         if status in (400, 404, 409, 422):
             code, message = tf.error_of(answer)
             log.warning("wave_refund_refused", status=status, code=code, refund_id=request.refund_id)
-            return RefundResult(
+            return b.RefundResult(
                 status="failed",
                 provider_reference=session_id,
                 failure_code=tf.REFUND_FAILED,
                 failure_message=message or f"Wave refused the refund ({code or status}).",
             )
-        raise ProviderUnavailable(f"wave: POST {path} answered {status}")
+        raise b.ProviderUnavailable(f"wave: POST {path} answered {status}")
 
-    async def fetch_refund(self, ref: RefundRef) -> RefundResult:
+    async def fetch_refund(self, ref: b.RefundRef) -> b.RefundResult:
         """Wave has no refund object: the session says `when_refunded` once it is refunded."""
         session = await self._session(ref.payment)
         if session is None:
-            raise ProviderUnavailable(f"wave has no checkout session for {ref.payment.payment_id}")
+            raise b.ProviderUnavailable(f"wave has no checkout session for {ref.payment.payment_id}")
         reference = _id(session)
         if tf.refunded(session):
-            return RefundResult(
+            return b.RefundResult(
                 status="succeeded",
                 provider_reference=reference,
                 amount=ref.amount,
@@ -308,21 +239,21 @@ class WaveProvider:
             )
         # Not refunded (yet): our refund request never reached Wave. Retrying the refund with the same
         # Idempotency-Key sends it again; until then it stays pending with its amount reserved.
-        return RefundResult(status="pending")
+        return b.RefundResult(status="pending")
 
     # --- webhooks ------------------------------------------------------------------------------------
 
-    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[b.WebhookEvent]:
         secrets = self._webhook_secrets()
         if not secrets:
-            raise WebhookVerificationError("no Wave webhook secret is configured")
+            raise b.WebhookVerificationError("no Wave webhook secret is configured")
         if self._settings.webhook_auth == "shared_secret":
-            if not tf.bearer_valid(_header(headers, "authorization"), secrets):
-                raise WebhookVerificationError("Authorization does not carry the webhook secret")
+            if not tf.bearer_valid(b.header(headers, "authorization"), secrets):
+                raise b.WebhookVerificationError("Authorization does not carry the webhook secret")
         else:
-            header = _header(headers, "wave-signature")
+            header = b.header(headers, "wave-signature")
             if not header:
-                raise WebhookVerificationError("missing Wave-Signature")
+                raise b.WebhookVerificationError("missing Wave-Signature")
             if not tf.signature_valid(
                 header,
                 body,
@@ -331,30 +262,22 @@ class WaveProvider:
                 tolerance_seconds=self._settings.webhook_tolerance_seconds,
                 separator=self._settings.webhook_signature_separator,
             ):
-                raise WebhookVerificationError("Wave-Signature does not match or is too old")
-        payload = json_object(body)
-        return [tf.interpret(payload)]
+                raise b.WebhookVerificationError("Wave-Signature does not match or is too old")
+        return self._events(body)
 
-    def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
+    def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
         return tf.interpret(payload)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 def _id(session: Mapping[str, Any]) -> str:
     try:
         return tf.session_id(session)
     except tf.MalformedAnswer as e:
-        raise ProviderUnavailable(f"wave: {e}") from e
+        raise b.ProviderUnavailable(f"wave: {e}") from e
 
 
-def _refused(code: str, message: str) -> PaymentResult:
-    return PaymentResult(status="failed", failure_code=code, failure_message=message)
-
-
-def _with_status(result: PaymentResult, status: str) -> PaymentResult:
-    return PaymentResult(
+def _with_status(result: b.PaymentResult, status: str) -> b.PaymentResult:
+    return b.PaymentResult(
         status=status,
         provider_reference=result.provider_reference,
         amount=result.amount,
