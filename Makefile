@@ -30,14 +30,14 @@ test: $(STAMP)
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests alembic
-	$(VENV)/bin/ruff format --check src tests alembic
+	$(VENV)/bin/ruff check src tests alembic bench
+	$(VENV)/bin/ruff format --check src tests alembic bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 fmt: $(STAMP)
-	$(VENV)/bin/ruff format src tests alembic
-	$(VENV)/bin/ruff check --fix src tests alembic
+	$(VENV)/bin/ruff format src tests alembic bench
+	$(VENV)/bin/ruff check --fix src tests alembic bench
 
 check: lint test
 

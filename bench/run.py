@@ -539,17 +539,16 @@ class Bench:
 
 
 async def create_bench_merchant(url: str) -> tuple[str, str]:
-    from gateway.db.engine import make_engine, make_sessionmaker
+    from gateway.db.database import Database
     from gateway.merchants.service import create_merchant
     from gateway.settings import DatabaseSettings
 
-    engine = make_engine(url, DatabaseSettings())
+    db = await Database.connect(url, DatabaseSettings())
     try:
-        async with make_sessionmaker(engine)() as session:
-            m = await create_merchant(session, "Bench merchant")
+        m = await create_merchant(db, "Bench merchant")
         return m.merchant_id, m.secret_key
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 def background_load(seconds: float = 2.0) -> float:
