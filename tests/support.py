@@ -20,7 +20,7 @@ ACTION_DELAY = 0.4
 RETRY_SCHEDULE = [0.0, 0.3, 0.3, 0.3, 0.3]
 
 # Test-mode credentials the test gateway is configured with; provider HTTP goes to these hosts,
-# where respx answers as the providers do (shapes from shared/providers.md).
+# where respx answers as the providers do (shapes from docs/providers/).
 STRIPE_API = "https://stripe.test"
 STRIPE_SECRET_KEY = "sk_test_51Gateway0000000000000000000000000"
 STRIPE_WEBHOOK_SECRET = "whsec_test_stripe_endpoint_secret_0123456789"
@@ -42,7 +42,7 @@ MOMO_DISBURSEMENT_API_USER = "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918"
 MOMO_DISBURSEMENT_API_KEY = "1f2e3d4c5b6a79880716a5b4c3d2e1f0"
 MOMO_CALLBACK_TOKEN = "momo-cb-4kJ9xQ2vR7tW1yZ5nB8mC3"
 
-# M-Pesa: Daraja's public sandbox shortcode and passkey (shared/providers.md §2.8).
+# M-Pesa: Daraja's public sandbox shortcode and passkey (docs/providers/mpesa.md).
 MPESA_API = "https://mpesa.test"
 MPESA_CONSUMER_KEY = "mpesa-test-consumer-key-0123456789"
 MPESA_CONSUMER_SECRET = "mpesa-test-consumer-secret-9876543210"

@@ -1,4 +1,4 @@
-"""Flutterwave v3 for the contract suite: bodies shaped as shared/providers.md §4 shows them.
+"""Flutterwave v3 for the contract suite: bodies shaped as docs/providers/flutterwave.md shows them.
 
 The customer step is the hosted checkout (`POST /v3/payments` -> data.link); a decline comes from a
 saved-card charge (`POST /v3/tokenized-charges`), the one v3 flow that answers with an outcome at once.
@@ -47,7 +47,7 @@ def transaction(
     processor_response: str,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A transaction as verify and `charge.completed` carry it (providers.md §4.3, §4.5)."""
+    """A transaction as verify and `charge.completed` carry it (docs/providers/flutterwave.md)."""
     return {
         "id": tx_id,
         "tx_ref": tx_ref,
@@ -90,7 +90,7 @@ def envelope(message: str, data: Any, status: str = "success") -> bytes:
 
 
 def refund(refund_id: int, tx_id: int, amount: int, status: str = "completed") -> dict[str, Any]:
-    """The refund object of `POST /v3/transactions/{id}/refund` (providers.md §4.4)."""
+    """The refund object of `POST /v3/transactions/{id}/refund` (docs/providers/flutterwave.md)."""
     return {
         "id": refund_id,
         "account_id": 73362,

@@ -1,10 +1,10 @@
-"""MTN MoMo Collection for the contract suite: bodies shaped as shared/providers.md §5 shows them.
+"""MTN MoMo Collection for the contract suite: bodies shaped as docs/providers/momo.md shows them.
 
 MoMo answers a request to pay with `202 Accepted` and nothing else; what happened is in the status GET
 (and the callback, which carries the same JSON). So this driver is a small fake of MoMo on the respx
 router: requests to pay and refunds are kept by X-Reference-Id, a repeated reference is a 409, the
 status GET answers from what is kept, and an unknown reference is a 404. The payer's number picks the
-outcome as MoMo's sandbox does (§5.7). Callbacks are unsigned: the secret is the token in the URL's
+outcome as MoMo's sandbox does. Callbacks are unsigned: the secret is the token in the URL's
 path, which the driver carries in the CALLBACK_TOKEN_HEADER pseudo-header (the router drops any such
 header a caller sends) and turns into the path in webhook_path().
 """
@@ -44,7 +44,7 @@ ACCESS_TOKEN = (
 DISBURSEMENT_TOKEN = (
     "eyJ0eXAiOiJKV1QiLCJhbGciOiJSMjU2In0.eyJjbGllbnRJZCI6IjdlNmQ1YzRiIiwiZXhwaXJlcyI6IjIwMjYtMDEtMDEifQ.c2ln"
 )
-# Sandbox payer numbers (§5.7): any number not in the table ends SUCCESSFUL.
+# Sandbox payer numbers: any number not in the table ends SUCCESSFUL.
 PAYER_REJECTED = "+46733123451"  # RequestToPayPayerRejected
 PAYER_ONGOING = "+46733123453"  # RequestToPayPayerOngoing: stays PENDING
 PAYER_DELAYED = "+46733123454"  # RequestToPayPayerDelayed
@@ -67,13 +67,13 @@ _transaction_ids = itertools.count(random.randrange(10**7, 9 * 10**7))
 
 
 def token_body(token: str = ACCESS_TOKEN) -> dict[str, Any]:
-    """`POST /{product}/token/` (§5.2)."""
+    """`POST /{product}/token/`."""
     return {"access_token": token, "token_type": "access_token", "expires_in": 3600}
 
 
 @dataclass
 class Kept:
-    """What MoMo keeps of one request to pay (or refund), as the status GET shows it (§5.4)."""
+    """What MoMo keeps of one request to pay (or refund), as the status GET shows it."""
 
     body: dict[str, Any]
     status: str = "PENDING"
@@ -191,7 +191,7 @@ def major(amount: int, currency: str) -> str:
 
 
 def request_to_pay_body(payment: dict[str, Any], phone: str = PAYER_SUCCESS) -> dict[str, Any]:
-    """What the gateway sends for `payment` (§5.3)."""
+    """What the gateway sends for `payment`."""
     return {
         "amount": major(payment["amount"], payment["currency"]),
         "currency": payment["currency"],
@@ -203,7 +203,7 @@ def request_to_pay_body(payment: dict[str, Any], phone: str = PAYER_SUCCESS) -> 
 
 
 def callback(kept: Kept) -> tuple[dict[str, str], bytes]:
-    """MoMo's callback: the status GET's JSON (§5.5), unsigned, to the URL with our token."""
+    """MoMo's callback: the status GET's JSON, unsigned, to the URL with our token."""
     return (
         {"content-type": "application/json", CALLBACK_TOKEN_HEADER: MOMO_CALLBACK_TOKEN},
         orjson.dumps(kept.status_body()),

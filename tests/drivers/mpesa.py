@@ -1,4 +1,4 @@
-"""M-Pesa (Daraja) for the contract suite: bodies shaped as shared/providers.md §2 shows them.
+"""M-Pesa (Daraja) for the contract suite: bodies shaped as docs/providers/mpesa.md shows them.
 
 `FakeDaraja` answers OAuth, STK Push, STK Query and Reversal through respx and remembers what each
 customer did, so STK Query tells the truth: a "success webhook" is the customer paying (Daraja's
@@ -82,7 +82,7 @@ def stk_callback(
     amount: int | None = None,
     mpesa_receipt: str | None = None,
 ) -> bytes:
-    """What Daraja POSTs to the CallBackURL (§2.4): CallbackMetadata only on success."""
+    """What Daraja POSTs to the CallBackURL: CallbackMetadata only on success."""
     stk: dict[str, Any] = {
         "MerchantRequestID": merchant_request,
         "CheckoutRequestID": checkout,
@@ -106,7 +106,7 @@ def stk_callback(
 def reversal_result(
     conversation: str, originator: str, original: str, amount: int, code: int | str = 0, result_type: int = 0
 ) -> bytes:
-    """What Daraja POSTs to the ResultURL after a reversal (§2.6)."""
+    """What Daraja POSTs to the ResultURL after a reversal."""
     return orjson.dumps(
         {
             "Result": {

@@ -1,4 +1,4 @@
-"""Paystack for the contract suite: bodies shaped as shared/providers.md §3 shows them.
+"""Paystack for the contract suite: bodies shaped as docs/providers/paystack.md shows them.
 
 The customer step is the hosted checkout (`POST /transaction/initialize` -> data.authorization_url); a
 decline comes from charging a saved card (`POST /transaction/charge_authorization`), which answers with
@@ -55,7 +55,7 @@ def transaction(
     gateway_response: str = "Successful",
     **extra: Any,
 ) -> dict[str, Any]:
-    """A transaction as verify, charge_authorization and `charge.success` carry it (providers.md §3.3)."""
+    """A transaction as verify, charge_authorization and `charge.success` carry it (docs/providers/paystack.md)."""
     return {
         "id": new_id(),
         "domain": "test",
@@ -124,7 +124,7 @@ def initialize_answer(ref: str) -> dict[str, Any]:
 
 
 def refund_answer(ref: str, amount: int, currency: str, status: str = "pending") -> dict[str, Any]:
-    """POST /refund's answer (providers.md §3.4)."""
+    """POST /refund's answer (docs/providers/paystack.md)."""
     return {
         "status": True,
         "message": "Refund has been queued for processing",

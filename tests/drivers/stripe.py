@@ -1,5 +1,5 @@
 """Stripe as the contract suite meets it: respx answers at STRIPE_API with objects shaped as in
-shared/providers.md §1 (PaymentIntent §1.4, Refund §1.5, Event §1.6, errors §1.3); webhooks are signed
+docs/providers/stripe.md (PaymentIntent, Refund, Event, errors); webhooks are signed
 with the SDK's own helper (stripe.WebhookSignature.generate_signature_header).
 
 The builders here are shared with tests/providers/test_stripe.py.
@@ -49,7 +49,7 @@ def payment_intent(
     livemode: bool = False,
     cancellation_reason: str | None = None,
 ) -> dict[str, Any]:
-    """A PaymentIntent with the fields providers.md §1.4 lists."""
+    """A PaymentIntent with the fields docs/providers/stripe.md lists."""
     metadata = {"gateway_payment_id": payment_id, "gateway_flow": flow} if payment_id else {}
     received = amount if status == "succeeded" else 0
     return {
@@ -85,7 +85,7 @@ def redirect_action(pi_id: str, return_url: str = RETURN_URL) -> dict[str, Any]:
 def card_error(
     code: str, decline_code: str | None, message: str, pi: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """A 402 card_error body (providers.md §1.3), the PaymentIntent inside as Stripe sends it."""
+    """A 402 card_error body (docs/providers/stripe.md), the PaymentIntent inside as Stripe sends it."""
     error: dict[str, Any] = {
         "type": "card_error",
         "code": code,
@@ -111,7 +111,7 @@ def refund_object(
     payment_id: str | None,
     failure_reason: str | None = None,
 ) -> dict[str, Any]:
-    """A Refund with the fields providers.md §1.5 lists."""
+    """A Refund with the fields docs/providers/stripe.md lists."""
     metadata = {"gateway_refund_id": refund_id, "gateway_payment_id": payment_id} if refund_id else {}
     return {
         "id": re_id,
@@ -129,7 +129,7 @@ def refund_object(
 
 
 def event(event_type: str, obj: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
-    """An Event as providers.md §1.6 shows it."""
+    """An Event as docs/providers/stripe.md shows it."""
     return {
         "id": event_id or f"evt_{uuid.uuid4().hex[:24]}",
         "object": "event",

@@ -1,9 +1,9 @@
-"""Wave Checkout for the contract suite: bodies shaped as shared/providers.md §6 shows them.
+"""Wave Checkout for the contract suite: bodies shaped as docs/providers/wave.md shows them.
 
 The customer step is the checkout session (`POST /v1/checkout/sessions` -> `wave_launch_url`); a
 decline is Wave refusing the session (`{"code": ..., "message": ...}`); the outcome arrives as a
 `checkout.session.completed` event signed with `Wave-Signature: t=<unix>,v1=<hex>`, made here with
-hmac directly (a peer of our verifier, as providers.md §6.4 states the algorithm).
+hmac directly (a peer of our verifier, as docs/providers/wave.md states the algorithm).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def session(
     last_payment_error: dict[str, str] | None = None,
     when_refunded: str | None = None,
 ) -> dict[str, Any]:
-    """A checkout session object (providers.md §6.2), as Wave returns and its webhooks carry it."""
+    """A checkout session object (docs/providers/wave.md), as Wave returns and its webhooks carry it."""
     s: dict[str, Any] = {
         "id": sid,
         "amount": amount,
@@ -103,7 +103,7 @@ class WaveDriver(Driver):
     currency = "XOF"
     amount = 5_000
     decline_code = "payment_rejected"
-    # Wave's refund endpoint takes no amount: it returns the whole payment (providers.md §6.3).
+    # Wave's refund endpoint takes no amount: it returns the whole payment (docs/providers/wave.md).
     partial_refunds = False
 
     def settings(self) -> WaveSettings:

@@ -1,6 +1,6 @@
 """Flutterwave v3: the exact requests the gateway sends and how it reads every answer.
 
-Provider HTTP is answered by respx with bodies shaped as shared/providers.md §4 shows them; the gateway
+Provider HTTP is answered by respx with bodies shaped as docs/providers/flutterwave.md shows them; the gateway
 itself runs for real. Expected request bodies are written out literally, amounts included, so a change
 in what we send fails here.
 """
@@ -522,7 +522,7 @@ async def inbox_outcome(gateway: Gateway, needle: str) -> str | None:
 
 
 def signed_new_style(raw: bytes, secret_hash: str = FLUTTERWAVE_SECRET_HASH) -> dict[str, str]:
-    # Computed here from providers.md §4.5, independently of the adapter's helper.
+    # Computed here from docs/providers/flutterwave.md, independently of the adapter's helper.
     mac = hmac.new(secret_hash.encode(), raw, hashlib.sha256).digest()
     return {"content-type": "application/json", "flutterwave-signature": base64.b64encode(mac).decode()}
 
@@ -744,7 +744,7 @@ def adapter(**settings: Any) -> FlutterwaveProvider:
     return FlutterwaveProvider(FlutterwaveSettings(**values), 2.0)
 
 
-def test_signature_matches_the_providers_md_test_vector() -> None:
+def test_signature_matches_the_documented_test_vector() -> None:
     assert webhook_signature("my-secret-hash", VECTOR_BODY) == VECTOR_SIGNATURE
     assert webhook_signature("my-secret-hash", VECTOR_BODY + b" ") != VECTOR_SIGNATURE
 

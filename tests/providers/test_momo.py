@@ -1,7 +1,7 @@
 """MTN MoMo Collection: the exact requests the gateway sends and how it reads every answer.
 
 Provider HTTP is answered by respx (tests/drivers/momo.py keeps requests to pay by X-Reference-Id, as
-MoMo does) with bodies shaped as shared/providers.md §5 shows them; the gateway itself runs for real,
+MoMo does) with bodies shaped as docs/providers/momo.md shows them; the gateway itself runs for real,
 on real PostgreSQL and Redis.
 """
 

@@ -1,8 +1,8 @@
 """M-Pesa (Daraja STK Push): the exact requests the gateway sends, and what it makes of every answer.
 
 Daraja is answered by respx (tests/drivers/mpesa.py's FakeDaraja) with bodies shaped as
-shared/providers.md §2 shows them; PostgreSQL, Redis and the gateway run for real. Expected request
-bodies are written out literally, the Password checked against the official sample (§2.3, §9.4) with
+docs/providers/mpesa.md shows them; PostgreSQL, Redis and the gateway run for real. Expected request
+bodies are written out literally, the Password checked against the official sample (docs/providers/mpesa.md#test-values) with
 the adapter's clock frozen (the adapter takes a clock function; nothing patches time itself).
 """
 
@@ -60,7 +60,7 @@ from support import (
     wait_for,
 )
 
-# providers.md §2.3: the official sample's Timestamp and the Password it makes with the sandbox
+# docs/providers/mpesa.md: the official sample's Timestamp and the Password it makes with the sandbox
 # shortcode and passkey.
 SAMPLE_TIMESTAMP = "20210628092408"
 SAMPLE_PASSWORD = (
@@ -745,7 +745,7 @@ async def test_result_code_1032_ends_failed_with_customer_canceled(
     p = (await create(client, merchant, body())).json()
     checkout = p["provider_reference"]
     daraja.pay(p, "1032")
-    # providers.md §2.4's failure callback, for this payment.
+    # docs/providers/mpesa.md's failure callback, for this payment.
     content = orjson.dumps(
         {
             "Body": {

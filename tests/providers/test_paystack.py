@@ -1,7 +1,7 @@
 """Paystack: the exact requests the gateway sends, how it reads every answer, and its webhooks.
 
-Provider HTTP is answered by respx with bodies shaped as shared/providers.md §3 shows them (builders in
-drivers/paystack.py); signatures are made here with hmac/hashlib, and checked against §9.4's vector.
+Provider HTTP is answered by respx with bodies shaped as docs/providers/paystack.md shows them (builders in
+drivers/paystack.py); signatures are made here with hmac/hashlib, and checked against docs/providers/paystack.md's test vector.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ CHARGE = f"{PAYSTACK_API}/transaction/charge_authorization"
 REFUND = f"{PAYSTACK_API}/refund"
 AUTH = f"Bearer {PAYSTACK_SECRET_KEY}"
 
-# providers.md §9.4
+# docs/providers/paystack.md
 VECTOR_BODY = (
     b'{"event":"charge.success",'
     b'"data":{"reference":"ref_1","amount":10000,"currency":"NGN","status":"success"}}'
@@ -101,7 +101,7 @@ def sent_json(route: respx.Route) -> Any:
 
 @pytest.fixture
 async def adapter() -> AsyncIterator[PaystackProvider]:
-    """An adapter of its own (no gateway), keyed with the §9.4 test key."""
+    """An adapter of its own (no gateway), keyed with the documented test key."""
     p = PaystackProvider(PaystackSettings(test_secret_key=SecretStr(VECTOR_KEY)), 5.0)
     yield p
     await p.aclose()
@@ -110,7 +110,7 @@ async def adapter() -> AsyncIterator[PaystackProvider]:
 # --- webhook signatures ----------------------------------------------------------------------------
 
 
-def test_signature_is_the_vector_of_providers_md() -> None:
+def test_signature_is_the_documented_vector() -> None:
     sig = nt.signature(VECTOR_KEY, VECTOR_BODY)
     assert sig.startswith(VECTOR_PREFIX)
     assert re.fullmatch(r"[0-9a-f]{128}", sig)
@@ -222,7 +222,7 @@ def test_references_are_ours_paystack_safe_and_carry_the_mode() -> None:
     live, test = tf.reference_for(pay, True), tf.reference_for(pay, False)
     assert (live, test) == (pay.replace("_", "-"), pay.replace("_", "-") + "-test")
     for ref in (live, test):
-        assert re.fullmatch(r"[A-Za-z0-9.=-]+", ref)  # providers.md §3.2
+        assert re.fullmatch(r"[A-Za-z0-9.=-]+", ref)  # docs/providers/paystack.md
     assert tf.is_our_reference(live, True)
     assert tf.is_our_reference(test, False)
     assert not tf.is_our_reference(live, False)
@@ -242,7 +242,7 @@ OPTIONS = tf.Options()
         ("failed", "failed"),
         ("abandoned", "requires_action"),
         ("reversed", "failed"),
-        # [U] in-flight statuses (providers.md §10), configurable through Options.
+        # [U] in-flight statuses (docs/providers/paystack.md), configurable through Options.
         ("ongoing", "requires_action"),
         ("pending", "processing"),
         ("processing", "processing"),
@@ -311,7 +311,7 @@ def test_refund_statuses(theirs: str, ours: str) -> None:
 
 
 def test_the_sample_with_fees_passed_on_is_the_requested_amount() -> None:
-    # providers.md §3.3: amount 40333 = requested_amount 30050 + fees 10283.
+    # docs/providers/paystack.md: amount 40333 = requested_amount 30050 + fees 10283.
     data = {**transaction("re4lyvq3s3", 40_333, "NGN", "success"), "requested_amount": 30_050, "fees": 10_283}
     assert tf.payment_result(data, "re4lyvq3s3", OPTIONS).amount == 30_050
     # Less than was asked is what it is (and the state machine refuses it).
@@ -335,7 +335,7 @@ def test_amounts_are_integers_in_subunits() -> None:
             tf.subunits(bad)
 
 
-# Every event providers.md §3.5 lists that moves no payment or refund of ours.
+# Every event docs/providers/paystack.md lists that moves no payment or refund of ours.
 IGNORED = [
     "charge.dispute.create",
     "charge.dispute.remind",
@@ -617,7 +617,7 @@ async def test_a_retry_after_a_timeout_reuses_the_reference_and_verifies(
     init = provider_http.post(INITIALIZE).mock(
         side_effect=[
             httpx.ReadTimeout("timed out"),
-            # [U] the text of Paystack's refusal of a repeated reference (providers.md §10).
+            # [U] the text of Paystack's refusal of a repeated reference (docs/providers/paystack.md).
             httpx.Response(400, json={"status": False, "message": "Duplicate Transaction Reference"}),
         ]
     )
@@ -737,7 +737,7 @@ async def test_fees_passed_on_to_the_customer_still_match(
 ) -> None:
     p = await waiting(client, merchant, provider_http, amount=30_050)
     ref = p["provider_reference"]
-    # providers.md §3.3's sample: the customer paid 40333 for an order of 30050 (fees 10283).
+    # docs/providers/paystack.md's sample: the customer paid 40333 for an order of 30050 (fees 10283).
     data = {**transaction(ref, 40_333, "NGN", "success"), "requested_amount": 30_050, "fees": 10_283}
     provider_http.get(f"{PAYSTACK_API}/transaction/verify/{ref}").respond(200, json=verify_answer(data))
     r = await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)

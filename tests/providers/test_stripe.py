@@ -1,6 +1,6 @@
 """Stripe: the exact requests the gateway sends through the SDK, and what it makes of Stripe's answers.
 
-Stripe's HTTP is answered by respx at STRIPE_API with bodies shaped as shared/providers.md §1 shows
+Stripe's HTTP is answered by respx at STRIPE_API with bodies shaped as docs/providers/stripe.md shows
 (builders in tests/drivers/stripe.py); webhooks are signed with the SDK's own signing helper.
 """
 

@@ -1,8 +1,8 @@
 """Wave Checkout: the exact requests the gateway sends and how it reads every answer.
 
-Provider HTTP is answered by respx with bodies shaped as shared/providers.md §6 shows them; the gateway
+Provider HTTP is answered by respx with bodies shaped as docs/providers/wave.md shows them; the gateway
 itself runs for real. Expected request bodies are written out literally (the amount as Wave's string),
-so a change in what we send fails here. Signatures are checked against providers.md §9.4's vector.
+so a change in what we send fails here. Signatures are checked against docs/providers/wave.md's vector.
 """
 
 from __future__ import annotations
@@ -691,7 +691,7 @@ async def test_a_session_with_an_unreadable_amount_is_not_trusted() -> None:
     await wave.aclose()
 
 
-# --- signatures: providers.md §9.4 -------------------------------------------------------------------
+# --- signatures: docs/providers/wave.md -------------------------------------------------------------------
 
 VECTOR_BODY = (
     b'{"event":"charge.success","data":{"reference":"ref_1","amount":10000,'
@@ -702,7 +702,7 @@ VECTOR_T = "1639081943"
 VECTOR_V1 = "4a009c09cd34b7b371efe532cf5acd590f65cefa9bd6ef5d3c4d623d10578ff1"
 
 
-def test_the_signature_matches_providers_md_vector() -> None:
+def test_the_signature_matches_the_documented_vector() -> None:
     assert tf.signature(VECTOR_SECRET, VECTOR_T, VECTOR_BODY) == VECTOR_V1
     header = f"t={VECTOR_T},v1={VECTOR_V1}"
     now = int(VECTOR_T)

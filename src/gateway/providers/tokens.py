@@ -1,6 +1,6 @@
 """OAuth access tokens shared through Redis by every worker and replica (M-Pesa, MoMo).
 
-Some providers invalidate the previous token when a new one is issued (Daraja, providers.md §2.2), and
+Some providers invalidate the previous token when a new one is issued (Daraja, docs/providers/mpesa.md), and
 all of them limit how often one is asked for; so a token is fetched by one process at a time: the
 fetcher holds a Redis lock (redis-py's Lock: SET NX with a TTL, released only by its holder), the
 others wait and read what it stored. Within a process one coroutine per key goes to Redis; the rest

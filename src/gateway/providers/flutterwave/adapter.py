@@ -3,7 +3,7 @@
 I/O only; every body in and out is shaped by transformers.py. One shared httpx client, with the
 gateway's provider timeout and connection limits, closed in aclose(). Our payment id is the
 `tx_ref`, so a create retried after a timeout re-sends the same reference and a sync can find the
-payment by it before Flutterwave's transaction id is known (shared/providers.md §4).
+payment by it before Flutterwave's transaction id is known (docs/providers/flutterwave.md).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
         self._country = merchant_country
         self._default_redirect_url = default_redirect_url
         self._payable_for = timedelta(minutes=session_duration_minutes, seconds=EXPIRY_GRACE_SECONDS)
-        # Paths carry /v3; a base URL written as providers.md does (".../v3") works too.
+        # Paths carry /v3; a base URL written as docs/providers/flutterwave.md does (".../v3") works too.
         http = ProviderClient(
             self.name, timeout_seconds, base_url=settings.base_url.rstrip("/").removesuffix("/v3")
         )

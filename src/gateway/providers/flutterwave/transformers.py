@@ -1,6 +1,6 @@
 """Flutterwave v3 as pure functions: our requests to its JSON bodies, its JSON to our results.
 
-Shapes follow shared/providers.md §4: every answer is an envelope `{"status": "success"|"error",
+Shapes follow docs/providers/flutterwave.md: every answer is an envelope `{"status": "success"|"error",
 "message": ..., "data": ...}`; amounts are JSON numbers in major units (sent as exact literals,
 read back exactly through kit.money); a transaction (verify, tokenized charge, webhook `data`)
 carries `id`, `tx_ref`, `amount`, `currency`, `status`, `processor_response`, `payment_type`.
@@ -27,7 +27,7 @@ from gateway.providers.base import (
     header,
 )
 
-# Collection currencies of Flutterwave's v3 checkout. Not listed in providers.md [U]: taken from
+# Collection currencies of Flutterwave's v3 checkout. Not listed in docs/providers/flutterwave.md [U]: taken from
 # Flutterwave's own SDK currency constants and payment-method guides; the adapter takes another set.
 CURRENCIES = frozenset(
     {
@@ -53,7 +53,7 @@ CURRENCIES = frozenset(
 # the payment is charged at once through /v3/tokenized-charges instead of the hosted checkout.
 TOKEN_PREFIX = "flw-t"
 
-# Transaction statuses (providers.md §4.3; `pending` [U]). A pending transaction has started (a bank
+# Transaction statuses (docs/providers/flutterwave.md; `pending` [U]). A pending transaction has started (a bank
 # transfer under way, a charge in flight): the customer has acted, the money has not moved yet.
 STATUSES: Mapping[str, str] = {"successful": "succeeded", "failed": "failed", "pending": "processing"}
 
@@ -293,7 +293,7 @@ def refund_result(data: Mapping[str, Any], currency: str) -> RefundResult:
 
 def _event_id(event: str, data: Mapping[str, Any], payload: Mapping[str, Any]) -> str:
     # Flutterwave's events carry no id of their own: the transaction id plus what it says is the
-    # dedupe key (providers.md §9.2), so a repeat is dropped and a later status is not.
+    # dedupe key (docs/providers/flutterwave.md), so a repeat is dropped and a later status is not.
     if transaction_id(data) is not None:
         return f"{event}:{transaction_id(data)}:{data.get('status')}"
     digest = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -353,7 +353,7 @@ def interpret(payload: dict[str, Any]) -> WebhookEvent:
     return WebhookEvent(event_id=_event_id(event, data, payload), event_type=event, payload=payload)
 
 
-# --- webhook authenticity (providers.md §4.5) --------------------------------------------------------
+# --- webhook authenticity (docs/providers/flutterwave.md) --------------------------------------------------------
 
 
 def webhook_signature(secret_hash: str, body: bytes) -> str:

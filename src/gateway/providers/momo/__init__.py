@@ -1,1 +1,1 @@
-"""MTN MoMo Collection (shared/providers.md §5): adapter.py does the I/O, transformers.py the mapping."""
+"""MTN MoMo Collection (docs/providers/momo.md): adapter.py does the I/O, transformers.py the mapping."""

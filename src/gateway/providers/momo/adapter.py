@@ -1,6 +1,6 @@
 """MTN MoMo Collection: request to pay, status, callbacks; refunds through the Disbursement product.
 
-I/O only; bodies are shaped by transformers.py (shared/providers.md §5).
+I/O only; bodies are shaped by transformers.py (docs/providers/momo.md).
 
 - Access tokens are per product (`POST /collection/token/`, `POST /disbursement/token/`), kept in the
   shared token cache (providers/tokens.py). A 401 on a call drops the cached token and fetches a new

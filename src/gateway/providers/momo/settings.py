@@ -101,7 +101,7 @@ class MomoTestMode(MomoMode):
 
 
 class MomoSettings(PerModeSettings):
-    """MTN MoMo Collection (shared/providers.md §5), per mode. Sandbox: the test host, target environment
+    """MTN MoMo Collection (docs/providers/momo.md), per mode. Sandbox: the test host, target environment
     `sandbox`, EUR only; production: the country host and target environment MTN gives at go-live."""
 
     test: MomoTestMode = MomoTestMode()

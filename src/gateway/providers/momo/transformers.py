@@ -1,4 +1,4 @@
-"""MTN MoMo Collection as pure functions: request bodies out, status bodies in (shared/providers.md §5).
+"""MTN MoMo Collection as pure functions: request bodies out, status bodies in (docs/providers/momo.md).
 
 No I/O here. Our ids become MoMo's references by uuid5, so the same payment (or refund) always names
 the same request to pay (or refund) at MoMo: a create retried after a timeout cannot make a second one.
@@ -151,7 +151,7 @@ def _clip(text: str) -> str:
 
 
 def request_to_pay_body(request: PaymentRequest) -> dict[str, Any]:
-    """`POST /collection/v1_0/requesttopay` (§5.3). externalId is our payment id: callbacks and status
+    """`POST /collection/v1_0/requesttopay`. externalId is our payment id: callbacks and status
     answers name it, so they can be matched to the payment without trusting anything else."""
     assert request.customer.phone is not None  # checked before the payment existed
     label = request.reference or request.payment_id
@@ -166,7 +166,7 @@ def request_to_pay_body(request: PaymentRequest) -> dict[str, Any]:
 
 
 def refund_body(request: RefundRequest, payment_reference: str) -> dict[str, Any]:
-    """`POST /disbursement/v1_0/refund` (§5.6), naming the refunded request to pay by its X-Reference-Id."""
+    """`POST /disbursement/v1_0/refund`, naming the refunded request to pay by its X-Reference-Id."""
     payment = request.payment
     return {
         "amount": amount_string(request.amount, payment.currency),
@@ -214,7 +214,7 @@ def access_token(data: Any) -> tuple[str, int]:
 
 
 def reason_code(reason: Any) -> str | None:
-    """`reason` is a string or {code, message} (§5.4)."""
+    """`reason` is a string or {code, message}."""
     if isinstance(reason, str):
         return reason.strip().upper() or None
     if isinstance(reason, dict):

@@ -1,6 +1,6 @@
 """Safaricom M-Pesa Daraja: STK Push, STK Query, Reversal, and callbacks at a secret URL.
 
-I/O only; bodies are shaped by transformers.py (shared/providers.md §2). What this adapter keeps:
+I/O only; bodies are shaped by transformers.py (docs/providers/mpesa.md). What this adapter keeps:
 
 * OAuth tokens in the shared token cache (providers/tokens.py), one per app.
 * Per payment, in Redis (kept.py): the accepted push (CheckoutRequestID and the prompt shown to the merchant),

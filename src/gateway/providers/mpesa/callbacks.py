@@ -1,5 +1,5 @@
 """M-Pesa's callbacks in our terms, pure: STK Push results (`Body.stkCallback`) and Reversal results
-(`Result`), shapes and codes as shared/providers.md §2 records them. M-Pesa signs nothing: the adapter
+(`Result`), shapes and codes as docs/providers/mpesa.md records them. M-Pesa signs nothing: the adapter
 checks the callback URL's token and confirms every STK callback by STK Query before acting.
 """
 
@@ -99,7 +99,7 @@ def parse_reversal(result: Any) -> ReversalOutcome:
     )
 
 
-# Reversal ResultCode -> (failure_code, message) (§2.6).
+# Reversal ResultCode -> (failure_code, message).
 REVERSAL_CODES: dict[str, tuple[str, str]] = {
     "R000001": ("already_reversed", "M-Pesa says this transaction was already reversed."),
     "R000002": ("invalid_transaction", "M-Pesa does not know the original transaction."),

@@ -1,4 +1,4 @@
-"""M-Pesa refunds through the Reversal API (shared/providers.md §2.6), pure: what is checked before a
+"""M-Pesa refunds through the Reversal API (docs/providers/mpesa.md), pure: what is checked before a
 reversal is asked for, its request body, and what Daraja's synchronous answer means. The outcome
 itself only ever arrives later, at the ResultURL (transformers.reversal_result)."""
 

@@ -105,7 +105,7 @@ class MpesaTestMode(MpesaMode):
 
 
 class MpesaSettings(PerModeSettings):
-    """Safaricom M-Pesa Daraja, STK Push (shared/providers.md §2), per mode. Items marked [U] there are
+    """Safaricom M-Pesa Daraja, STK Push (docs/providers/mpesa.md), per mode. Items marked [U] there are
     settings here."""
 
     test: MpesaTestMode = MpesaTestMode()

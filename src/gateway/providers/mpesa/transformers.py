@@ -1,5 +1,5 @@
 """M-Pesa Daraja (STK Push, STK Query, Reversal) as pure functions: our values in, Daraja JSON out, and
-Daraja JSON back into our vocabulary. Shapes and codes as shared/providers.md §2 records them.
+Daraja JSON back into our vocabulary. Shapes and codes as docs/providers/mpesa.md records them.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def stk_push_body(
     description: str | None,
     payment_id: str,
 ) -> dict[str, Any]:
-    """`POST /mpesa/stkpush/v1/processrequest` (§2.3): field types as in Daraja's own sample, Amount a
-    whole-shilling integer (§9.3)."""
+    """`POST /mpesa/stkpush/v1/processrequest`: field types as in Daraja's own sample, Amount a
+    whole-shilling integer."""
     party = msisdn(phone)
     party_b = till_number if transaction_type == "CustomerBuyGoodsOnline" else shortcode
     if party_b is None:
@@ -135,7 +135,7 @@ def stk_push_body(
 
 
 def stk_query_body(*, shortcode: str, passkey: str, ts: str, checkout_request_id: str) -> dict[str, Any]:
-    """`POST /mpesa/stkpushquery/v1/query` (§2.5)."""
+    """`POST /mpesa/stkpushquery/v1/query`."""
     return {
         "BusinessShortCode": shortcode,
         "Password": password(shortcode, passkey, ts),
@@ -212,7 +212,7 @@ def push_refusal(error: DarajaError) -> PaymentResult | None:
     return None
 
 
-# ResultCode -> (failure_code, message) for STK Push callbacks and STK Query (§2.4 table and the codes
+# ResultCode -> (failure_code, message) for STK Push callbacks and STK Query (the callback table and the codes
 # reported in practice). 0 is success; every other code is a terminal failure.
 RESULT_CODES: dict[str, tuple[str, str]] = {
     "1": ("insufficient_funds", "The customer's M-Pesa balance is insufficient."),

@@ -1,5 +1,5 @@
 """Paystack's API over one shared httpx client: initialize (redirect checkout), charge a saved card,
-verify, refund, and webhooks signed with HMAC-SHA512 of the raw body (shared/providers.md §3).
+verify, refund, and webhooks signed with HMAC-SHA512 of the raw body (docs/providers/paystack.md).
 
 The mode's secret key authenticates every call (`Authorization: Bearer sk_…`) and signs webhooks.
 A payment is never marked succeeded from the customer's return to `callback_url`: only from a signed

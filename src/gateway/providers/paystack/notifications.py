@@ -1,5 +1,5 @@
 """Paystack's webhook notifications, pure: the HMAC-SHA512 signature of the raw body
-(x-paystack-signature), the mode an event belongs to, and the event in our terms (shared/providers.md §3).
+(x-paystack-signature), the mode an event belongs to, and the event in our terms (docs/providers/paystack.md).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def interpret(payload: dict[str, Any], default_mode: bool | None, options: Optio
     none (the only configured mode); with neither, nothing in the event can match a payment.
 
     Paystack events carry no event id: money events are deduplicated on (mode, event, reference[,
-    amount, refund_reference]), as providers.md §3.5/§9.2 advise."""
+    amount, refund_reference]), as docs/providers/paystack.md advise."""
     event = payload.get("event")
     data = payload.get("data")
     if not isinstance(event, str) or not isinstance(data, dict):

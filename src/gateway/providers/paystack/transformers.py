@@ -1,4 +1,4 @@
-"""Paystack's JSON in, our dataclasses out: pure functions, no I/O (shapes from shared/providers.md §3).
+"""Paystack's JSON in, our dataclasses out: pure functions, no I/O (shapes from docs/providers/paystack.md).
 
 References. Our payment id is the Paystack `reference`, in the only form Paystack accepts (letters,
 digits, `-`, `.`, `=`; no `_`): `pay_<id>` becomes `pay-<id>` in live mode and `pay-<id>-test` in test
@@ -22,20 +22,20 @@ from typing import Any, Final
 from gateway.kit.money import exponent
 from gateway.providers.base import PaymentRequest, PaymentResult, RefundResult
 
-# providers.md §3.2: the currencies Paystack's initialize takes. Each has 100 subunits to the unit,
+# docs/providers/paystack.md: the currencies Paystack's initialize takes. Each has 100 subunits to the unit,
 # the same as its ISO 4217 minor unit, so our amounts go to Paystack as they are (checked below).
 CURRENCIES: Final = frozenset({"GHS", "KES", "NGN", "ZAR", "USD"})
-# providers.md §3.2: `channels` of initialize; a payment_method naming one limits checkout to it.
+# docs/providers/paystack.md: `channels` of initialize; a payment_method naming one limits checkout to it.
 CHANNELS: Final = frozenset({"card", "bank", "ussd", "qr", "eft", "mobile_money", "bank_transfer"})
 # A payment_method of this form is a saved card's authorization code: charged at once, no checkout.
 AUTHORIZATION_PREFIX: Final = "AUTH_"
 
-# Where Paystack's transaction statuses land in ours (providers.md §3.3, [C]). "abandoned" is an
+# Where Paystack's transaction statuses land in ours (docs/providers/paystack.md, [C]). "abandoned" is an
 # initialized transaction nobody paid yet: the customer may still pay at the checkout page.
 PAYMENT_STATUSES: Final[Mapping[str, str]] = MappingProxyType(
     {"success": "succeeded", "failed": "failed", "abandoned": "requires_action", "reversed": "failed"}
 )
-# [U] in providers.md §3.3/§10: statuses of a transaction still in flight. "ongoing": the customer is
+# [U] in docs/providers/paystack.md: statuses of a transaction still in flight. "ongoing": the customer is
 # at a step of checkout (OTP, PIN); the others: money is moving but not settled.
 IN_FLIGHT_STATUSES: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -45,7 +45,7 @@ IN_FLIGHT_STATUSES: Final[Mapping[str, str]] = MappingProxyType(
         "queued": "processing",
     }
 )
-# providers.md §3.4. "needs-attention": Paystack waits for the customer's bank details (dashboard
+# docs/providers/paystack.md "needs-attention": Paystack waits for the customer's bank details (dashboard
 # retry); the refund is not over, so it stays pending.
 REFUND_STATUSES: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -77,10 +77,10 @@ DECLINE_CODES: Final[tuple[tuple[str, str], ...]] = (
     ("authentication", "authentication_failed"),
     ("otp", "authentication_failed"),
 )
-# [U] providers.md §3.6/§10: the text of Paystack's refusal of a reference it has seen before.
+# [U] docs/providers/paystack.md: the text of Paystack's refusal of a reference it has seen before.
 DUPLICATE_REFERENCE_MARKERS: Final = ("duplicate transaction reference", "duplicate reference")
 
-# Events providers.md §3.5 lists that the gateway acts on; the rest (disputes, transfers,
+# Events docs/providers/paystack.md lists that the gateway acts on; the rest (disputes, transfers,
 # subscriptions, invoices, payment requests, identification, dedicated accounts) are stored and ignored.
 PAYMENT_EVENTS: Final = frozenset({"charge.success"})
 REFUND_EVENTS: Final = frozenset(
@@ -121,7 +121,7 @@ _DIGITS_RE: Final = re.compile(r"[0-9]{1,18}")
 
 @dataclass(frozen=True)
 class Options:
-    """The [U] items of providers.md §10 for Paystack, replaceable without touching the code paths."""
+    """The [U] items of docs/providers/paystack.md for Paystack, replaceable without touching the code paths."""
 
     in_flight_statuses: Mapping[str, str] = field(default_factory=lambda: IN_FLIGHT_STATUSES)
     duplicate_reference_markers: tuple[str, ...] = DUPLICATE_REFERENCE_MARKERS
@@ -186,7 +186,7 @@ def _metadata(request: PaymentRequest) -> dict[str, str]:
 
 
 def initialize_body(request: PaymentRequest, reference: str, channel: str | None) -> dict[str, Any]:
-    """POST /transaction/initialize (providers.md §3.2)."""
+    """POST /transaction/initialize (docs/providers/paystack.md)."""
     assert request.customer.email is not None
     body: dict[str, Any] = {
         "email": request.customer.email,
@@ -219,7 +219,7 @@ def charge_authorization_body(request: PaymentRequest, reference: str) -> dict[s
 def refund_body(
     transaction_reference: str, refund_id: str, payment_id: str, amount: int, currency: str
 ) -> dict[str, Any]:
-    """POST /refund (providers.md §3.4): always with the amount, so full and partial read the same."""
+    """POST /refund (docs/providers/paystack.md): always with the amount, so full and partial read the same."""
     return {
         "transaction": transaction_reference,
         "amount": to_subunits(amount, currency),
@@ -268,7 +268,7 @@ def redirect_result(answer: Mapping[str, Any], reference: str, return_url: str |
 
 def charged_amount(data: Mapping[str, Any]) -> int:
     """What the customer paid for our order. Where the merchant passes Paystack's fees on, `amount`
-    is `requested_amount` plus fees (providers.md §3.3 sample: 30050 + 10283 = 40333); the order is
+    is `requested_amount` plus fees (docs/providers/paystack.md sample: 30050 + 10283 = 40333); the order is
     the requested amount, as long as at least that much was charged."""
     amount = subunits(data["amount"])
     requested = data.get("requested_amount")
@@ -286,7 +286,7 @@ def payment_result(data: Mapping[str, Any], reference: str, options: Options) ->
     """A transaction object (verify, charge_authorization, charge.success) in our terms.
 
     A success always carries the amount and currency Paystack names, so the state machine refuses it
-    when they are not ours (providers.md §3.3: check data.status, data.amount and data.currency)."""
+    when they are not ours (docs/providers/paystack.md: check data.status, data.amount and data.currency)."""
     raw = data.get("status")
     status = None
     if isinstance(raw, str):

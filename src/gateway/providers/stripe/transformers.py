@@ -1,6 +1,6 @@
 """Stripe's JSON in, our dataclasses out; our requests in, Stripe's parameters out. Pure functions.
 
-Shapes as in shared/providers.md §1: PaymentIntent (§1.4), Refund (§1.5), Event (§1.6), amounts (§1.8).
+Shapes as docs/providers/stripe.md records them: PaymentIntent, Refund, Event, amounts.
 Everything here works on plain dicts (the SDK's objects are turned into dicts by the adapter).
 """
 
@@ -311,7 +311,7 @@ def _next_action(pi: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def payment_result(pi: Mapping[str, Any]) -> PaymentResult:
-    """A PaymentIntent in our terms (statuses: shared/providers.md §1.4)."""
+    """A PaymentIntent in our terms (statuses: docs/providers/stripe.md)."""
     try:
         status = pi["status"]
         flow = (pi.get("metadata") or {}).get(META_FLOW, FLOW_SERVER)

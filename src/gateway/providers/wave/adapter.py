@@ -1,6 +1,6 @@
 """Wave Checkout: sessions (`POST /v1/checkout/sessions`), their status, expiry, refunds, webhooks.
 
-I/O only; every body in and out is shaped by transformers.py (shared/providers.md §6). One shared
+I/O only; every body in and out is shaped by transformers.py (docs/providers/wave.md). One shared
 httpx client with the gateway's provider timeout, closed in aclose(). Our payment id is the session's
 `client_reference` (and the `Idempotency-Key` of its create), so a create retried after a timeout
 asks for the same session, and a sync finds the session by search before we know its id.
@@ -44,7 +44,7 @@ class WaveProvider(HttpProvider[WaveCredentials]):
             currencies=frozenset(settings.currencies),
             flows=frozenset({b.Flow.REDIRECT}),
             refunds=True,
-            # The refund endpoint takes no amount: it returns the whole payment (providers.md §6.3).
+            # The refund endpoint takes no amount: it returns the whole payment (docs/providers/wave.md).
             partial_refunds=False,
             cancel=True,
             reconcile_after_seconds=settings.reconcile_after_seconds,

@@ -34,7 +34,7 @@ class WaveMode(BaseModel):
 
 
 class WaveSettings(PerModeSettings):
-    """Wave Checkout (shared/providers.md §6). Items marked [U] there are settings here."""
+    """Wave Checkout (docs/providers/wave.md). Items marked [U] there are settings here."""
 
     test: WaveMode = WaveMode()
     live: WaveMode = WaveMode()

@@ -1,6 +1,6 @@
 """Wave Checkout as pure functions: our requests to its JSON, its JSON to our results, its signatures.
 
-Shapes follow shared/providers.md §6. A checkout session carries `id` (`cos-...`), `amount` (a
+Shapes follow docs/providers/wave.md. A checkout session carries `id` (`cos-...`), `amount` (a
 major-unit string), `currency`, `checkout_status` (`open` | `complete` | `expired`), `payment_status`
 (`processing` | `cancelled` | `succeeded`), `client_reference` (our payment id), `wave_launch_url`,
 `transaction_id` once paid, `when_refunded` once refunded, and `last_payment_error` `{code, message}`.
@@ -21,7 +21,7 @@ from gateway.providers.base import PaymentRequest, PaymentResult, WebhookEvent, 
 CHECKOUT_EVENTS = frozenset({"checkout.session.completed", "checkout.session.payment_failed"})
 
 # Wave's payment-error codes (last_payment_error.code, and error bodies) to our stable decline codes.
-# `insufficient-funds` is in providers.md; the others are Wave's documented checkout errors [U].
+# `insufficient-funds` is in docs/providers/wave.md; the others are Wave's documented checkout errors [U].
 DECLINE_CODES: Mapping[str, str] = {
     "insufficient-funds": "insufficient_funds",
     "blocked-account": "account_blocked",
@@ -116,7 +116,7 @@ def _failure(session: Mapping[str, Any]) -> tuple[str, str]:
 def session_status(session: Mapping[str, Any]) -> str | None:
     """Our status for a session; None for a combination Wave does not document.
 
-    Paid when `payment_status == "succeeded"` (providers.md §9.2). A session still `open` waits for
+    Paid when `payment_status == "succeeded"` (docs/providers/wave.md). A session still `open` waits for
     its customer, even after a failed attempt (`last_payment_error` is the *last* attempt's: the
     customer may try again until the session expires). `cancelled` means Wave ended the payment;
     an `expired` session nobody paid expires here too, or fails if an attempt failed.
