@@ -88,14 +88,21 @@ async def measure(url: str) -> dict[str, float]:
         get_core = select(payments).where(
             payments.c.id == row.id, payments.c.merchant_id == row.merchant_id, payments.c.livemode.is_(False)
         )
+        insert_core = insert(payments).returning(*payments.c)  # built once: its compiled form is cached
         async with engine.connect() as conn:
 
             async def core_get() -> Any:
                 return Payment(*(await conn.execute(get_core)).one())
 
             async def core_insert() -> Any:
-                values = dict(zip(PAYMENTS.column_of.values(), PAYMENTS.values(_payment(merchant.merchant_id))))
-                return (await conn.execute(insert(payments).values(values).returning(payments))).one()
+                values = dict(
+                    zip(
+                        PAYMENTS.column_of.values(),
+                        PAYMENTS.values(_payment(merchant.merchant_id)),
+                        strict=True,
+                    )
+                )
+                return Payment(*(await conn.execute(insert_core, values)).one())
 
             async def pg_get() -> Any:
                 return await repository.get(db, row.merchant_id, False, row.id)
