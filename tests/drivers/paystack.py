@@ -55,7 +55,7 @@ def transaction(
     gateway_response: str = "Successful",
     **extra: Any,
 ) -> dict[str, Any]:
-    """A transaction as verify, charge_authorization and `charge.success` carry it (docs/providers/paystack.md)."""
+    """A transaction as verify, charge_authorization and `charge.success` carry it (docs/providers)."""
     return {
         "id": new_id(),
         "domain": "test",

@@ -2,7 +2,8 @@
 
 Daraja is answered by respx (tests/drivers/mpesa.py's FakeDaraja) with bodies shaped as
 docs/providers/mpesa.md shows them; PostgreSQL, Redis and the gateway run for real. Expected request
-bodies are written out literally, the Password checked against the official sample (docs/providers/mpesa.md#test-values) with
+bodies are written out literally, the Password checked against the official sample
+(docs/providers/mpesa.md#test-values) with
 the adapter's clock frozen (the adapter takes a clock function; nothing patches time itself).
 """
 
