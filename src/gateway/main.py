@@ -45,7 +45,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with runtime(settings, Loops.from_settings(settings)) as rt:
-            app.state.runtime = rt
             app.state.ctx = rt.ctx
             app.state.payments = rt.payments
             # Everything built so far lives as long as the process: out of the collector's sight, a

@@ -101,6 +101,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
             inbound.sweeper(
                 db,
                 registry,
+                rt.stop,
                 interval=w.sweep_interval_seconds,
                 older_than_seconds=w.sweep_after_seconds,
                 max_attempts=w.max_attempts,
@@ -115,11 +116,8 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         yield rt
     finally:
         rt.stop.set()
-        for task in rt.tasks:
-            if task.get_name() == "sweeper":
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in rt.tasks:  # each loop ends its round and returns
+            await task
         await rt.delivery.aclose()
         await registry.aclose()
         await publisher.drain()

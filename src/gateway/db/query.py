@@ -30,6 +30,10 @@ class Where:
         """Adds the condition only when the value is given (a filter the caller may leave out)."""
         return self if value is None else self.add(condition, value)
 
+    def created(self, gte: Any, lt: Any) -> Where:
+        """The created-at range every list takes (`created_gte`, `created_lt`)."""
+        return self.maybe("created_at >= {}", gte).maybe("created_at < {}", lt)
+
     @property
     def sql(self) -> str:
         return " AND ".join(self.clauses) if self.clauses else "TRUE"

@@ -107,8 +107,7 @@ def _scope(merchant_id: str, livemode: bool, filters: EventFilters) -> Where:
     where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode)
     _types(where, filters.types)
     where.maybe("payment_id = {}", filters.payment)
-    where.maybe("created_at >= {}", filters.created_gte)
-    return where.maybe("created_at < {}", filters.created_lt)
+    return where.created(filters.created_gte, filters.created_lt)
 
 
 async def list_events(

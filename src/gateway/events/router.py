@@ -25,6 +25,17 @@ async def _service(ctx: Ctx) -> EventService:
 Service = Annotated[EventService, Depends(_service)]
 
 
+# The `type` filter of the event log and of its live stream.
+EventTypes = Annotated[
+    str | None,
+    Query(
+        max_length=500,
+        description="Types, comma-separated; `payment.*` matches a family",
+        pattern=r"^[a-z_.*,\s]+$",
+    ),
+]
+
+
 def parse_types(value: str | None) -> tuple[str, ...]:
     return tuple(t.strip() for t in value.split(",") if t.strip()) if value else ()
 
@@ -40,14 +51,7 @@ async def list_events(
     principal: CurrentPrincipal,
     service: Service,
     page: Paging,
-    type: Annotated[
-        str | None,
-        Query(
-            max_length=500,
-            description="Types, comma-separated; `payment.*` matches a family",
-            pattern=r"^[a-z_.*,\s]+$",
-        ),
-    ] = None,
+    type: EventTypes = None,
     payment: Annotated[str | None, Query(max_length=40)] = None,
     created_gte: datetime | None = None,
     created_lt: datetime | None = None,

@@ -74,8 +74,7 @@ async def list_payments(
     where.maybe("provider = {}", filters.provider)
     where.maybe("reference = {}", filters.reference)
     where.maybe("customer_email = {}", filters.customer_email)
-    where.maybe("created_at >= {}", filters.created_gte)
-    where.maybe("created_at < {}", filters.created_lt)
+    where.created(filters.created_gte, filters.created_lt)
     return await paginate(q, PAYMENTS, where, cursor)
 
 

@@ -92,8 +92,7 @@ async def list_refunds(
     where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode)
     where.maybe("status = {}", filters.status)
     where.maybe("payment_id = {}", filters.payment)
-    where.maybe("created_at >= {}", filters.created_gte)
-    where.maybe("created_at < {}", filters.created_lt)
+    where.created(filters.created_gte, filters.created_lt)
     return await paginate(q, REFUNDS, where, cursor)
 
 

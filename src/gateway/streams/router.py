@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Request
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.schemas import error_responses
-from gateway.events.router import parse_types
+from gateway.events.router import EventTypes, parse_types
 from gateway.payments.service import PaymentService
 from gateway.streams import service as streams
 
@@ -46,14 +46,7 @@ def _sse_response(description: str) -> dict[int | str, dict[str, Any]]:
 async def stream_events(
     ctx: Ctx,
     principal: CurrentPrincipal,
-    type: Annotated[
-        str | None,
-        Query(
-            max_length=500,
-            description="Types, comma-separated; `payment.*` matches a family",
-            pattern=r"^[a-z_.*,\s]+$",
-        ),
-    ] = None,
+    type: EventTypes = None,
     last_event_id: LastEventId = None,
 ) -> Response:
     last = streams.checked_last_event_id(last_event_id)

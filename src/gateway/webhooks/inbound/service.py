@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 
 import structlog
@@ -140,17 +141,17 @@ async def sweep_once(
 async def sweeper(
     db: Database,
     registry: ProviderRegistry,
+    stop: asyncio.Event,
     *,
     interval: float,
     older_than_seconds: float,
     max_attempts: int,
 ) -> None:
-    """Runs sweep_once at start and then every `interval` seconds, until cancelled."""
-    while True:
+    """Runs sweep_once at start and then every `interval` seconds, until `stop` is set."""
+    while not stop.is_set():
         try:
             await sweep_once(db, registry, older_than_seconds=older_than_seconds, max_attempts=max_attempts)
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.exception("webhook_sweep_failed")
-        await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
