@@ -59,9 +59,10 @@ def record_created(tx: Tx, refund: Refund, *, source: str) -> None:
 
 
 def _set(tx: Tx, refund: Refund, changes: dict[str, Any]) -> None:
-    for name, value in changes.items():
+    changed = {name: value for name, value in changes.items() if getattr(refund, name) != value}
+    for name, value in changed.items():
         setattr(refund, name, value)
-    save(tx, refund, changes)
+    save(tx, refund, changed)
 
 
 def apply_result(tx: Tx, payment: Payment, refund: Refund, result: RefundResult, *, source: str) -> bool:
