@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook
 from gateway.context import AppContext
 from gateway.db.database import positional
 from gateway.main import create_app
-from gateway.settings import Settings
+from gateway.settings import DeliverySettings, Settings
 from gateway.webhooks.outbound.worker import DeliveryWorker
 
 SANDBOX_SECRET = "whsec_dGVzdC1zYW5kYm94LXNlY3JldC1mb3ItdGhlLXN1aXRl"
@@ -67,8 +67,9 @@ class Gateway:
     _worker_stop: asyncio.Event | None = None
     _worker_task: asyncio.Task[None] | None = None
 
-    def start_worker(self) -> None:
-        self._worker = DeliveryWorker(self.ctx.db, self.ctx.settings.delivery)
+    def start_worker(self, settings: DeliverySettings | None = None) -> None:
+        """The delivery worker, with the gateway's delivery settings unless a test brings its own."""
+        self._worker = DeliveryWorker(self.ctx.db, settings or self.ctx.settings.delivery)
         self._worker_stop = asyncio.Event()
         self._worker_task = asyncio.create_task(self._worker.run(self._worker_stop))
 
