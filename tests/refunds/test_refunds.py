@@ -12,8 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.main import create_app
-from gateway.settings import SandboxSettings
 from support import ACTION_DELAY, Gateway, Merchant, signed, wait_for, with_sandbox
 
 
@@ -417,18 +415,7 @@ async def test_list_refunds_filters_and_pages(client: httpx.AsyncClient, merchan
 @pytest.fixture
 async def no_refund_gateway(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     """A second gateway process on the same servers whose sandbox declares it cannot refund."""
-    settings = gateway.ctx.settings.model_copy(
-        update={
-            "sandbox": SandboxSettings(
-                webhook_secret=gateway.ctx.settings.sandbox.webhook_secret, refunds=False
-            )
-        }
-    )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway-b") as c,
-    ):
+    async with with_sandbox(gateway, refunds=False) as c:
         yield c
 
 

@@ -18,11 +18,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway.embedded import EmbeddedServers, free_port
 from gateway.kit.ssrf import UnsafeUrl, check_url
-from gateway.main import create_app
 from gateway.merchants.service import create_merchant
 from gateway.settings import DeliverySettings
 from receiver import running_receiver
-from support import RETRY_SCHEDULE, Gateway, Merchant, wait_for
+from support import RETRY_SCHEDULE, Gateway, Merchant, configured_app, wait_for
 
 
 def key() -> dict[str, str]:
@@ -366,11 +365,7 @@ async def guarded(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     settings = gateway.ctx.settings.model_copy(
         update={"delivery": DeliverySettings(allow_private_targets=False, run_in_process=False)}
     )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway-b") as c,
-    ):
+    async with configured_app(settings) as c:
         yield c
 
 
