@@ -94,7 +94,8 @@ async def measure(url: str) -> dict[str, float]:
                 return Payment(*(await conn.execute(get_core)).one())
 
             async def core_insert() -> Any:
-                values = dict(zip(PAYMENTS.column_of.values(), PAYMENTS.values(_payment(merchant.merchant_id))))
+                row = PAYMENTS.values(_payment(merchant.merchant_id))
+                values = dict(zip(PAYMENTS.column_of.values(), row, strict=True))
                 return (await conn.execute(insert(payments).values(values).returning(payments))).one()
 
             async def pg_get() -> Any:

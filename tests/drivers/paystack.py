@@ -55,7 +55,8 @@ def transaction(
     gateway_response: str = "Successful",
     **extra: Any,
 ) -> dict[str, Any]:
-    """A transaction as verify, charge_authorization and `charge.success` carry it (docs/providers/paystack.md)."""
+    """A transaction as verify, charge_authorization and `charge.success` carry it
+    (docs/providers/paystack.md)."""
     return {
         "id": new_id(),
         "domain": "test",

@@ -1,7 +1,8 @@
 """Paystack: the exact requests the gateway sends, how it reads every answer, and its webhooks.
 
 Provider HTTP is answered by respx with bodies shaped as docs/providers/paystack.md shows them (builders in
-drivers/paystack.py); signatures are made here with hmac/hashlib, and checked against docs/providers/paystack.md's test vector.
+drivers/paystack.py); signatures are made here with hmac/hashlib, and checked against
+docs/providers/paystack.md's test vector.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ from gateway.providers.base import (
     header,
 )
 
-# Collection currencies of Flutterwave's v3 checkout. Not listed in docs/providers/flutterwave.md [U]: taken from
-# Flutterwave's own SDK currency constants and payment-method guides; the adapter takes another set.
+# Collection currencies of Flutterwave's v3 checkout. Not listed in docs/providers/flutterwave.md [U]: taken
+# from Flutterwave's own SDK currency constants and payment-method guides; the adapter takes another set.
 CURRENCIES = frozenset(
     {
         "NGN",
@@ -53,8 +53,8 @@ CURRENCIES = frozenset(
 # the payment is charged at once through /v3/tokenized-charges instead of the hosted checkout.
 TOKEN_PREFIX = "flw-t"
 
-# Transaction statuses (docs/providers/flutterwave.md; `pending` [U]). A pending transaction has started (a bank
-# transfer under way, a charge in flight): the customer has acted, the money has not moved yet.
+# Transaction statuses (docs/providers/flutterwave.md; `pending` [U]). A pending transaction has started (a
+# bank transfer under way, a charge in flight): the customer has acted, the money has not moved yet.
 STATUSES: Mapping[str, str] = {"successful": "succeeded", "failed": "failed", "pending": "processing"}
 
 # Refund statuses: `completed` [C]; `pending` and `failed` [U]. Any other word is read as pending (the
@@ -353,7 +353,7 @@ def interpret(payload: dict[str, Any]) -> WebhookEvent:
     return WebhookEvent(event_id=_event_id(event, data, payload), event_type=event, payload=payload)
 
 
-# --- webhook authenticity (docs/providers/flutterwave.md) --------------------------------------------------------
+# --- webhook authenticity (docs/providers/flutterwave.md) ---------------------------------------------------
 
 
 def webhook_signature(secret_hash: str, body: bytes) -> str:

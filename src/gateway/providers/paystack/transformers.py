@@ -121,7 +121,7 @@ _DIGITS_RE: Final = re.compile(r"[0-9]{1,18}")
 
 @dataclass(frozen=True)
 class Options:
-    """The [U] items of docs/providers/paystack.md for Paystack, replaceable without touching the code paths."""
+    """The [U] items of docs/providers/paystack.md, replaceable without touching the code paths."""
 
     in_flight_statuses: Mapping[str, str] = field(default_factory=lambda: IN_FLIGHT_STATUSES)
     duplicate_reference_markers: tuple[str, ...] = DUPLICATE_REFERENCE_MARKERS
@@ -219,7 +219,7 @@ def charge_authorization_body(request: PaymentRequest, reference: str) -> dict[s
 def refund_body(
     transaction_reference: str, refund_id: str, payment_id: str, amount: int, currency: str
 ) -> dict[str, Any]:
-    """POST /refund (docs/providers/paystack.md): always with the amount, so full and partial read the same."""
+    """POST /refund (docs/providers/paystack.md): always with the amount, so full and partial read alike."""
     return {
         "transaction": transaction_reference,
         "amount": to_subunits(amount, currency),
