@@ -29,6 +29,9 @@ class Receiver:
     default: int = 200
     in_flight: int = 0
     max_in_flight: int = 0
+    # When set, requests are held until this many are in flight at once; from then on none is held.
+    gate: int = 0
+    _open: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
@@ -41,6 +44,9 @@ class Receiver:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.in_flight >= self.gate:
+                self._open.set()
+            await self._open.wait()
             body = await request.body()
             await asyncio.sleep(0.005)
             self.received.append(Received({k.lower(): v for k, v in request.headers.items()}, body))

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from standardwebhooks.webhooks import Webhook
 
 from gateway.context import AppContext
 from gateway.db.database import positional
+from gateway.main import create_app
+from gateway.settings import DeliverySettings, Settings
 from gateway.webhooks.outbound.worker import DeliveryWorker
 
 SANDBOX_SECRET = "whsec_dGVzdC1zYW5kYm94LXNlY3JldC1mb3ItdGhlLXN1aXRl"
@@ -62,8 +67,9 @@ class Gateway:
     _worker_stop: asyncio.Event | None = None
     _worker_task: asyncio.Task[None] | None = None
 
-    def start_worker(self) -> None:
-        self._worker = DeliveryWorker(self.ctx.db, self.ctx.settings.delivery)
+    def start_worker(self, settings: DeliverySettings | None = None) -> None:
+        """The delivery worker, with the gateway's delivery settings unless a test brings its own."""
+        self._worker = DeliveryWorker(self.ctx.db, settings or self.ctx.settings.delivery)
         self._worker_stop = asyncio.Event()
         self._worker_task = asyncio.create_task(self._worker.run(self._worker_stop))
 
@@ -100,6 +106,28 @@ class Merchant:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
+
+
+@contextlib.asynccontextmanager
+async def configured_app(settings: Settings, name: str = "gateway-b") -> AsyncIterator[httpx.AsyncClient]:
+    """A second gateway app on the same servers, built by create_app with `settings` (the session
+    gateway's, changed as a test needs), driven in process through httpx.ASGITransport."""
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}") as c,
+    ):
+        yield c
+
+
+def with_sandbox(
+    gateway: Gateway, **changes: Any
+) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    """A second gateway app whose sandbox differs as a test needs: `action_delay_seconds` (how long
+    its simulated customer takes), `send_webhooks=False` (the test delivers them when it chooses), ...
+    Its webhooks still go to the session gateway's address, like any provider's would."""
+    base = gateway.ctx.settings
+    return configured_app(base.model_copy(update={"sandbox": base.sandbox.model_copy(update=changes)}))
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0) -> None:

@@ -15,6 +15,7 @@ import itertools
 import json
 import random
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,6 @@ import respx
 from drivers.base import Driver
 from gateway.providers.base import CALLBACK_TOKEN_HEADER
 from gateway.providers.momo.settings import MomoSettings
-from gateway.providers.momo.transformers import reference_id
 from support import (
     MOMO_API,
     MOMO_API_KEY,
@@ -36,6 +36,21 @@ from support import (
     MOMO_DISBURSEMENT_SUBSCRIPTION_KEY,
     MOMO_SUBSCRIPTION_KEY,
 )
+
+# docs/providers/momo.md: the X-Reference-Id namespaces, written out here (not read from the gateway).
+REQUEST_TO_PAY_NAMESPACE = uuid.UUID("5b0f4f0e-8a43-5d8e-9d0b-6d6f6d6f7274")
+REFUND_NAMESPACE = uuid.UUID("5b0f4f0e-8a43-5d8e-9d0b-6d6f6d6f7266")
+
+
+def reference_id(payment_id: str) -> str:
+    """The X-Reference-Id MoMo must get for a payment's request to pay (the documented uuid5)."""
+    return str(uuid.uuid5(REQUEST_TO_PAY_NAMESPACE, payment_id))
+
+
+def refund_reference_id(refund_id: str) -> str:
+    """The X-Reference-Id MoMo must get for a refund (the documented uuid5)."""
+    return str(uuid.uuid5(REFUND_NAMESPACE, refund_id))
+
 
 API = MOMO_API
 ACCESS_TOKEN = (

@@ -150,6 +150,9 @@ class FakeDaraja:
     def __init__(self) -> None:
         # What a create gets from STK Push: "action" (accepted), "decline", "timeout" (a late answer).
         self.push_mode = "action"
+        # In "timeout" mode the late answer comes LATE_ANSWER_SECONDS after the push, or, when a test
+        # sets this, when the test releases it (once the gateway has answered 504: no timing race).
+        self.late_answer: asyncio.Event | None = None
         # CheckoutRequestID -> the ResultCode the customer's action produced (none yet: still processing).
         self.outcomes: dict[str, str] = {}
         # AccountReference -> ResultCode, for payments whose CheckoutRequestID the test never saw.
@@ -199,7 +202,10 @@ class FakeDaraja:
                 "Unable to lock subscriber, a transaction is already in process for the current subscriber",
             )
         if self.push_mode == "timeout":
-            await asyncio.sleep(LATE_ANSWER_SECONDS)
+            if self.late_answer is not None:
+                await self.late_answer.wait()
+            else:
+                await asyncio.sleep(LATE_ANSWER_SECONDS)
         checkout, merchant = checkout_id(), merchant_request_id()
         self.reference_of[checkout] = sent["AccountReference"]
         self.merchant_request_of[checkout] = merchant

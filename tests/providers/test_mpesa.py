@@ -3,14 +3,15 @@
 Daraja is answered by respx (tests/drivers/mpesa.py's FakeDaraja) with bodies shaped as
 docs/providers/mpesa.md shows them; PostgreSQL, Redis and the gateway run for real. Expected request
 bodies are written out literally, the Password checked against the official sample
-(docs/providers/mpesa.md#test-values) with
-the adapter's clock frozen (the adapter takes a clock function; nothing patches time itself).
+(docs/providers/mpesa.md#test-values) with the adapter's clock frozen (the adapter takes a clock
+function; nothing patches time itself).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -58,6 +59,7 @@ from support import (
     MPESA_SHORTCODE,
     Gateway,
     Merchant,
+    configured_app,
     wait_for,
 )
 
@@ -684,17 +686,27 @@ async def test_a_callback_with_a_wrong_path_token_is_rejected_and_changes_nothin
         headers=callback_headers(MPESA_CALLBACK_TOKEN),
     )
     assert r.status_code == 401
-    await asyncio.sleep(0.3)
-    assert (
-        await gateway.scalar(
-            "SELECT count(*) FROM inbound_webhooks WHERE payload::text LIKE :c", c=f"%{checkout}%"
-        )
-        == 0
-    )
+    # A refused callback is refused before it is stored, so no work is left behind it to wait for.
+    stored = "SELECT count(*) FROM inbound_webhooks WHERE payload::text LIKE :c"
+    assert await gateway.scalar(stored, c=f"%{checkout}%") == 0
     assert gateway.calls("mpesa.fetch_payment") == queries
     after = await get(client, merchant, f"/v1/payments/{p['id']}")
     assert after["status"] == "requires_action"
     assert await trail(client, merchant, p["id"]) == ["payment.created", "payment.requires_action"]
+    # The same callback at the right address is taken and applied: only the address was wrong.
+    assert (await callback(client, content)).json() == ACK
+
+    async def applied() -> bool:
+        return await inbox_outcome(gateway, checkout) == "processed"
+
+    await wait_for(applied)
+    assert await gateway.scalar(stored, c=f"%{checkout}%") == 1
+    assert gateway.calls("mpesa.fetch_payment") == queries + 1
+    assert await trail(client, merchant, p["id"]) == [
+        "payment.created",
+        "payment.requires_action",
+        "payment.succeeded",
+    ]
 
 
 async def test_a_success_callback_that_stk_query_denies_is_not_applied(
@@ -772,9 +784,17 @@ async def test_result_code_1032_ends_failed_with_customer_canceled(
     assert after["next_action"] is None
     events = await trail(client, merchant, p["id"])
     assert events == ["payment.created", "payment.requires_action", "payment.failed"]
-    # A repeat of the callback is acknowledged and ignored.
+    assert await inbox_outcome(gateway, checkout) == "processed"
+    # A repeat of the callback is acknowledged and dropped as a duplicate before the answer (nothing
+    # is stored, so nothing is left to process): the one row, processed once, and the same trail.
     assert (await callback(client, content)).json() == ACK
-    await asyncio.sleep(0.2)
+    assert (
+        await gateway.scalar(
+            "SELECT count(*) FROM inbound_webhooks WHERE payload::text LIKE :c", c=f"%{checkout}%"
+        )
+        == 1
+    )
+    assert await inbox_outcome(gateway, checkout) == "processed"
     assert await trail(client, merchant, p["id"]) == events
 
 
@@ -874,71 +894,57 @@ async def test_a_reversal_without_an_answer_is_never_sent_twice(
     assert provider_http.routes["mpesa_reversal"].call_count == 1
 
 
+def with_mpesa(gateway: Gateway, **over: Any) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    """A second gateway app, built by create_app, whose M-Pesa settings differ as a test needs."""
+    return configured_app(gateway.ctx.settings.model_copy(update={"mpesa": settings(**over)}))
+
+
 async def test_without_an_initiator_refunds_are_422_refund_not_supported(
-    client: httpx.AsyncClient,
-    gateway: Gateway,
-    merchant: Merchant,
-    daraja: FakeDaraja,
-    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, daraja: FakeDaraja
 ) -> None:
     p, _ = await paid(client, merchant, daraja)
-    bare = MpesaProvider(
-        settings(test_initiator_name=None, test_security_credential=None),
-        gateway.ctx.redis,
-        gateway.base_url + "/v1/webhooks/mpesa",
-        2.0,
-    )
-    assert (bare.capabilities.refunds, bare.capabilities.partial_refunds) == (False, False)
-    registry = gateway.ctx.registry
-    monkeypatch.setitem(registry._providers, "mpesa", _Instrumented(bare, registry.calls))
-    try:
-        r = await client.post(
+    async with with_mpesa(gateway, test_initiator_name=None, test_security_credential=None) as bare:
+        r = await bare.post(
             f"/v1/payments/{p['id']}/refunds",
             json={},
             headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
         )
-    finally:
-        await bare.aclose()
     assert (r.status_code, r.json()["code"]) == (422, "refund_not_supported")
     assert daraja.reversal_requests == []
+    assert await gateway.scalar("SELECT count(*) FROM refunds WHERE payment_id = :p", p=p["id"]) == 0
 
 
 async def test_partial_reversals_when_turned_on(
-    client: httpx.AsyncClient,
-    gateway: Gateway,
-    merchant: Merchant,
-    daraja: FakeDaraja,
-    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, daraja: FakeDaraja
 ) -> None:
     p, mpesa_receipt = await paid(client, merchant, daraja)
-    assert gateway.ctx.registry.get("mpesa").capabilities.partial_refunds is False  # type: ignore[union-attr]
-    parts = MpesaProvider(
-        settings(partial_reversals=True), gateway.ctx.redis, gateway.base_url + "/v1/webhooks/mpesa", 2.0
+    refused = await client.post(
+        f"/v1/payments/{p['id']}/refunds",
+        json={"amount": 1_000},
+        headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
     )
-    assert (parts.capabilities.refunds, parts.capabilities.partial_refunds) == (True, True)
-    registry = gateway.ctx.registry
-    monkeypatch.setitem(registry._providers, "mpesa", _Instrumented(parts, registry.calls))
-    try:
-        r = await client.post(
+    assert (refused.status_code, refused.json()["code"]) == (422, "partial_refund_not_supported")
+    assert daraja.reversal_requests == []
+    async with with_mpesa(gateway, partial_reversals=True) as parts:
+        r = await parts.post(
             f"/v1/payments/{p['id']}/refunds",
             json={"amount": 1_000},
             headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
         )
         assert r.status_code == 201, r.text
         refund = r.json()
+        assert len(daraja.reversal_requests) == 1
         assert daraja.reversal_requests[-1]["Amount"] == "10"
         assert daraja.reversal_requests[-1]["TransactionID"] == mpesa_receipt
         conversation, originator = daraja.reversals[p["id"]]
         assert (
-            await callback(client, reversal_result(conversation, originator, mpesa_receipt, 1_000))
+            await callback(parts, reversal_result(conversation, originator, mpesa_receipt, 1_000))
         ).json() == ACK
 
         async def refunded() -> bool:
             return bool((await get(client, merchant, f"/v1/refunds/{refund['id']}"))["status"] == "succeeded")
 
         await wait_for(refunded)
-    finally:
-        await parts.aclose()
     after = await get(client, merchant, f"/v1/payments/{p['id']}")
     assert (after["status"], after["amount_refunded"]) == ("partially_refunded", 1_000)
 
@@ -947,9 +953,12 @@ async def test_a_retry_after_a_timeout_reuses_the_late_push(
     client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, daraja: FakeDaraja
 ) -> None:
     daraja.push_mode = "timeout"  # Daraja answers, but after the gateway stopped waiting
+    daraja.late_answer = asyncio.Event()
     key = str(uuid.uuid4())
     r = await create(client, merchant, body(), key)
     assert (r.status_code, r.json()["code"]) == (504, "provider_timeout")
+    assert daraja.reference_of == {}  # not answered yet
+    daraja.late_answer.set()
     retried = await create(client, merchant, body(), key)
     assert retried.status_code == 201, retried.text
     p = retried.json()
@@ -966,8 +975,10 @@ async def test_a_callback_for_a_late_push_still_finds_its_payment(
     client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, daraja: FakeDaraja
 ) -> None:
     daraja.push_mode = "timeout"
+    daraja.late_answer = asyncio.Event()
     r = await create(client, merchant, body(reference="LATE" + uuid.uuid4().hex[:8]))
     assert r.status_code == 504
+    daraja.late_answer.set()  # Daraja's answer comes after the gateway gave up
     payment_id = r.json()["payment"]
     reference = (await get(client, merchant, f"/v1/payments/{payment_id}"))["reference"]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,9 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.main import create_app
-from gateway.settings import SandboxSettings
-from support import ACTION_DELAY, Gateway, Merchant, signed, wait_for
+from support import ACTION_DELAY, Gateway, Merchant, signed, wait_for, with_sandbox
 
 
 def key() -> dict[str, str]:
@@ -250,11 +250,35 @@ async def test_immediate_refund_failure_frees_the_amount(
     ]
 
 
+def sandbox_refund_event(p: dict[str, Any], refund: dict[str, Any], status: str) -> bytes:
+    """The refund webhook the sandbox sends, written out here (not made by the gateway's own code)."""
+    body = {
+        "id": f"sbevt_{refund['provider_reference']}_{status}",
+        "type": f"refund.{status}",
+        "created": int(time.time()),
+        "data": {
+            "object": "refund",
+            "reference": refund["provider_reference"],
+            "refund_id": refund["id"],
+            "payment_id": p["id"],
+            "status": status,
+            "amount": refund["amount"],
+            "currency": "KES",
+            "failure_code": None,
+            "failure_message": None,
+        },
+    }
+    return json.dumps(body).encode()
+
+
 async def test_asynchronous_refund_success_by_webhook_and_its_duplicate(
     client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
 ) -> None:
-    p = await paid(client, merchant, method="pm_refund_async", amount=4_000)
-    r = await refund(client, merchant, p["id"], amount=1_500)
+    # A sandbox that sends no webhooks: the refund stays pending until this test delivers the
+    # provider's webhook, so what is checked "while pending" cannot have settled already.
+    async with with_sandbox(gateway, send_webhooks=False) as held:
+        p = await paid(held, merchant, method="pm_refund_async", amount=4_000)
+        r = await refund(held, merchant, p["id"], amount=1_500)
     assert r.status_code == 201
     assert r.json()["status"] == "pending"
     refund_id = r.json()["id"]
@@ -262,29 +286,28 @@ async def test_asynchronous_refund_success_by_webhook_and_its_duplicate(
     # While pending, its amount is reserved.
     over = await refund(client, merchant, p["id"], amount=2_501)
     assert (over.status_code, over.json()["remaining"]) == (422, 2_500)
+    got = (await client.get(f"/v1/refunds/{refund_id}", headers=merchant.auth)).json()
+    assert got["status"] == "pending"
+
+    body = sandbox_refund_event(p, r.json(), "succeeded")
+    assert (await client.post("/v1/webhooks/sandbox", content=body, headers=signed(body))).status_code == 200
 
     async def settled() -> bool:
         got = (await client.get(f"/v1/refunds/{refund_id}", headers=merchant.auth)).json()
         return bool(got["status"] == "succeeded")
 
-    await wait_for(settled, timeout=ACTION_DELAY + 10)
+    await wait_for(settled)
     after = await payment(client, merchant, p["id"])
     assert (after["status"], after["amount_refunded"]) == ("partially_refunded", 1_500)
+    inbox = "SELECT {} FROM inbound_webhooks WHERE payload->'data'->>'refund_id' = :r"
+    assert await gateway.scalar(inbox.format("outcome"), r=refund_id) == "processed"
 
-    # The provider delivers the same event again: stored once, nothing moves.
-    payload = await gateway.scalar(
-        "SELECT payload::text FROM inbound_webhooks WHERE payload->'data'->>'refund_id' = :r", r=refund_id
-    )
-    body = payload.encode()
+    # The provider delivers the same event again: dropped as a duplicate before the 200 (nothing is
+    # stored, so nothing is left to process), and nothing moves.
     dup = await client.post("/v1/webhooks/sandbox", content=body, headers=signed(body))
     assert dup.status_code == 200
-    await asyncio.sleep(0.3)
-    assert (
-        await gateway.scalar(
-            "SELECT count(*) FROM inbound_webhooks WHERE payload->'data'->>'refund_id' = :r", r=refund_id
-        )
-        == 1
-    )
+    assert await gateway.scalar(inbox.format("count(*)"), r=refund_id) == 1
+    assert await gateway.scalar(inbox.format("outcome"), r=refund_id) == "processed"
     assert (await trail(client, merchant, p["id"])).count("refund.succeeded") == 1
     assert (await payment(client, merchant, p["id"]))["amount_refunded"] == 1_500
 
@@ -392,18 +415,7 @@ async def test_list_refunds_filters_and_pages(client: httpx.AsyncClient, merchan
 @pytest.fixture
 async def no_refund_gateway(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     """A second gateway process on the same servers whose sandbox declares it cannot refund."""
-    settings = gateway.ctx.settings.model_copy(
-        update={
-            "sandbox": SandboxSettings(
-                webhook_secret=gateway.ctx.settings.sandbox.webhook_secret, refunds=False
-            )
-        }
-    )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway-b") as c,
-    ):
+    async with with_sandbox(gateway, refunds=False) as c:
         yield c
 
 

@@ -16,13 +16,14 @@ import httpx
 import pytest
 import uvicorn
 
+from drivers.sandbox import DRIVER as SANDBOX
 from gateway.embedded import EmbeddedServers, free_port
 from gateway.events.publisher import channel
 from gateway.main import create_app
 from gateway.settings import SandboxSettings, Settings, WebhookSettings
 from gateway.streams import service as streams
 from sse import Message, Stream
-from support import ACTION_DELAY, SANDBOX_SECRET, Gateway, Merchant, wait_for
+from support import ACTION_DELAY, SANDBOX_SECRET, Gateway, Merchant, wait_for, with_sandbox
 
 HEARTBEAT = 0.3  # the second gateway's; the session gateway keeps the default 15 s
 
@@ -174,7 +175,10 @@ async def test_last_event_id_resumes_with_exactly_the_missed_events_then_goes_li
 async def test_payment_stream_sends_the_payment_then_its_changes_and_ends_with_its_outcome(
     client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, other_merchant: Merchant
 ) -> None:
-    p = await pay(client, merchant, "pm_action_success")
+    # The customer acts when this test says so (a sandbox that sends no webhooks; the test delivers
+    # its success webhook once the stream is open), so the snapshot below is still the payment's.
+    async with with_sandbox(gateway, send_webhooks=False) as held:
+        p = await pay(held, merchant, "pm_action_success")
     assert p["status"] == "requires_action"
     url = f"/v1/payments/{p['id']}/stream"
     current = (await client.get(f"/v1/payments/{p['id']}", headers=merchant.auth)).json()
@@ -190,7 +194,9 @@ async def test_payment_stream_sends_the_payment_then_its_changes_and_ends_with_i
         assert first is not None
         assert first.data == current  # the payment itself, as GET /v1/payments/{id} shows it
         assert await stream.ready() == []
-        rest = await stream.end(timeout=ACTION_DELAY + 10)  # the sandbox's customer acts, then it ends
+        headers, body = SANDBOX.success_webhook(p)  # the customer acts: the sandbox says so
+        assert (await client.post("/v1/webhooks/sandbox", content=body, headers=headers)).status_code == 200
+        rest = await stream.end()  # the payment's change, then the end
 
     trail = list(reversed((await client.get(f"{url[:-7]}/events", headers=merchant.auth)).json()["data"]))
     assert [e["type"] for e in trail] == ["payment.created", "payment.requires_action", "payment.succeeded"]

@@ -227,6 +227,8 @@ async def test_sweeper_processes_an_event_stored_but_never_processed(
 ) -> None:
     """A crash between storing and processing leaves an inbox row; the sweeper finishes the job."""
     p = await create_waiting(client, merchant)
+    # Checked before the row exists: once it does, the sweeper may finish the job at any moment.
+    assert await payment_state(client, merchant, p["id"]) == ("requires_action", 2)
     payload = json.loads(sandbox_event(p, "succeeded"))
     await gateway.execute(
         "INSERT INTO inbound_webhooks (id, provider, provider_event_id, event_type, payload) "
@@ -235,7 +237,6 @@ async def test_sweeper_processes_an_event_stored_but_never_processed(
         eid=payload["id"],
         payload=json.dumps(payload),
     )
-    assert (await payment_state(client, merchant, p["id"]))[0] == "requires_action"
 
     async def swept() -> bool:
         return (await payment_state(client, merchant, p["id"]))[0] == "succeeded"

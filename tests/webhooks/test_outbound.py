@@ -3,7 +3,6 @@ retries on the schedule, 410, manual retry, secret rotation, workers sharing the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -19,11 +18,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway.embedded import EmbeddedServers, free_port
 from gateway.kit.ssrf import UnsafeUrl, check_url
-from gateway.main import create_app
 from gateway.merchants.service import create_merchant
 from gateway.settings import DeliverySettings
 from receiver import running_receiver
-from support import RETRY_SCHEDULE, Gateway, Merchant, wait_for
+from support import RETRY_SCHEDULE, Gateway, Merchant, configured_app, wait_for
 
 
 def key() -> dict[str, str]:
@@ -58,17 +56,21 @@ async def deliveries(client: httpx.AsyncClient, merchant: Merchant, endpoint_id:
     return list(r.json()["data"])
 
 
+async def statuses(client: httpx.AsyncClient, merchant: Merchant, endpoint_id: str) -> list[str]:
+    return [d["status"] for d in await deliveries(client, merchant, endpoint_id)]
+
+
 async def test_a_payment_is_delivered_signed(client: httpx.AsyncClient, merchant: Merchant) -> None:
     async with running_receiver() as rx:
         ep = await endpoint(client, merchant, rx.url, ["payment.*"])
         assert ep["secret"].startswith("whsec_")
         p = await pay(client, merchant, provider="sandbox", payment_method="pm_action_success")
 
-        async def both() -> bool:
-            return len(rx.received) >= 3
+        async def all_sent() -> bool:
+            # Its three events queued, each sent and answered (a succeeded delivery is never sent again).
+            return await statuses(client, merchant, ep["id"]) == ["succeeded"] * 3
 
-        await wait_for(both)
-        await asyncio.sleep(0.2)
+        await wait_for(all_sent)
     # Deliveries run concurrently, so arrival order is not promised (event ids sort by time).
     by_type = {json.loads(r.body)["type"]: r for r in rx.received}
     assert sorted(by_type) == ["payment.created", "payment.requires_action", "payment.succeeded"]
@@ -107,26 +109,49 @@ async def test_failures_are_retried_on_the_schedule_and_logged(
     assert len({r.headers["webhook-id"] for r in rx.received}) == 1  # the same message, retried
 
 
-async def test_receiver_down_then_back(client: httpx.AsyncClient, merchant: Merchant) -> None:
+@pytest.fixture
+async def slow_third_retry(gateway: Gateway) -> AsyncIterator[None]:
+    """The test gateway's worker with a schedule whose third attempt is an hour after the second:
+    a test makes it due (time passes) when it is ready, so nothing races the schedule."""
+    await gateway.stop_worker()
+    gateway.start_worker(
+        gateway.ctx.settings.delivery.model_copy(update={"retry_schedule": [0.0, 0.3, 3600.0, 3600.0]})
+    )
+    try:
+        yield
+    finally:
+        await gateway.stop_worker()
+        gateway.start_worker()
+
+
+async def test_receiver_down_then_back(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, slow_third_retry: None
+) -> None:
     port = free_port()
     ep = await endpoint(client, merchant, f"http://127.0.0.1:{port}/hooks", ["payment.succeeded"])
     await pay(client, merchant)
 
     async def two_failures() -> bool:
         d = await deliveries(client, merchant, ep["id"])
-        return bool(d) and d[0]["attempt_count"] >= 2
+        return bool(d) and d[0]["attempt_count"] == 2
 
     await wait_for(two_failures)
     d = (await deliveries(client, merchant, ep["id"]))[0]
     assert d["status"] == "pending"
     assert all(a["status_code"] is None and a["error"] for a in d["attempts"])
     async with running_receiver(port=port) as rx:
+        # The receiver is back; the third attempt becomes due now instead of in an hour.
+        await gateway.execute(
+            "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = :d", d=d["id"]
+        )
 
         async def delivered() -> bool:
             d = await deliveries(client, merchant, ep["id"])
             return bool(d[0]["status"] == "succeeded")
 
         await wait_for(delivered)
+    d = (await deliveries(client, merchant, ep["id"]))[0]
+    assert [a["status_code"] for a in d["attempts"]] == [None, None, 200]
     assert len(rx.received) == 1
 
 
@@ -167,7 +192,13 @@ async def test_410_disables_the_endpoint(client: httpx.AsyncClient, merchant: Me
             return got["enabled"] is False
 
         await wait_for(disabled)
-        await asyncio.sleep(0.5)
+
+        async def both_finished() -> bool:
+            # Its two events (cash: created, succeeded): one answered 410, the other 410 too or
+            # refused for the disabled endpoint; neither is left to retry.
+            return await statuses(client, merchant, ep["id"]) == ["failed", "failed"]
+
+        await wait_for(both_finished)
     got = (await client.get(f"/v1/webhook-endpoints/{ep['id']}", headers=merchant.auth)).json()
     assert got["disabled_reason"] == "gone"
     assert "secret" not in got
@@ -183,18 +214,20 @@ async def test_an_endpoint_for_refunds_gets_no_payment_events(
     client: httpx.AsyncClient, merchant: Merchant
 ) -> None:
     async with running_receiver() as rx:
-        await endpoint(client, merchant, rx.url, ["refund.*"])
+        ep = await endpoint(client, merchant, rx.url, ["refund.*"])
         p = await pay(client, merchant)
         r = await client.post(
             f"/v1/payments/{p['id']}/refunds", json={"amount": 100}, headers={**merchant.auth, **key()}
         )
         assert r.status_code == 201
 
-        async def two() -> bool:
-            return len(rx.received) >= 2
+        async def both_sent() -> bool:
+            # Deliveries are queued with their events (the outbox), so these are all it will ever get.
+            return await statuses(client, merchant, ep["id"]) == ["succeeded", "succeeded"]
 
-        await wait_for(two)
-        await asyncio.sleep(0.3)
+        await wait_for(both_sent)
+    queued = [d["event_type"] for d in await deliveries(client, merchant, ep["id"])]
+    assert sorted(queued) == ["refund.created", "refund.succeeded"]
     assert sorted(json.loads(x.body)["type"] for x in rx.received) == ["refund.created", "refund.succeeded"]
 
 
@@ -265,7 +298,8 @@ async def test_two_worker_processes_deliver_each_event_exactly_once(
         "GATEWAY_LOG_LEVEL": "INFO",
         "GATEWAY_DELIVERY__ALLOW_PRIVATE_TARGETS": "true",
         "GATEWAY_DELIVERY__POLL_INTERVAL_SECONDS": "0.05",
-        "GATEWAY_DELIVERY__BATCH_SIZE": "5",
+        # One claim at a time per worker: two requests held at once can only be two workers'.
+        "GATEWAY_DELIVERY__BATCH_SIZE": "1",
     }
     await gateway.stop_worker()  # only the two processes below deliver in this test
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
@@ -279,16 +313,24 @@ async def test_two_worker_processes_deliver_each_event_exactly_once(
             return all(b"delivery_worker_started" in log.read_bytes() for log in logs)
 
         await wait_for(started, timeout=60)
-        async with running_receiver() as rx:
+        # The receiver holds the first requests until two are in flight at once, that is until both
+        # processes hold a claim: each takes part, whatever the machine's timing.
+        async with running_receiver(gate=2) as rx:
             await endpoint(client, merchant, rx.url, ["*"])
             for _ in range(100):  # 100 cash payments: 200 events
                 await pay(client, merchant)
 
-            async def all_in() -> bool:
-                return len(rx.received) >= 200
+            async def all_sent() -> bool:
+                return bool(
+                    await gateway.scalar(
+                        "SELECT count(*) FROM webhook_deliveries "
+                        "WHERE merchant_id = :m AND status = 'succeeded'",
+                        m=merchant.id,
+                    )
+                    == 200
+                )
 
-            await wait_for(all_in, timeout=60)
-            await asyncio.sleep(0.5)
+            await wait_for(all_sent, timeout=60)
     finally:
         for w in workers:
             w.terminate()
@@ -312,7 +354,8 @@ async def test_two_worker_processes_deliver_each_event_exactly_once(
         "ON d.id = a.delivery_id WHERE d.merchant_id = :m",
         m=merchant.id,
     )
-    assert workers_used == 2
+    assert workers_used == 2  # certain: the gate opened only with both holding a claim
+    assert rx.max_in_flight == 2
     assert [w.returncode for w in workers] == [0, 0]  # SIGTERM: finished in-flight work, exited cleanly
 
 
@@ -322,11 +365,7 @@ async def guarded(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     settings = gateway.ctx.settings.model_copy(
         update={"delivery": DeliverySettings(allow_private_targets=False, run_in_process=False)}
     )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway-b") as c,
-    ):
+    async with configured_app(settings) as c:
         yield c
 
 
