@@ -7,51 +7,35 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from gateway.embedded import EmbeddedServers
-from gateway.main import create_app
 from sse import Stream
-from support import Gateway, Merchant, wait_for
+from support import Gateway, Merchant, wait_for, with_sandbox
 
 METHOD = "pm_action_success"  # the customer acts; the sandbox reports it only when asked
 
 
-@pytest.fixture
-async def quiet(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
-    """A second gateway whose sandbox sends no webhooks: the payment waits for the reconciler."""
-    base = gateway.ctx.settings
-    settings = base.model_copy(update={"sandbox": base.sandbox.model_copy(update={"send_webhooks": False})})
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://quiet") as c,
-    ):
-        yield c
-
-
 async def test_a_payment_the_worker_process_reconciles_reaches_an_open_stream(
-    quiet: httpx.AsyncClient,
     client: httpx.AsyncClient,
     gateway: Gateway,
     merchant: Merchant,
     servers: EmbeddedServers,
     tmp_path: Path,
 ) -> None:
-    r = await quiet.post(
-        "/v1/payments",
-        json={
-            "amount": 1500,
-            "currency": "KES",
-            "provider": "sandbox",
-            "payment_method": "pm_action_success",
-        },
-        headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
-    )
+    async with with_sandbox(gateway, send_webhooks=False) as quiet:  # the payment waits for the reconciler
+        r = await quiet.post(
+            "/v1/payments",
+            json={
+                "amount": 1500,
+                "currency": "KES",
+                "provider": "sandbox",
+                "payment_method": "pm_action_success",
+            },
+            headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
+        )
     assert (r.status_code, r.json()["status"]) == (201, "requires_action")
     payment_id = r.json()["id"]
     env = {

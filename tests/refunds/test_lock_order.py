@@ -7,33 +7,16 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 import structlog
 
-from gateway.main import create_app
-from gateway.providers.registry import ProviderRegistry
 from gateway.reconciler.service import Reconciler
 from gateway.settings import ReconcilerSettings
-from support import Gateway, Merchant, signed, wait_for
+from support import Gateway, Merchant, signed, wait_for, with_sandbox
 
 ROUNDS = 200
-
-
-@pytest.fixture
-async def quiet(gateway: Gateway) -> AsyncIterator[tuple[httpx.AsyncClient, ProviderRegistry]]:
-    """A second gateway whose sandbox sends no webhooks: refunds stay pending until told."""
-    base = gateway.ctx.settings
-    settings = base.model_copy(update={"sandbox": base.sandbox.model_copy(update={"send_webhooks": False})})
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://quiet") as c,
-    ):
-        yield c, app.state.ctx.registry
 
 
 def refund_webhook(refund: dict[str, Any]) -> bytes:
@@ -67,13 +50,17 @@ async def deadlocks(gateway: Gateway) -> int:
 
 
 async def test_reconciler_webhooks_and_refund_api_racing_on_one_payment_never_deadlock(
-    quiet: tuple[httpx.AsyncClient, ProviderRegistry],
     client: httpx.AsyncClient,
     gateway: Gateway,
     merchant: Merchant,
 ) -> None:
-    quiet_client, registry = quiet
+    async with with_sandbox(gateway, send_webhooks=False) as quiet:  # refunds stay pending until told
+        await _race(quiet, client, gateway, merchant)
 
+
+async def _race(
+    quiet_client: httpx.AsyncClient, client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
     async def post(path: str, body: dict[str, Any]) -> httpx.Response:
         return await quiet_client.post(
             path, json=body, headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())}
@@ -103,7 +90,9 @@ async def test_reconciler_webhooks_and_refund_api_racing_on_one_payment_never_de
             f"WHERE next_reconcile_at < now() + interval '1 day' AND {mine} <> :p",
             p=payment_id,
         )
-    reconciler = Reconciler(gateway.ctx.db, registry, ReconcilerSettings(run_in_process=False, batch_size=1))
+    reconciler = Reconciler(
+        gateway.ctx.db, gateway.ctx.registry, ReconcilerSettings(run_in_process=False, batch_size=1)
+    )
     before = await deadlocks(gateway)
 
     with structlog.testing.capture_logs() as logs:
