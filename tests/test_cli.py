@@ -202,3 +202,19 @@ async def test_an_invalid_setting_exits_2_naming_it(
     assert "port" in r.stderr
     assert "Input should be a valid integer" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+async def test_listen_without_a_key_exits_2_and_with_a_bad_key_exits_1(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    # No --api-key, no GATEWAY_API_KEY, and no demo merchant saved by `gateway dev` in this directory.
+    r = await gateway_cli(tmp_path, clean_env(), "listen", "--url", gateway.base_url)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.strip() == "Give --api-key (or GATEWAY_API_KEY), or run `gateway dev` first."
+    # A key the gateway refuses: trying again would not help, so it stops rather than reconnecting.
+    bad = "sk_test_" + "0" * 40
+    r = await gateway_cli(tmp_path, clean_env(), "listen", "--url", gateway.base_url, "--api-key", bad)
+    assert (r.returncode, r.stdout) == (1, ""), r.stderr
+    assert r.stderr.startswith("401: ")
+    assert "reconnecting" not in r.stderr
+    assert bad not in r.stderr
