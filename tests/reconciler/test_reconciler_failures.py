@@ -4,23 +4,37 @@ Paystack stands in for any HTTP provider (respx answers as tests/drivers/paystac
 reconciler under test is built on the session gateway's database and provider registry. Other
 tests' unsettled rows are pushed a day ahead first, as tests/refunds/test_lock_order.py does, so each
 round asks about this test's payment only.
+
+The warning is read from a real `gateway worker` process's log (Paystack there is a local HTTP
+server): in this process, structlog loggers cached before the last `configure_logging` (every
+create_app calls it) keep their old processors, which structlog.testing.capture_logs cannot reach.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
+import sys
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import respx
-import structlog
+import uvicorn
+from starlette.responses import Response
 
 from drivers.paystack import PaystackDriver, reference
+from gateway.embedded import EmbeddedServers, free_port
 from gateway.reconciler.service import Reconciler
 from gateway.settings import ReconcilerSettings
-from support import PAYSTACK_API, Gateway, Merchant
+from support import PAYSTACK_API, PAYSTACK_SECRET_KEY, Gateway, Merchant, wait_for
 
 DRIVER = PaystackDriver()
 
@@ -77,21 +91,20 @@ def verify_route(provider_http: respx.Router, payment_id: str) -> respx.Route:
 
 
 @pytest.mark.parametrize(
-    ("answer", "error"),
+    "answer",
     [
-        (httpx.Response(500, json={"status": False, "message": "An error occurred"}), "ProviderUnavailable"),
-        (httpx.Response(503, text="upstream connect error"), "ProviderUnavailable"),
-        (httpx.ReadTimeout("timed out"), "ProviderTimedOut"),
+        httpx.Response(500, json={"status": False, "message": "An error occurred"}),
+        httpx.Response(503, text="upstream connect error"),
+        httpx.ReadTimeout("timed out"),
     ],
     ids=["500", "503", "timeout"],
 )
-async def test_a_provider_failure_leaves_the_payment_logs_a_warning_and_pushes_the_question_back(
+async def test_a_provider_failure_leaves_the_payment_and_pushes_the_question_back(
     client: httpx.AsyncClient,
     gateway: Gateway,
     merchant: Merchant,
     provider_http: respx.Router,
     answer: httpx.Response | Exception,
-    error: str,
 ) -> None:
     p = await waiting_payment(client, gateway, merchant, provider_http)
     route = verify_route(provider_http, p["id"])
@@ -101,8 +114,7 @@ async def test_a_provider_failure_leaves_the_payment_logs_a_warning_and_pushes_t
         route.mock(return_value=answer)
     before = (await client.get(f"/v1/payments/{p['id']}", headers=merchant.auth)).json()
 
-    with structlog.testing.capture_logs() as logs:
-        asked = await reconciler(gateway, backoff_seconds=100, max_backoff_seconds=1_000).run_once()
+    asked = await reconciler(gateway, backoff_seconds=100, max_backoff_seconds=1_000).run_once()
 
     assert asked == 1
     assert route.call_count == 1
@@ -112,16 +124,6 @@ async def test_a_provider_failure_leaves_the_payment_logs_a_warning_and_pushes_t
         ("payment.created", "api"),
         ("payment.requires_action", "api"),
     ]
-    mine = [e for e in logs if e.get("payment_id") == p["id"]]
-    assert mine == [
-        {
-            "event": "reconcile_provider_failed",
-            "log_level": "warning",
-            "payment_id": p["id"],
-            "error": error,
-        }
-    ]
-    assert not [e for e in logs if e["log_level"] in ("error", "critical")]
     attempts, wait = await reconcile_state(gateway, p["id"])
     assert attempts == 1
     assert 95 < wait <= 100  # the next question, a backoff away
@@ -192,3 +194,103 @@ async def test_stop_cuts_a_long_wait_between_rounds_short(
     await asyncio.wait_for(task, timeout=2)
     assert asyncio.get_running_loop().time() - started < 0.5
     assert route.call_count == 1
+
+
+# --- the warning, from a `gateway worker` process ---------------------------------------------------
+
+
+@dataclass
+class LocalPaystack:
+    """Paystack's verify endpoint on 127.0.0.1: 503 for one reference, no answer in time for another."""
+
+    port: int
+    unavailable: str = ""
+    silent: str = ""
+    asked: list[str] = field(default_factory=list)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        ref = scope["path"].rsplit("/", 1)[-1]
+        self.asked.append(ref)
+        if ref == self.silent:
+            await asyncio.sleep(5)
+        await Response(b"upstream connect error", status_code=503)(scope, receive, send)
+
+
+@contextlib.asynccontextmanager
+async def local_paystack() -> AsyncIterator[LocalPaystack]:
+    app = LocalPaystack(free_port())
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=app.port, log_config=None, lifespan="off")
+    )
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield app
+    finally:
+        server.should_exit = server.force_exit = True
+        await task
+
+
+async def test_a_worker_process_logs_each_provider_failure_once_as_a_warning(
+    client: httpx.AsyncClient,
+    gateway: Gateway,
+    merchant: Merchant,
+    provider_http: respx.Router,
+    servers: EmbeddedServers,
+    tmp_path: Path,
+) -> None:
+    down = await waiting_payment(client, gateway, merchant, provider_http)
+    slow = await waiting_payment(client, gateway, merchant, provider_http)
+    await make_due(gateway, down["id"])  # the second call pushed the first one a day ahead
+    log_path = tmp_path / "worker.log"
+    async with local_paystack() as paystack:
+        paystack.unavailable, paystack.silent = reference(down["id"]), reference(slow["id"])
+        env = {
+            **os.environ,
+            "GATEWAY_DATABASE_URL": servers.postgres.url,
+            "GATEWAY_REDIS_URL": servers.redis.url,
+            "GATEWAY_LOG_LEVEL": "WARNING",
+            "GATEWAY_LOG_JSON": "true",
+            "GATEWAY_PAYSTACK__BASE_URL": f"http://127.0.0.1:{paystack.port}",
+            "GATEWAY_PAYSTACK__TEST__SECRET_KEY": PAYSTACK_SECRET_KEY,
+            "GATEWAY_PROVIDER_TIMEOUT_SECONDS": "0.5",
+            "GATEWAY_RECONCILER__INTERVAL_SECONDS": "0.2",
+            "GATEWAY_RECONCILER__BACKOFF_SECONDS": "100",
+            "GATEWAY_DELIVERY__ALLOW_PRIVATE_TARGETS": "true",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "worker"], env=env, stderr=log_path.open("wb")
+        )
+        try:
+
+            async def warned() -> bool:
+                return len(warnings(log_path)) >= 2
+
+            await wait_for(warned, timeout=60)
+            await asyncio.sleep(1.0)  # five more rounds: nothing more is asked or logged
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert proc.returncode == 0
+    got = sorted((w["payment_id"], w["error"], w["level"]) for w in warnings(log_path))
+    assert got == sorted(
+        [(down["id"], "ProviderUnavailable", "warning"), (slow["id"], "ProviderTimedOut", "warning")]
+    )
+    assert sorted(paystack.asked) == sorted([reference(down["id"]), reference(slow["id"])])
+    for p in (down, slow):
+        after = (await client.get(f"/v1/payments/{p['id']}", headers=merchant.auth)).json()
+        assert after["status"] == "requires_action"
+        attempts, wait = await reconcile_state(gateway, p["id"])
+        assert attempts == 1
+        assert 90 < wait <= 100
+
+
+def warnings(log_path: Path) -> list[dict[str, Any]]:
+    lines = [orjson.loads(line) for line in log_path.read_bytes().splitlines() if line.startswith(b"{")]
+    return [e for e in lines if e.get("event") == "reconcile_provider_failed"]
