@@ -1,13 +1,17 @@
 """The provider contract: every provider, the same scenarios, the same answers from the gateway.
 
 Drivers (tests/drivers/) make each provider answer as it really does; this file says what the
-gateway must then do. Scenarios a provider cannot have (cash has no customer step) are skipped.
+gateway must then do. Scenarios a provider cannot have (cash has no customer step) are skipped, and
+the skips are counted: when the whole file runs, each reason must have skipped exactly as many cases
+as EXPECTED_SKIPS says, so a scenario that silently turns into a skip fails the run.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -20,6 +24,41 @@ from support import Gateway, Merchant, wait_for
 DRIVERS: list[Driver] = drivers.discover()
 
 
+# Each reason, and how many of this file's cases it skips.
+EXPECTED_SKIPS: dict[str, int] = {
+    "cash has no customer step, webhooks or outages": 7,
+    "cash refunds in parts": 1,
+    "flutterwave refunds in parts": 1,
+    "momo refunds in parts": 1,
+    "paystack refunds in parts": 1,
+    "sandbox refunds in parts": 1,
+    "stripe refunds in parts": 1,
+    "mpesa's notifications name no currency": 1,
+}
+SKIPPED: Counter[str] = Counter()
+STARTED: set[str] = set()
+
+
+def skip(reason: str) -> NoReturn:
+    """Every skip of this file goes through here, to be counted."""
+    SKIPPED[reason] += 1
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def started(request: pytest.FixtureRequest) -> None:
+    STARTED.add(request.node.nodeid)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def skips_are_as_expected(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the file: if every one of its cases ran (no -k, no -x stop), the skips match exactly."""
+    yield
+    cases = {item.nodeid for item in request.node.collect()}
+    if cases <= STARTED:
+        assert dict(SKIPPED) == EXPECTED_SKIPS, "the contract suite's skips changed"
+
+
 @pytest.fixture(params=DRIVERS, ids=lambda d: d.name)
 def driver(request: pytest.FixtureRequest) -> Driver:
     d: Driver = request.param
@@ -28,7 +67,7 @@ def driver(request: pytest.FixtureRequest) -> Driver:
 
 def asynchronous(driver: Driver) -> None:
     if not driver.asynchronous:
-        pytest.skip(f"{driver.name} has no customer step, webhooks or outages")
+        skip(f"{driver.name} has no customer step, webhooks or outages")
 
 
 async def create(client: httpx.AsyncClient, merchant: Merchant, body: dict[str, Any]) -> httpx.Response:
@@ -113,7 +152,7 @@ async def test_partial_refund_where_only_whole_payments_refund_is_422(
     client: httpx.AsyncClient, merchant: Merchant, driver: Driver, provider_http: respx.Router
 ) -> None:
     if driver.partial_refunds:
-        pytest.skip(f"{driver.name} refunds in parts")
+        skip(f"{driver.name} refunds in parts")
     p = await waiting_payment(client, merchant, driver, provider_http)
     headers, body = driver.success_webhook(p)
     assert await post_webhook(client, driver, headers, body) == 200
@@ -235,7 +274,7 @@ async def test_success_naming_other_money_is_not_applied(
 ) -> None:
     asynchronous(driver)
     if mismatch == "currency" and not driver.names_currency:
-        pytest.skip(f"{driver.name}'s notifications name no currency")
+        skip(f"{driver.name}'s notifications name no currency")
     p = await waiting_payment(client, merchant, driver, provider_http)
     wrong: dict[str, Any] = {"amount": p["amount"] + 100} if mismatch == "amount" else {"currency": "NGN"}
     headers, body = driver.success_webhook(p, **wrong)
