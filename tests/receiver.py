@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from starlette.requests import Request
@@ -57,11 +58,12 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def running_receiver(port: int | None = None, **kwargs: object) -> AsyncIterator[Receiver]:
-    receiver = Receiver(port or free_port(), **kwargs)  # type: ignore[arg-type]
-    server = uvicorn.Server(
-        uvicorn.Config(receiver, host="127.0.0.1", port=receiver.port, log_config=None, lifespan="off")
-    )
+async def serving(
+    app: Any, port: int, host: str = "127.0.0.1", *, force_exit: bool = False
+) -> AsyncIterator[None]:
+    """Any ASGI app on a real uvicorn server on `host:port`, for the block's length. `force_exit`:
+    answers still running (a deliberately slow one) do not hold the block's end."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off"))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -69,7 +71,15 @@ async def running_receiver(port: int | None = None, **kwargs: object) -> AsyncIt
             task.result()
         await asyncio.sleep(0.01)
     try:
-        yield receiver
+        yield
     finally:
         server.should_exit = True
+        server.force_exit = force_exit
         await task
+
+
+@contextlib.asynccontextmanager
+async def running_receiver(port: int | None = None, **kwargs: object) -> AsyncIterator[Receiver]:
+    receiver = Receiver(port or free_port(), **kwargs)  # type: ignore[arg-type]
+    async with serving(receiver, receiver.port):
+        yield receiver

@@ -27,13 +27,13 @@ import httpx
 import orjson
 import pytest
 import respx
-import uvicorn
 from starlette.responses import Response
 
 from drivers.paystack import PaystackDriver, reference
 from gateway.embedded import EmbeddedServers, free_port
 from gateway.reconciler.service import Reconciler
 from gateway.settings import ReconcilerSettings
+from receiver import serving
 from support import PAYSTACK_API, PAYSTACK_SECRET_KEY, Gateway, Merchant, wait_for
 
 DRIVER = PaystackDriver()
@@ -221,20 +221,8 @@ class LocalPaystack:
 @contextlib.asynccontextmanager
 async def local_paystack() -> AsyncIterator[LocalPaystack]:
     app = LocalPaystack(free_port())
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=app.port, log_config=None, lifespan="off")
-    )
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
+    async with serving(app, app.port, force_exit=True):
         yield app
-    finally:
-        server.should_exit = server.force_exit = True
-        await task
 
 
 async def test_a_worker_process_logs_each_provider_failure_once_as_a_warning(

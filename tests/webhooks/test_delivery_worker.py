@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,7 +26,7 @@ from starlette.responses import Response
 from gateway.embedded import free_port
 from gateway.settings import DeliverySettings
 from gateway.webhooks.outbound.worker import MAX_RETRY_AFTER, RESPONSE_BODY_LIMIT, DeliveryWorker
-from receiver import running_receiver
+from receiver import running_receiver, serving
 from support import Gateway, Merchant, wait_for
 
 # --- a receiver that answers as scripted: status, headers, body, and how long it takes ----------
@@ -66,19 +65,8 @@ class ScriptedReceiver:
 @contextlib.asynccontextmanager
 async def scripted(*answers: Answer, host: str = "127.0.0.1") -> AsyncIterator[ScriptedReceiver]:
     rx = ScriptedReceiver(free_port(), list(answers))
-    server = uvicorn.Server(uvicorn.Config(rx, host=host, port=rx.port, log_config=None, lifespan="off"))
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
+    async with serving(rx, rx.port, host=host, force_exit=True):  # a slow answer must not hold the test
         yield rx
-    finally:
-        server.should_exit = True
-        server.force_exit = True  # a slow answer still sleeping must not hold the test
-        await task
 
 
 # --- helpers -------------------------------------------------------------------------------------
