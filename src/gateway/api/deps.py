@@ -21,6 +21,10 @@ async def _ctx(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(_ctx)]
 
 
+# Where a middleware that resolved the request's key leaves the principal, so it is looked up once.
+PRINCIPAL_STATE = "principal"
+
+
 class _BearerPrincipal(HTTPBearer):
     """The caller's principal from `Authorization: Bearer sk_…`.
 
@@ -34,8 +38,10 @@ class _BearerPrincipal(HTTPBearer):
                 "Send your secret key as `Authorization: Bearer sk_test_…`.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        ctx: AppContext = request.app.state.ctx
-        principal = await ctx.authenticator.authenticate(token.strip())
+        principal: Principal | None = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+        if principal is None:  # the idempotency guard has not already resolved this request's key
+            ctx: AppContext = request.app.state.ctx
+            principal = await ctx.authenticator.authenticate(token.strip())
         structlog.contextvars.bind_contextvars(merchant_id=principal.merchant_id)
         return principal
 

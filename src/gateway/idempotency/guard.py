@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.deps import CurrentPrincipal
+from gateway.api.deps import PRINCIPAL_STATE, CurrentPrincipal
 from gateway.context import AppContext
 from gateway.errors import (
     GatewayError,
@@ -111,7 +111,9 @@ class IdempotencyGuard:
                 await _release(ctx.idempotency, claim)
             await send(message)
 
-        scope.setdefault("state", {})[_STATE_KEY] = claim
+        state = scope.setdefault("state", {})
+        state[_STATE_KEY] = claim
+        state[PRINCIPAL_STATE] = principal
         try:
             await self.app(scope, receive, send_after_release)
         finally:
