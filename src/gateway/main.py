@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import orjson
 from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from gateway.api.providers import router as providers_router
@@ -18,6 +20,7 @@ from gateway.events.router import router as events_router
 from gateway.idempotency.guard import IdempotencyGuard
 from gateway.logging import configure_logging
 from gateway.middleware import RequestIdMiddleware
+from gateway.openapi import install_openapi
 from gateway.payments.router import reads as payment_reads
 from gateway.payments.router import router as payments_router
 from gateway.refunds.router import router as refunds_router
@@ -36,6 +39,15 @@ TAGS = [
     {"name": "providers", "description": "The payment rails this gateway can use."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(description="postgres, redis: `ok` or `error: <kind>`")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -81,15 +93,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/v1")
 
     @app.get("/healthz", tags=["health"], operation_id="healthz", summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Health:
+        return Health(status="ok")
 
     @app.get(
         "/readyz",
         tags=["health"],
         operation_id="readyz",
         summary="PostgreSQL and Redis answer",
-        responses={503: {"description": "A backing service is down"}},
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "A backing service is down"}},
     )
     async def readyz(request: Request) -> Response:
         ctx: AppContext = request.app.state.ctx
@@ -111,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             media_type="application/json",
         )
 
+    install_openapi(app)
     app.add_middleware(IdempotencyGuard)  # inside the request id: replays carry one too
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -30,7 +30,7 @@ next_actions = (
     | st.fixed_dictionaries(
         {
             "type": st.just("mobile_money_prompt"),
-            "mobile_money_prompt": st.fixed_dictionaries({"phone": text}),
+            "mobile_money_prompt": st.fixed_dictionaries({"phone": maybe_text, "message": text}),
         }
     )
 )

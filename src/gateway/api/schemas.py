@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, WithJsonSchema
+
+from gateway.errors import PROBLEM_JSON
+
+# The payment as `GET /v1/payments/{id}` shows it. By reference, not by import: the payments package
+# sits above this one (gateway.openapi and tests/test_openapi.py check that the reference resolves).
+_PAYMENT_OR_NULL = {"anyOf": [{"$ref": "#/components/schemas/PaymentOut"}, {"type": "null"}]}
 
 
 class FieldError(BaseModel):
@@ -14,7 +20,9 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details, with a stable machine `code` and the request's id."""
+    """RFC 9457 problem details, with a stable machine `code` and the request's id.
+
+    The members after `request_id` appear only where the `code` has them (docs/api.md)."""
 
     type: str
     title: str
@@ -22,36 +30,73 @@ class Problem(BaseModel):
     detail: str
     code: str
     request_id: str | None = None
-    errors: list[FieldError] | None = None
+    errors: list[FieldError] | None = Field(None, description="Validation: every field that failed")
+    param: str | None = Field(None, description="The parameter or field the error is about")
+    supported: list[str] | None = Field(None, description="`currency_not_supported`: what the provider takes")
+    remaining: int | None = Field(
+        None, description="`refund_exceeds_remaining`: minor units still refundable"
+    )
+    currency: str | None = Field(None, description="`refund_exceeds_remaining`: the payment's currency")
+    status_now: str | None = Field(
+        None, description="`payment_not_cancelable`, `payment_not_refundable`: the payment's status"
+    )
+    payment: Annotated[dict[str, Any] | None, WithJsonSchema(_PAYMENT_OR_NULL)] = Field(
+        None,
+        description="A decline (402) or a provider failure (502, 504): the payment as it stands now",
+    )
+    refund: str | None = Field(
+        None, description="A provider failure while refunding: the id of the refund left pending"
+    )
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request: the body is not JSON, or the Idempotency-Key is missing or not valid",
+    401: "Missing or invalid API key",
+    402: "The provider declined the payment: `payment` is the failed payment",
+    404: "No such object (or it belongs to another merchant)",
+    409: "Conflict: a request with this key is in progress, or the object's state forbids it",
+    413: "The request body is larger than the server takes",
+    415: "The request body is not `application/json`",
+    422: "Validation failed",
+    502: "The payment provider failed: `payment` is the payment, still pending",
+    503: "A backing service (PostgreSQL, Redis) is unavailable: retry after `Retry-After` seconds",
+    504: "The payment provider did not answer in time: `payment` is the payment, still pending",
+}
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+}
+
+
+def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
+    """One error response as OpenAPI declares it: the Problem schema under problem+json
+    (gateway.openapi moves the model's schema there from FastAPI's default media type)."""
+    response: dict[str, Any] = {
+        "model": Problem,
+        "description": description or _DESCRIPTIONS[status],
+        "content": {PROBLEM_JSON: {}},
+    }
+    if status in (409, 503):  # idempotency_key_in_use; an outage
+        response["headers"] = _RETRY_AFTER
+    return response
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    descriptions = {
-        400: "Malformed request or missing Idempotency-Key",
-        401: "Missing or invalid API key",
-        402: "The provider declined the payment",
-        404: "No such object (or it belongs to another merchant)",
-        409: "Conflict: a request with this key is in progress, or the object's state forbids it",
-        422: "Validation failed",
-        502: "The payment provider failed",
-        504: "The payment provider did not answer in time",
-    }
-    return {
-        s: {"model": Problem, "description": descriptions[s], "content": {"application/problem+json": {}}}
-        for s in statuses
-    }
+    """The errors particular to an operation; those every /v1 operation shares (400, 401, 413, 415,
+    422, 503) are added to all of them by gateway.openapi."""
+    return {s: problem_response(s) for s in statuses}
 
 
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """OpenAPI parameters for a query string a handler validates itself with `model`."""
-    schema = model.model_json_schema()
+    """OpenAPI parameters for a query string a handler validates itself with `model` (named types
+    referenced from the document's components, where gateway.openapi puts them)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     required = set(schema.get("required", ()))
     return [
         {
             "name": name,
             "in": "query",
             "required": name in required,
-            "schema": {k: v for k, v in prop.items() if k != "description"},
+            "schema": {k: v for k, v in prop.items() if k not in ("description", "title")},
             **({"description": prop["description"]} if "description" in prop else {}),
         }
         for name, prop in schema["properties"].items()

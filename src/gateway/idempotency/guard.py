@@ -19,6 +19,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, Header, Request
+from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -240,3 +241,14 @@ async def _optional(
 
 RequiredIdempotency = Annotated[IdempotencyKey, Depends(_required)]
 OptionalIdempotency = Annotated[IdempotencyKey, Depends(_optional)]
+
+
+def requires_idempotency_key(route: APIRoute) -> bool:
+    """The route takes RequiredIdempotency (for the OpenAPI document: the header is required there)."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dep = pending.pop()
+        if dep.call is _required:
+            return True
+        pending.extend(dep.dependencies)
+    return False

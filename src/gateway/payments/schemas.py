@@ -15,27 +15,34 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictInt,
-    field_serializer,
     field_validator,
+    model_serializer,
 )
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
 
+from gateway.api.pagination import Timestamp
 from gateway.kit.money import CURRENCY_EXPONENTS
 
 MAX_AMOUNT = 999_999_999_999  # 12 digits: exact in every JSON client, far above any real payment
 METADATA_MAX_KEYS, METADATA_KEY_MAX, METADATA_VALUE_MAX = 50, 40, 500
-PaymentStatus = Literal[
-    "pending",
-    "requires_action",
-    "processing",
-    "succeeded",
-    "failed",
-    "canceled",
-    "expired",
-    "partially_refunded",
-    "refunded",
-]
+# Named (TypeAliasType): one schema in the OpenAPI document, one enum in generated clients.
+PaymentStatus = TypeAliasType(
+    "PaymentStatus",
+    Literal[
+        "pending",
+        "requires_action",
+        "processing",
+        "succeeded",
+        "failed",
+        "canceled",
+        "expired",
+        "partially_refunded",
+        "refunded",
+    ],
+)
 
 
 def _currency(v: str) -> str:
@@ -107,13 +114,50 @@ def _metadata(v: dict[str, str]) -> dict[str, str]:
     return v
 
 
-Currency = Annotated[str, AfterValidator(_currency), Field(examples=["KES"], min_length=1, max_length=3)]
+# The document states the codes the server takes; the check itself stays in _currency, so a wrong
+# one is answered with its own code (`invalid_currency`, with a hint for lower case).
+Currency = TypeAliasType(
+    "Currency",
+    Annotated[
+        str,
+        AfterValidator(_currency),
+        Field(
+            examples=["KES"],
+            min_length=1,
+            max_length=3,
+            description="ISO 4217 code, upper case",
+            json_schema_extra={"pattern": "^[A-Z]{3}$", "enum": sorted(CURRENCY_EXPONENTS)},
+        ),
+    ],
+)
 Amount = Annotated[
-    StrictInt, Field(gt=0, description="Integer amount in the currency's minor unit"), AfterValidator(_amount)
+    StrictInt,
+    Field(
+        gt=0,
+        description="Integer amount in the currency's minor unit",
+        json_schema_extra={"maximum": MAX_AMOUNT},  # checked by _amount (code `amount_too_large`)
+    ),
+    AfterValidator(_amount),
 ]
-Metadata = Annotated[dict[str, str], AfterValidator(_metadata)]
+Metadata = TypeAliasType(
+    "Metadata",
+    Annotated[
+        dict[str, str],
+        AfterValidator(_metadata),
+        # What _metadata checks (code `invalid_metadata`), stated in the document too.
+        Field(
+            json_schema_extra={
+                "maxProperties": METADATA_MAX_KEYS,
+                "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_MAX},
+                "additionalProperties": {"type": "string", "maxLength": METADATA_VALUE_MAX},
+            }
+        ),
+    ],
+)
 Phone = Annotated[str, Field(max_length=32), AfterValidator(_phone)]
-Email = Annotated[str, Field(max_length=320), AfterValidator(normalize_email)]
+Email = Annotated[
+    str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(normalize_email)
+]
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 
 
@@ -168,14 +212,48 @@ class PaymentCreate(BaseModel):
         return v
 
 
+# What each kind of next action holds. Extra keys a provider adds are kept (extra="allow"), so
+# the stored action is shown as it was.
+class RedirectToUrl(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    url: str
+    return_url: str | None = None
+
+
+class MobileMoneyPrompt(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    phone: str | None = None
+    message: str
+
+
+class UseClientSecret(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    client_secret: str
+
+
+class CollectCash(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+NextActionType = TypeAliasType(
+    "NextActionType", Literal["redirect_to_url", "mobile_money_prompt", "use_client_secret", "collect_cash"]
+)
+
+
 class NextAction(BaseModel):
     """What the customer must do; the object named by `type` holds the details."""
 
-    type: Literal["redirect_to_url", "mobile_money_prompt", "use_client_secret", "collect_cash"]
-    redirect_to_url: dict[str, Any] | None = None
-    mobile_money_prompt: dict[str, Any] | None = None
-    use_client_secret: dict[str, Any] | None = None
-    collect_cash: dict[str, Any] | None = None
+    type: NextActionType
+    redirect_to_url: RedirectToUrl | None = None
+    mobile_money_prompt: MobileMoneyPrompt | None = None
+    use_client_secret: UseClientSecret | None = None
+    collect_cash: CollectCash | None = None
+
+    # Only the member `type` names is shown: the others are left out, not null. No return annotation
+    # on purpose: with one, pydantic would document NextAction as that type instead of its fields.
+    @model_serializer(mode="wrap")
+    def _only_its_kind(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 class CustomerOut(BaseModel):
@@ -208,10 +286,6 @@ class PaymentOut(BaseModel):
     updated_at: datetime
     completed_at: datetime | None
 
-    @field_serializer("next_action")
-    def _next_action(self, v: NextAction | None) -> dict[str, Any] | None:
-        return v.model_dump(exclude_none=True) if v is not None else None
-
 
 class PaymentList(BaseModel):
     object: Literal["list"] = "list"
@@ -224,17 +298,17 @@ class PaymentListQuery(BaseModel):
 
     limit: int = Field(10, ge=1, le=100, description="How many objects, 1-100")
     starting_after: str | None = Field(
-        None, max_length=40, description="An id: the page of older objects after it"
+        None, max_length=40, description="A payment id: the page of older payments after it"
     )
     ending_before: str | None = Field(
-        None, max_length=40, description="An id: the page of newer objects before it"
+        None, max_length=40, description="A payment id: the page of newer payments before it"
     )
     status: PaymentStatus | None = None
     provider: str | None = Field(None, max_length=32)
     reference: str | None = Field(None, max_length=255)
-    customer_email: str | None = Field(None, max_length=320)
-    created_gte: datetime | None = None
-    created_lt: datetime | None = None
+    customer_email: str | None = Field(None, max_length=320, json_schema_extra={"format": "email"})
+    created_gte: Timestamp | None = None
+    created_lt: Timestamp | None = None
 
 
 @dataclass(frozen=True)
@@ -273,9 +347,7 @@ def payment_json(p: Any) -> dict[str, Any]:
         "livemode": p.livemode,
         "provider_reference": p.provider_reference,
         "next_action": (
-            NextAction.model_validate(next_action).model_dump(mode="json", exclude_none=True)
-            if next_action
-            else None
+            NextAction.model_validate(next_action).model_dump(mode="json") if next_action else None
         ),
         "failure_code": p.failure_code,
         "failure_message": p.failure_message,

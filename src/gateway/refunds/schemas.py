@@ -7,11 +7,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 from gateway.payments.schemas import Amount, Metadata
 
-RefundReason = Literal["requested_by_customer", "duplicate", "fraudulent", "other"]
-RefundStatus = Literal["pending", "succeeded", "failed"]
+# Named: one schema each in the OpenAPI document, one enum each in generated clients.
+RefundReason = TypeAliasType(
+    "RefundReason", Literal["requested_by_customer", "duplicate", "fraudulent", "other"]
+)
+RefundStatus = TypeAliasType("RefundStatus", Literal["pending", "succeeded", "failed"])
 
 
 class RefundCreate(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
 
 EVENT_TYPES = frozenset(
     {
@@ -46,7 +47,12 @@ def _url(v: str) -> str:
     return v
 
 
-EventPatterns = Annotated[list[str], Field(min_length=1, max_length=50), AfterValidator(_patterns)]
+DeliveryStatus = TypeAliasType("DeliveryStatus", Literal["pending", "succeeded", "failed"])
+# The document lists the patterns _patterns takes (its code `invalid_event_type` stays the check).
+EventPattern = TypeAliasType(
+    "EventPattern", Annotated[str, Field(json_schema_extra={"enum": sorted(PATTERNS)})]
+)
+EventPatterns = Annotated[list[EventPattern], Field(min_length=1, max_length=50), AfterValidator(_patterns)]
 Url = Annotated[str, Field(max_length=2048), AfterValidator(_url)]
 
 
@@ -116,7 +122,7 @@ class DeliveryOut(BaseModel):
     endpoint: str
     event: str
     event_type: str
-    status: Literal["pending", "succeeded", "failed"]
+    status: DeliveryStatus
     attempt_count: int
     next_attempt_at: datetime | None
     last_status_code: int | None
