@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from gateway.errors import InvalidCursor, InvalidRequest
 from gateway.kit.ids import is_valid
@@ -35,6 +38,22 @@ def checked_page(page: Page, prefix: str) -> Page:
         if value is not None and not is_valid(value, prefix):
             raise InvalidCursor(f"{name} must be an id of this list ({prefix}_…).", param=name)
     return page
+
+
+_RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}")
+
+
+def _rfc3339(value: Any) -> Any:
+    # Pydantic would also take a number of seconds ("0.5"); the API and its document say RFC 3339.
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise PydanticCustomError(
+            "datetime_format", "must be an RFC 3339 timestamp, e.g. 2026-01-31T00:00:00Z"
+        )
+    return value
+
+
+# A created_gte / created_lt filter: an RFC 3339 timestamp (require_timezone: with its zone).
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 def require_timezone(name: str, ts: datetime | None) -> datetime | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal
-from gateway.api.pagination import Paging, checked_page, require_timezone
+from gateway.api.pagination import Paging, Timestamp, checked_page, require_timezone
 from gateway.api.responses import json_response
 from gateway.api.schemas import error_responses
 from gateway.events.schemas import EventFilters, EventList, EventOut, event_out
@@ -53,8 +52,8 @@ async def list_events(
     page: Paging,
     type: EventTypes = None,
     payment: Annotated[str | None, Query(max_length=40)] = None,
-    created_gte: datetime | None = None,
-    created_lt: datetime | None = None,
+    created_gte: Timestamp | None = None,
+    created_lt: Timestamp | None = None,
 ) -> Response:
     filters = EventFilters(
         types=parse_types(type),

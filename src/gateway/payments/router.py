@@ -108,7 +108,8 @@ async def list_payments(request: Request, principal: CurrentPrincipal) -> Respon
         status=query.status,
         provider=query.provider,
         reference=query.reference,
-        customer_email=_query_email(query.customer_email) if query.customer_email else None,
+        # An empty value is not an address: refused like any other (the document says format email).
+        customer_email=_query_email(query.customer_email) if query.customer_email is not None else None,
         created_gte=require_timezone("created_gte", query.created_gte),
         created_lt=require_timezone("created_lt", query.created_lt),
     )
