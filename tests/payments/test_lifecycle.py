@@ -173,13 +173,13 @@ async def test_provider_outage_leaves_a_pending_payment_that_sync_resolves(
     r = await client.post("/v1/payments", json=body, headers=headers)
     assert r.status_code == status
     assert r.json()["code"] == code
-    payment_id = r.json()["payment"]
+    payment_id = r.json()["payment"]["id"]
     assert await status_of(client, merchant, payment_id) == "pending"
 
     # A retry with the same key resumes the same payment: same provider reference, no second row.
     retry = await client.post("/v1/payments", json=body, headers=headers)
     assert retry.status_code == status
-    assert retry.json()["payment"] == payment_id
+    assert retry.json()["payment"]["id"] == payment_id
     assert gateway.calls("sandbox.create_payment") - calls == 2
     assert await gateway.scalar("SELECT count(*) FROM payments WHERE merchant_id = :m", m=merchant.id) == 1
 

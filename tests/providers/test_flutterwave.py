@@ -194,7 +194,7 @@ async def test_a_create_retried_after_a_timeout_sends_the_same_tx_ref(
     first = await create(client, merchant, body(), key=key)
     assert first.status_code == 504, first.text
     assert first.json()["code"] == "provider_timeout"
-    payment_id = first.json()["payment"]
+    payment_id = first.json()["payment"]["id"]
     assert (await get(client, merchant, f"/v1/payments/{payment_id}"))["status"] == "pending"
 
     again = await create(client, merchant, body(), key=key)

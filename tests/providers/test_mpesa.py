@@ -963,7 +963,7 @@ async def test_a_retry_after_a_timeout_reuses_the_late_push(
     assert retried.status_code == 201, retried.text
     p = retried.json()
     assert p["status"] == "requires_action"
-    assert p["id"] == r.json()["payment"]
+    assert p["id"] == r.json()["payment"]["id"]
     assert len(daraja.pushes) == 1  # one prompt on the customer's phone, not two
     assert p["provider_reference"] in daraja.reference_of
     again = await create(client, merchant, body(), key)
@@ -979,7 +979,7 @@ async def test_a_callback_for_a_late_push_still_finds_its_payment(
     r = await create(client, merchant, body(reference="LATE" + uuid.uuid4().hex[:8]))
     assert r.status_code == 504
     daraja.late_answer.set()  # Daraja's answer comes after the gateway gave up
-    payment_id = r.json()["payment"]
+    payment_id = r.json()["payment"]["id"]
     reference = (await get(client, merchant, f"/v1/payments/{payment_id}"))["reference"]
 
     async def answered() -> bool:

@@ -626,7 +626,7 @@ async def test_a_retry_after_a_timeout_reuses_the_reference_and_verifies(
     first = await create(client, merchant, headers=headers)
     assert first.status_code == 504, first.text
     assert first.json()["code"] == "provider_timeout"
-    payment_id = first.json()["payment"]
+    payment_id = first.json()["payment"]["id"]
     ref = reference(payment_id)
     verify = provider_http.get(f"{PAYSTACK_API}/transaction/verify/{ref}").respond(
         200, json=verify_answer(transaction(ref, 10_050, "NGN", "success"))
@@ -656,7 +656,7 @@ async def test_a_lost_checkout_is_reported_not_left_hanging(
     headers = key()
     first = await create(client, merchant, headers=headers)
     assert first.status_code == 504
-    ref = reference(first.json()["payment"])
+    ref = reference(first.json()["payment"]["id"])
     provider_http.get(f"{PAYSTACK_API}/transaction/verify/{ref}").respond(
         200,
         json=verify_answer(transaction(ref, 10_050, "NGN", "abandoned", "The transaction was not completed")),
@@ -751,7 +751,7 @@ async def test_a_reference_paystack_never_saw_is_502_and_stays_pending(
     provider_http.post(INITIALIZE).mock(side_effect=httpx.ConnectTimeout("no route"))
     r = await create(client, merchant)
     assert r.status_code == 504
-    ref = reference(r.json()["payment"])
+    ref = reference(r.json()["payment"]["id"])
     provider_http.get(f"{PAYSTACK_API}/transaction/verify/{ref}").respond(
         400, json={"status": False, "message": "Transaction reference not found"}
     )

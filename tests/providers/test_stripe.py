@@ -480,7 +480,7 @@ async def test_sync_after_a_timeout_finds_the_intent_by_search_then_by_id(
     provider_http.post(PI_URL).mock(side_effect=httpx.ReadTimeout("no answer"))
     r = await create(client, merchant, payment_method="pm_card_threeDSecure2Required", return_url=RETURN_URL)
     assert r.status_code == 504, r.text
-    payment_id = r.json()["payment"]
+    payment_id = r.json()["payment"]["id"]
     pi_id = pi_id_for(payment_id)
 
     # Stripe's search has not indexed it yet: we know nothing, so nothing changes.

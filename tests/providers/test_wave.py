@@ -244,7 +244,7 @@ async def test_a_create_retried_after_a_timeout_asks_wave_for_the_same_session(
     assert first.status_code == 504, first.text
     second = await create(client, merchant, body(), key=key)
     assert second.status_code == 201, second.text
-    assert second.json()["id"] == first.json()["payment"]
+    assert second.json()["id"] == first.json()["payment"]["id"]
     a, b = (c.request for c in route.calls)
     assert a.headers["idempotency-key"] == b.headers["idempotency-key"] == second.json()["id"]
     assert a.content == b.content
@@ -256,7 +256,7 @@ async def test_after_a_timeout_sync_finds_the_session_by_client_reference(
     provider_http.post(SESSIONS).mock(side_effect=httpx.ReadTimeout("timed out"))
     r = await create(client, merchant, body())
     assert r.status_code == 504
-    payment_id = r.json()["payment"]
+    payment_id = r.json()["payment"]["id"]
     sid = session_id()
     found = session(sid, amount="5000", currency="XOF", client_reference=payment_id)
     other = session(session_id(), amount="100", currency="XOF", client_reference="pay_someone_else")

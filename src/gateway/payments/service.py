@@ -208,7 +208,8 @@ class PaymentService:
                         state.apply_result(tx, payment, result, source="api")
                         return render_payment(payment, request_id, created=True)
         if failure is not None:
-            raise provider_error(failure, row.id) from failure
+            assert payment is not None  # only an inserted payment meets the provider
+            raise provider_error(failure, payment) from failure
         if payment is None:
             payment = await self._resume(principal, idempotency_key, fingerprint)
             if payment.status != state.S.PENDING:
@@ -220,7 +221,7 @@ class PaymentService:
         except ProviderFailure as e:
             async with self.db.transaction() as tx:
                 await repository.release_provider_lease(tx, payment.id)
-            raise provider_error(e, payment.id) from e
+            raise provider_error(e, payment) from e
         return render_payment(await self._apply(payment.id, result), request_id, created=True)
 
     async def _resume(self, principal: Principal, key: str, fingerprint: str) -> Payment:
@@ -279,7 +280,7 @@ class PaymentService:
         try:  # no transaction (or row lock) held across the provider call
             result = await provider.cancel_payment(payment_ref(payment))
         except ProviderFailure as e:
-            raise provider_error(e, payment.id) from e
+            raise provider_error(e, payment) from e
         payment = await self._apply(payment.id, result)
         if payment.status != state.S.CANCELED:
             raise PaymentNotCancelable(
@@ -289,11 +290,11 @@ class PaymentService:
         return payment
 
     async def sync(self, principal: Principal, payment_id: str) -> Payment:
-        await self.get(principal, payment_id)
+        payment = await self.get(principal, payment_id)
         try:
             return await sync_payment(self.db, self.registry, payment_id, source="sync")
         except ProviderFailure as e:
-            raise provider_error(e, payment_id) from e
+            raise provider_error(e, payment) from e
 
 
 def _new_row(
@@ -367,16 +368,17 @@ async def sync_payment(db: Database, registry: ProviderRegistry, payment_id: str
 
 def provider_error(
     e: ProviderFailure,
-    payment_id: str,
+    payment: Payment,
     *,
     then: str = "The payment stays pending: retry with the same Idempotency-Key, or call sync.",
     refund: str | None = None,
 ) -> GatewayError:
-    """Maps a provider failure to our error; `then` tells the client what state it left behind."""
-    ids: dict[str, Any] = {"payment": payment_id} | ({"refund": refund} if refund else {})
+    """Maps a provider failure to our error; `then` tells the client what state it left behind.
+    `payment` in the problem is the payment object, as in a 402 (docs/api.md); `refund` an id."""
+    ids: dict[str, Any] = {"payment": payment_json(payment)} | ({"refund": refund} if refund else {})
     if isinstance(e, ProviderTimedOut):
         return ProviderTimeout("The provider did not answer in time. " + then, **ids)
     if isinstance(e, ProviderMisconfigured):
-        log.error("provider_misconfigured", error=str(e), **ids)
+        log.error("provider_misconfigured", error=str(e), payment_id=payment.id, refund=refund)
         return ProviderMisconfiguredError("The provider rejected the gateway's credentials. " + then, **ids)
     return ProviderError("The provider failed. " + then, **ids)

@@ -72,7 +72,7 @@ class RefundService:
             return await self._retry(principal, raced, fingerprint)
         # Committed (and the payment's lock released) before the provider hears of it.
         request = RefundRequest(refund.id, payment_ref(payment), refund.amount, body.reason)
-        return await self._send(provider, refund, request), False
+        return await self._send(provider, payment, refund, request), False
 
     async def _insert(
         self,
@@ -148,16 +148,18 @@ class RefundService:
                 headers={"Retry-After": "1"},
             )
         request = RefundRequest(refund.id, payment_ref(payment), refund.amount, refund.reason)
-        return await self._send(provider, refund, request), False
+        return await self._send(provider, payment, refund, request), False
 
-    async def _send(self, provider: PaymentProvider, refund: Refund, request: RefundRequest) -> Refund:
+    async def _send(
+        self, provider: PaymentProvider, payment: Payment, refund: Refund, request: RefundRequest
+    ) -> Refund:
         try:
             result = await provider.refund_payment(request)
         except ProviderFailure as e:
             await repository.release_provider_lease(self.db, refund.id)
             raise provider_error(
                 e,
-                refund.payment_id,
+                payment,
                 refund=refund.id,
                 then="The refund stays pending (its amount reserved): retry with the same Idempotency-Key.",
             ) from e
