@@ -6,12 +6,13 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test lint fmt check serve migrate clean help bench profile
+.PHONY: dev test lint fmt check serve migrate clean help bench profile api-check
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite against real PostgreSQL and Redis"
 	@echo "make lint   ruff, mypy and the import-layering contracts"
+	@echo "make api-check  a generated client and schemathesis against the live gateway's OpenAPI (~5 min)"
 	@echo "make bench  the gateway against a bare-stack floor with wrk (BENCH_QUICK=1: ~3 min); see bench/README.md"
 	@echo "make profile  a py-spy flame graph of a gateway worker under create-payment load"
 
@@ -40,6 +41,10 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests alembic bench
 
 check: lint test
+
+# The OpenAPI contract against the live app: openapi-python-client and schemathesis (.ci/api-check).
+api-check: $(STAMP)
+	bash .ci/api-check
 
 # Not part of `make test`: ~12 minutes (BENCH_QUICK=1: ~3). Results in bench/results/.
 bench: $(STAMP)
