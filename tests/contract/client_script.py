@@ -148,7 +148,7 @@ def main(base_url: str, secret_key: str) -> None:
     assert expect(trail.data[0].data.object_, PaymentOut).status == PaymentStatus.CANCELED
     steps += 2
 
-    print(f"generated client: {steps} steps passed, 0 failed")
+    print(f"client_script: {steps} passed, 0 failed")
 
 
 if __name__ == "__main__":

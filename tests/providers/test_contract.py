@@ -189,7 +189,7 @@ async def test_timeout_then_sync_resolves(
     r = await create(client, merchant, driver.create_body("timeout"))
     assert r.status_code == 504, r.text
     assert r.json()["code"] == "provider_timeout"
-    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']}")
+    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']['id']}")
     assert p["status"] == "pending"
     driver.mock_fetch(provider_http, p, "succeeded")
     synced = await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)

@@ -381,7 +381,7 @@ async def test_timeout_then_sync_by_status_get(
     routes["requesttopay"].mock(side_effect=httpx.ReadTimeout("timed out"))
     r = await create(client, merchant, body())
     assert r.status_code == 504
-    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']}")
+    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']['id']}")
     # MoMo never got it: not yet known, so the sync cannot say anything (502) and the payment waits.
     synced = await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)
     assert synced.status_code == 502, synced.text
@@ -461,7 +461,7 @@ async def test_rejected_credentials_are_a_502(
     assert r.status_code == 502, r.text
     assert r.json()["code"] == "provider_misconfigured"
     assert routes["requesttopay"].call_count == 0
-    assert (await get(client, merchant, f"/v1/payments/{r.json()['payment']}"))["status"] == "pending"
+    assert (await get(client, merchant, f"/v1/payments/{r.json()['payment']['id']}"))["status"] == "pending"
     await forget_tokens(gateway)
 
 

@@ -1013,7 +1013,7 @@ async def test_a_busy_daraja_leaves_the_payment_pending_with_a_502(
     )
     r = await create(client, merchant, body())
     assert (r.status_code, r.json()["code"]) == (502, "provider_error")
-    assert (await get(client, merchant, f"/v1/payments/{r.json()['payment']}"))["status"] == "pending"
+    assert (await get(client, merchant, f"/v1/payments/{r.json()['payment']['id']}"))["status"] == "pending"
 
 
 async def test_wrong_credentials_are_a_loud_502(

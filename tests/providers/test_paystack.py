@@ -583,7 +583,7 @@ async def test_rejected_credentials_are_502_provider_misconfigured(
     assert r.json()["code"] == "provider_misconfigured"
     assert PAYSTACK_SECRET_KEY not in r.text
     assert route.call_count == 1
-    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']}")
+    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']['id']}")
     assert p["status"] == "pending"
 
 
@@ -608,7 +608,7 @@ async def test_outages_are_502_and_leave_the_payment_pending(
     r = await create(client, merchant)
     assert r.status_code == 502, r.text
     assert r.json()["code"] == "provider_error"
-    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']}")
+    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']['id']}")
     assert p["status"] == "pending"
 
 
@@ -755,10 +755,10 @@ async def test_a_reference_paystack_never_saw_is_502_and_stays_pending(
     provider_http.get(f"{PAYSTACK_API}/transaction/verify/{ref}").respond(
         400, json={"status": False, "message": "Transaction reference not found"}
     )
-    synced = await client.post(f"/v1/payments/{r.json()['payment']}/sync", headers=merchant.auth)
+    synced = await client.post(f"/v1/payments/{r.json()['payment']['id']}/sync", headers=merchant.auth)
     assert synced.status_code == 502
     assert synced.json()["code"] == "provider_error"
-    assert (await get(client, merchant, f"/v1/payments/{r.json()['payment']}"))["status"] == "pending"
+    assert (await get(client, merchant, f"/v1/payments/{r.json()['payment']['id']}"))["status"] == "pending"
 
 
 async def test_paystack_payments_cannot_be_canceled(

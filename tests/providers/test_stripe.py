@@ -439,7 +439,7 @@ async def test_outages_leave_the_payment_pending(
         r = await create(client, merchant, payment_method="pm_card_visa")
     assert (r.status_code, r.json()["code"]) == (status, code), r.text
     assert route.call_count == 1  # the SDK never retries on its own (max_network_retries=0)
-    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']}")
+    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']['id']}")
     assert p["status"] == "pending"
     assert STRIPE_SECRET_KEY not in repr(logs)
     if code == "provider_misconfigured":

@@ -224,7 +224,7 @@ async def test_provider_failures_leave_the_payment_pending(
     assert r.status_code == status, r.text
     assert r.json()["code"] == code
     assert WAVE_API_KEY not in r.text
-    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']}")
+    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']['id']}")
     assert (p["status"], p["provider_reference"]) == ("pending", None)
 
 
