@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from gateway.api.schemas import problem_response
+from gateway.api.schemas import documented_error
 from gateway.errors import PROBLEM_JSON
 from gateway.idempotency.guard import requires_idempotency_key
 
@@ -126,7 +126,7 @@ def _shared_errors(method: str, op: dict[str, Any], responses: dict[str, Any]) -
         shared.append(415)
     for status in shared:
         if str(status) not in responses:
-            response = problem_response(status)
+            response = documented_error(status)
             response.pop("model")
             response["content"] = {PROBLEM_JSON: {"schema": {"$ref": _PROBLEM_REF}}}
             responses[str(status)] = response

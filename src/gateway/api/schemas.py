@@ -67,7 +67,7 @@ _RETRY_AFTER = {
 }
 
 
-def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
+def documented_error(status: int, description: str | None = None) -> dict[str, Any]:
     """One error response as OpenAPI declares it: the Problem schema under problem+json
     (gateway.openapi moves the model's schema there from FastAPI's default media type)."""
     response: dict[str, Any] = {
@@ -83,7 +83,7 @@ def problem_response(status: int, description: str | None = None) -> dict[str, A
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The errors particular to an operation; those every /v1 operation shares (400, 401, 413, 415,
     422, 503) are added to all of them by gateway.openapi."""
-    return {s: problem_response(s) for s in statuses}
+    return {s: documented_error(s) for s in statuses}
 
 
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
