@@ -11,6 +11,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from gateway.api.boundary import ErrorBoundary
 from gateway.api.providers import router as providers_router
 from gateway.context import AppContext
 from gateway.errors import install_error_handlers
@@ -112,5 +113,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.add_middleware(IdempotencyGuard)  # inside the request id: replays carry one too
+    app.add_middleware(
+        ErrorBoundary,  # inside the request id too: every answer it makes carries one and is logged
+        max_body_bytes=settings.max_body_bytes,
+        max_webhook_body_bytes=settings.webhooks.max_body_bytes,
+    )
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -70,6 +70,8 @@ class WebhookSettings(BaseModel):
     sweep_after_seconds: float = Field(30.0, ge=0)
     sweep_interval_seconds: float = Field(15.0, gt=0)
     max_attempts: int = Field(10, ge=1)
+    # Providers' notifications are a few KB; a bigger body is refused (413) before it is read whole.
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
 
 
 class DeliverySettings(BaseModel):
@@ -153,6 +155,8 @@ class Settings(BaseSettings, ProviderSettings):
     delivery: DeliverySettings = DeliverySettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
 
+    # Request bodies above this size are refused (413 payload_too_large) before they are read whole.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
     # In-process cache of API-key lookups; revocations take effect within this many seconds.
     api_key_cache_seconds: float = Field(30.0, ge=0)
     # Live streams (/v1/events/stream, /v1/payments/{id}/stream) send a comment line this often so

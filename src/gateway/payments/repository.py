@@ -69,7 +69,7 @@ async def list_payments(
     q: Queries, merchant_id: str, livemode: bool, filters: PaymentFilters, cursor: Page
 ) -> tuple[list[Payment], bool]:
     """Newest first; `starting_after` walks to older rows, `ending_before` to newer ones."""
-    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode)
+    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).owned()
     where.maybe("status = {}", filters.status)
     where.maybe("provider = {}", filters.provider)
     where.maybe("reference = {}", filters.reference)

@@ -89,7 +89,7 @@ def save(tx: Tx, refund: Refund, changes: dict[str, Any]) -> None:
 async def list_refunds(
     q: Queries, merchant_id: str, livemode: bool, filters: RefundFilters, cursor: Page
 ) -> tuple[list[Refund], bool]:
-    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode)
+    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).owned()
     where.maybe("status = {}", filters.status)
     where.maybe("payment_id = {}", filters.payment)
     where.created(filters.created_gte, filters.created_lt)

@@ -65,7 +65,7 @@ def save_endpoint(tx: Tx, endpoint: WebhookEndpoint, changes: dict[str, Any]) ->
 async def list_endpoints(
     q: Queries, merchant_id: str, livemode: bool, cursor: Page
 ) -> tuple[list[WebhookEndpoint], bool]:
-    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).add(_LIVE)
+    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).owned().add(_LIVE)
     return await paginate(q, ENDPOINTS, where, cursor)
 
 
@@ -174,7 +174,7 @@ async def requeue(q: Queries, delivery_id: str) -> None:
 
 
 async def list_deliveries(q: Queries, endpoint_id: str, cursor: Page) -> tuple[list[WebhookDelivery], bool]:
-    return await paginate(q, DELIVERIES, Where().add("endpoint_id = {}", endpoint_id), cursor)
+    return await paginate(q, DELIVERIES, Where().add("endpoint_id = {}", endpoint_id).owned(), cursor)
 
 
 async def attempts(q: Queries, delivery_ids: Sequence[str]) -> dict[str, list[WebhookAttempt]]:
