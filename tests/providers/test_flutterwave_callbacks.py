@@ -145,7 +145,7 @@ async def events(gateway: Gateway, payment_id: str) -> list[tuple[str, str, str 
         "FROM events WHERE payment_id = :p",
         p=payment_id,
     )
-    return [tuple(e) for e in got]  # type: ignore[misc]
+    return [(t, source, status) for t, source, status in got]
 
 
 # A hosted payment's trail before any webhook: created, then its link handed out.
