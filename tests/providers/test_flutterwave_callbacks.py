@@ -299,6 +299,46 @@ async def test_once_flutterwave_s_id_is_known_the_webhook_is_checked_by_that_id(
     ]
 
 
+async def test_a_repeated_webhook_is_verified_once_and_a_forged_failure_of_a_paid_payment_moves_nothing(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, provider_http: respx.Router
+) -> None:
+    p = await waiting(client, merchant, provider_http)
+    tx_id = new_id()
+    data = transaction(tx_id, p["id"], 5_000, "KES", "successful", "Approved")
+    route = by_reference(provider_http, p["id"]).mock(return_value=verified(data))
+    by_id = provider_http.get(f"{API}/v3/transactions/{tx_id}/verify").mock(return_value=verified(data))
+    raw = webhook(data)
+    await post_hook(client, *hashed(raw))
+    await post_hook(client, *hashed(raw))  # the same delivery again: a duplicate, not stored
+    await processed(gateway, tx_id)
+    assert (route.call_count, by_id.call_count) == (1, 0)
+    assert (
+        await gateway.scalar(
+            "SELECT count(*) FROM inbound_webhooks "
+            "WHERE provider = 'flutterwave' AND provider_event_id LIKE :k",
+            k=f"%:{tx_id}:%",
+        )
+        == 1
+    )
+
+    # A "failed" about the paid payment (another status word: a new event) is checked by the id we now
+    # hold, and verify's "successful" changes nothing.
+    await post_hook(client, *hashed(webhook({**data, "status": "failed"})))
+
+    async def done() -> bool:
+        return (
+            await gateway.scalar(
+                "SELECT outcome FROM inbound_webhooks WHERE provider_event_id = :k",
+                k=f"charge.completed:{tx_id}:failed",
+            )
+            == "no_change"
+        )
+
+    await wait_for(done)
+    assert (route.call_count, by_id.call_count) == (1, 1)
+    assert await events(gateway, p["id"]) == [*CREATED, ("payment.succeeded", "webhook", "succeeded")]
+
+
 # --- verify unreachable: nothing moves, the webhook is retried ----------------------------------------
 
 
