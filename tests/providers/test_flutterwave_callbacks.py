@@ -326,7 +326,7 @@ async def test_a_repeated_webhook_is_verified_once_and_a_forged_failure_of_a_pai
     await post_hook(client, *hashed(webhook({**data, "status": "failed"})))
 
     async def done() -> bool:
-        return (
+        return bool(
             await gateway.scalar(
                 "SELECT outcome FROM inbound_webhooks WHERE provider_event_id = :k",
                 k=f"charge.completed:{tx_id}:failed",
