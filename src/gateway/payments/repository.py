@@ -23,7 +23,7 @@ RETURNING id
 """
 _RELEASE_LEASE = "UPDATE payments SET provider_lease_until = NULL WHERE id = $1"
 _BY_PROVIDER_REFERENCE = "SELECT id FROM payments WHERE provider = $1 AND provider_reference = $2 LIMIT 1"
-_EXISTS = "SELECT status FROM payments WHERE id = $1"
+_STATUS_AT = "SELECT status FROM payments WHERE id = $1 AND provider = $2"
 
 
 async def insert(q: Queries, row: Payment) -> Payment | None:
@@ -46,8 +46,9 @@ async def lock(tx: Tx, payment_id: str) -> Payment | None:
     return PAYMENTS.one(await tx.fetchrow(_LOCK, payment_id))
 
 
-async def status_of(q: Queries, payment_id: str) -> str | None:
-    status: str | None = await q.fetchval(_EXISTS, payment_id)
+async def status_at(q: Queries, payment_id: str, provider: str) -> str | None:
+    """The payment's status if it is paid through `provider`; None if there is no such payment."""
+    status: str | None = await q.fetchval(_STATUS_AT, payment_id, provider)
     return status
 
 

@@ -36,8 +36,9 @@ class Capabilities:
     cancel: bool = True
     # Where a provider knows a closed set of `payment_method` values (the sandbox's test values).
     payment_methods: frozenset[str] | None = None
-    # Providers that sign nothing (M-Pesa, MoMo): a callback is only a hint; the gateway asks the
-    # provider (fetch_payment) and applies that answer instead of the callback's.
+    # Providers whose callbacks prove nothing by themselves (M-Pesa and MoMo sign nothing; Flutterwave's
+    # hash is static; Wave's shared-secret mode): a payment callback is only a hint; the gateway asks
+    # the provider (fetch_payment) and applies that answer instead of the callback's.
     query_before_acting: bool = False
     # The body the provider expects in our 200 answer to its webhook.
     webhook_ack: bytes = b'{"received":true}'

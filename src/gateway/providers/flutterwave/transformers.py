@@ -321,24 +321,17 @@ def _charge_event(payload: dict[str, Any], event: str, data: Mapping[str, Any]) 
 
 
 def _refund_event(payload: dict[str, Any], event: str, data: Mapping[str, Any]) -> WebhookEvent:
+    """A refund event names the refund but carries no outcome we act on: nothing in it proves what it
+    says, and a forged `failed` would free the amount for a second, real refund (Flutterwave's refunds
+    take no idempotency key). Stored and ignored; the reconciler asks `GET /v3/refunds/{id}`."""
     reference = transaction_id(data)
     if reference is None:
         raise WebhookPayloadError(f"{event} without a numeric refund id")
-    currency = data.get("currency")
-    try:
-        result = refund_result(data, currency) if isinstance(currency, str) else None
-    except MalformedAnswer as e:
-        raise WebhookPayloadError(str(e)) from e
-    if result is None:  # no currency to read the amount in: the status alone, unchecked amount
-        raw = data.get("status")
-        status = REFUND_STATUSES.get(raw, "pending") if isinstance(raw, str) else "pending"
-        result = RefundResult(status=status, provider_reference=reference)
     return WebhookEvent(
         event_id=_event_id(event, data, payload),
         event_type=event,
         payload=payload,
         refund_reference=reference,
-        refund_result=result,
     )
 
 

@@ -104,9 +104,10 @@ async def _apply_payment_event(tx: Tx, provider: str, event: WebhookEvent) -> st
 async def _confirm_by_query(
     db: Database, registry: ProviderRegistry, tx: Tx, provider: str, event: WebhookEvent
 ) -> str:
-    """An unsigned callback only says "look now": apply what the provider answers to a status query."""
+    """A callback that proves nothing only says "look now": apply what the provider answers to a status
+    query. A payment of another provider is not ours to ask about: unmatched, nothing is asked."""
     payment_id = await _payment_id(tx, provider, event)
-    before = await payments.status_of(tx, payment_id) if payment_id else None
+    before = await payments.status_at(tx, payment_id, provider) if payment_id else None
     if payment_id is None or before is None:
         return "unmatched"
     # On connections of its own: sync_payment commits around the provider call.
