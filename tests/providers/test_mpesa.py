@@ -730,7 +730,8 @@ async def test_a_success_callback_that_stk_query_denies_is_not_applied(
     assert "payment.succeeded" not in await trail(client, merchant, p["id"])
     assert daraja.queries[-1]["CheckoutRequestID"] == checkout
     # And no receipt kept for a payment M-Pesa did not confirm.
-    assert await gateway.ctx.redis.get(f"mpesa:receipt:{checkout}") is None
+    assert after["payment_method_details"] is None
+    assert await gateway.scalar("SELECT provider_receipt FROM payments WHERE id = :id", id=p["id"]) is None
 
 
 async def test_a_success_callback_while_stk_query_still_waits_changes_nothing(
@@ -802,7 +803,12 @@ async def test_the_receipt_is_kept_and_the_reversal_is_exactly_darajas(
     client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, daraja: FakeDaraja
 ) -> None:
     p, mpesa_receipt = await paid(client, merchant, daraja)
-    assert await gateway.ctx.redis.get(f"mpesa:receipt:{p['provider_reference']}") == mpesa_receipt.encode()
+    # Kept on the payment row (durable), and nowhere in Redis any more.
+    sql = "SELECT provider_receipt FROM payments WHERE id = :id"
+    assert await gateway.scalar(sql, id=p["id"]) == mpesa_receipt
+    assert await gateway.ctx.redis.exists(f"mpesa:receipt:{p['provider_reference']}") == 0
+    # Redis losing everything it holds changes nothing for the reversal.
+    await gateway.ctx.redis.delete(f"mpesa:push:{p['id']}")
     r = await client.post(
         f"/v1/payments/{p['id']}/refunds",
         json={"reason": "requested_by_customer"},
@@ -1000,7 +1006,14 @@ async def test_a_callback_for_a_late_push_still_finds_its_payment(
     await wait_for(succeeded)
     p = await get(client, merchant, f"/v1/payments/{payment_id}")
     assert p["provider_reference"] == checkout
-    assert await gateway.ctx.redis.get(f"mpesa:receipt:{checkout}") == mpesa_receipt.encode()
+    assert p["payment_method_details"] == {
+        "type": "mobile_money",
+        "operator": "mpesa",
+        "phone_last4": "4149",
+        "receipt": mpesa_receipt,
+    }
+    sql = "SELECT provider_receipt FROM payments WHERE id = :id"
+    assert await gateway.scalar(sql, id=payment_id) == mpesa_receipt
     assert len(daraja.pushes) == 1
 
 

@@ -179,7 +179,7 @@ async def test_create_and_confirm_with_a_payment_method(
         "amount=5000&currency=kes&payment_method=pm_card_visa&confirm=true"
         f"&automatic_payment_methods[enabled]=true&return_url={RETURN_URL_FORM}"
         f"&metadata[gateway_payment_id]={p['id']}&metadata[gateway_flow]=server"
-        "&metadata[gateway_reference]=order_1042&description=Order+1042"
+        "&metadata[gateway_reference]=order_1042&description=Order+1042&expand[0]=latest_charge"
     )
 
 
@@ -221,7 +221,7 @@ async def test_without_a_return_url_redirects_are_off_and_stripe_js_finishes_3ds
     assert request.content.decode() == (
         "amount=5000&currency=kes&payment_method=pm_card_threeDSecure2Required&confirm=true"
         "&automatic_payment_methods[enabled]=true&automatic_payment_methods[allow_redirects]=never"
-        f"&metadata[gateway_payment_id]={p['id']}&metadata[gateway_flow]=server"
+        f"&metadata[gateway_payment_id]={p['id']}&metadata[gateway_flow]=server&expand[0]=latest_charge"
     )
     assert p["status"] == "requires_action"
     assert p["next_action"]["type"] == "use_client_secret"
@@ -243,7 +243,7 @@ async def test_without_a_payment_method_the_merchant_gets_the_client_secret(
     assert_stripe_post(request, p["id"])
     assert request.content.decode() == (
         "amount=5000&currency=kes&automatic_payment_methods[enabled]=true"
-        f"&metadata[gateway_payment_id]={p['id']}&metadata[gateway_flow]=client"
+        f"&metadata[gateway_payment_id]={p['id']}&metadata[gateway_flow]=client&expand[0]=latest_charge"
     )
     assert p["status"] == "requires_action"
     secret = p["next_action"]["use_client_secret"]["client_secret"]
@@ -495,6 +495,7 @@ async def test_sync_after_a_timeout_finds_the_intent_by_search_then_by_id(
     assert dict(request.url.params) == {
         "query": f"metadata['gateway_payment_id']:'{payment_id}'",
         "limit": "10",
+        "expand[0]": "data.latest_charge",
     }
 
     # Indexed: the search answers, and from then on the id is known.
