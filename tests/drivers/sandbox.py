@@ -9,7 +9,6 @@ from drivers.base import Driver
 from gateway.providers.sandbox.settings import SandboxSettings
 from support import ACTION_DELAY, SANDBOX_SECRET, signed
 
-
 # The sandbox's test card of its customer-step scenarios, as its webhooks carry it.
 CARD_3DS = {
     "type": "card",
@@ -71,7 +70,9 @@ class SandboxDriver(Driver):
         return signed(body), body
 
     def method_details(self, payment: dict[str, Any], via: str) -> dict[str, Any] | None:
-        return {k: CARD_3DS[k] for k in ("type", "brand", "last4", "exp_month", "exp_year", "funding", "country")}
+        return {
+            k: CARD_3DS[k] for k in ("type", "brand", "last4", "exp_month", "exp_year", "funding", "country")
+        }
 
     def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
         sig = headers["webhook-signature"]

@@ -1075,3 +1075,48 @@ def test_callback_for_a_push_we_never_made_is_named_by_its_checkout() -> None:
     event, cb = callbacks.interpret(json.loads(content))
     assert (event.provider_reference, event.payment_id) == ("ws_CO_ghost", None)
     assert cb is not None
+
+
+# --- how it was paid (payment_method_details, provider_receipt) ---------------------------------------
+
+
+async def test_a_later_status_query_keeps_the_receipt_only_the_callback_told(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, daraja: FakeDaraja
+) -> None:
+    p, mpesa_receipt = await paid(client, merchant, daraja)
+    details = {"type": "mobile_money", "operator": "mpesa", "phone_last4": "4149", "receipt": mpesa_receipt}
+    assert (await get(client, merchant, f"/v1/payments/{p['id']}"))["payment_method_details"] == details
+    queries = len(daraja.queries)
+    # STK Query says paid again, and names no receipt: what the callback told stays.
+    r = await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)
+    assert r.status_code == 200, r.text
+    assert len(daraja.queries) == queries + 1
+    assert r.json()["payment_method_details"] == details
+    events = (await get(client, merchant, f"/v1/payments/{p['id']}/events?limit=100"))["data"]
+    assert [e["type"] for e in events] == ["payment.succeeded", "payment.requires_action", "payment.created"]
+    assert events[0]["data"]["object"]["payment_method_details"] == details
+
+
+async def test_without_its_callback_a_payment_has_no_receipt_and_its_reversal_says_so(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, daraja: FakeDaraja
+) -> None:
+    p = (await create(client, merchant, body())).json()
+    daraja.outcomes[p["provider_reference"]] = "0"  # paid; the callback never arrives
+    r = await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)
+    assert (r.status_code, r.json()["status"]) == (200, "succeeded"), r.text
+    # The number is the one prompted; the receipt is unknown (STK Query does not return it).
+    assert r.json()["payment_method_details"] == {
+        "type": "mobile_money",
+        "operator": "mpesa",
+        "phone_last4": "4149",
+        "receipt": None,
+    }
+    assert await gateway.scalar("SELECT provider_receipt FROM payments WHERE id = :id", id=p["id"]) is None
+    r = await client.post(
+        f"/v1/payments/{p['id']}/refunds",
+        json={},
+        headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["status"], r.json()["failure_code"]) == ("failed", "receipt_unknown")
+    assert daraja.reversal_requests == []
