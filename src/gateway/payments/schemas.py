@@ -181,28 +181,30 @@ class NextAction(BaseModel):
 class CardDetails(BaseModel):
     """A card payment: what the provider says about the card, never its number."""
 
-    type: Literal["card"] = "card"
+    type: Literal["card"]
     brand: str | None = Field(description="visa, mastercard, amex, verve, ... (lower case)")
     last4: str | None = Field(description="The card number's last four digits", pattern=r"^[0-9]{4}$")
     exp_month: int | None = Field(ge=1, le=12)
     exp_year: int | None
     funding: Literal["credit", "debit", "prepaid", "unknown"] | None
-    country: str | None = Field(description="The issuer's country, ISO 3166-1 alpha-2")
+    country: str | None = Field(description="The issuer's country, ISO 3166-1 alpha-2", pattern=r"^[A-Z]{2}$")
 
 
 class MobileMoneyDetails(BaseModel):
     """A mobile-money payment: the operator, the payer's number's last four digits and the receipt."""
 
-    type: Literal["mobile_money"] = "mobile_money"
+    type: Literal["mobile_money"]
     operator: str | None = Field(description="mpesa, mtn, wave, airtel, ...")
     phone_last4: str | None = Field(description="The paying number's last four digits", pattern=r"^[0-9]{4}$")
-    receipt: str | None = Field(description="The operator's transaction id, as on the customer's SMS")
+    receipt: str | None = Field(
+        description="The operator's transaction id, as on the customer's SMS", max_length=64
+    )
 
 
 class CashDetails(BaseModel):
     """Cash collected in person."""
 
-    type: Literal["cash"] = "cash"
+    type: Literal["cash"]
     till: str | None = Field(
         description="The till or cash session that took it (the payment's payment_method)"
     )
@@ -211,8 +213,9 @@ class CashDetails(BaseModel):
 PaymentMethodDetails = Annotated[CardDetails | MobileMoneyDetails | CashDetails, Field(discriminator="type")]
 # Each type's keys in the models' order: JSONB keeps no key order, the API shows this one.
 _DETAIL_KEYS: dict[str, tuple[str, ...]] = {
-    m.model_fields["type"].default: tuple(m.model_fields)
-    for m in (CardDetails, MobileMoneyDetails, CashDetails)
+    "card": tuple(CardDetails.model_fields),
+    "mobile_money": tuple(MobileMoneyDetails.model_fields),
+    "cash": tuple(CashDetails.model_fields),
 }
 
 
