@@ -1232,7 +1232,7 @@ async def test_charge_succeeded_settles_a_payment_with_its_card(
 
     async def processed() -> bool:
         sql = "SELECT outcome FROM inbound_webhooks WHERE provider = 'stripe' AND provider_event_id = :id"
-        return await gateway.scalar(sql, id=late["id"]) == "no_change"
+        return bool(await gateway.scalar(sql, id=late["id"]) == "no_change")
 
     await wait_for(processed)
     assert (await get(client, merchant, f"/v1/payments/{p['id']}"))["payment_method_details"] == VISA_DETAILS
