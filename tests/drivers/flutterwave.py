@@ -236,6 +236,18 @@ class FlutterwaveDriver(Driver):
             self.verify.knows(data)
         return hashed(webhook(data))
 
+    def method_details(self, payment: dict[str, Any], via: str) -> dict[str, Any] | None:
+        # transaction()'s card: type MASTERCARD, last_4digits 2950, expiry 09/32, issuer "MASTERCARD CREDIT".
+        return {
+            "type": "card",
+            "brand": "mastercard",
+            "last4": "2950",
+            "exp_month": 9,
+            "exp_year": 2032,
+            "funding": "credit",
+            "country": "NG",
+        }
+
     def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
         return {**headers, "verif-hash": FLUTTERWAVE_SECRET_HASH[:-1] + "X"}
 

@@ -30,6 +30,7 @@ from gateway.providers.base import (
     RefundResult,
     WebhookVerificationError,
 )
+from gateway.providers.details import Card
 from gateway.providers.flutterwave import transformers as tf
 from gateway.providers.flutterwave.adapter import FlutterwaveProvider, NoTransactionYet, webhook_signature
 from gateway.reconciler.service import Reconciler
@@ -893,8 +894,10 @@ def test_charge_events_name_our_payment_and_dedupe_on_transaction_and_status() -
         "pay_abc",
         None,
     )
+    # The `card` object's type, last_4digits, expiry "09/32", issuer "MASTERCARD CREDIT" and country.
+    card = Card(brand="mastercard", last4="2950", exp_month=9, exp_year=2032, funding="credit", country="NG")
     assert event.result == PaymentResult(
-        status="succeeded", provider_reference="77", amount=5_000, currency="KES"
+        status="succeeded", provider_reference="77", amount=5_000, currency="KES", payment_method_details=card
     )
     assert orjson.loads(orjson.dumps({"a": major(5_000)})) == {"a": 50.0}
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from gateway.kit.signing import constant_time_equal
+from gateway.providers.details import MethodDetails
 
 CALLBACK_TOKEN_HEADER = "gateway-callback-token"
 
@@ -93,7 +94,7 @@ class PaymentRequest:
 
 @dataclass(frozen=True)
 class PaymentRef:
-    """What a provider needs to find a payment again (sync, cancel)."""
+    """What a provider needs to find a payment again (sync, cancel, refund)."""
 
     payment_id: str
     provider_reference: str | None
@@ -102,6 +103,9 @@ class PaymentRef:
     livemode: bool
     created_at: datetime
     payment_method: str | None = None
+    # The provider's receipt for the money (M-Pesa's MpesaReceiptNumber, which a reversal names).
+    receipt: str | None = None
+    customer_phone: str | None = None  # E.164, as the merchant gave it
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class PaymentResult:
     # What the provider says was charged, for mismatch checks where it tells us.
     amount: int | None = None
     currency: str | None = None
+    # How the customer paid, as far as the provider says (None: it says nothing, or not yet).
+    payment_method_details: MethodDetails | None = None
 
 
 @dataclass(frozen=True)
