@@ -106,19 +106,14 @@ class _Metrics:
             registry=None,
             multiprocess_mode="livesum",
         )
-        # (route object, method, status) -> its two HTTP children: the per-request label lookup.
-        self.http_children: dict[tuple[int, str, int], tuple[Any, Any]] = {}
-        # (route object) -> its template; and, for requests no route answered (idempotent replays,
-        # answered before routing), each method's (regex, template) from the app's OpenAPI paths.
-        self.templates: dict[int, str] = {}
+        # (route id or template, method, status) -> its two HTTP children: the per-request lookup.
+        self.http_children: dict[tuple[object, str, int], tuple[Any, Any]] = {}
+        # For requests no route answered (idempotent replays, answered before routing): each
+        # method's (regex, template), from the app's OpenAPI paths.
         self.path_table: dict[str, list[tuple[re.Pattern[str], str]]] = {}
 
 
 _metrics: _Metrics | None = None
-
-
-def enabled() -> bool:
-    return _metrics is not None
 
 
 def enable() -> bool:
@@ -160,7 +155,12 @@ def learn_routes(app: Any) -> None:
     m = _metrics
     if m is None or m.path_table:
         return
-    for template, operations in app.openapi()["paths"].items():
+    try:
+        paths = app.openapi()["paths"]
+    except Exception:  # the app still serves; such requests are counted as `unmatched`
+        log.exception("metrics_routes_unknown")
+        return
+    for template, operations in paths.items():
         pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
         for method in operations:
             m.path_table.setdefault(method.upper(), []).append((pattern, template))
@@ -168,19 +168,31 @@ def learn_routes(app: Any) -> None:
 
 def _template(m: _Metrics, scope: MutableMapping[str, Any], route: object) -> str:
     if route is not None:
-        found = m.templates.get(id(route))
-        if found is None:
-            # The route's own path lacks the prefixes of the routers it was included under: they
-            # are what precedes its segments in the path it matched.
-            own: str = getattr(route, "path", "")
-            segments = own.count("/")
-            prefix = "/".join(scope["path"].split("/")[:-segments]) if segments else ""
-            found = m.templates[id(route)] = prefix + own
-        return found
+        # The route's own path lacks the prefixes of the routers it was included under: they are
+        # what precedes its segments in the path it matched.
+        own: str = getattr(route, "path", "")
+        segments = own.count("/")
+        return ("/".join(scope["path"].split("/")[:-segments]) if segments else "") + own
     for pattern, template in m.path_table.get(scope["method"], ()):
         if pattern.match(scope["path"]):
             return template
     return UNMATCHED
+
+
+def _children(m: _Metrics, scope: MutableMapping[str, Any], status: int) -> tuple[Any, Any]:
+    """The two HTTP children of a request, from the cache after the first of its kind. Keys are
+    bounded: a route (by id: routes compare by value and are unhashable; each lives as long as the
+    app) or a template, times a known method, times a status."""
+    route = scope.get("route")
+    method = scope["method"] if scope["method"] in _METHODS else "other"
+    key: tuple[object, str, int] = (id(route), method, status)
+    if route is None:
+        key = (_template(m, scope, None), method, status)
+    children = m.http_children.get(key)
+    if children is None:
+        names = (method, _template(m, scope, route) if route is not None else str(key[0]), str(status))
+        children = m.http_children[key] = (m.http_requests.labels(*names), m.http_duration.labels(*names))
+    return children
 
 
 def observe_request(scope: MutableMapping[str, Any], status: int, seconds: float) -> None:
@@ -189,18 +201,9 @@ def observe_request(scope: MutableMapping[str, Any], status: int, seconds: float
     if m is None:
         return
     try:
-        route = scope.get("route")
-        # Routes compare by value and are unhashable; each lives as long as the app, so its id is a key.
-        key = (id(route), scope["method"], status)
-        children = m.http_children.get(key) if route is not None else None
-        if children is None:
-            method = scope["method"] if scope["method"] in _METHODS else "other"
-            labels = (method, _template(m, scope, route), str(status))
-            children = (m.http_requests.labels(*labels), m.http_duration.labels(*labels))
-            if route is not None and method != "other":  # a bounded key: routes x methods x statuses
-                m.http_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        requests, duration = _children(m, scope, status)
+        requests.inc()
+        duration.observe(seconds)
     except Exception:  # counting never fails a request
         log.exception("metrics_request_not_counted")
 
@@ -215,17 +218,20 @@ def count_events(events: Iterable[dict[str, Any]]) -> None:
     m = _metrics
     if m is None:
         return
-    for event in events:
-        kind = event["type"]
-        if not kind.startswith("payment."):
-            continue
-        provider = event["data"]["provider"]
-        if kind == "payment.created":
-            m.payments_created.labels(provider).inc()
-        elif kind == "payment.transition_rejected":
-            m.payment_rejections.labels(provider, event["data"]["rejected"]["reason"]).inc()
-        else:
-            m.payment_transitions.labels(provider, event["previous_status"], event["status"]).inc()
+    try:
+        for event in events:
+            kind = event["type"]
+            if not kind.startswith("payment."):
+                continue
+            provider = event["data"]["provider"]
+            if kind == "payment.created":
+                m.payments_created.labels(provider).inc()
+            elif kind == "payment.transition_rejected":
+                m.payment_rejections.labels(provider, event["data"]["rejected"]["reason"]).inc()
+            else:
+                m.payment_transitions.labels(provider, event["previous_status"], event["status"]).inc()
+    except Exception:  # after the commit: the request has succeeded, whatever happens here
+        log.exception("metrics_events_not_counted")
 
 
 def counting_events(
