@@ -1,5 +1,5 @@
-"""GET /metrics of real `gateway serve --workers 2` and `gateway worker` processes, scraped on their
-metrics port and read with prometheus_client's own parser.
+"""GET /metrics of real `gateway serve --workers 2`, `gateway worker` and `gateway dev` processes,
+scraped on their metrics port and read with prometheus_client's own parser.
 
 Each process runs on a database of its own (created and migrated here, on the session's server), so
 no other test's payments, webhooks or deliveries reach its counters and every count is exact.
@@ -417,3 +417,30 @@ async def test_gateway_worker_exports_its_own_metrics_and_cleans_up(
         assert not Path(directory).exists()  # its own directory, removed at exit
     with socket.socket() as s:  # and its port closed
         assert s.connect_ex(("127.0.0.1", metrics_port)) != 0
+
+
+async def test_gateway_dev_counts_in_its_one_process(servers: EmbeddedServers, tmp_path: Path) -> None:
+    """One process, which imported prometheus_client before its exporter named the directory."""
+    port, metrics_port = free_port(), free_port()
+    async with fresh_database(servers) as url:
+        env = gateway_env(
+            url, servers.redis.url, GATEWAY_METRICS_PORT=str(metrics_port), GATEWAY_DATA_DIR=str(tmp_path)
+        )
+        with gateway_process(tmp_path, env, "dev", "--port", str(port)) as proc:
+
+            async def up() -> bool:
+                assert proc.poll() is None, (tmp_path / "gateway.log").read_text()
+                try:
+                    async with httpx.AsyncClient(timeout=5) as c:
+                        return (await c.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_for(up, timeout=90)
+            samples = await scrape(metrics_port)
+            assert of(samples, "gateway_processes") == {(): 1}
+            healthz = of(samples, "gateway_http_requests_total")[
+                labels(method="GET", route="/healthz", status="200")
+            ]
+            assert healthz == 1  # the one that answered 200 (earlier tries found no server)
+        assert proc.returncode == 0, (tmp_path / "gateway.log").read_text()
