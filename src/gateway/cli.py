@@ -20,6 +20,7 @@ import typer
 import uvicorn
 
 from gateway.logging import get_logger
+from gateway.metrics_server import exporting
 from gateway.settings import Settings, get_settings
 
 log = get_logger("gateway.cli")
@@ -174,7 +175,7 @@ def dev(
         # uvicorn re-raises the signal it caught once it has shut down; make SIGTERM unwind like
         # Ctrl-C so the ExitStack still stops both embedded servers.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt), exporting(settings):
             server.run()
 
 
@@ -189,17 +190,21 @@ def serve(
             "Set GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL (or use `gateway dev`).", fg="red", err=True
         )
         raise typer.Exit(2)
-    uvicorn.run(
-        "gateway.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=20,
-    )
+    from gateway.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)  # this process's own lines (the exporter's)
+    with exporting(settings):  # before the workers start: they inherit its directory
+        uvicorn.run(
+            "gateway.main:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            timeout_graceful_shutdown=20,
+        )
 
 
 @app.command()
@@ -224,7 +229,8 @@ def worker() -> None:
                 loop.add_signal_handler(sig, rt.stop.set)
             await rt.stop.wait()
 
-    asyncio.run(main())
+    with exporting(settings):
+        asyncio.run(main())
 
 
 @app.command()

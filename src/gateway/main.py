@@ -11,6 +11,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from gateway import metrics
 from gateway.api.boundary import ErrorBoundary
 from gateway.api.providers import router as providers_router
 from gateway.context import AppContext
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with runtime(settings, Loops.from_settings(settings)) as rt:
             app.state.ctx = rt.ctx
             app.state.payments = rt.payments
+            metrics.learn_routes(app)  # when metrics are on: the routes of replays (before routing)
             # Everything built so far lives as long as the process: out of the collector's sight, a
             # full collection no longer walks it (pauses of tens of ms under load otherwise).
             gc.freeze()

@@ -138,6 +138,11 @@ class Settings(BaseSettings, ProviderSettings):
     port: int = Field(8000, ge=1, le=65_535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    # Prometheus metrics on their own port, never the API's: 0 is off. The `gateway` command (serve,
+    # worker, dev) serves GET /metrics there, summed over all its worker processes (metrics_server.py).
+    metrics_port: int = Field(0, ge=0, le=65_535)
+    # Loopback by default: the metrics are for the operator's Prometheus, not the public.
+    metrics_host: str = "127.0.0.1"
     # FastAPI's native OpenTelemetry (traces, metrics, logs to the process's global providers). Off,
     # FastAPI skips even the per-request check for configured providers.
     opentelemetry: bool = False

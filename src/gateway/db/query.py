@@ -111,3 +111,18 @@ async def claim_due_for_reconcile(
     assert table in ("payments", "refunds")  # an identifier, never input
     sql = _CLAIM_DUE.format(table=table)
     return [r[0] for r in await q.fetch(sql, limit, backoff, max_backoff, list(statuses))]
+
+
+_COUNT_DUE = """
+SELECT count(*) FROM (
+    SELECT 1 FROM {table} WHERE status = ANY($2) AND next_reconcile_at <= now() LIMIT $1
+) due
+"""
+
+
+async def count_due_for_reconcile(q: Queries, table: str, statuses: tuple[str, ...], *, cap: int) -> int:
+    """How many rows `claim_due_for_reconcile` would take if it took them all (up to `cap`: the
+    metrics' reconciler backlog, read at every scrape, stays a bounded index scan)."""
+    assert table in ("payments", "refunds")  # an identifier, never input
+    count: int = await q.fetchval(_COUNT_DUE.format(table=table), cap, list(statuses))
+    return count

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway.db import query
 from gateway.db.database import Queries, Tx
 from gateway.db.query import Where, claim_due_for_reconcile, paginate
 from gateway.kit.pagination import Page
@@ -85,12 +86,15 @@ def save(tx: Tx, payment: Payment, changes: dict[str, Any]) -> None:
     tx.update(PAYMENTS, payment.id, changes)
 
 
+# The statuses the reconciler asks about (ix_payments_reconcile_due covers them).
+UNSETTLED = ("pending", "requires_action", "processing")
+
+
 async def claim_for_reconcile(q: Queries, limit: int, backoff: float, max_backoff: float) -> list[str]:
     return await claim_due_for_reconcile(
-        q,
-        "payments",
-        ("pending", "requires_action", "processing"),
-        limit=limit,
-        backoff=backoff,
-        max_backoff=max_backoff,
+        q, "payments", UNSETTLED, limit=limit, backoff=backoff, max_backoff=max_backoff
     )
+
+
+async def count_due_for_reconcile(q: Queries, cap: int) -> int:
+    return await query.count_due_for_reconcile(q, "payments", UNSETTLED, cap=cap)

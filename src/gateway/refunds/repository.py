@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway.db import query
 from gateway.db.database import Queries, Tx
 from gateway.db.query import Where, claim_due_for_reconcile, paginate
 from gateway.kit.pagination import Page
@@ -100,3 +101,7 @@ async def claim_for_reconcile(q: Queries, limit: int, backoff: float, max_backof
     return await claim_due_for_reconcile(
         q, "refunds", ("pending",), limit=limit, backoff=backoff, max_backoff=max_backoff
     )
+
+
+async def count_due_for_reconcile(q: Queries, cap: int) -> int:
+    return await query.count_due_for_reconcile(q, "refunds", ("pending",), cap=cap)

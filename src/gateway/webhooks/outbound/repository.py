@@ -88,6 +88,32 @@ RETURNING id
 """
 
 
+# The queue's head in the order workers take it (ix_webhook_deliveries_due), up to $1 rows: the due
+# ones (claimed or not), the ones waiting for a retry, and the age of the oldest due one.
+_QUEUE = """
+SELECT count(*) FILTER (WHERE next_attempt_at <= now()),
+       count(*) FILTER (WHERE next_attempt_at > now()),
+       COALESCE(EXTRACT(EPOCH FROM now() - min(next_attempt_at)
+                        FILTER (WHERE next_attempt_at <= now())), 0)::float8
+FROM (SELECT next_attempt_at FROM webhook_deliveries WHERE status = 'pending'
+      ORDER BY next_attempt_at LIMIT $1) head
+"""
+
+
+@dataclass(frozen=True)
+class Queue:
+    due: int
+    scheduled: int
+    oldest_due_seconds: float
+
+
+async def queue(q: Queries, cap: int) -> Queue:
+    """The pending deliveries, counted up to `cap` in all (a bounded index scan at every scrape)."""
+    row = await q.fetchrow(_QUEUE, cap)
+    assert row is not None  # an aggregate: always one row
+    return Queue(row[0], row[1], row[2])
+
+
 def _qualified(alias: str, columns: str) -> str:
     return ", ".join(f"{alias}.{c}" for c in columns.split(", "))
 
