@@ -122,15 +122,21 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 @app.command()
 def dev(
-    port: Annotated[int | None, typer.Option(help="Port to serve on (default: GATEWAY_PORT or 8000)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default: GATEWAY_HOST or 127.0.0.1)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65_535, help="Port to serve on (default: GATEWAY_PORT or 8000)")
+    ] = None,
 ) -> None:
     """Run everything on this machine: embedded PostgreSQL and Redis, migrations, a demo merchant, the API."""
     from gateway.embedded import EmbeddedPostgres, EmbeddedRedis
     from gateway.logging import configure_logging
 
     settings = _settings_or_exit()
-    if port is not None:
-        settings = settings.model_copy(update={"port": port})
+    settings = settings.model_copy(
+        update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    )
     if "GATEWAY_LOG_JSON" not in os.environ:
         settings = settings.model_copy(update={"log_json": False})  # a person reads these logs
     if "GATEWAY_DELIVERY__ALLOW_PRIVATE_TARGETS" not in os.environ:
@@ -180,9 +186,28 @@ def dev(
 
 @app.command()
 def serve(
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default: GATEWAY_HOST or 127.0.0.1)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65_535, help="Port to bind (default: GATEWAY_PORT or 8000)")
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar=["GATEWAY_WORKERS", "WEB_CONCURRENCY"],
+            help="Worker processes (uvicorn's --workers)",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API against the configured PostgreSQL and Redis (production)."""
+    # A flag wins over the environment. Written back to it, so the settings every worker process reads
+    # agree with the socket (the default public URL, which providers' callbacks use, is http://HOST:PORT).
+    for name, value in (("GATEWAY_HOST", host), ("GATEWAY_PORT", port)):
+        if value is not None:
+            os.environ[name] = str(value)
+    get_settings.cache_clear()
     settings = _settings_or_exit()
     if not settings.database_url or not settings.redis_url:
         typer.secho(
