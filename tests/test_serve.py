@@ -12,8 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from gateway.embedded import EmbeddedServers, free_port
+from gateway.settings import Settings
 from support import Merchant, wait_for
 
 
@@ -123,3 +125,18 @@ async def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
     )
     assert (r.returncode, r.stdout) == (2, "")
     assert "Invalid value for '--port'" in r.stderr
+
+
+def test_workers_come_from_gateway_workers_or_uvicorns_web_concurrency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GATEWAY_WORKERS", raising=False)
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    assert Settings(_env_file=None).workers == 1
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert Settings(_env_file=None).workers == 3
+    monkeypatch.setenv("GATEWAY_WORKERS", "4")
+    assert Settings(_env_file=None).workers == 4
+    monkeypatch.setenv("GATEWAY_WORKERS", "0")
+    with pytest.raises(ValidationError, match="GATEWAY_WORKERS"):
+        Settings(_env_file=None)

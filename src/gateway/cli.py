@@ -220,17 +220,13 @@ def serve(
         int | None, typer.Option(min=1, max=65_535, help="Port to bind (default: GATEWAY_PORT or 8000)")
     ] = None,
     workers: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            envvar=["GATEWAY_WORKERS", "WEB_CONCURRENCY"],
-            help="Worker processes (uvicorn's --workers)",
-        ),
-    ] = 1,
+        int | None, typer.Option(min=1, help="Worker processes (default: GATEWAY_WORKERS or 1)")
+    ] = None,
 ) -> None:
     """Serve the API against the configured PostgreSQL and Redis (production)."""
-    # A flag wins over the environment. Written back to it, so the settings every worker process reads
-    # agree with the socket (the default public URL, which providers' callbacks use, is http://HOST:PORT).
+    # A flag wins over the environment and .env. Host and port are written back to the environment, so
+    # the settings each worker process reads agree with the socket (the default public URL, which
+    # providers' callbacks use, is http://HOST:PORT).
     for name, value in (("GATEWAY_HOST", host), ("GATEWAY_PORT", port)):
         if value is not None:
             os.environ[name] = str(value)
@@ -246,7 +242,7 @@ def serve(
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=workers,
+        workers=workers or settings.workers,
         log_config=None,
         access_log=False,
         proxy_headers=True,
