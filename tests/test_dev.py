@@ -7,6 +7,7 @@ permissions it changes so PostgreSQL's own user can reach its data, and changes 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -88,6 +89,23 @@ async def test_merchants_create_beside_a_running_gateway_dev(tmp_path: Path) -> 
             assert paid.status_code == 201, paid.text
             listed = await c.get("/v1/payments", headers=auth)
             assert [p["id"] for p in listed.json()["data"]] == [paid.json()["id"]]
+
+            # `gateway listen` with no flag: the running dev's address (not 8000) and its demo key.
+            listen = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "listen"],
+                env=clean_env(),
+                cwd=project,
+                stderr=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                text=True,
+            )
+            try:
+                assert listen.stderr is not None
+                first = await asyncio.wait_for(asyncio.to_thread(listen.stderr.readline), timeout=60)
+            finally:
+                listen.terminate()
+                listen.wait(timeout=30)
+            assert first == f"Ready! Listening for * events on {api} (Ctrl-C to stop)\n"
     finally:
         dev.send_signal(signal.SIGTERM)
         dev.wait(timeout=60)
