@@ -136,6 +136,10 @@ class Settings(BaseSettings, ProviderSettings):
     environment: Literal["development", "test", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65_535)
+    # `gateway serve` worker processes; uvicorn's own WEB_CONCURRENCY is read too.
+    workers: int = Field(
+        1, ge=1, validation_alias=AliasChoices("GATEWAY_WORKERS", "WEB_CONCURRENCY", "workers")
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     # Prometheus metrics on their own port, never the API's: 0 is off. The `gateway` command (serve,
