@@ -85,6 +85,7 @@ def test_problem_schema_has_every_member_the_server_sends(doc: dict[str, Any]) -
         "errors",
         "param",
         "supported",
+        "limit",
         "remaining",
         "currency",
         "status_now",

@@ -32,7 +32,12 @@ class Problem(BaseModel):
     request_id: str | None = None
     errors: list[FieldError] | None = Field(None, description="Validation: every field that failed")
     param: str | None = Field(None, description="The parameter or field the error is about")
-    supported: list[str] | None = Field(None, description="`currency_not_supported`: what the provider takes")
+    supported: list[str] | None = Field(
+        None,
+        description="`currency_not_supported`: the provider's currencies; `unsupported_media_type`: "
+        "the media types the server reads",
+    )
+    limit: int | None = Field(None, description="`payload_too_large`: the largest body taken, in bytes")
     remaining: int | None = Field(
         None, description="`refund_exceeds_remaining`: minor units still refundable"
     )
