@@ -6,11 +6,12 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test lint fmt check serve migrate clean help bench profile
+.PHONY: dev test faults lint fmt check serve migrate clean help bench profile
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite against real PostgreSQL and Redis"
+	@echo "make faults only the fault suite (tests/faults/; part of make test too): kills and outages"
 	@echo "make lint   ruff, mypy and the import-layering contracts"
 	@echo "make bench  the gateway against a bare-stack floor with wrk (BENCH_QUICK=1: ~3 min); see bench/README.md"
 	@echo "make profile  a py-spy flame graph of a gateway worker under create-payment load"
@@ -28,6 +29,10 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest
+
+# The fault suite alone (make test runs it as well): real processes killed and servers stopped.
+faults: $(STAMP)
+	$(VENV)/bin/pytest -rP tests/faults
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests alembic bench
