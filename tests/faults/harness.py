@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from drivers.paystack import charge_answer, transaction, verify_answer
@@ -301,9 +301,13 @@ class FakePaystack:
         if request.headers.get("authorization") != f"Bearer {self.secret_key}":
             status, answer = 401, {"status": False, "message": "Invalid key"}
         elif method == "POST" and path == "/transaction/charge_authorization":
+            try:
+                body = orjson.loads(await request.body())
+            except ClientDisconnect:  # the gateway died while sending it: no charge was asked for
+                return
             self.in_flight += 1
             try:
-                reply = await self._charge(orjson.loads(await request.body()))
+                reply = await self._charge(body)
             finally:
                 self.in_flight -= 1
             if isinstance(reply, Response):
@@ -382,7 +386,10 @@ class HoldingReceiver:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the worker died mid-send: nothing arrived
+            return
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.arrivals.append(Received(headers, body))
         if self.holding:
