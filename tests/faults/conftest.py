@@ -10,15 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from faults.harness import (
-    FakePaystack,
-    FaultServers,
-    GatewayProcess,
-    api_process,
-    fake_paystack,
-    merchant_client_of,
-    new_merchant,
-)
+from faults.counting import merchant_client_of
+from faults.peers import FakePaystack, fake_paystack
+from faults.processes import FaultServers, GatewayProcess, api_process, new_merchant
 from gateway.cli import run_migrations
 from gateway.embedded import EmbeddedServers, free_port
 from support import PAYSTACK_SECRET_KEY, Merchant

@@ -15,17 +15,9 @@ import uuid
 
 import httpx
 
-from faults.harness import (
-    FakePaystack,
-    FaultServers,
-    GatewayProcess,
-    Tally,
-    database,
-    ledger,
-    paystack_reference,
-    report,
-    until_final,
-)
+from faults.counting import Tally, ledger, report, until_final
+from faults.peers import FakePaystack, paystack_reference
+from faults.processes import FaultServers, GatewayProcess, database
 from support import Merchant, wait_for
 
 N = 40

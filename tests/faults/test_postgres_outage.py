@@ -19,19 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from faults.harness import (
-    ANSWER_BOUND,
-    FaultServers,
-    Ledger,
-    Tally,
-    api_process,
-    database,
-    ledger,
-    merchant_client_of,
-    new_merchant,
-    report,
-    until_final,
-)
+from faults.counting import ANSWER_BOUND, Ledger, Tally, ledger, merchant_client_of, report, until_final
+from faults.processes import FaultServers, api_process, database, new_merchant
 from gateway.embedded import EmbeddedServers
 
 PAID = 30  # payments made before the faults, each then refunded in two parts during them

@@ -16,19 +16,9 @@ from typing import Any
 
 import httpx
 
-from faults.harness import (
-    DECLINED_CARD,
-    FakePaystack,
-    FaultServers,
-    GatewayProcess,
-    Tally,
-    database,
-    gateway_env,
-    ledger,
-    paystack_reference,
-    report,
-    until_final,
-)
+from faults.counting import Tally, ledger, report, until_final
+from faults.peers import DECLINED_CARD, FakePaystack, paystack_reference
+from faults.processes import FaultServers, GatewayProcess, database, gateway_env
 from support import PAYSTACK_SECRET_KEY, Merchant, wait_for
 
 TIMEOUTS = 10

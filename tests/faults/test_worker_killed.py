@@ -16,16 +16,9 @@ from pathlib import Path
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from faults.harness import (
-    FaultServers,
-    GatewayProcess,
-    Tally,
-    database,
-    gateway_env,
-    holding_receiver,
-    report,
-    until_final,
-)
+from faults.counting import Tally, report, until_final
+from faults.peers import holding_receiver
+from faults.processes import FaultServers, GatewayProcess, database, gateway_env
 from gateway.embedded import free_port
 from support import Merchant, wait_for
 
