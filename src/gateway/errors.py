@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis import exceptions as redis_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://docs.gateway.dev/errors/"
@@ -35,6 +38,18 @@ class AuthenticationError(GatewayError):
 
 class InvalidApiKey(GatewayError):
     status, code, title = 401, "invalid_api_key", "Invalid API key"
+
+
+class PayloadTooLarge(GatewayError):
+    status, code, title = 413, "payload_too_large", "The request body is too large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status, code, title = 415, "unsupported_media_type", "The request body is not JSON"
+
+
+class ServiceUnavailable(GatewayError):
+    status, code, title = 503, "service_unavailable", "A service the gateway needs is unavailable"
 
 
 class NotFound(GatewayError):
@@ -180,15 +195,51 @@ def problem_response(
 
 
 def render_gateway_error(exc: GatewayError, request_id: str | None) -> Response:
+    headers = exc.headers
+    if exc.status == 401 and "WWW-Authenticate" not in headers:
+        headers = {**headers, "WWW-Authenticate": "Bearer"}  # RFC 9110: a 401 names its scheme
     return problem_response(
         status=exc.status,
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
         request_id=request_id,
-        headers=exc.headers,
+        headers=headers,
         **exc.extra,
     )
+
+
+# How long a client should wait before retrying while PostgreSQL or Redis is away: a restart or a
+# failover takes seconds, and a sooner retry only adds to the load of the one coming back.
+OUTAGE_RETRY_AFTER = "2"
+
+
+def outage_of(exc: BaseException) -> str | None:
+    """ "postgres" or "redis" when `exc` says that service is unreachable, restarting or refusing
+    connections (a retry later can succeed), else None (a bug: a 500)."""
+    if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.ReadOnlyError):
+        return "redis"
+    if isinstance(
+        exc,
+        asyncpg.PostgresConnectionError  # the connection broke or was refused (08xxx)
+        | asyncpg.exceptions.OperatorInterventionError  # shutting down, starting up (57xxx)
+        | asyncpg.exceptions.InsufficientResourcesError  # too many connections, disk full (53xxx)
+        | asyncpg.exceptions.ReadOnlySQLTransactionError  # a failover left us on a replica
+        | asyncpg.exceptions.ConnectionDoesNotExistError,
+    ):
+        return "postgres"
+    if isinstance(exc, OSError | TimeoutError):  # connect refused or reset, pool or command timeout
+        return "postgres" if _raised_in(exc, "/asyncpg/") else "redis" if _raised_in(exc, "/redis/") else None
+    return None
+
+
+def _raised_in(exc: BaseException, package: str) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if package in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 # Error kinds of our own validators that deserve their own top-level code (see docs/api.md).
@@ -234,27 +285,48 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        status = exc.status_code
+        headers = dict(exc.headers or {})
+        code, title, detail = _HTTP_ERRORS.get(status, ("http_error", str(exc.detail), str(exc.detail)))
+        if status == 405:
+            headers["Allow"] = _allowed_methods(request)
+            detail = f"{request.method} is not allowed here; use {headers['Allow']}."
         return problem_response(
-            status=exc.status_code,
+            status=status,
             code=code,
-            title=str(exc.detail),
-            detail=str(exc.detail),
+            title=title,
+            detail=detail,
             request_id=_request_id(request),
-            headers=dict(exc.headers or {}),
-        )
-
-    async def unhandled(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled_error", error_type=type(exc).__name__)
-        return problem_response(
-            status=500,
-            code="internal_error",
-            title="Internal error",
-            detail="An unexpected error occurred; it has been logged.",
-            request_id=_request_id(request),
+            headers=headers,
         )
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unhandled)
+    # Every other exception (outages, bugs) is answered by api.boundary.ErrorBoundary.
+
+
+# What FastAPI and Starlette raise themselves. FastAPI's only 400 is a body it could not decode
+# (not UTF-8, or an integer of more than 4300 digits, Python's limit); it is as malformed as bad JSON.
+_HTTP_ERRORS = {
+    400: (
+        MalformedJson.code,
+        MalformedJson.title,
+        "The body could not be read as JSON: it is not UTF-8, or a number in it has more than 4300 digits.",
+    ),
+    404: ("not_found", "Not found", "No such route. The API lives under /v1 (see /docs)."),
+    405: ("method_not_allowed", "Method not allowed", ""),
+    413: (PayloadTooLarge.code, PayloadTooLarge.title, PayloadTooLarge.title),
+}
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    routes = request.app.router.routes
+    allowed = [
+        m for m in _METHODS if any(r.matches({**request.scope, "method": m})[0] == Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: a request id on every request, response and log line, plus an access log."""
+"""Pure ASGI middleware: a request id on every request, response and log line, plus an access log
+and the request metrics (one timing serves both)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import time
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import metrics
 
 log = structlog.get_logger("gateway.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -50,10 +53,12 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(scope, status, elapsed)
             log.info(
                 "request",
                 method=scope["method"],
                 path=_loggable(scope["path"]),
                 status=status,
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
             )

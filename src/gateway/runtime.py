@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from gateway import metrics
 from gateway.context import AppContext
 from gateway.db.database import Database
 from gateway.events.publisher import EventPublisher
@@ -70,12 +71,15 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
             "GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL must be set (or run `gateway dev`, which "
             "starts embedded servers)."
         )
+    if settings.metrics_port:
+        metrics.enable()
     redis = Redis.from_url(settings.redis_url, health_check_interval=30)
     batcher = RedisBatcher(redis)
     publisher = EventPublisher(batcher)
     db = await Database.connect(settings.database_url, settings.database)
-    # Committed events go live through Redis; their outbound deliveries are written with them.
-    db.on_commit, db.event_followers = publisher.publish_soon, FOLLOWERS
+    # Committed events go live through Redis (and are counted); their outbound deliveries are written
+    # with them.
+    db.on_commit, db.event_followers = metrics.counting_events(publisher.publish_soon), FOLLOWERS
     registry = build_registry(settings, redis, settings.base_url)
     ctx = AppContext(
         settings=settings,
@@ -123,4 +127,5 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         await publisher.drain()
         await redis.aclose()
         await db.close()
+        metrics.process_exit()
         log.info("gateway_stopped")

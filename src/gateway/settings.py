@@ -70,6 +70,8 @@ class WebhookSettings(BaseModel):
     sweep_after_seconds: float = Field(30.0, ge=0)
     sweep_interval_seconds: float = Field(15.0, gt=0)
     max_attempts: int = Field(10, ge=1)
+    # Providers' notifications are a few KB; a bigger body is refused (413) before it is read whole.
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
 
 
 class DeliverySettings(BaseModel):
@@ -134,8 +136,17 @@ class Settings(BaseSettings, ProviderSettings):
     environment: Literal["development", "test", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65_535)
+    # `gateway serve` worker processes; uvicorn's own WEB_CONCURRENCY is read too.
+    workers: int = Field(
+        1, ge=1, validation_alias=AliasChoices("GATEWAY_WORKERS", "WEB_CONCURRENCY", "workers")
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    # Prometheus metrics on their own port, never the API's: 0 is off. The `gateway` command (serve,
+    # worker, dev) serves GET /metrics there, summed over all its worker processes (metrics_server.py).
+    metrics_port: int = Field(0, ge=0, le=65_535)
+    # Loopback by default: the metrics are for the operator's Prometheus, not the public.
+    metrics_host: str = "127.0.0.1"
     # FastAPI's native OpenTelemetry (traces, metrics, logs to the process's global providers). Off,
     # FastAPI skips even the per-request check for configured providers.
     opentelemetry: bool = False
@@ -153,6 +164,8 @@ class Settings(BaseSettings, ProviderSettings):
     delivery: DeliverySettings = DeliverySettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
 
+    # Request bodies above this size are refused (413 payload_too_large) before they are read whole.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
     # In-process cache of API-key lookups; revocations take effect within this many seconds.
     api_key_cache_seconds: float = Field(30.0, ge=0)
     # Live streams (/v1/events/stream, /v1/payments/{id}/stream) send a comment line this often so

@@ -60,6 +60,16 @@ class Driver:
         """The same delivery with a signature that does not verify."""
         raise NotImplementedError
 
+    def method_details(self, payment: dict[str, Any], via: str) -> dict[str, Any] | None:
+        """The payment_method_details the gateway must show once `payment` succeeded, told by this
+        driver's success_webhook (via="webhook") or by a status query after mock_fetch (via="query"):
+        the values of the provider's own payloads, in our shape."""
+        raise NotImplementedError
+
+    def full_numbers(self, payment: dict[str, Any]) -> list[str]:
+        """Full card or phone numbers this driver's payloads carry for `payment`: never in an event."""
+        return []
+
     def webhook_path(self, headers: dict[str, str]) -> str:
         """Where this delivery is posted; providers that sign nothing (M-Pesa, MoMo) get a secret token
         in the path (/v1/webhooks/{provider}/{token}), which their drivers read from `headers`."""

@@ -3,6 +3,8 @@
 The customer step is the hosted checkout (`POST /v3/payments` -> data.link); a decline comes from a
 saved-card charge (`POST /v3/tokenized-charges`), the one v3 flow that answers with an outcome at once.
 Amounts are JSON numbers in major units, written as exact literals ("50.00"), as Flutterwave sends them.
+A webhook is only a hint (the gateway verifies before acting), so the driver keeps the transactions
+Flutterwave knows (FakeVerify) and answers both verify endpoints from them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 from typing import Any
 
 import httpx
@@ -113,6 +116,43 @@ def hashed(body: bytes) -> tuple[dict[str, str], bytes]:
     return {"content-type": "application/json", "verif-hash": FLUTTERWAVE_SECRET_HASH}, body
 
 
+# Verify's answer for an id or tx_ref Flutterwave does not know (docs/providers/flutterwave.md, Errors).
+NOT_FOUND = {"status": "error", "message": "No transaction was found for this id", "data": None}
+
+
+class FakeVerify:
+    """`GET /v3/transactions/{id}/verify` and `GET /v3/transactions/verify_by_reference?tx_ref=` on a
+    respx router, answering from the transactions this fake was told Flutterwave has."""
+
+    def __init__(self) -> None:
+        self.by_ref: dict[str, dict[str, Any]] = {}
+
+    def knows(self, data: dict[str, Any]) -> None:
+        """Flutterwave now has this transaction (the latest one for its tx_ref)."""
+        self.by_ref[data["tx_ref"]] = data
+
+    def install(self, router: respx.Router) -> tuple[respx.Route, respx.Route]:
+        by_reference = router.get(f"{FLUTTERWAVE_API}/v3/transactions/verify_by_reference").mock(
+            side_effect=self._by_reference
+        )
+        by_id = router.get(
+            url__regex=rf"^{re.escape(FLUTTERWAVE_API)}/v3/transactions/(?P<tx_id>\d+)/verify$"
+        ).mock(side_effect=self._by_id)
+        return by_reference, by_id
+
+    @staticmethod
+    def _answer(data: dict[str, Any] | None) -> httpx.Response:
+        if data is None:
+            return httpx.Response(400, json=NOT_FOUND)
+        return httpx.Response(200, content=envelope("Transaction fetched successfully", data))
+
+    def _by_reference(self, request: httpx.Request) -> httpx.Response:
+        return self._answer(self.by_ref.get(request.url.params.get("tx_ref", "")))
+
+    def _by_id(self, request: httpx.Request, tx_id: str) -> httpx.Response:
+        return self._answer(next((d for d in self.by_ref.values() if d["id"] == int(tx_id)), None))
+
+
 class FlutterwaveDriver(Driver):
     name = "flutterwave"
     currency = "KES"
@@ -127,6 +167,7 @@ class FlutterwaveDriver(Driver):
     def __init__(self) -> None:
         # Flutterwave's transaction id of each payment reported paid (its refunds name it).
         self.transaction_ids: dict[str, int] = {}
+        self.verify = FakeVerify()
 
     def create_body(self, scenario: str) -> dict[str, Any]:
         body = {
@@ -139,6 +180,7 @@ class FlutterwaveDriver(Driver):
         return body
 
     def mock_create(self, router: respx.Router, scenario: str) -> None:
+        self.verify.install(router)
         if scenario == "decline":
 
             def declined(request: httpx.Request) -> httpx.Response:
@@ -159,16 +201,10 @@ class FlutterwaveDriver(Driver):
     def mock_fetch(self, router: respx.Router, payment: dict[str, Any], status: str) -> None:
         flw_status = {"succeeded": "successful", "failed": "failed", "processing": "pending"}[status]
         tx_id = self.transaction_ids.setdefault(payment["id"], new_id())
-        data = transaction(
-            tx_id, payment["id"], payment["amount"], payment["currency"], flw_status, "Approved"
+        self.verify.knows(
+            transaction(tx_id, payment["id"], payment["amount"], payment["currency"], flw_status, "Approved")
         )
-        if payment["provider_reference"]:
-            route = router.get(f"{FLUTTERWAVE_API}/v3/transactions/{payment['provider_reference']}/verify")
-        else:
-            route = router.get(
-                f"{FLUTTERWAVE_API}/v3/transactions/verify_by_reference", params={"tx_ref": payment["id"]}
-            )
-        route.respond(200, content=envelope("Transaction fetched successfully", data))
+        self.verify.install(router)
 
     def mock_refund(self, router: respx.Router, payment: dict[str, Any], amount: int) -> None:
         tx_id = self.transaction_ids[payment["id"]]
@@ -195,7 +231,22 @@ class FlutterwaveDriver(Driver):
             "successful",
             "Approved by Financial Institution",
         )
+        if reference is None:
+            # What the webhook says is what Flutterwave's verify will say (a ghost is known to neither).
+            self.verify.knows(data)
         return hashed(webhook(data))
+
+    def method_details(self, payment: dict[str, Any], via: str) -> dict[str, Any] | None:
+        # transaction()'s card: type MASTERCARD, last_4digits 2950, expiry 09/32, issuer "MASTERCARD CREDIT".
+        return {
+            "type": "card",
+            "brand": "mastercard",
+            "last4": "2950",
+            "exp_month": 9,
+            "exp_year": 2032,
+            "funding": "credit",
+            "country": "NG",
+        }
 
     def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
         return {**headers, "verif-hash": FLUTTERWAVE_SECRET_HASH[:-1] + "X"}

@@ -285,6 +285,19 @@ class MomoDriver(Driver):
         kept = self.fake.settle(payment, "SUCCESSFUL", amount=money, currency=cur)
         return callback(kept)
 
+    def method_details(self, payment: dict[str, Any], via: str) -> dict[str, Any] | None:
+        # The status body's payer (MSISDN) and financialTransactionId.
+        kept = self.fake.requests[reference_id(payment["id"])]
+        return {
+            "type": "mobile_money",
+            "operator": "mtn",
+            "phone_last4": kept.body["payer"]["partyId"][-4:],
+            "receipt": kept.financial_transaction_id,
+        }
+
+    def full_numbers(self, payment: dict[str, Any]) -> list[str]:
+        return [self.fake.requests[reference_id(payment["id"])].body["payer"]["partyId"]]
+
     def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
         # Nothing is signed: a forger can only guess the URL's token.
         return {**headers, CALLBACK_TOKEN_HEADER: MOMO_CALLBACK_TOKEN[:-4] + "XXXX"}

@@ -351,6 +351,15 @@ class MpesaDriver(Driver):
         original = self.daraja.receipts[payment["provider_reference"]]
         return callback_headers(), reversal_result(conversation, originator, original, refund["amount"])
 
+    def method_details(self, payment: dict[str, Any], via: str) -> dict[str, Any] | None:
+        # The callback's MpesaReceiptNumber and PhoneNumber; STK Query alone names neither, so the
+        # number is the one prompted (the customer's) and the receipt stays unknown.
+        receipt = self.daraja.receipts[payment["provider_reference"]] if via == "webhook" else None
+        return {"type": "mobile_money", "operator": "mpesa", "phone_last4": "4149", "receipt": receipt}
+
+    def full_numbers(self, payment: dict[str, Any]) -> list[str]:
+        return [str(MSISDN)]
+
     def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
         return {**headers, CALLBACK_TOKEN_HEADER: MPESA_CALLBACK_TOKEN[:-4] + "XXXX"}
 

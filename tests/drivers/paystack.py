@@ -246,6 +246,18 @@ class PaystackDriver(Driver):
         body = refund_event(payment["provider_reference"], refund["amount"], refund["currency"])
         return sign(body), body
 
+    def method_details(self, payment: dict[str, Any], via: str) -> dict[str, Any] | None:
+        # transaction()'s authorization: brand visa, last4 4081, exp 12/2030, card_type "visa ", NG.
+        return {
+            "type": "card",
+            "brand": "visa",
+            "last4": "4081",
+            "exp_month": 12,
+            "exp_year": 2030,
+            "funding": None,
+            "country": "NG",
+        }
+
     def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
         sig = headers["x-paystack-signature"]
         return {

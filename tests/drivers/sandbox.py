@@ -9,6 +9,17 @@ from drivers.base import Driver
 from gateway.providers.sandbox.settings import SandboxSettings
 from support import ACTION_DELAY, SANDBOX_SECRET, signed
 
+# The sandbox's test card of its customer-step scenarios, as its webhooks carry it.
+CARD_3DS = {
+    "type": "card",
+    "brand": "visa",
+    "exp_month": 12,
+    "exp_year": 2034,
+    "funding": "credit",
+    "country": "US",
+    "last4": "3155",
+}
+
 
 class SandboxDriver(Driver):
     name = "sandbox"
@@ -52,10 +63,16 @@ class SandboxDriver(Driver):
                     "currency": currency or payment["currency"],
                     "failure_code": None,
                     "failure_message": None,
+                    "payment_method_details": CARD_3DS,
                 },
             }
         ).encode()
         return signed(body), body
+
+    def method_details(self, payment: dict[str, Any], via: str) -> dict[str, Any] | None:
+        return {
+            k: CARD_3DS[k] for k in ("type", "brand", "last4", "exp_month", "exp_year", "funding", "country")
+        }
 
     def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
         sig = headers["webhook-signature"]

@@ -48,10 +48,19 @@ def payment_intent(
     amount_received: int | None = None,
     livemode: bool = False,
     cancellation_reason: str | None = None,
+    expanded: bool = False,
 ) -> dict[str, Any]:
-    """A PaymentIntent with the fields docs/providers/stripe.md lists."""
+    """A PaymentIntent with the fields docs/providers/stripe.md lists; `expanded`: its latest_charge as
+    the Charge object (the gateway asks `expand[]=latest_charge`), else the charge's id."""
     metadata = {"gateway_payment_id": payment_id, "gateway_flow": flow} if payment_id else {}
     received = amount if status == "succeeded" else 0
+    latest = None
+    if status in ("succeeded", "processing"):
+        latest = (
+            charge(pi_id, amount=amount, currency=currency, metadata=metadata)
+            if expanded
+            else "ch_3" + pi_id[4:]
+        )
     return {
         "id": pi_id,
         "object": "payment_intent",
@@ -63,11 +72,63 @@ def payment_intent(
         "client_secret": f"{pi_id}_secret_{uuid.uuid4().hex[:24]}",
         "next_action": next_action,
         "last_payment_error": last_payment_error,
-        "latest_charge": "ch_3" + pi_id[4:] if status in ("succeeded", "processing") else None,
+        "latest_charge": latest,
         "payment_method": payment_method,
         "metadata": metadata,
         "cancellation_reason": cancellation_reason,
         "livemode": livemode,
+        "created": int(time.time()),
+    }
+
+
+# pm_card_visa's card as Stripe describes it in a Charge's payment_method_details.card.
+VISA_CARD: dict[str, Any] = {
+    "brand": "visa",
+    "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
+    "country": "US",
+    "exp_month": 12,
+    "exp_year": 2034,
+    "fingerprint": "Xt5EWLLDS7FJjR1c",
+    "funding": "credit",
+    "installments": None,
+    "last4": "4242",
+    "mandate": None,
+    "network": "visa",
+    "three_d_secure": None,
+    "wallet": None,
+}
+# What the gateway shows for it.
+VISA_DETAILS = {
+    "type": "card",
+    "brand": "visa",
+    "last4": "4242",
+    "exp_month": 12,
+    "exp_year": 2034,
+    "funding": "credit",
+    "country": "US",
+}
+
+
+def charge(
+    pi_id: str, *, amount: int, currency: str, metadata: dict[str, Any], status: str = "succeeded"
+) -> dict[str, Any]:
+    """A Charge (docs/providers/stripe.md): what `latest_charge` expands to and charge.* events carry."""
+    return {
+        "id": "ch_3" + pi_id[4:],
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": amount if status == "succeeded" else 0,
+        "amount_refunded": 0,
+        "captured": status == "succeeded",
+        "currency": currency,
+        "livemode": False,
+        "metadata": metadata,
+        "paid": status == "succeeded",
+        "payment_intent": pi_id,
+        "payment_method": "pm_1" + pi_id[4:],
+        "payment_method_details": {"card": VISA_CARD, "type": "card"},
+        "refunded": False,
+        "status": status,
         "created": int(time.time()),
     }
 
@@ -232,16 +293,17 @@ class StripeDriver(Driver):
             currency=payment["currency"].lower(),
             status=STRIPE_STATUS[status],
             payment_id=payment["id"],
+            expanded=True,
         )
         if payment["provider_reference"] is None:
             # The create timed out, so we never learnt the id: found by our payment id in its metadata.
-            router.get(f"{STRIPE_API}/v1/payment_intents/search").mock(
-                return_value=httpx.Response(200, json=search_result(pi))
-            )
+            router.get(
+                f"{STRIPE_API}/v1/payment_intents/search", params={"expand[0]": "data.latest_charge"}
+            ).mock(return_value=httpx.Response(200, json=search_result(pi)))
         else:
-            router.get(f"{STRIPE_API}/v1/payment_intents/{reference}").mock(
-                return_value=httpx.Response(200, json=pi)
-            )
+            router.get(
+                f"{STRIPE_API}/v1/payment_intents/{reference}", params={"expand[0]": "latest_charge"}
+            ).mock(return_value=httpx.Response(200, json=pi))
 
     def mock_refund(self, router: respx.Router, payment: dict[str, Any], amount: int) -> None:
         def answer(request: httpx.Request) -> httpx.Response:
@@ -294,6 +356,11 @@ class StripeDriver(Driver):
             payment_id=payment["id"],
         )
         return signed(event("refund.updated", obj))
+
+    def method_details(self, payment: dict[str, Any], via: str) -> dict[str, Any] | None:
+        # payment_intent.succeeded names its charge by id: the card comes with charge.succeeded
+        # (tests/providers/test_stripe.py) or a retrieve, which expands the charge.
+        return VISA_DETAILS if via == "query" else None
 
     def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
         # Same timestamp, a v1 signature made with another secret.

@@ -106,6 +106,10 @@ class WaveDriver(Driver):
     # Wave's refund endpoint takes no amount: it returns the whole payment (docs/providers/wave.md).
     partial_refunds = False
 
+    def __init__(self) -> None:
+        # Our payment id -> the transaction_id of the paid session this driver last showed for it.
+        self.transaction_ids: dict[str, str] = {}
+
     def settings(self) -> WaveSettings:
         return WaveSettings(
             test={"api_key": WAVE_API_KEY, "webhook_secret": WAVE_WEBHOOK_SECRET},
@@ -158,6 +162,8 @@ class WaveDriver(Driver):
             checkout_status=checkout,
             payment_status=paid,
         )
+        if "transaction_id" in s:
+            self.transaction_ids[payment["id"]] = s["transaction_id"]
         if payment["provider_reference"]:
             router.get(f"{WAVE_API}/v1/checkout/sessions/{payment['provider_reference']}").respond(
                 200, json=s
@@ -190,8 +196,14 @@ class WaveDriver(Driver):
             checkout_status="complete",
             payment_status="succeeded",
         )
+        self.transaction_ids[payment["id"]] = data["transaction_id"]
         body = event("checkout.session.completed", data, event_id)
         return sign(body), body
+
+    def method_details(self, payment: dict[str, Any], via: str) -> dict[str, Any] | None:
+        # A session names its transaction_id once paid, and no payer (it was not restricted to one).
+        receipt = self.transaction_ids[payment["id"]]
+        return {"type": "mobile_money", "operator": "wave", "phone_last4": None, "receipt": receipt}
 
     def forge(self, headers: dict[str, str], body: bytes) -> dict[str, str]:
         sig = headers["wave-signature"]

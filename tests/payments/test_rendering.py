@@ -34,6 +34,30 @@ next_actions = (
         }
     )
 )
+digits4 = st.text(alphabet="0123456789", min_size=4, max_size=4)
+method_details = (
+    st.none()
+    | st.fixed_dictionaries(
+        {
+            "type": st.just("card"),
+            "brand": st.none() | st.sampled_from(["visa", "mastercard", "verve"]),
+            "last4": st.none() | digits4,
+            "exp_month": st.none() | st.integers(1, 12),
+            "exp_year": st.none() | st.integers(2000, 2100),
+            "funding": st.none() | st.sampled_from(["credit", "debit", "prepaid", "unknown"]),
+            "country": st.none() | st.sampled_from(["KE", "NG", "US"]),
+        }
+    )
+    | st.fixed_dictionaries(
+        {
+            "type": st.just("mobile_money"),
+            "operator": st.none() | st.sampled_from(["mpesa", "mtn", "wave"]),
+            "phone_last4": st.none() | digits4,
+            "receipt": maybe_text,
+        }
+    )
+    | st.fixed_dictionaries({"type": st.just("cash"), "till": maybe_text})
+)
 statuses = st.sampled_from(["pending", "requires_action", "succeeded", "failed", "refunded"])
 
 
@@ -70,7 +94,18 @@ def rows(draw: st.DrawFn) -> Payment:
         created_at=created,
         updated_at=created + timedelta(microseconds=draw(st.integers(0, 10**7))),
         completed_at=draw(st.none() | moments),
+        # Shuffled keys: JSONB keeps no key order, the API shows the model's.
+        payment_method_details=_shuffled(draw(method_details), draw(st.randoms())),
+        provider_receipt=draw(maybe_text),
     )
+
+
+def _shuffled(details: dict[str, Any] | None, rnd: Any) -> dict[str, Any] | None:
+    if details is None:
+        return None
+    items = list(details.items())
+    rnd.shuffle(items)
+    return dict(items)
 
 
 # No deadline: a loaded CI machine may take longer than Hypothesis' default 200 ms on one example.

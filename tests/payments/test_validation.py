@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from gateway.kit.ids import new_id
-from support import Gateway, Merchant
+from support import Gateway, Merchant, assert_problem
 
-PROBLEM_JSON = "application/problem+json"
 BASE: dict[str, Any] = {
     "amount": 1500,
     "currency": "KES",
@@ -347,21 +346,6 @@ CREATE_CASES = [
     # Authentication comes before the body is judged: no information for anonymous callers.
     pytest.param(Case(401, "authentication_required", body(amount="x"), auth=None), id="no-auth-bad-body"),
 ]
-
-
-def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The shared shape of every error answer; returns the parsed problem."""
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM_JSON
-    problem: dict[str, Any] = r.json()
-    assert problem["code"] == code, problem
-    assert problem["status"] == status
-    assert problem["type"].endswith("/" + code)
-    assert problem["title"]
-    assert problem["detail"]
-    assert r.headers.get("x-request-id")
-    assert problem["request_id"] == r.headers["x-request-id"]
-    return problem
 
 
 def assert_case_details(problem: dict[str, Any], case: Case) -> None:

@@ -30,9 +30,11 @@ from gateway.providers.base import (
     RefundResult,
     WebhookVerificationError,
 )
+from gateway.providers.details import Card
 from gateway.providers.flutterwave import transformers as tf
 from gateway.providers.flutterwave.adapter import FlutterwaveProvider, NoTransactionYet, webhook_signature
-from gateway.settings import FlutterwaveSettings
+from gateway.reconciler.service import Reconciler
+from gateway.settings import FlutterwaveSettings, ReconcilerSettings
 from support import (
     FLUTTERWAVE_API,
     FLUTTERWAVE_SECRET_HASH,
@@ -531,10 +533,13 @@ async def test_a_webhook_signed_with_flutterwave_signature_is_accepted(
     client: httpx.AsyncClient, merchant: Merchant, provider_http: respx.Router
 ) -> None:
     p = await waiting(client, merchant, provider_http)
-    raw = webhook(transaction(new_id(), p["id"], 5_000, "KES", "successful", "Approved"))
+    data = transaction(new_id(), p["id"], 5_000, "KES", "successful", "Approved")
+    route = verified(provider_http, p, data)  # a webhook is a hint: verify's answer is applied
+    raw = webhook(data)
     r = await post_hook(client, signed_new_style(raw), raw)
     assert r.status_code == 200, r.text
     await status_becomes(client, merchant, p["id"], "succeeded")
+    assert route.call_count == 1
 
 
 @pytest.mark.parametrize(
@@ -563,9 +568,9 @@ async def test_a_failed_charge_webhook_fails_the_payment_with_the_reason(
 ) -> None:
     p = await waiting(client, merchant, provider_http)
     tx_id = new_id()
-    r = await post_hook(
-        client, *hashed(webhook(transaction(tx_id, p["id"], 5_000, "KES", "failed", "Declined")))
-    )
+    data = transaction(tx_id, p["id"], 5_000, "KES", "failed", "Declined")
+    verified(provider_http, p, data)
+    r = await post_hook(client, *hashed(webhook(data)))
     assert r.status_code == 200, r.text
     await status_becomes(client, merchant, p["id"], "failed")
     after = await get(client, merchant, f"/v1/payments/{p['id']}")
@@ -606,9 +611,9 @@ async def paid(
 ) -> tuple[dict[str, Any], int]:
     p = await waiting(client, merchant, router)
     tx_id = new_id()
-    r = await post_hook(
-        client, *hashed(webhook(transaction(tx_id, p["id"], 5_000, "KES", "successful", "Approved")))
-    )
+    data = transaction(tx_id, p["id"], 5_000, "KES", "successful", "Approved")
+    verified(router, p, data)
+    r = await post_hook(client, *hashed(webhook(data)))
     assert r.status_code == 200
     await status_becomes(client, merchant, p["id"], "succeeded")
     return p, tx_id
@@ -662,8 +667,8 @@ async def test_a_refund_flutterwave_has_not_finished_stays_pending(
     assert (r.json()["status"], r.json()["provider_reference"]) == ("pending", str(refund_id))
 
 
-async def test_a_pending_refund_is_settled_by_refund_completed(
-    client: httpx.AsyncClient, merchant: Merchant, provider_http: respx.Router
+async def test_refund_completed_is_only_a_hint_and_the_reconciler_settles_the_refund(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, provider_http: respx.Router
 ) -> None:
     p, tx_id = await paid(client, merchant, provider_http)
     refund_id = new_id()
@@ -673,16 +678,29 @@ async def test_a_pending_refund_is_settled_by_refund_completed(
     )
     r = await refund_of(client, merchant, p["id"], amount=1_000)
     assert r.json()["status"] == "pending", r.text
-    # The refund event's shape is assumed to be the refund object's (v4 naming; [U] for v3).
+    # The refund event's shape is assumed to be the refund object's (v4 naming; [U] for v3). It proves
+    # nothing (a forged `failed` would free the amount for a second refund): stored and ignored.
     hook = await post_hook(
         client, *hashed(webhook(refund(refund_id, tx_id, 1_000), event="refund.completed"))
     )
     assert hook.status_code == 200, hook.text
 
-    async def refunded() -> bool:
-        return bool((await get(client, merchant, f"/v1/refunds/{r.json()['id']}"))["status"] == "succeeded")
+    async def ignored() -> bool:
+        return await inbox_outcome(gateway, f"URF_1577867664541_{refund_id}") == "ignored"
 
-    await wait_for(refunded)
+    await wait_for(ignored)
+    assert (await get(client, merchant, f"/v1/refunds/{r.json()['id']}"))["status"] == "pending"
+
+    # The reconciler asks GET /v3/refunds/{id}, and that answer settles it.
+    asked = provider_http.get(f"{API}/v3/refunds/{refund_id}").respond(
+        200, content=envelope("Refund fetched", refund(refund_id, tx_id, 1_000))
+    )
+    await gateway.execute("UPDATE refunds SET next_reconcile_at = now() WHERE id = :r", r=r.json()["id"])
+    await Reconciler(
+        gateway.ctx.db, gateway.ctx.registry, ReconcilerSettings(run_in_process=False)
+    ).run_once()
+    assert asked.call_count == 1
+    assert (await get(client, merchant, f"/v1/refunds/{r.json()['id']}"))["status"] == "succeeded"
     after = await get(client, merchant, f"/v1/payments/{p['id']}")
     assert (after["status"], after["amount_refunded"]) == ("partially_refunded", 1_000)
 
@@ -876,8 +894,10 @@ def test_charge_events_name_our_payment_and_dedupe_on_transaction_and_status() -
         "pay_abc",
         None,
     )
+    # The `card` object's type, last_4digits, expiry "09/32", issuer "MASTERCARD CREDIT" and country.
+    card = Card(brand="mastercard", last4="2950", exp_month=9, exp_year=2032, funding="credit", country="NG")
     assert event.result == PaymentResult(
-        status="succeeded", provider_reference="77", amount=5_000, currency="KES"
+        status="succeeded", provider_reference="77", amount=5_000, currency="KES", payment_method_details=card
     )
     assert orjson.loads(orjson.dumps({"a": major(5_000)})) == {"a": 50.0}
 

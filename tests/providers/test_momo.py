@@ -42,6 +42,7 @@ from gateway.providers.base import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
+from gateway.providers.details import MobileMoney
 from gateway.providers.momo import transformers as tf
 from gateway.providers.momo.adapter import SENT_KEY_PREFIX, TOKEN_KEY_PREFIX, MomoProvider, NoRequestYet
 from gateway.settings import MomoSettings
@@ -619,7 +620,11 @@ def test_interpret_maps_a_callback_to_a_hint_for_the_payment() -> None:
     assert (event.event_id, event.event_type) == (f"{ref}:SUCCESSFUL", "requesttopay.successful")
     assert (event.payment_id, event.provider_reference) == ("pay_01abc", ref)
     assert event.result == PaymentResult(
-        status="succeeded", provider_reference=ref, amount=5_000, currency="EUR"
+        status="succeeded",
+        provider_reference=ref,
+        amount=5_000,
+        currency="EUR",
+        payment_method_details=MobileMoney(operator="mtn", phone_last4="3450", receipt="23503452"),
     )
     refund = tf.interpret({**payload, "externalId": "re_01abc"})
     assert (refund.result, refund.refund_result, refund.payment_id) == (None, None, None)

@@ -730,7 +730,8 @@ async def test_a_success_callback_that_stk_query_denies_is_not_applied(
     assert "payment.succeeded" not in await trail(client, merchant, p["id"])
     assert daraja.queries[-1]["CheckoutRequestID"] == checkout
     # And no receipt kept for a payment M-Pesa did not confirm.
-    assert await gateway.ctx.redis.get(f"mpesa:receipt:{checkout}") is None
+    assert after["payment_method_details"] is None
+    assert await gateway.scalar("SELECT provider_receipt FROM payments WHERE id = :id", id=p["id"]) is None
 
 
 async def test_a_success_callback_while_stk_query_still_waits_changes_nothing(
@@ -802,7 +803,12 @@ async def test_the_receipt_is_kept_and_the_reversal_is_exactly_darajas(
     client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, daraja: FakeDaraja
 ) -> None:
     p, mpesa_receipt = await paid(client, merchant, daraja)
-    assert await gateway.ctx.redis.get(f"mpesa:receipt:{p['provider_reference']}") == mpesa_receipt.encode()
+    # Kept on the payment row (durable), and nowhere in Redis any more.
+    sql = "SELECT provider_receipt FROM payments WHERE id = :id"
+    assert await gateway.scalar(sql, id=p["id"]) == mpesa_receipt
+    assert await gateway.ctx.redis.exists(f"mpesa:receipt:{p['provider_reference']}") == 0
+    # Redis losing everything it holds changes nothing for the reversal.
+    await gateway.ctx.redis.delete(f"mpesa:push:{p['id']}")
     r = await client.post(
         f"/v1/payments/{p['id']}/refunds",
         json={"reason": "requested_by_customer"},
@@ -1000,7 +1006,14 @@ async def test_a_callback_for_a_late_push_still_finds_its_payment(
     await wait_for(succeeded)
     p = await get(client, merchant, f"/v1/payments/{payment_id}")
     assert p["provider_reference"] == checkout
-    assert await gateway.ctx.redis.get(f"mpesa:receipt:{checkout}") == mpesa_receipt.encode()
+    assert p["payment_method_details"] == {
+        "type": "mobile_money",
+        "operator": "mpesa",
+        "phone_last4": "4149",
+        "receipt": mpesa_receipt,
+    }
+    sql = "SELECT provider_receipt FROM payments WHERE id = :id"
+    assert await gateway.scalar(sql, id=payment_id) == mpesa_receipt
     assert len(daraja.pushes) == 1
 
 
@@ -1062,3 +1075,48 @@ def test_callback_for_a_push_we_never_made_is_named_by_its_checkout() -> None:
     event, cb = callbacks.interpret(json.loads(content))
     assert (event.provider_reference, event.payment_id) == ("ws_CO_ghost", None)
     assert cb is not None
+
+
+# --- how it was paid (payment_method_details, provider_receipt) ---------------------------------------
+
+
+async def test_a_later_status_query_keeps_the_receipt_only_the_callback_told(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, daraja: FakeDaraja
+) -> None:
+    p, mpesa_receipt = await paid(client, merchant, daraja)
+    details = {"type": "mobile_money", "operator": "mpesa", "phone_last4": "4149", "receipt": mpesa_receipt}
+    assert (await get(client, merchant, f"/v1/payments/{p['id']}"))["payment_method_details"] == details
+    queries = len(daraja.queries)
+    # STK Query says paid again, and names no receipt: what the callback told stays.
+    r = await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)
+    assert r.status_code == 200, r.text
+    assert len(daraja.queries) == queries + 1
+    assert r.json()["payment_method_details"] == details
+    events = (await get(client, merchant, f"/v1/payments/{p['id']}/events?limit=100"))["data"]
+    assert [e["type"] for e in events] == ["payment.succeeded", "payment.requires_action", "payment.created"]
+    assert events[0]["data"]["object"]["payment_method_details"] == details
+
+
+async def test_without_its_callback_a_payment_has_no_receipt_and_its_reversal_says_so(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, daraja: FakeDaraja
+) -> None:
+    p = (await create(client, merchant, body())).json()
+    daraja.outcomes[p["provider_reference"]] = "0"  # paid; the callback never arrives
+    r = await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)
+    assert (r.status_code, r.json()["status"]) == (200, "succeeded"), r.text
+    # The number is the one prompted; the receipt is unknown (STK Query does not return it).
+    assert r.json()["payment_method_details"] == {
+        "type": "mobile_money",
+        "operator": "mpesa",
+        "phone_last4": "4149",
+        "receipt": None,
+    }
+    assert await gateway.scalar("SELECT provider_receipt FROM payments WHERE id = :id", id=p["id"]) is None
+    r = await client.post(
+        f"/v1/payments/{p['id']}/refunds",
+        json={},
+        headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["status"], r.json()["failure_code"]) == ("failed", "receipt_unknown")
+    assert daraja.reversal_requests == []

@@ -21,7 +21,10 @@ import structlog
 
 from drivers.stripe import (
     RETURN_URL,
+    VISA_CARD,
+    VISA_DETAILS,
     card_error,
+    charge,
     event,
     form,
     payment_intent,
@@ -179,7 +182,7 @@ async def test_create_and_confirm_with_a_payment_method(
         "amount=5000&currency=kes&payment_method=pm_card_visa&confirm=true"
         f"&automatic_payment_methods[enabled]=true&return_url={RETURN_URL_FORM}"
         f"&metadata[gateway_payment_id]={p['id']}&metadata[gateway_flow]=server"
-        "&metadata[gateway_reference]=order_1042&description=Order+1042"
+        "&metadata[gateway_reference]=order_1042&description=Order+1042&expand[0]=latest_charge"
     )
 
 
@@ -221,7 +224,7 @@ async def test_without_a_return_url_redirects_are_off_and_stripe_js_finishes_3ds
     assert request.content.decode() == (
         "amount=5000&currency=kes&payment_method=pm_card_threeDSecure2Required&confirm=true"
         "&automatic_payment_methods[enabled]=true&automatic_payment_methods[allow_redirects]=never"
-        f"&metadata[gateway_payment_id]={p['id']}&metadata[gateway_flow]=server"
+        f"&metadata[gateway_payment_id]={p['id']}&metadata[gateway_flow]=server&expand[0]=latest_charge"
     )
     assert p["status"] == "requires_action"
     assert p["next_action"]["type"] == "use_client_secret"
@@ -243,7 +246,7 @@ async def test_without_a_payment_method_the_merchant_gets_the_client_secret(
     assert_stripe_post(request, p["id"])
     assert request.content.decode() == (
         "amount=5000&currency=kes&automatic_payment_methods[enabled]=true"
-        f"&metadata[gateway_payment_id]={p['id']}&metadata[gateway_flow]=client"
+        f"&metadata[gateway_payment_id]={p['id']}&metadata[gateway_flow]=client&expand[0]=latest_charge"
     )
     assert p["status"] == "requires_action"
     secret = p["next_action"]["use_client_secret"]["client_secret"]
@@ -495,6 +498,7 @@ async def test_sync_after_a_timeout_finds_the_intent_by_search_then_by_id(
     assert dict(request.url.params) == {
         "query": f"metadata['gateway_payment_id']:'{payment_id}'",
         "limit": "10",
+        "expand[0]": "data.latest_charge",
     }
 
     # Indexed: the search answers, and from then on the id is known.
@@ -1154,3 +1158,121 @@ def test_checks_for_before_a_payment_exists() -> None:
     )
     assert tf.amount_problem(1_234, "BHD") == "Stripe takes BHD amounts only in multiples of 10 (0.010 BHD)"
     assert tf.amount_problem(1_230, "BHD") is None
+
+
+# How it was paid: the charge's payment_method_details.card
+
+
+async def test_a_confirmed_payment_shows_the_card_of_its_expanded_charge(
+    client: httpx.AsyncClient, merchant: Merchant, provider_http: respx.Router
+) -> None:
+    provider_http.post(PI_URL).mock(side_effect=intents("succeeded", expanded=True))
+    r = await create(client, merchant, payment_method="pm_card_visa")
+    assert (r.status_code, r.json()["status"]) == (201, "succeeded"), r.text
+    p = r.json()
+    assert p["payment_method_details"] == VISA_DETAILS
+    assert (await get(client, merchant, f"/v1/payments/{p['id']}"))["payment_method_details"] == VISA_DETAILS
+    events = (await get(client, merchant, f"/v1/payments/{p['id']}/events"))["data"]
+    assert [(e["type"], e["data"]["object"]["payment_method_details"]) for e in events] == [
+        ("payment.succeeded", VISA_DETAILS),
+        ("payment.created", None),
+    ]
+
+
+async def test_a_declined_card_is_named_by_the_payment_method_in_stripes_error(
+    client: httpx.AsyncClient, merchant: Merchant, provider_http: respx.Router
+) -> None:
+    def declined(request: httpx.Request) -> httpx.Response:
+        payment_id = form(request)["metadata[gateway_payment_id]"]
+        pi = payment_intent(
+            pi_id_for(payment_id),
+            amount=5_000,
+            currency="kes",
+            status="requires_payment_method",
+            payment_id=payment_id,
+        )
+        body = card_error("card_declined", "insufficient_funds", "Your card has insufficient funds.", pi)
+        # Stripe's error names the PaymentMethod it tried, its card as a Charge would describe it.
+        card = {**VISA_CARD, "last4": "9995", "funding": "debit"}
+        body["error"]["payment_method"] = {
+            "id": "pm_1Nx",
+            "object": "payment_method",
+            "type": "card",
+            "card": card,
+        }
+        return httpx.Response(402, json=body)
+
+    provider_http.post(PI_URL).mock(side_effect=declined)
+    r = await create(client, merchant, payment_method="pm_card_visa_chargeDeclinedInsufficientFunds")
+    assert (r.status_code, r.json()["code"]) == (402, "insufficient_funds"), r.text
+    card = {**VISA_DETAILS, "last4": "9995", "funding": "debit"}
+    assert r.json()["payment"]["payment_method_details"] == card
+    p = await get(client, merchant, f"/v1/payments/{r.json()['payment']['id']}")
+    assert (p["status"], p["payment_method_details"]) == ("failed", card)
+
+
+async def test_charge_succeeded_settles_a_payment_with_its_card(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, provider_http: respx.Router
+) -> None:
+    p = await waiting(client, merchant, provider_http)
+    pi_id = p["provider_reference"]
+    meta = {"gateway_payment_id": p["id"], "gateway_flow": "server"}
+    hook = signed(event("charge.succeeded", charge(pi_id, amount=5_000, currency="kes", metadata=meta)))
+    assert (await webhook(client, *hook)).status_code == 200
+    after = await settles(client, merchant, f"/v1/payments/{p['id']}", "succeeded")
+    assert after["payment_method_details"] == VISA_DETAILS
+    events = (await get(client, merchant, f"/v1/payments/{p['id']}/events"))["data"]
+    assert (events[0]["type"], events[0]["data"]["object"]["payment_method_details"]) == (
+        "payment.succeeded",
+        VISA_DETAILS,
+    )
+    # payment_intent.succeeded, after it, changes nothing (and keeps the card).
+    late = event("payment_intent.succeeded", pi_for(p, "succeeded"))
+    assert (await webhook(client, *signed(late))).status_code == 200
+
+    async def processed() -> bool:
+        sql = "SELECT outcome FROM inbound_webhooks WHERE provider = 'stripe' AND provider_event_id = :id"
+        return bool(await gateway.scalar(sql, id=late["id"]) == "no_change")
+
+    await wait_for(processed)
+    assert (await get(client, merchant, f"/v1/payments/{p['id']}"))["payment_method_details"] == VISA_DETAILS
+    assert [t for t, _ in await trail(client, merchant, p["id"])] == [
+        "payment.created",
+        "payment.requires_action",
+        "payment.succeeded",
+    ]
+
+
+async def test_charge_succeeded_after_payment_intent_succeeded_adds_the_card(
+    client: httpx.AsyncClient, merchant: Merchant, provider_http: respx.Router
+) -> None:
+    p = await waiting(client, merchant, provider_http)
+    assert (
+        await webhook(client, *signed(event("payment_intent.succeeded", pi_for(p, "succeeded"))))
+    ).status_code == 200
+    after = await settles(client, merchant, f"/v1/payments/{p['id']}", "succeeded")
+    assert after["payment_method_details"] is None  # the PaymentIntent names its charge by id only
+    meta = {"gateway_payment_id": p["id"], "gateway_flow": "server"}
+    obj = charge(p["provider_reference"], amount=5_000, currency="kes", metadata=meta)
+    assert (await webhook(client, *signed(event("charge.succeeded", obj)))).status_code == 200
+
+    async def carded() -> bool:
+        details = (await get(client, merchant, f"/v1/payments/{p['id']}"))["payment_method_details"]
+        return bool(details == VISA_DETAILS)
+
+    await wait_for(carded)
+    # A detail added to a settled payment is no status change: no second payment.succeeded.
+    assert [t for t, _ in await trail(client, merchant, p["id"])] == [
+        "payment.created",
+        "payment.requires_action",
+        "payment.succeeded",
+    ]
+
+
+def test_an_uncaptured_or_failed_charge_moves_nothing() -> None:
+    obj = charge("pi_3abc", amount=5_000, currency="kes", metadata={}, status="failed")
+    assert nt.interpret(event("charge.failed", obj)).result is None
+    assert (
+        nt.interpret(event("charge.succeeded", {**obj, "status": "succeeded", "captured": False})).result
+        is None
+    )

@@ -78,6 +78,16 @@ async def test_a_payment_is_delivered_signed(client: httpx.AsyncClient, merchant
     event = Webhook(ep["secret"]).verify(last.body, last.headers)
     assert event["data"]["object"]["id"] == p["id"]
     assert event["data"]["object"]["status"] == "succeeded"
+    # The payment as GET shows it, how it was paid included (the sandbox's 3-D Secure test card).
+    assert event["data"]["object"]["payment_method_details"] == {
+        "type": "card",
+        "brand": "visa",
+        "last4": "3155",
+        "exp_month": 12,
+        "exp_year": 2034,
+        "funding": "credit",
+        "country": "US",
+    }
     assert last.headers["webhook-id"] == event["id"]
     stored = (await client.get(f"/v1/events/{event['id']}", headers=merchant.auth)).json()
     assert stored == event

@@ -3,25 +3,26 @@
 FastAPI's general request handler (its dependency solver, exit stacks, parameter machinery) cost
 a GET of a payment more than the database query (bench/README.md). `LeanRoute` keeps everything
 FastAPI derives from the endpoint's signature (the OpenAPI operation, the path's validation) and
-replaces only the per-request handler, for endpoints whose parameters are the request, path
-parameters, and dependencies that take the request alone (the principal). Anything else is refused
-when the route is built, not at request time.
+replaces only the per-request handler (GatewayRoute's checks still run first), for endpoints whose
+parameters are the request, path parameters, and dependencies that take the request alone (the
+principal). Anything else is refused when the route is built, not at request time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.api.routing import GatewayRoute, Handler
 
-class LeanRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+
+class LeanRoute(GatewayRoute):
+    def inner_handler(self) -> Handler:
         dependant = self.dependant
         extra = (
             dependant.query_params,

@@ -10,9 +10,10 @@ from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.responses import json_response
+from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
 
-router = APIRouter(tags=["providers"])
+router = APIRouter(tags=["providers"], route_class=GatewayRoute)
 
 
 class ProviderOut(BaseModel):

@@ -104,7 +104,7 @@ async def get(q: Queries, merchant_id: str, livemode: bool, event_id: str) -> Ev
 
 
 def _scope(merchant_id: str, livemode: bool, filters: EventFilters) -> Where:
-    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode)
+    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).owned()
     _types(where, filters.types)
     where.maybe("payment_id = {}", filters.payment)
     return where.created(filters.created_gte, filters.created_lt)
@@ -128,5 +128,5 @@ async def after(
 async def list_for_payment(
     q: Queries, merchant_id: str, payment_id: str, cursor: Page
 ) -> tuple[list[Event], bool]:
-    where = Where().add("merchant_id = {}", merchant_id).add("payment_id = {}", payment_id)
+    where = Where().add("merchant_id = {}", merchant_id).owned().add("payment_id = {}", payment_id)
     return await paginate(q, EVENTS, where, cursor)

@@ -11,11 +11,12 @@ from starlette.responses import Response
 from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.responses import json_response
+from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
 from gateway.events.schemas import EventFilters, EventList, EventOut, event_out
 from gateway.events.service import EventService
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"], route_class=GatewayRoute)
 
 
 async def _service(ctx: Ctx) -> EventService:

@@ -59,6 +59,12 @@ payments = Table(
     timestamp("created_at", now=True),
     timestamp("updated_at", now=True),
     timestamp("completed_at"),
+    # How the customer paid, as the provider said it (card brand and last 4, operator and receipt...):
+    # the API's `payment_method_details`, written by the state machine with the status it came with.
+    Column("payment_method_details", JSONB),
+    # The provider's receipt for the money (M-Pesa's MpesaReceiptNumber): what a reversal must name,
+    # so it lives here, durable, rather than only inside the details.
+    Column("provider_receipt", String(64)),
     # The database backstop of idempotency: one payment per (merchant, key), whatever Redis knows.
     UniqueConstraint("merchant_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -110,6 +116,8 @@ class Payment:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    payment_method_details: dict[str, Any] | None
+    provider_receipt: str | None
 
 
 PAYMENTS = RowSpec(payments, Payment)

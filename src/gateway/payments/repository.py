@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway.db import query
 from gateway.db.database import Queries, Tx
 from gateway.db.query import Where, claim_due_for_reconcile, paginate
 from gateway.kit.pagination import Page
@@ -23,7 +24,7 @@ RETURNING id
 """
 _RELEASE_LEASE = "UPDATE payments SET provider_lease_until = NULL WHERE id = $1"
 _BY_PROVIDER_REFERENCE = "SELECT id FROM payments WHERE provider = $1 AND provider_reference = $2 LIMIT 1"
-_EXISTS = "SELECT status FROM payments WHERE id = $1"
+_STATUS_AT = "SELECT status FROM payments WHERE id = $1 AND provider = $2"
 
 
 async def insert(q: Queries, row: Payment) -> Payment | None:
@@ -46,8 +47,9 @@ async def lock(tx: Tx, payment_id: str) -> Payment | None:
     return PAYMENTS.one(await tx.fetchrow(_LOCK, payment_id))
 
 
-async def status_of(q: Queries, payment_id: str) -> str | None:
-    status: str | None = await q.fetchval(_EXISTS, payment_id)
+async def status_at(q: Queries, payment_id: str, provider: str) -> str | None:
+    """The payment's status if it is paid through `provider`; None if there is no such payment."""
+    status: str | None = await q.fetchval(_STATUS_AT, payment_id, provider)
     return status
 
 
@@ -69,7 +71,7 @@ async def list_payments(
     q: Queries, merchant_id: str, livemode: bool, filters: PaymentFilters, cursor: Page
 ) -> tuple[list[Payment], bool]:
     """Newest first; `starting_after` walks to older rows, `ending_before` to newer ones."""
-    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode)
+    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).owned()
     where.maybe("status = {}", filters.status)
     where.maybe("provider = {}", filters.provider)
     where.maybe("reference = {}", filters.reference)
@@ -84,12 +86,15 @@ def save(tx: Tx, payment: Payment, changes: dict[str, Any]) -> None:
     tx.update(PAYMENTS, payment.id, changes)
 
 
+# The statuses the reconciler asks about (ix_payments_reconcile_due covers them).
+UNSETTLED = ("pending", "requires_action", "processing")
+
+
 async def claim_for_reconcile(q: Queries, limit: int, backoff: float, max_backoff: float) -> list[str]:
     return await claim_due_for_reconcile(
-        q,
-        "payments",
-        ("pending", "requires_action", "processing"),
-        limit=limit,
-        backoff=backoff,
-        max_backoff=max_backoff,
+        q, "payments", UNSETTLED, limit=limit, backoff=backoff, max_backoff=max_backoff
     )
+
+
+async def count_due_for_reconcile(q: Queries, cap: int) -> int:
+    return await query.count_due_for_reconcile(q, "payments", UNSETTLED, cap=cap)

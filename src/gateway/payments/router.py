@@ -14,6 +14,7 @@ from gateway.api.deps import CurrentPrincipal
 from gateway.api.lean import LeanRoute
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.responses import json_response
+from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses, query_parameters
 from gateway.errors import InvalidEmail
 from gateway.events.schemas import EventList, event_out
@@ -31,7 +32,7 @@ from gateway.payments.schemas import (
 )
 from gateway.payments.service import PaymentService
 
-router = APIRouter(prefix="/payments", tags=["payments"])
+router = APIRouter(prefix="/payments", tags=["payments"], route_class=GatewayRoute)
 # The two hot reads (retrieve, list) on LeanRoute: FastAPI documents them, a lean handler runs them.
 reads = APIRouter(prefix="/payments", tags=["payments"], route_class=LeanRoute)
 

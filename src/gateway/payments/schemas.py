@@ -178,6 +178,53 @@ class NextAction(BaseModel):
     collect_cash: dict[str, Any] | None = None
 
 
+class CardDetails(BaseModel):
+    """A card payment: what the provider says about the card, never its number."""
+
+    type: Literal["card"]
+    brand: str | None = Field(description="visa, mastercard, amex, verve, ... (lower case)")
+    last4: str | None = Field(description="The card number's last four digits", pattern=r"^[0-9]{4}$")
+    exp_month: int | None = Field(ge=1, le=12)
+    exp_year: int | None
+    funding: Literal["credit", "debit", "prepaid", "unknown"] | None
+    country: str | None = Field(description="The issuer's country, ISO 3166-1 alpha-2", pattern=r"^[A-Z]{2}$")
+
+
+class MobileMoneyDetails(BaseModel):
+    """A mobile-money payment: the operator, the payer's number's last four digits and the receipt."""
+
+    type: Literal["mobile_money"]
+    operator: str | None = Field(description="mpesa, mtn, wave, airtel, ...")
+    phone_last4: str | None = Field(description="The paying number's last four digits", pattern=r"^[0-9]{4}$")
+    receipt: str | None = Field(
+        description="The operator's transaction id, as on the customer's SMS", max_length=64
+    )
+
+
+class CashDetails(BaseModel):
+    """Cash collected in person."""
+
+    type: Literal["cash"]
+    till: str | None = Field(
+        description="The till or cash session that took it (the payment's payment_method)"
+    )
+
+
+PaymentMethodDetails = Annotated[CardDetails | MobileMoneyDetails | CashDetails, Field(discriminator="type")]
+# Each type's keys in the models' order: JSONB keeps no key order, the API shows this one.
+_DETAIL_KEYS: dict[str, tuple[str, ...]] = {
+    "card": tuple(CardDetails.model_fields),
+    "mobile_money": tuple(MobileMoneyDetails.model_fields),
+    "cash": tuple(CashDetails.model_fields),
+}
+
+
+def _details(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    if stored is None:
+        return None
+    return {k: stored.get(k) for k in _DETAIL_KEYS[stored["type"]]}
+
+
 class CustomerOut(BaseModel):
     name: str | None
     email: str | None
@@ -194,6 +241,9 @@ class PaymentOut(BaseModel):
     status: PaymentStatus
     provider: str
     payment_method: str | None
+    payment_method_details: PaymentMethodDetails | None = Field(
+        description="How the customer paid, once the provider has said (null until then)"
+    )
     customer: CustomerOut
     description: str | None
     reference: str | None
@@ -261,6 +311,7 @@ def payment_json(p: Any) -> dict[str, Any]:
         "status": p.status,
         "provider": p.provider,
         "payment_method": p.payment_method,
+        "payment_method_details": _details(p.payment_method_details),
         "customer": {
             "name": p.customer_name,
             "email": p.customer_email,
@@ -300,6 +351,7 @@ def payment_out(p: Any) -> PaymentOut:
         status=p.status,
         provider=p.provider,
         payment_method=p.payment_method,
+        payment_method_details=p.payment_method_details,
         customer=CustomerOut(
             name=p.customer_name, email=p.customer_email, phone=p.customer_phone, location=p.customer_location
         ),

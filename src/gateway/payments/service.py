@@ -89,6 +89,8 @@ def payment_ref(p: Payment) -> PaymentRef:
         livemode=p.livemode,
         created_at=p.created_at,
         payment_method=p.payment_method,
+        receipt=p.provider_receipt,
+        customer_phone=p.customer_phone,
     )
 
 
@@ -336,6 +338,8 @@ def _new_row(
         created_at=now,
         updated_at=now,
         completed_at=None,
+        payment_method_details=None,
+        provider_receipt=None,
     )
 
 

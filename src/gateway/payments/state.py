@@ -19,6 +19,7 @@ from gateway.payments.models import Payment
 from gateway.payments.repository import save
 from gateway.payments.schemas import payment_json
 from gateway.providers.base import PaymentResult
+from gateway.providers.details import MethodDetails, MobileMoney, details_json
 
 log = structlog.get_logger("gateway.payments.state")
 
@@ -156,6 +157,10 @@ def apply_result(tx: Tx, payment: Payment, result: PaymentResult, *, source: str
         _reject(tx, payment, result.status, source=source, reason="amount_mismatch")
         return False
     changed: dict[str, Any] = {}
+    if result.payment_method_details is not None and (
+        result.status == payment.status or can_move(payment.status, result.status)
+    ):
+        changed |= _details_changes(payment, result.payment_method_details)
     if result.provider_reference and payment.provider_reference is None:
         changed["provider_reference"] = result.provider_reference
     if (
@@ -180,6 +185,21 @@ def apply_result(tx: Tx, payment: Payment, result: PaymentResult, *, source: str
         _set(payment, changed)
         save(tx, payment, changed)
     return moved
+
+
+def _details_changes(payment: Payment, details: MethodDetails) -> dict[str, Any]:
+    """The columns a provider's word on how the payment was paid changes. What an earlier answer told
+    and this one does not (a receipt only the callback carried, not the later status query) stays."""
+    new = details_json(details)
+    old = payment.payment_method_details
+    if old is not None and old.get("type") == new["type"]:
+        new = old | {k: v for k, v in new.items() if v is not None}
+    changes: dict[str, Any] = {}
+    if new != old:
+        changes["payment_method_details"] = new
+    if isinstance(details, MobileMoney) and details.receipt and payment.provider_receipt is None:
+        changes["provider_receipt"] = details.receipt
+    return changes
 
 
 def record_refund(tx: Tx, payment: Payment, amount: int, *, source: str) -> None:

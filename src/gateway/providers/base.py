@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from gateway.kit.signing import constant_time_equal
+from gateway.providers.details import MethodDetails
 
 CALLBACK_TOKEN_HEADER = "gateway-callback-token"
 
@@ -36,8 +37,9 @@ class Capabilities:
     cancel: bool = True
     # Where a provider knows a closed set of `payment_method` values (the sandbox's test values).
     payment_methods: frozenset[str] | None = None
-    # Providers that sign nothing (M-Pesa, MoMo): a callback is only a hint; the gateway asks the
-    # provider (fetch_payment) and applies that answer instead of the callback's.
+    # Providers whose callbacks prove nothing by themselves (M-Pesa and MoMo sign nothing; Flutterwave's
+    # hash is static; Wave's shared-secret mode): a payment callback is only a hint; the gateway asks
+    # the provider (fetch_payment) and applies that answer instead of the callback's.
     query_before_acting: bool = False
     # The body the provider expects in our 200 answer to its webhook.
     webhook_ack: bytes = b'{"received":true}'
@@ -92,7 +94,7 @@ class PaymentRequest:
 
 @dataclass(frozen=True)
 class PaymentRef:
-    """What a provider needs to find a payment again (sync, cancel)."""
+    """What a provider needs to find a payment again (sync, cancel, refund)."""
 
     payment_id: str
     provider_reference: str | None
@@ -101,6 +103,9 @@ class PaymentRef:
     livemode: bool
     created_at: datetime
     payment_method: str | None = None
+    # The provider's receipt for the money (M-Pesa's MpesaReceiptNumber, which a reversal names).
+    receipt: str | None = None
+    customer_phone: str | None = None  # E.164, as the merchant gave it
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,8 @@ class PaymentResult:
     # What the provider says was charged, for mismatch checks where it tells us.
     amount: int | None = None
     currency: str | None = None
+    # How the customer paid, as far as the provider says (None: it says nothing, or not yet).
+    payment_method_details: MethodDetails | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The one place that knows which providers exist; every call through it is counted and timed."""
+"""The one place that knows which providers exist; every call through it is counted and timed (the
+log line and the metrics: gateway_provider_request_duration_seconds, gateway_provider_errors_total)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from gateway import metrics
 from gateway.providers.base import (
     Capabilities,
     PaymentProvider,
@@ -38,21 +40,18 @@ class _Instrumented:
         self._calls[f"{self.name}.{op}"] += 1
         started = time.perf_counter()
         outcome = "error"
+        error: str | None = None
         try:
             result = await call
             outcome = str(getattr(result, "status", "ok"))
             return result
         except Exception as e:
-            outcome = type(e).__name__
+            outcome = error = type(e).__name__
             raise
         finally:
-            log.info(
-                "provider_call",
-                provider=self.name,
-                op=op,
-                outcome=outcome,
-                ms=round((time.perf_counter() - started) * 1000, 1),
-            )
+            elapsed = time.perf_counter() - started
+            metrics.provider_call(self.name, op, elapsed, error)
+            log.info("provider_call", provider=self.name, op=op, outcome=outcome, ms=round(elapsed * 1000, 1))
 
     def is_configured(self, livemode: bool) -> bool:
         return self._inner.is_configured(livemode)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway.db import query
 from gateway.db.database import Queries, Tx
 from gateway.db.query import Where, claim_due_for_reconcile, paginate
 from gateway.kit.pagination import Page
@@ -89,7 +90,7 @@ def save(tx: Tx, refund: Refund, changes: dict[str, Any]) -> None:
 async def list_refunds(
     q: Queries, merchant_id: str, livemode: bool, filters: RefundFilters, cursor: Page
 ) -> tuple[list[Refund], bool]:
-    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode)
+    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).owned()
     where.maybe("status = {}", filters.status)
     where.maybe("payment_id = {}", filters.payment)
     where.created(filters.created_gte, filters.created_lt)
@@ -100,3 +101,7 @@ async def claim_for_reconcile(q: Queries, limit: int, backoff: float, max_backof
     return await claim_due_for_reconcile(
         q, "refunds", ("pending",), limit=limit, backoff=backoff, max_backoff=max_backoff
     )
+
+
+async def count_due_for_reconcile(q: Queries, cap: int) -> int:
+    return await query.count_due_for_reconcile(q, "refunds", ("pending",), cap=cap)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.responses import json_response
+from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
 from gateway.idempotency.guard import RequiredIdempotency
 from gateway.refunds.schemas import (
@@ -23,7 +24,7 @@ from gateway.refunds.schemas import (
 )
 from gateway.refunds.service import RefundService
 
-router = APIRouter(tags=["refunds"])
+router = APIRouter(tags=["refunds"], route_class=GatewayRoute)
 
 PaymentId = Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)]
 RefundId = Annotated[str, Path(description="A refund id, `re_…`", max_length=40)]

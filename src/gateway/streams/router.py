@@ -9,12 +9,13 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
 from gateway.events.router import EventTypes, parse_types
 from gateway.payments.service import PaymentService
 from gateway.streams import service as streams
 
-router = APIRouter()
+router = APIRouter(route_class=GatewayRoute)
 
 LastEventId = Annotated[
     str | None,
@@ -50,7 +51,7 @@ async def stream_events(
     last_event_id: LastEventId = None,
 ) -> Response:
     last = streams.checked_last_event_id(last_event_id)
-    return streams.merchant_stream(ctx, principal, parse_types(type), last)
+    return await streams.merchant_stream(ctx, principal, parse_types(type), last)
 
 
 @router.get(
@@ -81,4 +82,4 @@ async def stream_payment(
     if view.already_sent_end(last):
         # EventSource clients reconnect when a stream ends; 204 is what tells them to stop.
         return Response(status_code=204)
-    return streams.payment_stream(ctx, payments, principal, view, last)
+    return await streams.payment_stream(ctx, payments, principal, view, last)

@@ -4,7 +4,9 @@ Every gateway process publishes the events its transactions commit to the mercha
 (gateway.events.publisher), so a stream served by any replica sees events written by any other.
 
 A stream, in this order:
-1. subscribes to the channel and waits for Redis to confirm it: from then on nothing is missed;
+1. subscribes to the channel and waits for Redis to confirm it: from then on nothing is missed.
+   This happens before the response starts, so with Redis down the answer is a 503, not a 200 with
+   an empty stream;
 2. catches up from the table: with `Last-Event-ID`, the events after that id (oldest first, a page
    at a time); the payment stream without it sends the payment itself (its current state);
 3. sends the comment `: ready` (caught up, live from here);
@@ -21,7 +23,7 @@ gap: the client reconnects with `Last-Event-ID` and the table fills the gap.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,12 +79,11 @@ def checked_last_event_id(value: str | None) -> str | None:
     return value
 
 
-def event_source(ctx: AppContext, stream: Callable[[anyio.Event], Messages]) -> EventSourceResponse:
-    """`stream(closing)` makes the messages; `closing` is set when the server shuts down, and the
-    stream then ends cleanly (its clients reconnect to another replica) instead of being cut."""
-    closing = anyio.Event()
+def event_source(ctx: AppContext, stream: Messages, closing: anyio.Event) -> EventSourceResponse:
+    """`closing` is set when the server shuts down, and `stream` then ends cleanly (its clients
+    reconnect to another replica) instead of being cut."""
     return EventSourceResponse(
-        stream(closing),
+        stream,
         ping=ctx.settings.stream_heartbeat_seconds,
         ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
         send_timeout=SEND_TIMEOUT_SECONDS,
@@ -103,15 +104,16 @@ def _stored(e: EventOut) -> ServerSentEvent:
 
 
 class Subscription:
-    """One Redis pub/sub connection on one channel, confirmed by Redis before it is used."""
+    """One Redis pub/sub connection on one channel, confirmed by Redis before it is used; `closing`
+    is set when the server shuts down."""
 
-    def __init__(self, redis: Redis, name: str, closing: anyio.Event):
+    def __init__(self, redis: Redis, name: str):
         self._redis = redis
         self.name = name
-        self._closing = closing
+        self.closing = anyio.Event()
         self._pubsub: PubSub | None = None
 
-    async def __aenter__(self) -> Subscription:
+    async def open(self) -> Subscription:
         self._pubsub = self._redis.pubsub()
         try:
             await self._pubsub.subscribe(self.name)
@@ -124,9 +126,6 @@ class Subscription:
             await self.close()
             raise
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     async def close(self) -> None:
         # Closing the connection drops the subscription on the server. Shielded: after a disconnect
@@ -141,7 +140,7 @@ class Subscription:
         """The next event published on the channel, parsed and as sent (the JSON the API shows);
         None once the server is shutting down."""
         assert self._pubsub is not None
-        while not self._closing.is_set():
+        while not self.closing.is_set():
             msg = await self._pubsub.get_message(timeout=POLL_SECONDS)
             if msg is None:
                 continue
@@ -160,7 +159,7 @@ def _db_read() -> Iterator[None]:
         yield
 
 
-async def _guarded(stream: Messages, kind: str) -> Messages:
+async def _guarded(stream: Messages, sub: Subscription, kind: str) -> Messages:
     """Failures end the stream quietly (logged): the client reconnects and resumes."""
     try:
         async for message in stream:
@@ -171,18 +170,23 @@ async def _guarded(stream: Messages, kind: str) -> Messages:
         log.exception("stream_failed", stream=kind)
     finally:
         await stream.aclose()
+        await sub.close()
+
+
+async def _subscribed(ctx: AppContext, principal: Principal) -> Subscription:
+    """The merchant's channel, confirmed; a Redis outage raises here, before any response."""
+    return await Subscription(ctx.redis, channel(principal.merchant_id, principal.livemode)).open()
 
 
 # --- GET /v1/events/stream ----------------------------------------------------------------------
 
 
-def merchant_stream(
+async def merchant_stream(
     ctx: AppContext, principal: Principal, types: tuple[str, ...], last_event_id: str | None
 ) -> EventSourceResponse:
-    return event_source(
-        ctx,
-        lambda closing: _guarded(_merchant_events(ctx, principal, types, last_event_id, closing), "events"),
-    )
+    sub = await _subscribed(ctx, principal)
+    events = _merchant_events(ctx, principal, types, last_event_id, sub)
+    return event_source(ctx, _guarded(events, sub, "events"), sub.closing)
 
 
 async def _merchant_events(
@@ -190,30 +194,29 @@ async def _merchant_events(
     principal: Principal,
     types: tuple[str, ...],
     last_event_id: str | None,
-    closing: anyio.Event,
+    sub: Subscription,
 ) -> Messages:
     wanted = types if types else ("*",)
-    async with Subscription(ctx.redis, channel(principal.merchant_id, principal.livemode), closing) as sub:
-        replayed: set[str] = set()
-        cursor = last_event_id
-        while cursor is not None:
-            with _db_read():
-                found = await EventService(ctx.db).after(
-                    principal, cursor, EventFilters(types=types), REPLAY_BATCH
-                )
-            rows = [event_out(e) for e in found]
-            for e in rows:
-                replayed.add(e.id)
-                yield _stored(e)
-            cursor = rows[-1].id if len(rows) == REPLAY_BATCH else None
-        yield READY
-        while (got := await sub.next()) is not None:
-            event, raw = got
-            # Live events are not compared by id with Last-Event-ID: ids come from each replica's
-            # clock, and an event committed late may carry a smaller id than one already sent.
-            if event["id"] in replayed or not type_matches(wanted, event["type"]):
-                continue
-            yield _message(event["id"], raw)
+    replayed: set[str] = set()
+    cursor = last_event_id
+    while cursor is not None:
+        with _db_read():
+            found = await EventService(ctx.db).after(
+                principal, cursor, EventFilters(types=types), REPLAY_BATCH
+            )
+        rows = [event_out(e) for e in found]
+        for e in rows:
+            replayed.add(e.id)
+            yield _stored(e)
+        cursor = rows[-1].id if len(rows) == REPLAY_BATCH else None
+    yield READY
+    while (got := await sub.next()) is not None:
+        event, raw = got
+        # Live events are not compared by id with Last-Event-ID: ids come from each replica's
+        # clock, and an event committed late may carry a smaller id than one already sent.
+        if event["id"] in replayed or not type_matches(wanted, event["type"]):
+            continue
+        yield _message(event["id"], raw)
 
 
 # --- GET /v1/payments/{id}/stream ---------------------------------------------------------------
@@ -275,7 +278,7 @@ async def payment_view(
     return PaymentView(payment.id, dump(payment_json(payment)).decode(), payment.status, trail)
 
 
-def payment_stream(
+async def payment_stream(
     ctx: AppContext,
     payments: PaymentService,
     principal: Principal,
@@ -286,13 +289,10 @@ def payment_stream(
     subscription at all."""
     messages, done = view.catch_up(last_event_id)
     if done:
-        return event_source(ctx, lambda closing: _finished(messages))
-    return event_source(
-        ctx,
-        lambda closing: _guarded(
-            _payment_events(ctx, payments, principal, view.payment_id, last_event_id, closing), "payment"
-        ),
-    )
+        return event_source(ctx, _finished(messages), anyio.Event())
+    sub = await _subscribed(ctx, principal)
+    events = _payment_events(ctx, payments, principal, view.payment_id, last_event_id, sub)
+    return event_source(ctx, _guarded(events, sub, "payment"), sub.closing)
 
 
 async def _finished(messages: list[ServerSentEvent]) -> Messages:
@@ -306,23 +306,22 @@ async def _payment_events(
     principal: Principal,
     payment_id: str,
     last_event_id: str | None,
-    closing: anyio.Event,
+    sub: Subscription,
 ) -> Messages:
-    async with Subscription(ctx.redis, channel(principal.merchant_id, principal.livemode), closing) as sub:
-        # Read again now that nothing can be missed: it may have moved since the caller's read.
-        view = await payment_view(ctx, payments, principal, payment_id)
-        messages, done = view.catch_up(last_event_id)
-        for m in messages:
-            yield m
-        if done:
+    # Read again now that nothing can be missed: it may have moved since the caller's read.
+    view = await payment_view(ctx, payments, principal, payment_id)
+    messages, done = view.catch_up(last_event_id)
+    for m in messages:
+        yield m
+    if done:
+        return
+    yield READY
+    sent = {e.id for e in view.trail}
+    while (got := await sub.next()) is not None:
+        event, raw = got
+        obj = event["data"]["object"]
+        if event["id"] in sent or not _of_payment(obj, payment_id):
+            continue
+        yield _message(event["id"], raw)
+        if _ends(obj):
             return
-        yield READY
-        sent = {e.id for e in view.trail}
-        while (got := await sub.next()) is not None:
-            event, raw = got
-            obj = event["data"]["object"]
-            if event["id"] in sent or not _of_payment(obj, payment_id):
-                continue
-            yield _message(event["id"], raw)
-            if _ends(obj):
-                return

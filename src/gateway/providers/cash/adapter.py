@@ -7,16 +7,22 @@ from typing import Any
 
 from gateway.kit.money import CURRENCY_EXPONENTS
 from gateway.providers import base as b
+from gateway.providers.details import Cash
 
 
 def _reference(our_id: str) -> str:
     return "cash_" + our_id.split("_", 1)[1]
 
 
-def _collected(payment_id: str, amount: int, currency: str) -> b.PaymentResult:
-    """Cash is in the merchant's hand when the payment is recorded: every question has this answer."""
+def _collected(payment_id: str, amount: int, currency: str, till: str | None) -> b.PaymentResult:
+    """Cash is in the merchant's hand when the payment is recorded: every question has this answer.
+    A cash payment's `payment_method`, if the merchant gives one, names the till or session."""
     return b.PaymentResult(
-        status="succeeded", provider_reference=_reference(payment_id), amount=amount, currency=currency
+        status="succeeded",
+        provider_reference=_reference(payment_id),
+        amount=amount,
+        currency=currency,
+        payment_method_details=Cash(till=till),
     )
 
 
@@ -42,10 +48,10 @@ class CashProvider:
         return True
 
     async def create_payment(self, request: b.PaymentRequest) -> b.PaymentResult:
-        return _collected(request.payment_id, request.amount, request.currency)
+        return _collected(request.payment_id, request.amount, request.currency, request.payment_method)
 
     async def fetch_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
-        return _collected(ref.payment_id, ref.amount, ref.currency)
+        return _collected(ref.payment_id, ref.amount, ref.currency, ref.payment_method)
 
     async def cancel_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         return await self.fetch_payment(ref)  # collected cash cannot be un-collected; refund it instead

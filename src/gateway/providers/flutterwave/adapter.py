@@ -4,6 +4,9 @@ I/O only; every body in and out is shaped by transformers.py. One shared httpx c
 gateway's provider timeout and connection limits, closed in aclose(). Our payment id is the
 `tx_ref`, so a create retried after a timeout re-sends the same reference and a sync can find the
 payment by it before Flutterwave's transaction id is known (docs/providers/flutterwave.md).
+Webhooks prove nothing by themselves (a static `verif-hash`, or an HMAC keyed with that same hash):
+a charge event makes the gateway verify the transaction, and a refund event is stored and left to
+the reconciler's `GET /v3/refunds/{id}`.
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
             action_ttl_seconds=self._payable_for.total_seconds(),
             # The refund endpoint takes no idempotency key: a refund whose answer was lost is not resent.
             idempotent_refunds=False,
+            # Neither webhook header proves an outcome (docs/providers/flutterwave.md, "Callbacks: proof
+            # or hint"): a charge event only says "look", and the verify answer is what is applied.
+            query_before_acting=True,
         )
 
     # --- configuration -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from gateway.providers.base import (
     WebhookPayloadError,
     header,
 )
+from gateway.providers.details import Card, card_funding
 
 # Collection currencies of Flutterwave's v3 checkout. Not listed in the protocol notes [U]: taken from
 # Flutterwave's own SDK currency constants and payment-method guides; the adapter takes another set.
@@ -226,6 +227,26 @@ def money(value: Any, currency: Any) -> tuple[int, str]:
         raise MalformedAnswer(f"amount {value!r} {currency} is not an exact amount: {e}") from e
 
 
+def card_details(data: Mapping[str, Any]) -> Card | None:
+    """A card transaction's `card` object (docs/providers/flutterwave.md): `type` is the brand
+    ("MASTERCARD", "VERVE"; some payloads put "DEBIT" there and the brand in `issuer`), `issuer` may
+    end with the funding ("MASTERCARD  CREDIT"), `country` may be "NIGERIA NG", `expiry` is "MM/YY"."""
+    card = data.get("card")
+    if not isinstance(card, dict):
+        return None
+    kind, issuer = card.get("type"), card.get("issuer")
+    brand = kind if card_funding(kind) is None else issuer
+    month, _, year = str(card.get("expiry") or "").partition("/")
+    return Card.of(
+        brand=brand,
+        number=card.get("last_4digits"),
+        exp_month=month,
+        exp_year=year,
+        funding=card_funding(issuer) or card_funding(kind),
+        country_code=card.get("country"),
+    )
+
+
 def transaction_result(data: Mapping[str, Any], return_url: str | None = None) -> PaymentResult:
     """A transaction object (verify, tokenized charge, `charge.completed` data) in our terms.
 
@@ -240,6 +261,7 @@ def transaction_result(data: Mapping[str, Any], return_url: str | None = None) -
     reference = transaction_id(data)
     reason = data.get("processor_response")
     reason = reason if isinstance(reason, str) and reason else None
+    details = card_details(data) if status in ("succeeded", "failed") else None
     if status == "failed":
         payment_type = data.get("payment_type")
         return PaymentResult(
@@ -249,6 +271,7 @@ def transaction_result(data: Mapping[str, Any], return_url: str | None = None) -
             failure_message=reason or "Flutterwave reported the payment as failed.",
             amount=amount,
             currency=currency,
+            payment_method_details=details,
         )
     if status == "processing":
         # A charge that waits for the customer's bank (3-D Secure) names the page to send them to.
@@ -263,7 +286,13 @@ def transaction_result(data: Mapping[str, Any], return_url: str | None = None) -
                 amount=amount,
                 currency=currency,
             )
-    return PaymentResult(status=status, provider_reference=reference, amount=amount, currency=currency)
+    return PaymentResult(
+        status=status,
+        provider_reference=reference,
+        amount=amount,
+        currency=currency,
+        payment_method_details=details,
+    )
 
 
 def refund_result(data: Mapping[str, Any], currency: str) -> RefundResult:
@@ -321,24 +350,17 @@ def _charge_event(payload: dict[str, Any], event: str, data: Mapping[str, Any]) 
 
 
 def _refund_event(payload: dict[str, Any], event: str, data: Mapping[str, Any]) -> WebhookEvent:
+    """A refund event names the refund but carries no outcome we act on: nothing in it proves what it
+    says, and a forged `failed` would free the amount for a second, real refund (Flutterwave's refunds
+    take no idempotency key). Stored and ignored; the reconciler asks `GET /v3/refunds/{id}`."""
     reference = transaction_id(data)
     if reference is None:
         raise WebhookPayloadError(f"{event} without a numeric refund id")
-    currency = data.get("currency")
-    try:
-        result = refund_result(data, currency) if isinstance(currency, str) else None
-    except MalformedAnswer as e:
-        raise WebhookPayloadError(str(e)) from e
-    if result is None:  # no currency to read the amount in: the status alone, unchecked amount
-        raw = data.get("status")
-        status = REFUND_STATUSES.get(raw, "pending") if isinstance(raw, str) else "pending"
-        result = RefundResult(status=status, provider_reference=reference)
     return WebhookEvent(
         event_id=_event_id(event, data, payload),
         event_type=event,
         payload=payload,
         refund_reference=reference,
-        refund_result=result,
     )
 
 

@@ -22,6 +22,9 @@ from gateway.providers.base import (
     WebhookEvent,
     WebhookPayloadError,
 )
+from gateway.providers.details import MobileMoney
+
+OPERATOR = "mtn"  # payment_method_details.operator
 
 # Fixed for good: changing either would orphan every request to pay and refund already sent.
 REQUEST_TO_PAY_NAMESPACE = uuid.UUID("5b0f4f0e-8a43-5d8e-9d0b-6d6f6d6f7274")
@@ -260,6 +263,9 @@ def payment_result(data: Mapping[str, Any], reference: str) -> PaymentResult:
             provider_reference=reference,
             amount=minor_amount(data.get("amount"), currency),
             currency=currency,
+            payment_method_details=MobileMoney.of(
+                operator=OPERATOR, phone=payer_phone(data), receipt=data.get("financialTransactionId")
+            ),
         )
     if status in FAILED:
         code, message = failure(status, data.get("reason"))

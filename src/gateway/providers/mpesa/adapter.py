@@ -7,13 +7,14 @@ I/O only; bodies are shaped by transformers.py (docs/providers/mpesa.md). What t
   so a retried create never prompts the customer twice and a sync knows what to query, even when
   Daraja's answer came after the gateway had given up waiting (the push keeps running a little
   longer than the gateway's provider timeout, and its late answer is kept).
-* Per CheckoutRequestID, in Redis: the MpesaReceiptNumber of a confirmed payment, which a reversal
-  names (STK Query does not return it; only the callback does).
 
 M-Pesa signs nothing: a callback is accepted only at {public_url}/v1/webhooks/mpesa/{token}, the
 token compared in constant time, and the gateway then asks STK Query (query_before_acting) and
-applies that answer. The callback's own facts (amount, receipt) are remembered in memory between
-interpret_webhook and the fetch_payment the gateway runs right after it, in the same process.
+applies that answer. The callback's own facts (amount, receipt, paying number) are remembered in
+memory between interpret_webhook and the fetch_payment the gateway runs right after it, in the same
+process. The receipt (MpesaReceiptNumber, which STK Query does not return and a reversal names) then
+travels in the result's payment_method_details, and the state machine stores it on the payment
+(`provider_receipt`); a reversal reads it from there (PaymentRef.receipt).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from redis.asyncio import Redis
 
 from gateway.providers import base as b
 from gateway.providers.accounts import mode_name
+from gateway.providers.details import MobileMoney
 from gateway.providers.http import HttpProvider, ProviderClient
 from gateway.providers.mpesa import callbacks, reversal
 from gateway.providers.mpesa import transformers as tf
@@ -305,19 +307,29 @@ class MpesaProvider(HttpProvider[Account]):
         if result is None:
             raise self._failure("STK Query", status, data)
         if result.status == "succeeded":
-            return await self._succeeded(ref, checkout)
+            return self._succeeded(ref, checkout)
         return result
 
-    async def _succeeded(self, ref: b.PaymentRef, checkout: str) -> b.PaymentResult:
-        """STK Query says paid. The callback, if one came, tells the amount and the receipt."""
+    def _succeeded(self, ref: b.PaymentRef, checkout: str) -> b.PaymentResult:
+        """STK Query says paid. The callback, if one came, tells the amount, the receipt and the number
+        that paid; without it, the number is the one prompted (the customer's)."""
         callback = self._callbacks.pop(checkout, None)
         if callback is None or callback.amount is None:
-            return b.PaymentResult(status="succeeded", provider_reference=checkout)
-        if callback.amount == ref.amount and callback.receipt:
-            await self._kept.save_receipt(checkout, callback.receipt)
-        # A callback naming other money than ours is refused by the state machine (amount mismatch).
+            details = MobileMoney.of(operator=tf.OPERATOR, phone=ref.customer_phone)
+            return b.PaymentResult(
+                status="succeeded", provider_reference=checkout, payment_method_details=details
+            )
+        details = MobileMoney.of(
+            operator=tf.OPERATOR, phone=callback.phone or ref.customer_phone, receipt=callback.receipt
+        )
+        # A callback naming other money than ours is refused by the state machine (amount mismatch),
+        # its receipt with it.
         return b.PaymentResult(
-            status="succeeded", provider_reference=checkout, amount=callback.amount, currency=tf.CURRENCY
+            status="succeeded",
+            provider_reference=checkout,
+            amount=callback.amount,
+            currency=tf.CURRENCY,
+            payment_method_details=details,
         )
 
     async def cancel_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
@@ -331,7 +343,7 @@ class MpesaProvider(HttpProvider[Account]):
         refused = reversal.refusal(account, request, partial_reversals=self._settings.partial_reversals)
         if refused is not None:
             return refused
-        receipt = await self._kept.load_receipt(request.payment.provider_reference)
+        receipt = request.payment.receipt
         if receipt is None:
             return b.refund_failed(*reversal.RECEIPT_UNKNOWN)
         body = reversal.body(account, request, receipt=receipt, result_url=self._callback_url)

@@ -1,9 +1,7 @@
-"""What the M-Pesa adapter keeps in Redis, shared by every worker and replica.
-
-* Per payment, the accepted push (CheckoutRequestID and the prompt shown to the merchant), so a
-  retried create never prompts the customer twice and a sync knows what to query.
-* Per CheckoutRequestID, the MpesaReceiptNumber of a confirmed payment, which a reversal names (STK
-  Query does not return it; only the callback does).
+"""What the M-Pesa adapter keeps in Redis, shared by every worker and replica: per payment, the
+accepted push (CheckoutRequestID and the prompt shown to the merchant), so a retried create never
+prompts the customer twice and a sync knows what to query. (The MpesaReceiptNumber a reversal names
+is on the payment row, `provider_receipt`, not here.)
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from gateway.providers.mpesa.transformers import PushAccepted
 log = structlog.get_logger("gateway.providers.mpesa")
 
 PUSH_TTL_SECONDS = 7 * 86_400
-RECEIPT_TTL_SECONDS = 400 * 86_400
 
 
 class Kept:
@@ -43,14 +40,3 @@ class Kept:
             return None
         record = orjson.loads(raw)
         return record if isinstance(record, dict) and isinstance(record.get("checkout"), str) else None
-
-    async def save_receipt(self, checkout: str, receipt: str) -> None:
-        await self._redis.set(f"mpesa:receipt:{checkout}", receipt, ex=RECEIPT_TTL_SECONDS)
-
-    async def load_receipt(self, checkout: str | None) -> str | None:
-        if checkout is None:
-            return None
-        raw = await self._redis.get(f"mpesa:receipt:{checkout}")
-        if raw is None:
-            return None
-        return raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -13,6 +13,7 @@ from typing import Any
 from gateway.providers.base import PaymentResult
 
 CURRENCY = "KES"
+OPERATOR = "mpesa"  # payment_method_details.operator
 # Minor units per shilling: STK Push takes whole shillings only.
 KES = 100
 MIN_AMOUNT_KES = 1

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from gateway.kit.money import exponent
 from gateway.providers.base import PaymentRequest, PaymentResult, RefundResult
+from gateway.providers.details import Card, MethodDetails, MobileMoney
 
 # docs/providers/paystack.md: the currencies Paystack's initialize takes. Each has 100 subunits to the unit,
 # the same as its ISO 4217 minor unit, so our amounts go to Paystack as they are (checked below).
@@ -282,6 +283,33 @@ def charged_amount(data: Mapping[str, Any]) -> int:
     return amount
 
 
+def method_details(data: Mapping[str, Any]) -> MethodDetails | None:
+    """How a transaction was paid, from its `authorization` (docs/providers/paystack.md): a card's
+    brand, last4, exp_month/exp_year (strings), card_type ("visa "), country_code; for mobile money,
+    the operator in `bank` and the number's last four digits in `last4`. Other channels (bank,
+    ussd, qr, bank_transfer): None."""
+    auth = data.get("authorization")
+    if not isinstance(auth, dict):
+        return None
+    channel = auth.get("channel") or data.get("channel")
+    if channel == "card":
+        return Card.of(
+            brand=auth.get("brand") or auth.get("card_type"),
+            number=auth.get("last4"),
+            exp_month=auth.get("exp_month"),
+            exp_year=auth.get("exp_year"),
+            funding=auth.get("card_type"),
+            country_code=auth.get("country_code"),
+        )
+    if channel == "mobile_money":
+        operator = auth.get("bank") or auth.get("brand")
+        return MobileMoney.of(
+            operator=operator.strip().lower() if isinstance(operator, str) and operator.strip() else None,
+            phone=auth.get("last4"),
+        )
+    return None
+
+
 def payment_result(data: Mapping[str, Any], reference: str, options: Options) -> PaymentResult:
     """A transaction object (verify, charge_authorization, charge.success) in our terms.
 
@@ -316,6 +344,8 @@ def payment_result(data: Mapping[str, Any], reference: str, options: Options) ->
         failure_message=failure_message,
         amount=amount,
         currency=currency if isinstance(currency, str) else None,
+        # Known once the customer paid or tried to (an abandoned checkout has no authorization).
+        payment_method_details=method_details(data) if status in ("succeeded", "failed") else None,
     )
 
 

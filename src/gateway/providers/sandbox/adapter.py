@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +17,11 @@ import httpx
 import orjson
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway.kit.money import CURRENCY_EXPONENTS
 from gateway.kit.signing import standard_webhook_signature, verify_standard_webhook
+from gateway.kit.tasks import TaskGroup
 from gateway.providers.base import (
     Capabilities,
     Flow,
@@ -75,7 +77,7 @@ class SandboxProvider:
         # Its webhooks go to this gateway's own public address, like any provider's would.
         self._webhook_url = webhook_url
         self._http = httpx.AsyncClient(timeout=10.0)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskGroup("sandbox")
         self.capabilities = Capabilities(
             currencies=SANDBOX_CURRENCIES,
             flows=frozenset({Flow.DIRECT, Flow.REDIRECT}),
@@ -172,7 +174,7 @@ class SandboxProvider:
             # The provider's webhook reaches the gateway before the provider's API answers.
             await self._deliver(payload)
         elif self._settings.send_webhooks:
-            self._spawn(self._deliver_after(payload, self._settings.action_delay_seconds))
+            self._tasks.spawn(self._deliver_after(payload, self._settings.action_delay_seconds), reference)
         return tf.refund_result(scenario, "pending", reference, request.amount, currency)
 
     async def fetch_refund(self, ref: RefundRef) -> RefundResult:
@@ -182,11 +184,6 @@ class SandboxProvider:
         if scenario.refund in ("async_succeeded", "async_failed") and not self._outcome_due(ref.created_at):
             status = "pending"
         return tf.refund_result(scenario, status, reference, ref.amount, ref.payment.currency)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _schedule_webhook(self, request: PaymentRequest, scenario: tf.Scenario, reference: str) -> None:
         assert scenario.outcome is not None
@@ -201,15 +198,32 @@ class SandboxProvider:
             created=int(time.time()),
         )
         elapsed = datetime.now(UTC).timestamp() - request.created_at.timestamp()
-        self._spawn(self._deliver_after(payload, self._settings.action_delay_seconds - elapsed, reference))
+        delay = self._settings.action_delay_seconds - elapsed
+        self._tasks.spawn(self._deliver_after(payload, delay, reference), reference)
 
     async def _deliver_after(
         self, payload: dict[str, Any], delay: float, canceled_ref: str | None = None
     ) -> None:
         await asyncio.sleep(max(delay, 0.0))
-        if canceled_ref is not None and await self._canceled(canceled_ref):
+        if canceled_ref is not None and await self._canceled_when_redis_answers(canceled_ref):
             return
         await self._deliver(payload)
+
+    async def _canceled_when_redis_answers(self, reference: str) -> bool:
+        """Whether the payment was canceled meanwhile; through a Redis outage, asked again until
+        Redis is back (as a provider's own queue would hold its notification), so the outcome is
+        sent late rather than lost."""
+        pause = 0.5
+        while True:
+            try:
+                return await self._canceled(reference)
+            except RedisError as e:
+                if pause == 0.5:
+                    log.warning(
+                        "sandbox_webhook_waiting_for_redis", reference=reference, error=type(e).__name__
+                    )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
 
     async def _deliver(self, payload: dict[str, Any]) -> None:
         body = orjson.dumps(payload)
@@ -247,9 +261,7 @@ class SandboxProvider:
         return tf.interpret(payload)
 
     async def aclose(self) -> None:
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.aclose()
         await self._http.aclose()
 
 

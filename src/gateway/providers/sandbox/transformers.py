@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.providers.base import PaymentResult, RefundResult, WebhookEvent, WebhookPayloadError
+from gateway.providers.details import Card
 
 
 @dataclass(frozen=True)
@@ -22,21 +23,30 @@ class Scenario:
     # How refunds of the payment go: succeeded or failed at once, or pending and then settled by a
     # webhook ("async_succeeded", "async_failed"); "webhook_first" settles by webhook before answering.
     refund: str = "succeeded"
+    # The test card the scenario is paid with (Stripe's test numbers' last four digits), shown once the
+    # payment has succeeded or failed, so merchants can build receipts in test mode.
+    last4: str = "4242"
 
 
+# Every sandbox card: a Visa credit card issued in the US, valid until the end of 2034.
+SANDBOX_CARD = {"brand": "visa", "exp_month": 12, "exp_year": 2034, "funding": "credit", "country": "US"}
 REFUND_FAILURE = ("refund_declined", "The provider could not return the money to the customer.")
 
 SCENARIOS: dict[str, Scenario] = {
     "pm_success": Scenario("succeeded", "succeeded"),
-    "pm_card_declined": Scenario("failed", "failed", "card_declined", "The card was declined."),
+    "pm_card_declined": Scenario("failed", "failed", "card_declined", "The card was declined.", last4="0002"),
     "pm_insufficient_funds": Scenario(
-        "failed", "failed", "insufficient_funds", "The account has insufficient funds."
+        "failed", "failed", "insufficient_funds", "The account has insufficient funds.", last4="9995"
     ),
-    "pm_action_success": Scenario("requires_action", "succeeded"),
+    "pm_action_success": Scenario("requires_action", "succeeded", last4="3155"),
     "pm_action_failure": Scenario(
-        "requires_action", "failed", "authentication_failed", "The customer failed authentication."
+        "requires_action",
+        "failed",
+        "authentication_failed",
+        "The customer failed authentication.",
+        last4="3155",
     ),
-    "pm_action_never": Scenario("requires_action", None),
+    "pm_action_never": Scenario("requires_action", None, last4="3155"),
     # The provider processes the payment but its answer is lost: sync finds it succeeded.
     "pm_provider_error": Scenario("error", "succeeded"),
     "pm_provider_timeout": Scenario("timeout", "succeeded"),
@@ -110,6 +120,26 @@ def refund_webhook_payload(
     }
 
 
+def card_json(scenario: Scenario, status: str) -> dict[str, Any] | None:
+    """The card as the sandbox's webhooks carry it: known once the charge was attempted."""
+    if status not in ("succeeded", "failed"):
+        return None
+    return {"type": "card", **SANDBOX_CARD, "last4": scenario.last4}
+
+
+def _card(data: Any) -> Card | None:
+    if not isinstance(data, dict) or data.get("type") != "card":
+        return None
+    return Card.of(
+        brand=data.get("brand"),
+        number=data.get("last4"),
+        exp_month=data.get("exp_month"),
+        exp_year=data.get("exp_year"),
+        funding=data.get("funding"),
+        country_code=data.get("country"),
+    )
+
+
 def result(
     scenario: Scenario,
     status: str,
@@ -127,6 +157,7 @@ def result(
         failure_message=scenario.failure_message if failed else None,
         amount=amount,
         currency=currency,
+        payment_method_details=_card(card_json(scenario, status)),
     )
 
 
@@ -155,6 +186,7 @@ def webhook_payload(
             "currency": currency,
             "failure_code": scenario.failure_code if failed else None,
             "failure_message": scenario.failure_message if failed else None,
+            "payment_method_details": card_json(scenario, status),
         },
     }
 
@@ -208,6 +240,7 @@ def interpret(payload: dict[str, Any]) -> WebhookEvent:
                 failure_message=data.get("failure_message"),
                 amount=amount,
                 currency=currency,
+                payment_method_details=_card(data.get("payment_method_details")),
             ),
         )
     except (KeyError, TypeError) as e:

@@ -142,7 +142,10 @@ class StripeProvider:
             # A decline: Stripe made the PaymentIntent (it is inside the error) and refused the card.
             error = _error_body(e)
             code, message = tf.decline(error)
-            return _with_intent(b.payment_failed(code, message), error)
+            # The error names the declined card in its PaymentMethod (the charge is not expanded there).
+            card = tf.card_of((error.get("payment_method") or {}).get("card"))
+            declined = dataclasses.replace(b.payment_failed(code, message), payment_method_details=card)
+            return _with_intent(declined, error)
         except stripe.IdempotencyError as e:
             # Our key was first used with other parameters (a create from an older version of this
             # adapter): that first request ran, so the PaymentIntent exists; answer with where it stands.
@@ -179,7 +182,9 @@ class StripeProvider:
         """
         result = await self._call(
             "search_payment_intents",
-            client.v1.payment_intents.search_async({"query": tf.search_query(payment_id), "limit": 10}),
+            client.v1.payment_intents.search_async(
+                {"query": tf.search_query(payment_id), "limit": 10, "expand": ["data.latest_charge"]}
+            ),
         )
         found = [_dict(pi) for pi in result.data]
         if len(found) > 1:
@@ -196,7 +201,8 @@ class StripeProvider:
                 )
             return self._payment(found, "fetch_payment")
         pi = await self._call(
-            "fetch_payment", client.v1.payment_intents.retrieve_async(ref.provider_reference)
+            "fetch_payment",
+            client.v1.payment_intents.retrieve_async(ref.provider_reference, {"expand": tf.EXPAND_CHARGE}),
         )
         return self._payment(_dict(pi), "fetch_payment")
 

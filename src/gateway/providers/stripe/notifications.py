@@ -12,6 +12,8 @@ from gateway.providers.stripe.transformers import (
     META_PAYMENT,
     META_REFUND,
     MalformedObject,
+    charge_card,
+    money,
     payment_result,
     refund_result,
 )
@@ -52,6 +54,33 @@ def _refund_event(base: dict[str, Any], refund: Mapping[str, Any]) -> WebhookEve
     )
 
 
+def _charge_event(base: dict[str, Any], charge: Mapping[str, Any]) -> WebhookEvent:
+    """charge.succeeded: a PaymentIntent's own events name their charge by id only, so this is the
+    event that carries the card (payment_method_details). A captured, succeeded charge means its
+    PaymentIntent succeeded (the gateway never asks for manual capture): applied as such, it settles
+    the payment with its card, or adds the card to a payment payment_intent.succeeded settled first."""
+    intent = charge.get("payment_intent")
+    if (
+        not isinstance(intent, str)
+        or charge.get("status") != "succeeded"
+        or charge.get("captured") is not True
+    ):
+        return WebhookEvent(**base)
+    try:
+        amount, currency = money(charge, "amount_captured")
+    except (KeyError, TypeError, ValueError) as e:
+        raise WebhookPayloadError(f"malformed Charge: {e}") from e
+    result = PaymentResult(
+        status="succeeded",
+        provider_reference=intent,
+        amount=amount,
+        currency=currency,
+        payment_method_details=charge_card(charge),
+    )
+    meta = charge.get("metadata") or {}
+    return WebhookEvent(**base, payment_id=meta.get(META_PAYMENT), provider_reference=intent, result=result)
+
+
 def interpret(event: Mapping[str, Any]) -> WebhookEvent:
     """A (verified) Stripe Event in our terms. Types we do not act on come back with no result."""
     try:
@@ -77,6 +106,8 @@ def interpret(event: Mapping[str, Any]) -> WebhookEvent:
             )
         if event_type in REFUND_EVENTS:
             return _refund_event(base, obj)
+        if event_type == "charge.succeeded":
+            return _charge_event(base, obj)
         if event_type == "charge.refunded":
             refund = _latest_refund(obj)
             if refund is not None:

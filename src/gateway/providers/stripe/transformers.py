@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from gateway.kit.money import CURRENCY_EXPONENTS
 from gateway.providers.base import PaymentRequest, PaymentResult, RefundRequest, RefundResult
+from gateway.providers.details import Card
 
 # Our ids in the Stripe objects' metadata: how webhooks, search and humans in the Stripe dashboard find
 # a PaymentIntent's or a Refund's gateway twin.
@@ -89,6 +90,8 @@ REQUEST_ERRORS: Final[Mapping[str, str]] = {
     "payment_method_unactivated": "invalid_payment_method",
 }
 REFUND_REASONS: Final = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+# Asked with every PaymentIntent we create or retrieve: the charge, which names the card it was paid with.
+EXPAND_CHARGE: Final = ["latest_charge"]
 
 # A PaymentMethod id as Stripe issues them (pm_ and letters, digits or underscores: pm_card_visa in
 # test mode, pm_1Q0PsI... in live mode).
@@ -189,7 +192,7 @@ def from_stripe_amount(value: int, currency: str) -> int:
     return ours
 
 
-def _money(obj: Mapping[str, Any], amount_field: str = "amount") -> tuple[int, str]:
+def money(obj: Mapping[str, Any], amount_field: str = "amount") -> tuple[int, str]:
     """(amount, CURRENCY) of a Stripe object in our terms. A currency we do not know keeps Stripe's raw
     amount: it can never equal one of our payments' currencies, so a mismatch check still fires."""
     currency = str(obj["currency"]).upper()
@@ -233,6 +236,7 @@ def payment_intent_params(request: PaymentRequest) -> dict[str, Any]:
         params["metadata"] = _metadata(request.payment_id, FLOW_SERVER, request.reference)
     if request.description is not None:
         params["description"] = request.description
+    params["expand"] = EXPAND_CHARGE
     return params
 
 
@@ -310,6 +314,29 @@ def _next_action(pi: Mapping[str, Any]) -> dict[str, Any] | None:
     return _client_secret_action(pi)
 
 
+def card_of(card: Any) -> Card | None:
+    """A charge's `payment_method_details.card` (or a PaymentMethod's `card`, which card errors carry):
+    brand, last4, exp_month, exp_year, funding, country: Stripe's vocabulary is ours."""
+    if not isinstance(card, Mapping):
+        return None
+    return Card.of(
+        brand=card.get("brand"),
+        number=card.get("last4"),
+        exp_month=card.get("exp_month"),
+        exp_year=card.get("exp_year"),
+        funding=card.get("funding"),
+        country_code=card.get("country"),
+    )
+
+
+def charge_card(charge: Any) -> Card | None:
+    """The card a Charge was paid with; None for a charge id (not expanded) or another method type."""
+    if not isinstance(charge, Mapping):
+        return None
+    details = charge.get("payment_method_details") or {}
+    return card_of(details.get("card")) if details.get("type") == "card" else None
+
+
 def payment_result(pi: Mapping[str, Any]) -> PaymentResult:
     """A PaymentIntent in our terms (statuses: docs/providers/stripe.md)."""
     try:
@@ -317,13 +344,14 @@ def payment_result(pi: Mapping[str, Any]) -> PaymentResult:
         flow = (pi.get("metadata") or {}).get(META_FLOW, FLOW_SERVER)
         # What was charged, once there is a charge; the intended amount before.
         field = "amount_received" if status == "succeeded" and "amount_received" in pi else "amount"
-        amount, currency = _money(pi, field)
+        amount, currency = money(pi, field)
         reference = str(pi["id"])
     except (KeyError, TypeError, ValueError) as e:
         raise MalformedObject(f"malformed PaymentIntent: {e}") from e
     common: dict[str, Any] = {"provider_reference": reference, "amount": amount, "currency": currency}
+    card = charge_card(pi.get("latest_charge"))
     if status == "succeeded":
-        return PaymentResult(status="succeeded", **common)
+        return PaymentResult(status="succeeded", payment_method_details=card, **common)
     if status in ("processing", "requires_capture"):
         # requires_capture: authorised, not yet captured (we never ask for manual capture).
         return PaymentResult(status="processing", **common)
@@ -335,7 +363,13 @@ def payment_result(pi: Mapping[str, Any]) -> PaymentResult:
         error = pi.get("last_payment_error")
         if flow == FLOW_SERVER and status == "requires_payment_method":
             code, message = decline(error) if error else ("payment_failed", "The payment failed.")
-            return PaymentResult(status="failed", failure_code=code, failure_message=message, **common)
+            return PaymentResult(
+                status="failed",
+                failure_code=code,
+                failure_message=message,
+                payment_method_details=card,
+                **common,
+            )
         # Waiting for the customer (Elements), also after a declined attempt: they may try again.
         return PaymentResult(status="requires_action", next_action=_client_secret_action(pi), **common)
     raise MalformedObject(f"unknown PaymentIntent status {status!r}")
@@ -345,7 +379,7 @@ def refund_result(refund: Mapping[str, Any]) -> RefundResult:
     """A Refund in our terms: pending | succeeded | failed (Stripe's canceled is a failed refund)."""
     try:
         status = refund["status"]
-        amount, currency = _money(refund)
+        amount, currency = money(refund)
         reference = str(refund["id"])
     except (KeyError, TypeError, ValueError) as e:
         raise MalformedObject(f"malformed Refund: {e}") from e

@@ -49,6 +49,10 @@ class WaveProvider(HttpProvider[WaveCredentials]):
             cancel=True,
             reconcile_after_seconds=settings.reconcile_after_seconds,
             action_ttl_seconds=settings.action_ttl_seconds,
+            # A shared-secret webhook is the secret itself, the same on every delivery: it proves
+            # nothing about the body, so the session is asked before anything moves. A Wave-Signature
+            # (HMAC of timestamp and body, 300 s window) is proof, and is applied as it stands.
+            query_before_acting=settings.webhook_auth == "shared_secret",
         )
 
     # --- configuration -----------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from typing import Any
 
 from gateway.kit.money import from_provider_number, to_major_string
 from gateway.providers.base import PaymentRequest, PaymentResult, WebhookEvent, WebhookPayloadError
+from gateway.providers.details import MobileMoney
 
+OPERATOR = "wave"  # payment_method_details.operator
 CHECKOUT_EVENTS = frozenset({"checkout.session.completed", "checkout.session.payment_failed"})
 
 # Wave's payment-error codes (last_payment_error.code, and error bodies) to our stable decline codes.
@@ -163,12 +165,21 @@ def session_result(session: Mapping[str, Any]) -> PaymentResult:
             raise MalformedAnswer("an open session without an https wave_launch_url")
         success_url = session.get("success_url")
         next_action = redirect_action(url, success_url if isinstance(success_url, str) else None)
+    details = None
+    if status in ("succeeded", "processing"):
+        # The session names no payer, except the one mobile it was restricted to (if it was).
+        details = MobileMoney.of(
+            operator=OPERATOR,
+            phone=session.get("restrict_payer_mobile"),
+            receipt=session.get("transaction_id"),
+        )
     return PaymentResult(
         status=status,
         provider_reference=reference,
         next_action=next_action,
         amount=amount,
         currency=currency,
+        payment_method_details=details,
     )
 
 

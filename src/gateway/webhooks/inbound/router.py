@@ -8,12 +8,13 @@ from fastapi import APIRouter, BackgroundTasks, Path, Request
 from starlette.responses import Response
 
 from gateway.api.deps import Ctx
+from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
 from gateway.context import AppContext
 from gateway.providers.base import CALLBACK_TOKEN_HEADER
 from gateway.webhooks.inbound import service
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=GatewayRoute)
 
 
 async def _process_all(ctx: AppContext, inbox_ids: list[str]) -> None:

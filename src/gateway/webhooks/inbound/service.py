@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import structlog
 
+from gateway import metrics
 from gateway.db.database import Database, Tx
 from gateway.errors import NotFound, WebhookMalformed, WebhookSignatureInvalid
 from gateway.payments import repository as payments
@@ -38,9 +39,11 @@ async def receive(
         events = provider.verify_webhook(headers, body)
     except WebhookVerificationError as e:
         log.warning("webhook_rejected", provider=provider_name, reason=str(e))
+        metrics.webhook_received(provider_name, "rejected")
         raise WebhookSignatureInvalid("The webhook's signature could not be verified.") from e
     except WebhookPayloadError as e:
         log.warning("webhook_malformed", provider=provider_name, reason=str(e))
+        metrics.webhook_received(provider_name, "malformed")
         raise WebhookMalformed(str(e)) from e
     stored = []
     async with db.transaction() as tx:
@@ -50,16 +53,20 @@ async def receive(
                 log.info("webhook_duplicate", provider=provider_name, event_id=event.event_id)
             else:
                 stored.append(inbox_id)
+    metrics.webhook_received(provider_name, "accepted", len(stored))
+    metrics.webhook_received(provider_name, "duplicate", len(events) - len(stored))
     return stored, provider.capabilities.webhook_ack
 
 
 async def process(db: Database, registry: ProviderRegistry, inbox_id: str) -> str | None:
     """Applies one stored event; safe to run twice or concurrently. Returns the outcome, None if skipped."""
+    provider_name = "unknown"  # until the event is read (for the metrics of a failure before that)
     try:
         async with db.transaction() as tx:
             row = await inbox.claim(tx, inbox_id)
             if row is None:
                 return None
+            provider_name = row.provider
             provider = registry.get(row.provider)
             if provider is None:
                 raise WebhookPayloadError(f"provider {row.provider!r} is no longer registered")
@@ -73,9 +80,11 @@ async def process(db: Database, registry: ProviderRegistry, inbox_id: str) -> st
             if outcome == "unmatched":
                 log.warning("webhook_unmatched", provider=row.provider, event_id=row.provider_event_id)
             await inbox.finish(tx, inbox_id, outcome)
+        metrics.webhook_processed(provider_name, outcome)  # committed
         return outcome
     except Exception as e:
         log.exception("webhook_processing_failed", inbox_id=inbox_id)
+        metrics.webhook_processed(provider_name, "failed")
         await inbox.record_failure(db, inbox_id, f"{type(e).__name__}: {e}")
         return "failed"
 
@@ -104,9 +113,10 @@ async def _apply_payment_event(tx: Tx, provider: str, event: WebhookEvent) -> st
 async def _confirm_by_query(
     db: Database, registry: ProviderRegistry, tx: Tx, provider: str, event: WebhookEvent
 ) -> str:
-    """An unsigned callback only says "look now": apply what the provider answers to a status query."""
+    """A callback that proves nothing only says "look now": apply what the provider answers to a status
+    query. A payment of another provider is not ours to ask about: unmatched, nothing is asked."""
     payment_id = await _payment_id(tx, provider, event)
-    before = await payments.status_of(tx, payment_id) if payment_id else None
+    before = await payments.status_at(tx, payment_id, provider) if payment_id else None
     if payment_id is None or before is None:
         return "unmatched"
     # On connections of its own: sync_payment commits around the provider call.

@@ -65,7 +65,7 @@ def save_endpoint(tx: Tx, endpoint: WebhookEndpoint, changes: dict[str, Any]) ->
 async def list_endpoints(
     q: Queries, merchant_id: str, livemode: bool, cursor: Page
 ) -> tuple[list[WebhookEndpoint], bool]:
-    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).add(_LIVE)
+    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).owned().add(_LIVE)
     return await paginate(q, ENDPOINTS, where, cursor)
 
 
@@ -86,6 +86,32 @@ WHERE id IN (
 )
 RETURNING id
 """
+
+
+# The queue's head in the order workers take it (ix_webhook_deliveries_due), up to $1 rows: the due
+# ones (claimed or not), the ones waiting for a retry, and the age of the oldest due one.
+_QUEUE = """
+SELECT count(*) FILTER (WHERE next_attempt_at <= now()),
+       count(*) FILTER (WHERE next_attempt_at > now()),
+       COALESCE(EXTRACT(EPOCH FROM now() - min(next_attempt_at)
+                        FILTER (WHERE next_attempt_at <= now())), 0)::float8
+FROM (SELECT next_attempt_at FROM webhook_deliveries WHERE status = 'pending'
+      ORDER BY next_attempt_at LIMIT $1) head
+"""
+
+
+@dataclass(frozen=True)
+class Queue:
+    due: int
+    scheduled: int
+    oldest_due_seconds: float
+
+
+async def queue(q: Queries, cap: int) -> Queue:
+    """The pending deliveries, counted up to `cap` in all (a bounded index scan at every scrape)."""
+    row = await q.fetchrow(_QUEUE, cap)
+    assert row is not None  # an aggregate: always one row
+    return Queue(row[0], row[1], row[2])
 
 
 def _qualified(alias: str, columns: str) -> str:
@@ -174,7 +200,7 @@ async def requeue(q: Queries, delivery_id: str) -> None:
 
 
 async def list_deliveries(q: Queries, endpoint_id: str, cursor: Page) -> tuple[list[WebhookDelivery], bool]:
-    return await paginate(q, DELIVERIES, Where().add("endpoint_id = {}", endpoint_id), cursor)
+    return await paginate(q, DELIVERIES, Where().add("endpoint_id = {}", endpoint_id).owned(), cursor)
 
 
 async def attempts(q: Queries, delivery_ids: Sequence[str]) -> dict[str, list[WebhookAttempt]]:

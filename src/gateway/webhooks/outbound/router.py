@@ -10,6 +10,7 @@ from starlette.responses import Response
 from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.pagination import Paging, checked_page
 from gateway.api.responses import json_response
+from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
 from gateway.idempotency.guard import OptionalIdempotency
 from gateway.webhooks.outbound.schemas import (
@@ -25,7 +26,7 @@ from gateway.webhooks.outbound.schemas import (
 )
 from gateway.webhooks.outbound.service import EndpointService
 
-router = APIRouter(tags=["webhook endpoints"])
+router = APIRouter(tags=["webhook endpoints"], route_class=GatewayRoute)
 EndpointId = Annotated[str, Path(description="A webhook endpoint id, `we_…`", max_length=40)]
 DeliveryId = Annotated[str, Path(description="A delivery id, `whd_…`", max_length=40)]
 

@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 import structlog
 
+from gateway import metrics
 from gateway.db.database import Database
 from gateway.events.schemas import event_out
 from gateway.kit.signing import standard_webhook_signature
@@ -167,6 +168,7 @@ class DeliveryWorker:
             )
             if disable:
                 await repository.disable_endpoint(tx, endpoint.id, "gone")
+        metrics.delivery_attempt("retrying" if status == "pending" else status)
         log.info(
             "webhook_delivery_attempt",
             status=status,
