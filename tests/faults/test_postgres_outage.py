@@ -146,7 +146,6 @@ async def test_after_a_postgres_restart_and_outage_retried_keys_leave_exact_tota
     )
 
 
-@pytest.mark.xfail(strict=True, reason="500 until the outage handling lands")
 async def test_during_a_postgres_restart_and_outage_the_api_answers_503_with_retry_after(
     outage: Outcome,
 ) -> None:
