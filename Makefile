@@ -6,11 +6,12 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test lint fmt check check-container serve migrate clean help bench profile api-check
+.PHONY: dev test faults lint fmt check check-container serve migrate clean help bench profile api-check
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite against real PostgreSQL and Redis"
+	@echo "make faults only the fault suite (tests/faults/; part of make test too): kills and outages"
 	@echo "make lint   ruff, mypy and the import-layering contracts"
 	@echo "make api-check  a generated client and schemathesis against the live gateway's OpenAPI (~5 min)"
 	@echo "make check-container  hadolint on the Dockerfile, compose.yaml against the Compose schema"
@@ -30,6 +31,10 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest
+
+# The fault suite alone (make test runs it as well): real processes killed and servers stopped.
+faults: $(STAMP)
+	$(VENV)/bin/pytest -rP tests/faults
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests alembic bench
