@@ -61,8 +61,8 @@ async def test_one_provider_call_per_payment_and_sync_or_the_reconciler_settles_
     assert [(r.status_code, r.json()["code"]) for r in stormed] == [(502, "provider_error")] * STORM
     assert tally.slowest < 3  # the provider timeout (1 s), not the provider's 2.5 s
     assert paystack.errors_sent == {500: 4, 502: 4, 503: 4}
-    timeout_ids = [r.json()["payment"] for r in timed_out]
-    storm_ids = [r.json()["payment"] for r in stormed]
+    timeout_ids = [r.json()["payment"]["id"] for r in timed_out]
+    storm_ids = [r.json()["payment"]["id"] for r in stormed]
     ids = timeout_ids + storm_ids
     references = [paystack_reference(i) for i in ids]
     async with database(fault_servers.postgres_url) as db:
