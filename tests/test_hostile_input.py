@@ -251,3 +251,39 @@ async def test_a_cursor_that_names_no_object_of_the_list_is_invalid(
         r = await client.get(path, params={name: missing}, headers=merchant.auth)
         problem = assert_problem(r, 422, "invalid_cursor")
         assert problem["param"] == name
+
+
+async def test_an_unpaired_surrogate_is_a_validation_error_naming_the_field(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    """Python's JSON parser lets `\\ud800` through, but no encoder can write it: refused up front."""
+    before = provider_calls(gateway)
+    raw = b'{"amount": 1500, "currency": "KES", "provider": "sandbox", "payment_method": "pm_success", '
+    raw += b'"description": "a\\u0000", "reference": "\\ud800"}'
+    r = await client.post(
+        "/v1/payments", content=raw, headers=headers(merchant, **{"Content-Type": "application/json"})
+    )
+    problem = assert_problem(r, 422, "validation_error")
+    assert [(e["loc"], e["type"]) for e in problem["errors"]] == [
+        (["body", "description"], "string_nul_character"),
+        (["body", "reference"], "string_unicode"),
+    ]
+    await nothing_written(gateway, merchant, before)
+    # A surrogate pair is one character (an emoji here): fine.
+    raw = raw.replace(b'"a\\u0000"', b'"ok"').replace(b'"\\ud800"', b'"\\ud83d\\ude00"')
+    r = await client.post(
+        "/v1/payments", content=raw, headers=headers(merchant, **{"Content-Type": "application/json"})
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["reference"] == "\U0001f600"
+
+
+async def test_a_body_without_a_content_type_is_415(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    before = provider_calls(gateway)
+    content = httpx.Request("POST", "/", json=BASE).content
+    for extra in ({}, {"Content-Type": ""}):
+        r = await client.post("/v1/payments", content=content, headers=headers(merchant, **extra))
+        assert_problem(r, 415, "unsupported_media_type")
+    await nothing_written(gateway, merchant, before)

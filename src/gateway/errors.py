@@ -219,6 +219,8 @@ def outage_of(exc: BaseException) -> str | None:
     connections (a retry later can succeed), else None (a bug: a 500)."""
     if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.ReadOnlyError):
         return "redis"
+    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+        return None  # a statement timeout or a cancel: our slow query, not PostgreSQL away
     if isinstance(
         exc,
         asyncpg.PostgresConnectionError  # the connection broke or was refused (08xxx)

@@ -73,7 +73,8 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         )
     if settings.metrics_port:
         metrics.enable()
-    redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+    # A Redis that cannot be reached fails fast (a 503), not after the OS's connect timeout.
+    redis = Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=2)
     batcher = RedisBatcher(redis)
     publisher = EventPublisher(batcher)
     db = await Database.connect(settings.database_url, settings.database)

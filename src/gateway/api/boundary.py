@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -100,6 +101,8 @@ class ErrorBoundary:
             if declared is not None and declared > limit:
                 raise _too_large(limit)
             await self.app(scope, receive_within_limit, send_noting_start)
+        except ClientDisconnect:
+            return  # the client left mid-body: no one to answer, nothing went wrong here
         except Exception as exc:
             if started:
                 raise

@@ -1,12 +1,13 @@
 """`GatewayRoute`, the route class of every /v1 endpoint: it refuses, before FastAPI parses anything,
 the bytes no schema could fix.
 
-- A JSON endpoint sent a body of another media type (`text/plain`, a form) is 415
-  `unsupported_media_type`, not a 422 about the body's shape. A body without a Content-Type is read
-  as JSON, as FastAPI does.
+- A JSON endpoint sent a body of another media type (`text/plain`, a form) or of none is 415
+  `unsupported_media_type`, not a 422 about the body's shape (FastAPI's strict content type: a
+  browser's cross-site "simple request" cannot send `application/json`).
 - A NUL character (`\\u0000`) in any string of the body, the path or the query is 422
   `validation_error` naming where it is: PostgreSQL cannot store it in text or JSONB, so letting it
-  through would end in a 500 after part of the work was done.
+  through would end in a 500 after part of the work was done. So is an unpaired surrogate escape
+  (`\\ud800`), which is not Unicode at all.
 
 Both run before authentication, like FastAPI's own malformed-JSON check: they judge the bytes, not
 the caller's data. The scan costs one substring search of the body on the hot path.
@@ -14,7 +15,7 @@ the caller's data. The scan costs one substring search of the body on the hot pa
 
 from __future__ import annotations
 
-import contextlib
+import json
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ from gateway.errors import UnsupportedMediaType
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 _NUL_MSG = "must not contain the NUL character (\\u0000)"
+_SURROGATE_MSG = "must be valid Unicode: an unpaired surrogate (\\ud800-\\udfff) is not"
 _NUL_TYPE = "string_nul_character"
 
 
@@ -36,24 +38,54 @@ def _json_media_type(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _nul_paths(value: Any, loc: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
-    """Where in a parsed JSON document a string (or an object key) holds a NUL."""
+def _unstorable(text: str) -> bool:
+    """A NUL, or a lone surrogate (`\\ud800`-`\\udfff` unpaired: not Unicode, not encodable)."""
+    return "\x00" in text or any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _bad_paths(value: Any, loc: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
+    """Where in a parsed JSON document a string (or an object key) cannot be stored."""
     if isinstance(value, str):
-        if "\x00" in value:
+        if _unstorable(value):
             yield loc
     elif isinstance(value, dict):
         for k, v in value.items():
-            if "\x00" in k:
+            if _unstorable(k):
                 yield (*loc, k)
             else:
-                yield from _nul_paths(v, (*loc, k))
+                yield from _bad_paths(v, (*loc, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _nul_paths(v, (*loc, i))
+            yield from _bad_paths(v, (*loc, i))
 
 
 def _nul_error(loc: tuple[str | int, ...]) -> dict[str, Any]:
     return {"loc": loc, "msg": _NUL_MSG, "type": _NUL_TYPE, "input": None}
+
+
+def _body_errors(body: bytes) -> list[dict[str, Any]]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson refuses lone surrogates, which Python's json (FastAPI's parser) lets through.
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return []  # FastAPI answers malformed_json
+    errors = []
+    for loc in _bad_paths(document, ("body",)):
+        text = loc[-1] if isinstance(loc[-1], str) and _unstorable(loc[-1]) else _at(document, loc[1:])
+        if isinstance(text, str) and "\x00" not in text:
+            errors.append({"loc": loc, "msg": _SURROGATE_MSG, "type": "string_unicode", "input": None})
+        else:
+            errors.append(_nul_error(loc))
+    return errors
+
+
+def _at(document: Any, path: tuple[str | int, ...]) -> Any:
+    for step in path:
+        document = document[step]
+    return document
 
 
 async def refuse_unusable(request: Request, json_body: bool) -> None:
@@ -64,15 +96,16 @@ async def refuse_unusable(request: Request, json_body: bool) -> None:
     if json_body:
         content_type = request.headers.get("content-type")
         body = await request.body()
-        if body and content_type is not None and not _json_media_type(content_type):
+        if body and not (content_type and _json_media_type(content_type)):
             raise UnsupportedMediaType(
-                f"Send the body as JSON with `Content-Type: application/json` (got {content_type[:80]!r}).",
+                "Send the body as JSON with `Content-Type: application/json` "
+                f"(got {(content_type or 'none')[:80]!r}).",
                 supported=["application/json"],
             )
-        # JSON cannot carry a raw NUL, only its escape; the search finds both at C speed.
-        if b"\\u0000" in body or b"\x00" in body:
-            with contextlib.suppress(orjson.JSONDecodeError):  # FastAPI answers malformed_json
-                errors += [_nul_error(loc) for loc in _nul_paths(orjson.loads(body), ("body",))]
+        # JSON carries a NUL or a surrogate only as an escape (a raw NUL is malformed anyway); the
+        # searches run at C speed, and only a hit costs a parse.
+        if b"\\u0000" in body or b"\x00" in body or b"\\ud" in body or b"\\uD" in body:
+            errors += _body_errors(body)
     if errors:
         raise RequestValidationError(errors)
 

@@ -21,6 +21,7 @@ import structlog
 from fastapi import Depends, Header, Request
 from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -74,10 +75,10 @@ class IdempotencyGuard:
             await self.app(scope, receive, send)
             return
         key = token = None
-        for name, value in scope["headers"]:
-            if name == b"idempotency-key":
+        for name, value in scope["headers"]:  # the first of each, as Starlette's headers.get
+            if name == b"idempotency-key" and key is None:
                 key = value.decode("latin-1")
-            elif name == b"authorization":
+            elif name == b"authorization" and token is None:
                 token = value.decode("latin-1")
         scheme, _, secret = (token or "").partition(" ")
         if key is None or not valid_key(key) or scheme.lower() != "bearer" or not secret:
@@ -135,8 +136,8 @@ async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
     chunks = []
     while True:
         message = await receive()
-        if message["type"] != "http.request":
-            break
+        if message["type"] != "http.request":  # the client left: a cut body must not be claimed
+            raise ClientDisconnect
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break

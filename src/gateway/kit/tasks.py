@@ -19,8 +19,12 @@ class TaskGroup:
     def __init__(self, owner: str):
         self._owner = owner
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        if self._closed:  # shutting down: what it would use is closing too
+            coro.close()
+            return
         task = asyncio.create_task(coro, name=f"{self._owner}:{name}")
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -31,6 +35,7 @@ class TaskGroup:
             log.error("background_task_failed", task=task.get_name(), error=type(exc).__name__, exc_info=exc)
 
     async def aclose(self) -> None:
+        self._closed = True
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

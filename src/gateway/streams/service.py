@@ -33,6 +33,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gateway.context import AppContext
@@ -116,12 +117,16 @@ class Subscription:
     async def open(self) -> Subscription:
         self._pubsub = self._redis.pubsub()
         try:
-            await self._pubsub.subscribe(self.name)
             with anyio.fail_after(CONFIRM_TIMEOUT_SECONDS):
+                await self._pubsub.subscribe(self.name)
                 while True:
                     msg = await self._pubsub.get_message(timeout=CONFIRM_TIMEOUT_SECONDS)
                     if msg is not None and msg["type"] == "subscribe":
                         break
+        except TimeoutError as e:
+            await self.close()
+            # Redis that does not answer is Redis away (a 503), whoever's clock noticed.
+            raise RedisTimeoutError("Redis did not confirm the subscription in time") from e
         except BaseException:
             await self.close()
             raise
