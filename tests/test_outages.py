@@ -193,3 +193,38 @@ async def test_a_500_keeps_the_connection_usable() -> None:
     ]
     assert b'"code":"internal_error"' in answers[0][2]
     assert b"a bug" not in answers[0][2]
+
+
+def test_an_outage_is_known_by_its_cause() -> None:
+    """A connection that dies mid-transaction surfaces as asyncpg's InterfaceError from the rollback
+    (seen in the fault suite as a stray 500); a bug raised while handling an outage stays a bug."""
+    import asyncpg  # type: ignore[import-untyped]
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from gateway.errors import outage_of
+
+    def raised(exc: BaseException, during: BaseException) -> BaseException:
+        try:
+            try:
+                raise during
+            except BaseException:
+                raise exc  # noqa: B904 (the implicit context is the point)
+        except BaseException as e:
+            return e
+
+    lost = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+    rollback = asyncpg.InterfaceError(
+        "cannot call Transaction.rollback(): the underlying connection is closed"
+    )
+    assert outage_of(raised(rollback, lost)) == "postgres"
+    assert outage_of(raised(KeyError("a bug"), lost)) is None
+    assert outage_of(raised(KeyError("a bug"), RedisConnectionError("down"))) is None
+    assert (
+        outage_of(asyncpg.InterfaceError("cannot perform operation: another operation is in progress"))
+        is None
+    )
+    assert (
+        outage_of(asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"))
+        is None
+    )
+    assert outage_of(asyncpg.exceptions.AdminShutdownError("terminating connection")) == "postgres"

@@ -216,7 +216,23 @@ OUTAGE_RETRY_AFTER = "2"
 
 def outage_of(exc: BaseException) -> str | None:
     """ "postgres" or "redis" when `exc` says that service is unreachable, restarting or refusing
-    connections (a retry later can succeed), else None (a bug: a 500)."""
+    connections (a retry later can succeed), else None (a bug: a 500). Its explicit causes count
+    too, and so does the context of asyncpg's InterfaceError: a connection that dies mid-transaction
+    surfaces as that error from the rollback, with the broken connection as its context. Any other
+    exception raised while handling an outage stays a bug."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return None
+        if (service := _outage(seen)) is not None:
+            return service
+        interface = isinstance(seen, asyncpg.InterfaceError)
+        seen = seen.__cause__ or (seen.__context__ if interface else None)
+    return None
+
+
+def _outage(exc: BaseException) -> str | None:
+    """One exception, not its chain."""
     if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.ReadOnlyError):
         return "redis"
     if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
