@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.main import create_app
-from gateway.payments.schemas import MAX_AMOUNT
+from gateway.payments.fields import MAX_AMOUNT
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 ID_PATTERN = re.compile(r"^\^([a-z]+)_\[0-9a-hjkmnp-tv-z\]\{26\}\$$")

@@ -20,6 +20,7 @@ from gateway.errors import InvalidEmail
 from gateway.events.schemas import EventList, event_out
 from gateway.idempotency.guard import OptionalIdempotency, RequiredIdempotency
 from gateway.kit.pagination import Page
+from gateway.payments.fields import normalize_email
 from gateway.payments.schemas import (
     PaymentCreate,
     PaymentFilters,
@@ -27,7 +28,6 @@ from gateway.payments.schemas import (
     PaymentListQuery,
     PaymentOut,
     dump,
-    normalize_email,
     payment_json,
 )
 from gateway.payments.service import PaymentService

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
-from gateway.payments.schemas import Amount, Metadata
+from gateway.payments.fields import Amount, Metadata
 
 # Named: one schema each in the OpenAPI document, one enum each in generated clients.
 RefundReason = TypeAliasType(
