@@ -4,6 +4,7 @@ from gateway.db.base import metadata
 from gateway.events.models import events
 from gateway.merchants.models import api_keys, merchants
 from gateway.payments.models import payments
+from gateway.provider_accounts.models import provider_accounts
 from gateway.refunds.models import refunds
 from gateway.webhooks.inbound.models import inbound_webhooks
 from gateway.webhooks.outbound.models import webhook_attempts, webhook_deliveries, webhook_endpoints
@@ -15,6 +16,7 @@ __all__ = [
     "merchants",
     "metadata",
     "payments",
+    "provider_accounts",
     "refunds",
     "webhook_attempts",
     "webhook_deliveries",

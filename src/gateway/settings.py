@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.providers.catalog import ProviderSettings
@@ -114,6 +114,14 @@ class ReconcilerSettings(BaseModel):
     max_backoff_seconds: float = Field(3_600.0, gt=0)
 
 
+class AccountsSettings(BaseModel):
+    """How merchants reach providers (env GATEWAY_PROVIDERS__...)."""
+
+    # The deployment-wide accounts (GATEWAY_<PROVIDER>__...) serve a merchant that has no account of
+    # its own for a provider: the platform collects. Off, such a payment is 422 provider_not_configured.
+    shared_accounts: bool = True
+
+
 class Settings(BaseSettings, ProviderSettings):
     """Everything the gateway reads; each provider's group comes from the provider catalog."""
 
@@ -163,6 +171,16 @@ class Settings(BaseSettings, ProviderSettings):
     webhooks: WebhookSettings = WebhookSettings()
     delivery: DeliverySettings = DeliverySettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
+    providers: AccountsSettings = AccountsSettings()
+
+    # The operator's bearer token for /v1/admin; unset, the admin API answers 404.
+    admin_token: SecretStr | None = None
+    # The keyring that encrypts provider credentials at rest: `<id>:<base64url 32 bytes>`, comma
+    # separated; the first encrypts, all decrypt (kit/secretbox.py). `gateway dev` makes one in .data/.
+    secrets_keys: SecretStr | None = None
+    # The keys that sign access tokens (POST /v1/oauth/token): `<id>:<secret>`, comma separated; the
+    # first signs, all verify.
+    jwt_keys: SecretStr | None = None
 
     # Request bodies above this size are refused (413 payload_too_large) before they are read whole.
     max_body_bytes: int = Field(1024 * 1024, ge=1024)

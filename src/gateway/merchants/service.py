@@ -18,11 +18,15 @@ _KEY_ALPHABET = string.ascii_letters + string.digits
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: one merchant in one mode."""
+    """Who is calling: one merchant in one mode, through one key (or a token made from it)."""
 
     merchant_id: str
     livemode: bool
     key_id: str
+    # secret | restricted | publishable
+    key_type: str = "secret"
+    # What a restricted key (or a narrowed access token) may do; None: everything its type may.
+    scopes: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

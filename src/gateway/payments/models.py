@@ -65,6 +65,8 @@ payments = Table(
     # The provider's receipt for the money (M-Pesa's MpesaReceiptNumber): what a reversal must name,
     # so it lives here, durable, rather than only inside the details.
     Column("provider_receipt", String(64)),
+    # The merchant's own provider account the payment went through; NULL: the deployment-wide one.
+    Column("provider_account_id", String(40), ForeignKey("provider_accounts.id")),
     # The database backstop of idempotency: one payment per (merchant, key), whatever Redis knows.
     UniqueConstraint("merchant_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -118,6 +120,7 @@ class Payment:
     completed_at: datetime | None
     payment_method_details: dict[str, Any] | None
     provider_receipt: str | None
+    provider_account_id: str | None = None
 
 
 PAYMENTS = RowSpec(payments, Payment)

@@ -27,7 +27,10 @@ inbound_webhooks = Table(
     Column("outcome", String(32)),
     Column("attempts", SmallInteger, server_default="0", nullable=False),
     Column("last_error", Text),
-    UniqueConstraint("provider", "provider_event_id"),
+    # The provider account whose URL received it ('' for the deployment-wide account): event ids are
+    # unique per account, not across merchants' accounts.
+    Column("account_id", String(40), server_default=text("''"), nullable=False),
+    UniqueConstraint("provider", "account_id", "provider_event_id"),
     Index("ix_inbound_webhooks_unprocessed", "received_at", postgresql_where=text("processed_at IS NULL")),
 )
 
@@ -44,6 +47,7 @@ class InboundWebhook:
     outcome: str | None
     attempts: int
     last_error: str | None
+    account_id: str
 
 
 INBOX = RowSpec(inbound_webhooks, InboundWebhook)

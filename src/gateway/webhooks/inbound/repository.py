@@ -11,7 +11,7 @@ from gateway.webhooks.inbound.models import INBOX, InboundWebhook
 _STORE = """
 INSERT INTO inbound_webhooks (id, provider, provider_event_id, event_type, payload)
 VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (provider, provider_event_id) DO NOTHING
+ON CONFLICT (provider, account_id, provider_event_id) DO NOTHING
 RETURNING id
 """
 _CLAIM = (

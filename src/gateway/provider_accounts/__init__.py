@@ -1,0 +1,1 @@
+"""Merchants' own provider accounts ("payment configurations"): credentials encrypted at rest."""
