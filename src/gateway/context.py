@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from gateway.broadcast import Broadcast
 from gateway.db.database import Database
 from gateway.idempotency.store import IdempotencyStore
 from gateway.merchants.service import Authenticator
@@ -22,3 +23,5 @@ class AppContext:
     idempotency: IdempotencyStore
     registry: ProviderRegistry
     authenticator: Authenticator
+    # Cache invalidations to every process (revoked keys, replaced provider accounts).
+    broadcast: Broadcast

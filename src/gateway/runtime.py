@@ -14,6 +14,7 @@ import structlog
 from redis.asyncio import Redis
 
 from gateway import metrics
+from gateway.broadcast import Broadcast
 from gateway.context import AppContext
 from gateway.db.database import Database
 from gateway.events.publisher import EventPublisher
@@ -82,6 +83,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
     # with them.
     db.on_commit, db.event_followers = metrics.counting_events(publisher.publish_soon), FOLLOWERS
     registry = build_registry(settings, redis, settings.base_url)
+    broadcast = Broadcast(redis)
     ctx = AppContext(
         settings=settings,
         db=db,
@@ -91,7 +93,9 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         ),
         registry=registry,
         authenticator=Authenticator(db, settings.api_key_cache_seconds),
+        broadcast=broadcast,
     )
+    await broadcast.start()
     rt = Runtime(
         ctx=ctx,
         payments=PaymentService(db, registry, settings.provider_timeout_seconds),
@@ -123,6 +127,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         rt.stop.set()
         for task in rt.tasks:  # each loop ends its round and returns
             await task
+        await broadcast.aclose()
         await rt.delivery.aclose()
         await registry.aclose()
         await publisher.drain()
