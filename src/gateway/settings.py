@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.kit.secretbox import Keyring
 from gateway.providers.catalog import ProviderSettings
 from gateway.providers.flutterwave.settings import FlutterwaveSettings
 from gateway.providers.momo.settings import MomoSettings
@@ -189,6 +190,11 @@ class Settings(BaseSettings, ProviderSettings):
     # Live streams (/v1/events/stream, /v1/payments/{id}/stream) send a comment line this often so
     # proxies keep the connection open and clients notice a dead one.
     stream_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
+
+    def keyring(self) -> Keyring | None:
+        """The secrets keyring; None when GATEWAY_SECRETS_KEYS is unset (SecretBoxError if unreadable)."""
+        text = self.secrets_keys.get_secret_value().strip() if self.secrets_keys is not None else ""
+        return Keyring.parse(text) if text else None
 
     @property
     def base_url(self) -> str:
