@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from gateway.db.database import Queries
+from gateway.kit.signing import sha256_hex
 from gateway.merchants.models import API_KEYS, MERCHANTS, ApiKey, Merchant
 
 _CREATE = "INSERT INTO merchants (id, name) VALUES ($1, $2)"
 _GET = f"SELECT {MERCHANTS.columns} FROM merchants WHERE id = $1"  # noqa: S608
-_ADD_KEY = "INSERT INTO api_keys (id, merchant_id, key_hash, prefix, livemode) VALUES ($1, $2, $3, $4, $5)"
+_ADD_KEY = """
+INSERT INTO api_keys (id, merchant_id, key_hash, prefix, livemode, type, scopes, last4, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+"""
 _ACTIVE_KEY = f"SELECT {API_KEYS.columns} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"  # noqa: S608
 
 
@@ -18,9 +24,20 @@ async def get(q: Queries, merchant_id: str) -> Merchant | None:
 
 
 async def add_key(
-    q: Queries, key_id: str, merchant_id: str, key_hash: str, prefix: str, livemode: bool
+    q: Queries,
+    key_id: str,
+    merchant_id: str,
+    key: str,
+    livemode: bool,
+    *,
+    type: str = "secret",
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> None:
-    await q.execute(_ADD_KEY, key_id, merchant_id, key_hash, prefix, livemode)
+    """Stores a new key by its hash, with its prefix and last four characters to tell it apart."""
+    await q.execute(
+        _ADD_KEY, key_id, merchant_id, sha256_hex(key), key[:12], livemode, type, scopes, key[-4:], expires_at
+    )
 
 
 async def find_active_key(q: Queries, key_hash: str) -> ApiKey | None:

@@ -27,6 +27,8 @@ class Principal:
     key_type: str = "secret"
     # What a restricted key (or a narrowed access token) may do; None: everything its type may.
     scopes: frozenset[str] | None = None
+    # The merchant's requests/s per key, overriding the mode's default; None: the default.
+    rate_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,17 @@ class NewMerchant:
     livemode: bool
 
 
+KEY_PREFIXES = {"secret": "sk", "publishable": "pk", "restricted": "rk"}
+
+
+def generate_key(livemode: bool, type: str = "secret") -> str:
+    """`sk_test_…`, `pk_live_…`, `rk_test_…`: the type and mode, then ~190 random bits."""
+    body = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))
+    return f"{KEY_PREFIXES[type]}_{'live' if livemode else 'test'}_{body}"
+
+
 def generate_secret_key(livemode: bool) -> str:
-    body = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))  # ~190 bits
-    return ("sk_live_" if livemode else "sk_test_") + body
+    return generate_key(livemode, "secret")
 
 
 async def create_merchant(db: Database, name: str, *, livemode: bool = False) -> NewMerchant:
@@ -47,7 +57,7 @@ async def create_merchant(db: Database, name: str, *, livemode: bool = False) ->
     key = generate_secret_key(livemode)
     async with db.transaction() as tx:
         await repository.create(tx, merchant_id, name)
-        await repository.add_key(tx, new_id("key"), merchant_id, sha256_hex(key), key[:12], livemode)
+        await repository.add_key(tx, new_id("key"), merchant_id, key, livemode)
     return NewMerchant(merchant_id, name, key, livemode)
 
 

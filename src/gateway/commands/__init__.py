@@ -1,0 +1,1 @@
+"""The `gateway` command's sub-commands, one module per group (registered in gateway/cli.py)."""
