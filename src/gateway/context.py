@@ -11,7 +11,7 @@ from gateway.broadcast import Broadcast
 from gateway.db.database import Database
 from gateway.idempotency.store import IdempotencyStore
 from gateway.merchants.service import Authenticator
-from gateway.providers.registry import ProviderRegistry
+from gateway.provider_accounts.directory import Providers
 from gateway.settings import Settings
 
 
@@ -21,7 +21,8 @@ class AppContext:
     db: Database
     redis: Redis
     idempotency: IdempotencyStore
-    registry: ProviderRegistry
+    # The deployment's adapters and merchants' own accounts' adapters.
+    registry: Providers
     authenticator: Authenticator
     # Cache invalidations to every process (revoked keys, replaced provider accounts).
     broadcast: Broadcast

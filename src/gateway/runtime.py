@@ -21,6 +21,7 @@ from gateway.events.publisher import EventPublisher
 from gateway.idempotency.store import IdempotencyStore
 from gateway.merchants.service import Authenticator
 from gateway.payments.service import PaymentService
+from gateway.provider_accounts.directory import Providers
 from gateway.providers.catalog import build_registry
 from gateway.reconciler.service import Reconciler
 from gateway.redis_batch import RedisBatcher
@@ -82,8 +83,8 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
     # Committed events go live through Redis (and are counted); their outbound deliveries are written
     # with them.
     db.on_commit, db.event_followers = metrics.counting_events(publisher.publish_soon), FOLLOWERS
-    registry = build_registry(settings, redis, settings.base_url)
     broadcast = Broadcast(redis)
+    registry = Providers(build_registry(settings, redis, settings.base_url), db, settings, redis, broadcast)
     ctx = AppContext(
         settings=settings,
         db=db,

@@ -248,7 +248,7 @@ async def test_a_number_outside_the_target_environments_country_is_invalid_phone
             live_target_environment="mtnuganda",
         ),
         gateway.ctx.redis,
-        gateway.base_url,
+        gateway.base_url + "/v1/webhooks/momo",
         2,
     )
     try:
@@ -591,7 +591,7 @@ async def test_a_malformed_callback_is_400(client: httpx.AsyncClient) -> None:
 
 
 def test_verify_webhook_without_a_configured_token_refuses_everything() -> None:
-    provider = MomoProvider(momo_settings(callback_token=None), None, "http://gw.test", 2)  # type: ignore[arg-type]
+    provider = MomoProvider(momo_settings(callback_token=None), None, "http://gw.test/v1/webhooks/momo", 2)  # type: ignore[arg-type]
     with pytest.raises(WebhookVerificationError):
         provider.verify_webhook({CALLBACK_TOKEN_HEADER: MOMO_CALLBACK_TOKEN}, b"{}")
 
@@ -682,7 +682,7 @@ def test_an_unknown_status_or_inexact_amount_is_malformed() -> None:
 async def test_a_request_momo_never_received_fails_only_after_the_ttl(
     gateway: Gateway, momo: tuple[FakeMomo, dict[str, respx.Route]]
 ) -> None:
-    provider = MomoProvider(momo_settings(), gateway.ctx.redis, gateway.base_url, 2)
+    provider = MomoProvider(momo_settings(), gateway.ctx.redis, gateway.base_url + "/v1/webhooks/momo", 2)
     try:
         now = datetime.now(UTC)
         ref = PaymentRef(f"pay_{uuid.uuid4().hex}", None, 5_000, "EUR", False, now)
@@ -713,7 +713,7 @@ async def test_a_status_answer_for_another_external_id_is_not_trusted(
             "status": "SUCCESSFUL",
         },
     )
-    provider = MomoProvider(momo_settings(), gateway.ctx.redis, gateway.base_url, 2)
+    provider = MomoProvider(momo_settings(), gateway.ctx.redis, gateway.base_url + "/v1/webhooks/momo", 2)
     try:
         with pytest.raises(Exception, match="another externalId"):
             await provider.fetch_payment(PaymentRef(payment_id, None, 5_000, "EUR", False, datetime.now(UTC)))
@@ -722,7 +722,7 @@ async def test_a_status_answer_for_another_external_id_is_not_trusted(
 
 
 def test_cancel_is_not_offered() -> None:
-    provider = MomoProvider(momo_settings(), None, "http://gw.test", 2)  # type: ignore[arg-type]
+    provider = MomoProvider(momo_settings(), None, "http://gw.test/v1/webhooks/momo", 2)  # type: ignore[arg-type]
     assert provider.capabilities.cancel is False
     assert provider.capabilities.query_before_acting is True
 
@@ -817,7 +817,7 @@ async def test_a_refund_in_a_mode_without_disbursement_credentials_is_misconfigu
             test_disbursement_api_key=SecretStr(MOMO_DISBURSEMENT_API_KEY),
         ),
         gateway.ctx.redis,
-        gateway.base_url,
+        gateway.base_url + "/v1/webhooks/momo",
         2,
     )
     try:

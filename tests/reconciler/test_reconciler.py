@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gateway.main import create_app
-from gateway.providers.registry import ProviderRegistry
+from gateway.provider_accounts.directory import Providers
 from gateway.reconciler.service import Reconciler
 from gateway.settings import ReconcilerSettings
 from support import Gateway, Merchant
@@ -21,7 +21,7 @@ from support import Gateway, Merchant
 class Quiet:
     """A second gateway process whose sandbox sends no webhooks: callbacks that never come."""
 
-    def __init__(self, client: httpx.AsyncClient, registry: ProviderRegistry):
+    def __init__(self, client: httpx.AsyncClient, registry: Providers):
         self.client = client
         self.registry = registry
 
@@ -38,7 +38,7 @@ async def quiet(gateway: Gateway) -> AsyncIterator[Quiet]:
         yield Quiet(c, app.state.ctx.registry)
 
 
-def reconciler(gateway: Gateway, registry: ProviderRegistry, **settings: Any) -> Reconciler:
+def reconciler(gateway: Gateway, registry: Providers, **settings: Any) -> Reconciler:
     return Reconciler(gateway.ctx.db, registry, ReconcilerSettings(run_in_process=False, **settings))
 
 

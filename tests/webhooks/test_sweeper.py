@@ -19,7 +19,7 @@ ERROR = "WebhookPayloadError: provider 'ghost' is no longer registered"
 
 async def store_failing(gateway: Gateway) -> str:
     inbox_id = await inbox.store(
-        gateway.ctx.db, "ghost", f"evt_{uuid.uuid4().hex}", "payment.succeeded", {"id": "evt"}
+        gateway.ctx.db, "ghost", "", f"evt_{uuid.uuid4().hex}", "payment.succeeded", {"id": "evt"}
     )
     assert inbox_id is not None
     return inbox_id

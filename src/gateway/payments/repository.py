@@ -23,8 +23,15 @@ WHERE id = $1 AND status = 'pending' AND (provider_lease_until IS NULL OR provid
 RETURNING id
 """
 _RELEASE_LEASE = "UPDATE payments SET provider_lease_until = NULL WHERE id = $1"
-_BY_PROVIDER_REFERENCE = "SELECT id FROM payments WHERE provider = $1 AND provider_reference = $2 LIMIT 1"
-_STATUS_AT = "SELECT status FROM payments WHERE id = $1 AND provider = $2"
+# A provider account ('' for the deployment's) only ever speaks of the payments made through it.
+_BY_PROVIDER_REFERENCE = """
+SELECT id FROM payments
+WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
+LIMIT 1
+"""
+_STATUS_AT = (
+    "SELECT status FROM payments WHERE id = $1 AND provider = $2 AND coalesce(provider_account_id, '') = $3"
+)
 
 
 async def insert(q: Queries, row: Payment) -> Payment | None:
@@ -47,14 +54,17 @@ async def lock(tx: Tx, payment_id: str) -> Payment | None:
     return PAYMENTS.one(await tx.fetchrow(_LOCK, payment_id))
 
 
-async def status_at(q: Queries, payment_id: str, provider: str) -> str | None:
-    """The payment's status if it is paid through `provider`; None if there is no such payment."""
-    status: str | None = await q.fetchval(_STATUS_AT, payment_id, provider)
+async def status_at(q: Queries, payment_id: str, provider: str, account_id: str) -> str | None:
+    """The payment's status if it is paid through `provider` and that account ('' for the deployment's
+    account); None if there is no such payment."""
+    status: str | None = await q.fetchval(_STATUS_AT, payment_id, provider, account_id)
     return status
 
 
-async def find_id_by_provider_reference(q: Queries, provider: str, reference: str) -> str | None:
-    found: str | None = await q.fetchval(_BY_PROVIDER_REFERENCE, provider, reference)
+async def find_id_by_provider_reference(
+    q: Queries, provider: str, account_id: str, reference: str
+) -> str | None:
+    found: str | None = await q.fetchval(_BY_PROVIDER_REFERENCE, provider, reference, account_id)
     return found
 
 

@@ -35,6 +35,7 @@ from gateway.merchants.service import Principal
 from gateway.payments import repository, state
 from gateway.payments.models import Payment
 from gateway.payments.schemas import PaymentCreate, PaymentFilters, dump, payment_json
+from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import (
     Customer,
     PaymentProvider,
@@ -46,7 +47,6 @@ from gateway.providers.base import (
     ProviderTimedOut,
     RefundRef,
 )
-from gateway.providers.registry import ProviderRegistry
 
 log = structlog.get_logger("gateway.payments")
 
@@ -121,18 +121,16 @@ def _request(p: Payment) -> PaymentRequest:
 
 
 class PaymentService:
-    def __init__(self, db: Database, registry: ProviderRegistry, provider_timeout_seconds: float):
+    def __init__(self, db: Database, registry: Providers, provider_timeout_seconds: float):
         self.db = db
         self.registry = registry
         self.lease = timedelta(seconds=provider_timeout_seconds * 2)
 
-    def _provider(self, name: str) -> PaymentProvider:
-        provider = self.registry.get(name)
+    async def _provider(self, payment: Payment) -> PaymentProvider:
+        """The adapter of an existing payment: through the account it was made with."""
+        provider = await self.registry.for_payment(payment.provider, payment.provider_account_id)
         if provider is None:
-            raise ProviderUnknown(
-                f"No provider named {name!r}. Available: {', '.join(self.registry.names())}.",
-                param="provider",
-            )
+            raise ProviderUnknown(f"No provider named {payment.provider!r}.", param="provider")
         return provider
 
     def _check(self, provider: PaymentProvider, body: PaymentCreate, livemode: bool) -> None:
@@ -189,9 +187,11 @@ class PaymentService:
         fingerprint: str,
         request_id: str | None,
     ) -> Rendered:
-        provider = self._provider(body.provider)
+        provider, account_id = await self.registry.for_new_payment(
+            principal.merchant_id, body.provider, principal.livemode
+        )
         self._check(provider, body, principal.livemode)
-        row = _new_row(principal, body, idempotency_key, fingerprint, provider, self.lease)
+        row = _new_row(principal, body, idempotency_key, fingerprint, provider, self.lease, account_id)
 
         failure: ProviderFailure | None = None
         async with self.db.transaction() as tx:
@@ -276,7 +276,7 @@ class PaymentService:
             raise PaymentNotCancelable(
                 f"A payment with status {payment.status!r} cannot be canceled.", status_now=payment.status
             )
-        provider = self._provider(payment.provider)
+        provider = await self._provider(payment)
         if not provider.capabilities.cancel:
             raise PaymentNotCancelable(f"{payment.provider} payments cannot be canceled.")
         try:  # no transaction (or row lock) held across the provider call
@@ -306,6 +306,7 @@ def _new_row(
     fingerprint: str,
     provider: PaymentProvider,
     lease: timedelta,
+    account_id: str | None,
 ) -> Payment:
     now = datetime.now(UTC)
     customer = body.customer
@@ -341,18 +342,21 @@ def _new_row(
         completed_at=None,
         payment_method_details=None,
         provider_receipt=None,
+        provider_account_id=account_id,
     )
 
 
-async def sync_payment(db: Database, registry: ProviderRegistry, payment_id: str, *, source: str) -> Payment:
+async def sync_payment(db: Database, registry: Providers, payment_id: str, *, source: str) -> Payment:
     """Asks the provider where a payment stands and applies the answer; the API's sync, unsigned
     callbacks and the reconciler share it. A payment still waiting for its customer past the
     provider's TTL expires. No transaction (or row lock) is held across the provider call."""
     async with db.transaction() as tx:
         payment = await repository.lock(tx, payment_id)
     assert payment is not None
-    provider = registry.get(payment.provider)
-    if payment.status in state.FINAL or provider is None:
+    if payment.status in state.FINAL:
+        return payment
+    provider = await registry.for_payment(payment.provider, payment.provider_account_id)
+    if provider is None:
         return payment
     result = await provider.fetch_payment(payment_ref(payment))
     async with db.transaction() as tx:

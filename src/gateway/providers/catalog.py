@@ -7,10 +7,14 @@ assembly (gateway.runtime: the API, the worker, the tests) builds the registry w
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
 from redis.asyncio import Redis
 
+from gateway.providers.base import PaymentProvider
 from gateway.providers.cash.adapter import CashProvider
+from gateway.providers.config import PerModeSettings
 from gateway.providers.flutterwave.adapter import FlutterwaveProvider
 from gateway.providers.flutterwave.settings import FlutterwaveSettings
 from gateway.providers.momo.adapter import MomoProvider
@@ -42,6 +46,70 @@ class ProviderSettings(BaseModel):
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
 
 
+# Providers a merchant may bring its own account for (PUT /v1/provider-accounts/{provider}); the sandbox
+# and cash hold no money of anyone's, so every merchant uses the deployment's.
+ACCOUNT_PROVIDERS = frozenset({"stripe", "paystack", "flutterwave", "mpesa", "momo", "wave"})
+
+
+def _one_mode(group: PerModeSettings, livemode: bool, values: dict[str, Any]) -> PerModeSettings:
+    """The provider's settings with one mode holding the account's values (and the deployment's base
+    URL for that mode, which is the operator's choice of host) and the other mode empty."""
+    mode, other = ("live", "test") if livemode else ("test", "live")
+    deployment = getattr(group, mode)
+    base = {"base_url": deployment.base_url} if "base_url" in type(deployment).model_fields else {}
+    return group.model_copy(
+        update={
+            mode: type(deployment).model_validate({**base, **values}),
+            other: type(getattr(group, other))(),
+        }
+    )
+
+
+def build_account_adapter(
+    settings: ProviderSettings,
+    redis: Redis,
+    base_url: str,
+    *,
+    provider: str,
+    account_id: str,
+    livemode: bool,
+    values: dict[str, Any],
+) -> PaymentProvider:
+    """The adapter of one merchant's account: the provider's deployment settings, with the account's
+    credentials and settings (`values`, named as the provider's mode settings name them) in its mode.
+    Callbacks that carry a path token reach /v1/webhooks/{provider}/{account_id}/{callback_token}."""
+    timeout = settings.provider_timeout_seconds
+    webhooks = f"{base_url}/v1/webhooks/{provider}/{account_id}"
+    values = dict(values)
+    token = values.pop("callback_token", None)
+    callback = {"callback_token": SecretStr(token)} if token else {"callback_token": None}
+    if provider == "mpesa":
+        mpesa = _one_mode(settings.mpesa, livemode, values).model_copy(update=callback)
+        assert isinstance(mpesa, MpesaSettings)
+        return MpesaProvider(mpesa, redis, webhooks, timeout, accounts=mpesa.accounts())
+    if provider == "momo":
+        momo = _one_mode(settings.momo, livemode, values).model_copy(update=callback)
+        assert isinstance(momo, MomoSettings)
+        return MomoProvider(momo, redis, webhooks, timeout, accounts=momo.accounts())
+    if provider == "wave":
+        wave = _one_mode(settings.wave, livemode, values)
+        assert isinstance(wave, WaveSettings)
+        return WaveProvider(wave, timeout, accounts=wave.accounts())
+    if provider == "stripe":
+        stripe = _one_mode(settings.stripe, livemode, values)
+        assert isinstance(stripe, StripeSettings)
+        return StripeProvider(stripe, timeout, accounts=stripe.accounts())
+    if provider == "paystack":
+        paystack = _one_mode(settings.paystack, livemode, values)
+        assert isinstance(paystack, PaystackSettings)
+        return PaystackProvider(paystack, timeout, accounts=paystack.accounts())
+    if provider == "flutterwave":
+        flutterwave = _one_mode(settings.flutterwave, livemode, values)
+        assert isinstance(flutterwave, FlutterwaveSettings)
+        return FlutterwaveProvider(flutterwave, timeout, accounts=flutterwave.accounts())
+    raise ValueError(f"{provider} takes no merchant accounts")
+
+
 def build_registry(settings: ProviderSettings, redis: Redis, base_url: str) -> ProviderRegistry:
     """Every provider's adapter, handed the deployment's accounts from the settings; `base_url` is
     where providers reach this gateway (its webhook and callback URLs)."""
@@ -53,7 +121,9 @@ def build_registry(settings: ProviderSettings, redis: Redis, base_url: str) -> P
             MpesaProvider(
                 settings.mpesa, redis, webhooks + "/mpesa", timeout, accounts=settings.mpesa.accounts()
             ),
-            MomoProvider(settings.momo, redis, base_url, timeout, accounts=settings.momo.accounts()),
+            MomoProvider(
+                settings.momo, redis, webhooks + "/momo", timeout, accounts=settings.momo.accounts()
+            ),
             WaveProvider(settings.wave, timeout, accounts=settings.wave.accounts()),
             StripeProvider(settings.stripe, timeout, accounts=settings.stripe.accounts()),
             PaystackProvider(settings.paystack, timeout, accounts=settings.paystack.accounts()),

@@ -56,6 +56,8 @@ def path_token(v: SecretStr | None) -> SecretStr | None:
     token = v.get_secret_value() if v is not None else ""
     if token and not re.fullmatch(r"[A-Za-z0-9_-]{24,200}", token):
         raise ValueError("must be 24 to 200 characters of A-Z, a-z, 0-9, '_' and '-'")
+    if token.startswith("acct_"):  # /v1/webhooks/{provider}/acct_… names a merchant's account
+        raise ValueError("must not start with 'acct_'")
     return v
 
 

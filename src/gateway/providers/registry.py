@@ -91,6 +91,10 @@ class ProviderRegistry:
     def get(self, name: str) -> PaymentProvider | None:
         return self._providers.get(name)
 
+    def instrument(self, adapter: PaymentProvider) -> PaymentProvider:
+        """Another adapter of a known provider (a merchant's own account), counted with the others."""
+        return _Instrumented(adapter, self.calls)
+
     def names(self) -> list[str]:
         return sorted(self._providers)
 

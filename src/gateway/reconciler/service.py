@@ -16,8 +16,8 @@ import structlog
 from gateway.db.database import Database
 from gateway.payments import repository as payments
 from gateway.payments.service import refund_ref, sync_payment
+from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import ProviderFailure
-from gateway.providers.registry import ProviderRegistry
 from gateway.refunds import repository as refunds
 from gateway.refunds.service import apply_refund_result
 from gateway.settings import ReconcilerSettings
@@ -26,7 +26,7 @@ log = structlog.get_logger("gateway.reconciler")
 
 
 class Reconciler:
-    def __init__(self, db: Database, registry: ProviderRegistry, settings: ReconcilerSettings):
+    def __init__(self, db: Database, registry: Providers, settings: ReconcilerSettings):
         self.db = db
         self.registry = registry
         self.settings = settings
@@ -64,8 +64,10 @@ class Reconciler:
             if locked is None:
                 return
             payment, refund = locked
-            provider = self.registry.get(payment.provider)
-            if provider is None or refund.status != "pending":
+            if refund.status != "pending":
+                return
+            provider = await self.registry.for_payment(payment.provider, payment.provider_account_id)
+            if provider is None:
                 return
             # No transaction (or row lock) held across the provider call.
             result = await provider.fetch_refund(refund_ref(refund, payment))

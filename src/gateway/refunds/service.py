@@ -24,8 +24,8 @@ from gateway.payments import repository as payments
 from gateway.payments import state as payment_state
 from gateway.payments.models import Payment
 from gateway.payments.service import payment_ref, provider_error
+from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import PaymentProvider, ProviderFailure, RefundRequest, RefundResult
-from gateway.providers.registry import ProviderRegistry
 from gateway.refunds import repository, state
 from gateway.refunds.models import Refund
 from gateway.refunds.schemas import RefundCreate, RefundFilters
@@ -36,7 +36,7 @@ REFUNDABLE = frozenset({payment_state.S.SUCCEEDED, payment_state.S.PARTIALLY_REF
 
 
 class RefundService:
-    def __init__(self, db: Database, registry: ProviderRegistry, provider_timeout: float):
+    def __init__(self, db: Database, registry: Providers, provider_timeout: float):
         self.db = db
         self.registry = registry
         self.lease = timedelta(seconds=provider_timeout * 2)
@@ -64,7 +64,7 @@ class RefundService:
                 or payment.livemode != principal.livemode
             ):
                 raise NotFound(f"No such payment: {payment_id!r}", param="payment")
-            provider = self._provider(payment)
+            provider = await self._provider(payment)
             refund = await self._insert(tx, principal, payment, provider, body, idempotency_key, fingerprint)
         if refund is None:  # a concurrent request with the same key won: answer as its retry
             raced = await repository.find_by_key(self.db, principal.merchant_id, idempotency_key)
@@ -138,7 +138,7 @@ class RefundService:
             return refund, True
         payment = await payments.get(self.db, principal.merchant_id, principal.livemode, refund.payment_id)
         assert payment is not None
-        provider = self._provider(payment)
+        provider = await self._provider(payment)
         if not provider.capabilities.idempotent_refunds:
             return refund, True  # sending it again could refund twice: it stays pending for reconciliation
         # The provider never answered this refund: send it again (same provider-side key), once at a time.
@@ -167,8 +167,8 @@ class RefundService:
             refund, _ = await apply_refund_result(tx, refund.id, result, source="api")
         return refund
 
-    def _provider(self, payment: Payment) -> PaymentProvider:
-        provider = self.registry.get(payment.provider)
+    async def _provider(self, payment: Payment) -> PaymentProvider:
+        provider = await self.registry.for_payment(payment.provider, payment.provider_account_id)
         if provider is None or not provider.capabilities.refunds:
             raise RefundNotSupported(f"{payment.provider} payments cannot be refunded through the gateway.")
         return provider

@@ -60,7 +60,7 @@ class MomoProvider(HttpProvider[MomoCredentials]):
         self,
         settings: MomoSettings,
         redis: Redis,
-        public_url: str,
+        callback_base_url: str,
         timeout_seconds: float,
         *,
         accounts: MomoAccounts | None = None,
@@ -73,7 +73,8 @@ class MomoProvider(HttpProvider[MomoCredentials]):
         self._redis = redis
         token = settings.callback_token.get_secret_value() if settings.callback_token else None
         self._callback_token = token or None
-        self._callback_url = f"{public_url.rstrip('/')}/v1/webhooks/momo/{token}" if token else None
+        # {public_url}/v1/webhooks/momo[/{account_id}]/{token}
+        self._callback_url = f"{callback_base_url.rstrip('/')}/{token}" if token else None
         self._tokens = TokenCache(redis, lock_seconds=timeout_seconds * 2 + 5)
         refunds = any(self._product(DISBURSEMENT, live) is not None for live in (False, True))
         self.capabilities = b.Capabilities(

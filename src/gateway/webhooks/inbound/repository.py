@@ -9,8 +9,8 @@ from gateway.kit.ids import new_id
 from gateway.webhooks.inbound.models import INBOX, InboundWebhook
 
 _STORE = """
-INSERT INTO inbound_webhooks (id, provider, provider_event_id, event_type, payload)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO inbound_webhooks (id, provider, account_id, provider_event_id, event_type, payload)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (provider, account_id, provider_event_id) DO NOTHING
 RETURNING id
 """
@@ -32,10 +32,12 @@ LIMIT $3
 
 
 async def store(
-    q: Queries, provider: str, event_id: str, event_type: str, payload: dict[str, Any]
+    q: Queries, provider: str, account_id: str, event_id: str, event_type: str, payload: dict[str, Any]
 ) -> str | None:
-    """Stores a notification once; None if (provider, event id) was already stored."""
-    inbox_id: str | None = await q.fetchval(_STORE, new_id("iwh"), provider, event_id, event_type, payload)
+    """Stores a notification once; None if (provider, account, event id) was already stored."""
+    inbox_id: str | None = await q.fetchval(
+        _STORE, new_id("iwh"), provider, account_id, event_id, event_type, payload
+    )
     return inbox_id
 
 

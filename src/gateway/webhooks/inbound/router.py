@@ -11,6 +11,7 @@ from gateway.api.deps import Ctx
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
 from gateway.context import AppContext
+from gateway.kit.ids import is_valid
 from gateway.providers.base import CALLBACK_TOKEN_HEADER
 from gateway.webhooks.inbound import service
 
@@ -29,15 +30,24 @@ def _headers(request: Request, token: str | None) -> dict[str, str]:
     return headers
 
 
+def _account_or_token(segment: str) -> tuple[str | None, str | None]:
+    """/v1/webhooks/{provider}/{segment}: a merchant's account id (acct_…), or the deployment's
+    callback token (which may never look like one: providers/config.path_token)."""
+    return (segment, None) if is_valid(segment, "acct") else (None, segment)
+
+
 async def _receive(
     provider: str,
     token: str | None,
     request: Request,
     ctx: Ctx,
     background: BackgroundTasks,
+    account_id: str | None = None,
 ) -> Response:
     body = await request.body()
-    stored, ack = await service.receive(ctx.db, ctx.registry, provider, _headers(request, token), body)
+    stored, ack = await service.receive(
+        ctx.db, ctx.registry, provider, _headers(request, token), body, account_id
+    )
     if stored:
         background.add_task(_process_all, ctx, stored)
     return Response(ack, media_type="application/json")
@@ -61,7 +71,8 @@ async def receive_provider_webhook(
 @router.post(
     "/{provider}/{token}",
     operation_id="receive_provider_callback",
-    summary="Receive a callback whose URL carries a secret token (M-Pesa, MTN MoMo: they sign nothing)",
+    summary="Receive a merchant account's webhook (/{provider}/{account_id}), or a callback whose URL "
+    "carries the deployment's secret token (M-Pesa, MTN MoMo: they sign nothing)",
     responses=error_responses(400, 401, 404),
 )
 async def receive_provider_callback(
@@ -71,7 +82,8 @@ async def receive_provider_callback(
     ctx: Ctx,
     background: BackgroundTasks,
 ) -> Response:
-    return await _receive(provider, token, request, ctx, background)
+    account_id, path_token = _account_or_token(token)
+    return await _receive(provider, path_token, request, ctx, background, account_id)
 
 
 @router.put(
@@ -87,4 +99,40 @@ async def receive_provider_callback_put(
     ctx: Ctx,
     background: BackgroundTasks,
 ) -> Response:
-    return await _receive(provider, token, request, ctx, background)
+    account_id, path_token = _account_or_token(token)
+    return await _receive(provider, path_token, request, ctx, background, account_id)
+
+
+@router.post(
+    "/{provider}/{account_id}/{token}",
+    operation_id="receive_account_callback",
+    summary="Receive a callback for a merchant's own account whose URL carries its secret token "
+    "(M-Pesa, MTN MoMo)",
+    responses=error_responses(400, 401, 404),
+)
+async def receive_account_callback(
+    provider: Annotated[str, Path(max_length=32)],
+    account_id: Annotated[str, Path(max_length=40)],
+    token: Annotated[str, Path(max_length=200)],
+    request: Request,
+    ctx: Ctx,
+    background: BackgroundTasks,
+) -> Response:
+    return await _receive(provider, token, request, ctx, background, account_id)
+
+
+@router.put(
+    "/{provider}/{account_id}/{token}",
+    operation_id="receive_account_callback_put",
+    summary="The same, for providers that call back with PUT (MTN MoMo)",
+    responses=error_responses(400, 401, 404),
+)
+async def receive_account_callback_put(
+    provider: Annotated[str, Path(max_length=32)],
+    account_id: Annotated[str, Path(max_length=40)],
+    token: Annotated[str, Path(max_length=200)],
+    request: Request,
+    ctx: Ctx,
+    background: BackgroundTasks,
+) -> Response:
+    return await _receive(provider, token, request, ctx, background, account_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import structlog
 
@@ -13,9 +14,10 @@ from gateway.db.database import Database, Tx
 from gateway.errors import NotFound, WebhookMalformed, WebhookSignatureInvalid
 from gateway.payments import repository as payments
 from gateway.payments import state
+from gateway.payments.models import Payment
 from gateway.payments.service import sync_payment
+from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import WebhookEvent, WebhookPayloadError, WebhookVerificationError
-from gateway.providers.registry import ProviderRegistry
 from gateway.refunds import repository as refunds
 from gateway.refunds.service import apply_refund_result
 from gateway.webhooks.inbound import repository as inbox
@@ -25,16 +27,23 @@ log = structlog.get_logger("gateway.webhooks.inbound")
 
 async def receive(
     db: Database,
-    registry: ProviderRegistry,
+    registry: Providers,
     provider_name: str,
     headers: Mapping[str, str],
     body: bytes,
+    account_id: str | None = None,
 ) -> tuple[list[str], bytes]:
-    """Verifies and stores; returns the ids of newly stored events (duplicates are dropped here) and
-    the acknowledgement body the provider expects."""
-    provider = registry.get(provider_name)
+    """Verifies (with the account's own secrets where the URL names a merchant's account) and stores;
+    returns the ids of newly stored events (duplicates are dropped here) and the acknowledgement body
+    the provider expects."""
+    if account_id is None:
+        provider = registry.get(provider_name)
+    else:
+        provider = await registry.for_webhook(provider_name, account_id)
     if provider is None:
-        raise NotFound(f"No provider named {provider_name!r}.")
+        raise NotFound(
+            f"No provider named {provider_name!r}" + (f" with account {account_id!r}." if account_id else ".")
+        )
     try:
         events = provider.verify_webhook(headers, body)
     except WebhookVerificationError as e:
@@ -48,7 +57,9 @@ async def receive(
     stored = []
     async with db.transaction() as tx:
         for event in events:
-            inbox_id = await inbox.store(tx, provider_name, event.event_id, event.event_type, event.payload)
+            inbox_id = await inbox.store(
+                tx, provider_name, account_id or "", event.event_id, event.event_type, event.payload
+            )
             if inbox_id is None:
                 log.info("webhook_duplicate", provider=provider_name, event_id=event.event_id)
             else:
@@ -58,7 +69,7 @@ async def receive(
     return stored, provider.capabilities.webhook_ack
 
 
-async def process(db: Database, registry: ProviderRegistry, inbox_id: str) -> str | None:
+async def process(db: Database, registry: Providers, inbox_id: str) -> str | None:
     """Applies one stored event; safe to run twice or concurrently. Returns the outcome, None if skipped."""
     provider_name = "unknown"  # until the event is read (for the metrics of a failure before that)
     try:
@@ -67,16 +78,17 @@ async def process(db: Database, registry: ProviderRegistry, inbox_id: str) -> st
             if row is None:
                 return None
             provider_name = row.provider
-            provider = registry.get(row.provider)
+            provider = await registry.for_payment(row.provider, row.account_id or None)
             if provider is None:
                 raise WebhookPayloadError(f"provider {row.provider!r} is no longer registered")
             event = provider.interpret_webhook(row.payload)
+            source = Source(row.provider, row.account_id)
             if provider.capabilities.query_before_acting and event.result is not None:
-                outcome = await _confirm_by_query(db, registry, tx, row.provider, event)
+                outcome = await _confirm_by_query(db, registry, tx, source, event)
             elif event.refund_result is not None:
-                outcome = await _apply_refund_event(tx, event)
+                outcome = await _apply_refund_event(tx, source, event)
             else:
-                outcome = await _apply_payment_event(tx, row.provider, event)
+                outcome = await _apply_payment_event(tx, source, event)
             if outcome == "unmatched":
                 log.warning("webhook_unmatched", provider=row.provider, event_id=row.provider_event_id)
             await inbox.finish(tx, inbox_id, outcome)
@@ -89,21 +101,35 @@ async def process(db: Database, registry: ProviderRegistry, inbox_id: str) -> st
         return "failed"
 
 
-async def _payment_id(tx: Tx, provider: str, event: WebhookEvent) -> str | None:
+@dataclass(frozen=True)
+class Source:
+    """Who sent a notification: a provider, through one account ('' for the deployment's). An account
+    only ever speaks of payments made through it: one merchant's secret never moves another's money."""
+
+    provider: str
+    account_id: str
+
+    def owns(self, payment: Payment) -> bool:
+        return payment.provider == self.provider and (payment.provider_account_id or "") == self.account_id
+
+
+async def _payment_id(tx: Tx, source: Source, event: WebhookEvent) -> str | None:
     """Ours, found by the provider's reference where the event carries one, else the id it names."""
     if event.provider_reference is not None:
-        found = await payments.find_id_by_provider_reference(tx, provider, event.provider_reference)
+        found = await payments.find_id_by_provider_reference(
+            tx, source.provider, source.account_id, event.provider_reference
+        )
         if found is not None:
             return found
     return event.payment_id
 
 
-async def _apply_payment_event(tx: Tx, provider: str, event: WebhookEvent) -> str:
+async def _apply_payment_event(tx: Tx, source: Source, event: WebhookEvent) -> str:
     if event.result is None:
         return "ignored"
-    payment_id = await _payment_id(tx, provider, event)
+    payment_id = await _payment_id(tx, source, event)
     payment = await payments.lock(tx, payment_id) if payment_id else None
-    if payment is None or payment.provider != provider:
+    if payment is None or not source.owns(payment):
         return "unmatched"
     structlog.contextvars.bind_contextvars(payment_id=payment.id)
     moved = state.apply_result(tx, payment, event.result, source="webhook")
@@ -111,12 +137,14 @@ async def _apply_payment_event(tx: Tx, provider: str, event: WebhookEvent) -> st
 
 
 async def _confirm_by_query(
-    db: Database, registry: ProviderRegistry, tx: Tx, provider: str, event: WebhookEvent
+    db: Database, registry: Providers, tx: Tx, source: Source, event: WebhookEvent
 ) -> str:
     """A callback that proves nothing only says "look now": apply what the provider answers to a status
-    query. A payment of another provider is not ours to ask about: unmatched, nothing is asked."""
-    payment_id = await _payment_id(tx, provider, event)
-    before = await payments.status_at(tx, payment_id, provider) if payment_id else None
+    query. A payment of another provider or account is not ours to ask about: unmatched, nothing is asked."""
+    payment_id = await _payment_id(tx, source, event)
+    before = (
+        await payments.status_at(tx, payment_id, source.provider, source.account_id) if payment_id else None
+    )
     if payment_id is None or before is None:
         return "unmatched"
     # On connections of its own: sync_payment commits around the provider call.
@@ -124,18 +152,20 @@ async def _confirm_by_query(
     return "processed" if after.status != before else "no_change"
 
 
-async def _apply_refund_event(tx: Tx, event: WebhookEvent) -> str:
+async def _apply_refund_event(tx: Tx, source: Source, event: WebhookEvent) -> str:
     assert event.refund_result is not None
     refund_id = await refunds.find_id(tx, event.refund_id, event.refund_reference)
-    if refund_id is None:
+    locked = await refunds.lock_refund(tx, refund_id) if refund_id is not None else None
+    if locked is None or not source.owns(locked[0]):
         return "unmatched"
+    assert refund_id is not None
     structlog.contextvars.bind_contextvars(refund_id=refund_id)
     _, moved = await apply_refund_result(tx, refund_id, event.refund_result, source="webhook")
     return "processed" if moved else "no_change"
 
 
 async def sweep_once(
-    db: Database, registry: ProviderRegistry, *, older_than_seconds: float, max_attempts: int
+    db: Database, registry: Providers, *, older_than_seconds: float, max_attempts: int
 ) -> int:
     """Processes stored events that nobody processed (a crash between store and process). Returns count."""
     due = await inbox.due(db, older_than_seconds, max_attempts)
@@ -150,7 +180,7 @@ async def sweep_once(
 
 async def sweeper(
     db: Database,
-    registry: ProviderRegistry,
+    registry: Providers,
     stop: asyncio.Event,
     *,
     interval: float,
