@@ -128,7 +128,10 @@ class PaymentService:
 
     async def _provider(self, payment: Payment) -> PaymentProvider:
         """The adapter of an existing payment: through the account it was made with."""
-        provider = await self.registry.for_payment(payment.provider, payment.provider_account_id)
+        try:
+            provider = await self.registry.for_payment(payment.provider, payment.provider_account_id)
+        except ProviderFailure as e:  # the account's credentials cannot be opened
+            raise provider_error(e, payment, then="Nothing was sent to the provider.") from e
         if provider is None:
             raise ProviderUnknown(f"No provider named {payment.provider!r}.", param="provider")
         return provider

@@ -21,7 +21,12 @@ from redis.asyncio import Redis
 
 from gateway.broadcast import Broadcast
 from gateway.db.database import Database
-from gateway.errors import ProviderNotConfigured, ProviderUnknown
+from gateway.errors import (
+    ProviderMisconfiguredError,
+    ProviderNotConfigured,
+    ProviderUnknown,
+    ServiceUnavailable,
+)
 from gateway.kit.secretbox import SecretBoxError
 from gateway.provider_accounts import repository
 from gateway.provider_accounts.sealing import unseal
@@ -90,7 +95,13 @@ class Providers:
             return provider, None
         account_id = await self.active_account(merchant_id, name, livemode)
         if account_id is not None:
-            return await self._account_adapter(account_id), account_id
+            try:
+                return await self._account_adapter(account_id), account_id
+            except ProviderMisconfigured as e:
+                raise ProviderMisconfiguredError(
+                    "Your provider account's credentials cannot be opened by this gateway; nothing was "
+                    "created or sent. The operator must restore its secrets key (GATEWAY_SECRETS_KEYS)."
+                ) from e
         if not self._shared:
             mode = mode_name(livemode)
             raise ProviderNotConfigured(
@@ -110,7 +121,13 @@ class Providers:
         row = await repository.get(self._db, account_id)
         if row is None or row.provider != name:
             return None
-        return await self._account_adapter(account_id)
+        try:
+            return await self._account_adapter(account_id)
+        except ProviderMisconfigured as e:
+            # Nothing can be verified: the provider retries later, once the operator restores the key.
+            raise ServiceUnavailable(
+                "This account's secrets cannot be opened right now.", headers={"Retry-After": "60"}
+            ) from e
 
     async def active_account(self, merchant_id: str, name: str, livemode: bool) -> str | None:
         key = (merchant_id, name, livemode)

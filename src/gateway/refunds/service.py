@@ -168,7 +168,10 @@ class RefundService:
         return refund
 
     async def _provider(self, payment: Payment) -> PaymentProvider:
-        provider = await self.registry.for_payment(payment.provider, payment.provider_account_id)
+        try:
+            provider = await self.registry.for_payment(payment.provider, payment.provider_account_id)
+        except ProviderFailure as e:  # the account's credentials cannot be opened
+            raise provider_error(e, payment, then="Nothing was sent to the provider.") from e
         if provider is None or not provider.capabilities.refunds:
             raise RefundNotSupported(f"{payment.provider} payments cannot be refunded through the gateway.")
         return provider
