@@ -63,6 +63,8 @@ class Providers:
         # (merchant, provider, livemode) -> (valid until, the active account's id or None)
         self._active: dict[tuple[str, str, bool], tuple[float, str | None]] = {}
         self._retiring: dict[asyncio.Task[None], PaymentProvider] = {}
+        # Bumped by every invalidation: what was read before it is not cached after it.
+        self._generation = 0
         broadcast.on("provider_account", self._forget)
 
     # --- the deployment's adapters ---------------------------------------------------------------
@@ -135,9 +137,10 @@ class Providers:
         hit = self._active.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
+        generation = self._generation
         row = await repository.active(self._db, merchant_id, name, livemode)
         account_id = row.id if row is not None else None
-        if self._ttl > 0:
+        if self._ttl > 0 and generation == self._generation:
             if len(self._active) > 10_000:
                 self._active.clear()
             self._active[key] = (now + self._ttl, account_id)
@@ -156,6 +159,7 @@ class Providers:
         adapter = self._adapters.get(account_id)
         if adapter is not None:
             return adapter
+        generation = self._generation
         row = await repository.get(self._db, account_id)
         if row is None:
             raise ProviderMisconfigured(f"provider account {account_id} does not exist")
@@ -187,6 +191,9 @@ class Providers:
                 values={**row.settings, **values},
             )
         )
+        if generation != self._generation:  # the account changed while it was read: use once, keep none
+            self._retire(built)
+            return built
         # Two requests may have built it at once: keep the first, close the other.
         adapter = self._adapters.setdefault(account_id, built)
         if adapter is not built:
@@ -196,6 +203,7 @@ class Providers:
     # --- invalidation ------------------------------------------------------------------------------
 
     def _forget(self, account_id: str | None) -> None:
+        self._generation += 1
         self._active.clear()
         ids = list(self._adapters) if account_id is None else [account_id]
         for gone in ids:
