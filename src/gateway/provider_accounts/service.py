@@ -70,18 +70,22 @@ def schema_for(provider: str) -> AccountSchema:
     raise ProviderUnknown(f"No provider named {provider!r}.", param="provider")
 
 
+def _open_row(keyring: Keyring, account: ProviderAccount) -> dict[str, Any]:
+    return unseal(
+        keyring,
+        account.secrets,
+        account_id=account.id,
+        merchant_id=account.merchant_id,
+        provider=account.provider,
+        livemode=account.livemode,
+    )
+
+
 def _open(keyring: Keyring | None, account: ProviderAccount) -> dict[str, Any]:
     if keyring is None:
         raise SecretsKeyMissing(NO_KEYRING)
     try:
-        return unseal(
-            keyring,
-            account.secrets,
-            account_id=account.id,
-            merchant_id=account.merchant_id,
-            provider=account.provider,
-            livemode=account.livemode,
-        )
+        return _open_row(keyring, account)
     except SecretBoxError as e:
         log.error("provider_account_unseal_failed", account_id=account.id, key_id=account.secrets_key_id)
         raise SecretsKeyMissing(
@@ -245,19 +249,20 @@ async def rotate(
         async with db.transaction() as tx:
             rows = await repository.to_reseal(tx, keyring.current, result.failed, batch)
             for row in rows:
-                identity = {
-                    "account_id": row.id,
-                    "merchant_id": row.merchant_id,
-                    "provider": row.provider,
-                    "livemode": row.livemode,
-                }
                 try:
-                    plain = unseal(keyring, row.secrets, **identity)
+                    plain = _open_row(keyring, row)
                 except SecretBoxError:
                     log.error("provider_account_unseal_failed", account_id=row.id, key_id=row.secrets_key_id)
                     result.failed.append(row.id)
                     continue
-                sealed, key_id = seal(keyring, plain, **identity)
+                sealed, key_id = seal(
+                    keyring,
+                    plain,
+                    account_id=row.id,
+                    merchant_id=row.merchant_id,
+                    provider=row.provider,
+                    livemode=row.livemode,
+                )
                 await repository.reseal(tx, row.id, sealed, key_id)
                 changed.append(row.id)
         result.resealed += len(changed)
