@@ -21,7 +21,7 @@ def settings_or_exit() -> Settings:
 
 def with_dev_servers(settings: Settings) -> Settings:
     """The server URLs left unset, from the `gateway dev` running on this data directory (saying so),
-    and its secrets key when GATEWAY_SECRETS_KEYS is unset."""
+    its address and its secrets key when GATEWAY_PUBLIC_URL and GATEWAY_SECRETS_KEYS are unset."""
     if settings.database_url and settings.redis_url:
         return settings
     dev = devstate.running(settings.data_dir)
@@ -38,6 +38,8 @@ def with_dev_servers(settings: Settings) -> Settings:
         dev_key = devstate.saved_secrets_key(settings.data_dir)
         if settings.secrets_keys is None and dev_key is not None:
             updates["secrets_keys"] = SecretStr(dev_key)
+        if not settings.public_url:  # the webhook URLs printed are the running gateway's
+            updates["public_url"] = dev.api_url
     return settings.model_copy(update=updates)
 
 
