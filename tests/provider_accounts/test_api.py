@@ -11,11 +11,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from gateway.kit.ids import new_id
-from gateway.merchants import repository as merchants
-from gateway.merchants.service import generate_key
 from gateway.provider_accounts.sealing import unseal
-from provider_accounts.account_data import assert_no_secret, credentials, hint, secret_values, settings_for
+from provider_account_data import assert_no_secret, credentials, hint, live_key, secret_values, settings_for
 from support import Gateway, Merchant, assert_problem, configured_app
 
 PROVIDERS = ["stripe", "paystack", "flutterwave", "mpesa", "momo", "wave"]
@@ -52,6 +49,7 @@ async def sealed_credentials(gateway: Gateway, account_id: str) -> dict[str, Any
         "SELECT secrets, merchant_id, provider, livemode FROM provider_accounts WHERE id = $1", account_id
     )
     keyring = gateway.ctx.settings.keyring()
+    assert row is not None
     assert keyring is not None
     return unseal(
         keyring, row[0], account_id=account_id, merchant_id=row[1], provider=row[2], livemode=row[3]
@@ -170,13 +168,6 @@ async def test_mpesa_till_and_momo_live_settings(
         "live",
         {"base_url": "https://proxy.momoapi.mtn.co.ug"},
     )
-
-
-async def live_key(gateway: Gateway, merchant: Merchant) -> dict[str, str]:
-    """A live-mode secret key of the same merchant."""
-    key = generate_key(True)
-    await merchants.add_key(gateway.ctx.db, new_id("key"), merchant.id, key, True)
-    return {"Authorization": f"Bearer {key}"}
 
 
 async def test_each_merchant_and_each_mode_sees_only_its_own(

@@ -15,7 +15,7 @@ from commands import clean_env, gateway_cli
 from gateway import devstate
 from gateway.embedded import EmbeddedServers
 from gateway.kit.secretbox import Keyring
-from provider_accounts.account_data import assert_no_secret, credentials, hint, secret_values
+from provider_account_data import assert_no_secret, credentials, hint, secret_values
 from support import SECRETS_KEYS, Gateway, Merchant, wait_for
 
 

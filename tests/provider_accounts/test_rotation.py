@@ -19,7 +19,7 @@ from gateway.kit.secretbox import Keyring, new_key_text
 from gateway.merchants.service import create_merchant
 from gateway.provider_accounts import repository, service
 from gateway.settings import DatabaseSettings
-from provider_accounts.account_data import credentials
+from provider_account_data import credentials
 from support import Gateway
 
 OLD, NEW = new_key_text("old"), new_key_text("new")

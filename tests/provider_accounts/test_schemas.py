@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from provider_accounts.account_data import assert_no_secret, credentials, secret_values
+from provider_account_data import assert_no_secret, credentials, live_key, secret_values
 from support import Gateway, Merchant, assert_problem
 
 REQUIRED = {
@@ -191,8 +191,6 @@ async def test_a_bad_value_is_named(
 
 
 async def test_live_mode_checks(client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant) -> None:
-    from provider_accounts.test_api import live_key
-
     live = await live_key(gateway, merchant)
     # A test key in live mode, MoMo's sandbox in live mode, and a live MoMo account without its host.
     r = await client.put(

@@ -9,7 +9,7 @@ import pytest
 from gateway.kit.secretbox import SecretBoxError
 from gateway.provider_accounts import repository
 from gateway.provider_accounts.sealing import unseal
-from provider_accounts.account_data import assert_no_secret, credentials
+from provider_account_data import assert_no_secret, credentials
 from support import Gateway, Merchant, assert_problem
 
 
@@ -23,6 +23,7 @@ async def test_the_row_holds_ciphertext_and_its_key_id(
         "SELECT secrets, secrets_key_id, hints::text, settings::text FROM provider_accounts WHERE id = $1",
         r.json()["id"],
     )
+    assert row is not None
     secrets_text, key_id = row[0], row[1]
     assert key_id == "test"
     assert secrets_text.startswith("v1.test.")

@@ -8,6 +8,11 @@ import string
 import uuid
 from typing import Any
 
+from gateway.kit.ids import new_id
+from gateway.merchants import repository as merchants
+from gateway.merchants.service import generate_key
+from support import Gateway, Merchant
+
 # The fields each provider's account takes that are secrets (identifiers like a shortcode or an API
 # user are credentials too, but a few digits of them may well appear elsewhere by chance).
 SECRET_FIELDS = {
@@ -85,3 +90,10 @@ def assert_no_secret(text: str, secret_list: list[str], min_len: int = 6) -> Non
 
 def hint(value: str) -> str:
     return "…" + value[-4:] if len(value) > 8 else "…"
+
+
+async def live_key(gateway: Gateway, merchant: Merchant) -> dict[str, str]:
+    """A live-mode secret key of the same merchant."""
+    key = generate_key(True)
+    await merchants.add_key(gateway.ctx.db, new_id("key"), merchant.id, key, True)
+    return {"Authorization": f"Bearer {key}"}
