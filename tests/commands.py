@@ -22,14 +22,18 @@ def clean_env(**settings: str) -> dict[str, str]:
     return env | settings
 
 
-async def gateway_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Runs the command in `cwd` (an empty directory: no .env is read) off the event loop."""
+async def gateway_cli(
+    cwd: Path, env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs the command in `cwd` (an empty directory: no .env is read) off the event loop; `stdin` is
+    what it reads there (nothing when None)."""
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "gateway.cli", *args],
             env=env,
             cwd=cwd,
+            input=stdin if stdin is not None else "",
             capture_output=True,
             text=True,
             timeout=120,

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import respx
 import uvicorn
+from pydantic import SecretStr
 
 from drivers import provider_settings
 from gateway.cli import run_migrations
@@ -27,7 +28,7 @@ from gateway.settings import (
     Settings,
     WebhookSettings,
 )
-from support import RETRY_SCHEDULE, Gateway, Merchant
+from support import RETRY_SCHEDULE, SECRETS_KEYS, Gateway, Merchant
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +63,7 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
         # Each provider as its driver configures it (tests/drivers/).
         **provider_settings(),
         provider_timeout_seconds=2,
+        secrets_keys=SecretStr(SECRETS_KEYS),
     )
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))

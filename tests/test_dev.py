@@ -64,6 +64,8 @@ async def test_merchants_create_beside_a_running_gateway_dev(tmp_path: Path) -> 
             assert sorted(published) == ["api_url", "database_url", "pid", "redis_url"]
             assert (published["pid"], published["api_url"]) == (dev.pid, api)
             assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
+            # The dev key that seals provider accounts (GATEWAY_SECRETS_KEYS unset), private.
+            assert stat.S_IMODE((project / ".data" / "secrets.key").stat().st_mode) == 0o600
 
             # Another terminal: the same directory, no server URL in its environment.
             r = await gateway_cli(project, clean_env(), "merchants", "create", "My shop", "--json")
@@ -89,6 +91,28 @@ async def test_merchants_create_beside_a_running_gateway_dev(tmp_path: Path) -> 
             assert paid.status_code == 201, paid.text
             listed = await c.get("/v1/payments", headers=auth)
             assert [p["id"] for p in listed.json()["data"]] == [paid.json()["id"]]
+
+            # A provider account set from another terminal is sealed with the dev key, which the
+            # running gateway opens (the M-Pesa callback token of its webhook URL).
+            mpesa = {
+                "consumer_key": "dev-consumer-key-0123456789",
+                "consumer_secret": "dev-consumer-secret-0123456789",
+                "shortcode": "174379",
+                "passkey": "dev-passkey-0123456789abcdef",
+            }
+            set_ = await gateway_cli(
+                project,
+                clean_env(),
+                "provider-accounts",
+                "set",
+                created["merchant_id"],
+                "mpesa",
+                stdin=json.dumps(mpesa),
+            )
+            assert set_.returncode == 0, set_.stderr
+            shown = await c.get("/v1/provider-accounts/mpesa", headers=auth)
+            assert shown.status_code == 200, shown.text
+            assert shown.json()["webhook_url"] == json.loads(set_.stdout)["webhook_url"]
 
             # `gateway listen` with no flag: the running dev's address (not 8000) and its demo key.
             listen = subprocess.Popen(

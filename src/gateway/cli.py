@@ -15,8 +15,13 @@ from typing import Annotated
 import httpx
 import typer
 import uvicorn
+from pydantic import SecretStr
 
 from gateway import devstate
+from gateway.commands.accounts import provider_accounts, secrets
+from gateway.commands.common import keyring_or_exit
+from gateway.commands.common import settings_or_exit as _settings_or_exit
+from gateway.commands.common import with_dev_servers as _with_dev_servers
 from gateway.listening import Listening, listen_once
 from gateway.logging import get_logger
 from gateway.metrics_server import exporting
@@ -27,6 +32,8 @@ log = get_logger("gateway.cli")
 app = typer.Typer(help="Self-hosted payment gateway.", no_args_is_help=True, add_completion=False)
 merchants = typer.Typer(help="Merchants and their API keys.", no_args_is_help=True)
 app.add_typer(merchants, name="merchants")
+app.add_typer(provider_accounts, name="provider-accounts")
+app.add_typer(secrets, name="secrets")
 
 
 def alembic_dir() -> Path:
@@ -49,32 +56,6 @@ def run_migrations(database_url: str) -> None:
     cfg.set_main_option("script_location", str(alembic_dir()))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     command.upgrade(cfg, "head")
-
-
-def _settings_or_exit() -> Settings:
-    try:
-        return get_settings()
-    except Exception as e:  # pydantic's ValidationError names every bad setting
-        typer.secho(f"Invalid configuration:\n{e}", fg="red", err=True)
-        raise typer.Exit(2) from e
-
-
-def _with_dev_servers(settings: Settings) -> Settings:
-    """The server URLs left unset, from the `gateway dev` running on this data directory (saying so)."""
-    if settings.database_url and settings.redis_url:
-        return settings
-    dev = devstate.running(settings.data_dir)
-    if dev is None:
-        return settings
-    updates = {
-        name: url
-        for name, url in (("database_url", dev.database_url), ("redis_url", dev.redis_url))
-        if url and not getattr(settings, name)
-    }
-    if updates:
-        where = devstate.path_in(settings.data_dir)
-        typer.echo(f"Using the embedded servers of `gateway dev` (pid {dev.pid}, {where})", err=True)
-    return settings.model_copy(update=updates)
 
 
 async def _create_merchant(database_url: str, name: str, livemode: bool) -> tuple[str, str]:
@@ -175,6 +156,11 @@ def dev(
             stack.callback(rd.stop)
             updates["redis_url"] = rd.start()
         settings = settings.model_copy(update=updates)
+        if settings.secrets_keys is None:
+            # Provider accounts' credentials are sealed with a dev key kept in .data/ (dev only).
+            dev_key = SecretStr(devstate.dev_secrets_key(data))
+            settings = settings.model_copy(update={"secrets_keys": dev_key})
+        keyring_or_exit(settings)
         run_migrations(settings.database_url)
         merchant_id, key = _demo_merchant(settings, settings.database_url)
         # Other terminals' `gateway merchants create` and `gateway listen` find the servers here.
@@ -210,6 +196,22 @@ def dev(
             server.run()
 
 
+def _require_secrets_keys(settings: Settings) -> None:
+    """Production is the live deployment: it never runs without the keys that seal provider
+    credentials (elsewhere, PUT /v1/provider-accounts answers 409 secrets_key_missing until set)."""
+    if settings.secrets_keys is None and settings.environment == "production":
+        typer.secho(
+            "GATEWAY_ENVIRONMENT is production (the live deployment) and GATEWAY_SECRETS_KEYS is unset: "
+            "provider credentials cannot be encrypted. Make a key with `gateway secrets generate-key` "
+            "and set GATEWAY_SECRETS_KEYS=<id>:<key>.",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if settings.secrets_keys is not None:
+        keyring_or_exit(settings)  # exit 2 if unreadable
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -236,6 +238,7 @@ def serve(
             "Set GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL (or use `gateway dev`).", fg="red", err=True
         )
         raise typer.Exit(2)
+    _require_secrets_keys(settings)
     from gateway.logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_json)  # this process's own lines (the exporter's)
@@ -261,6 +264,7 @@ def worker() -> None:
     if not settings.database_url or not settings.redis_url:
         typer.secho("Set GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL.", fg="red", err=True)
         raise typer.Exit(2)
+    _require_secrets_keys(settings)
 
     from gateway.logging import configure_logging
     from gateway.runtime import Loops, runtime

@@ -88,6 +88,20 @@ class ProviderNotConfigured(GatewayError):
     status, code, title = 422, "provider_not_configured", "The provider is not configured for this mode"
 
 
+class ProviderAccountNotSupported(GatewayError):
+    status, code, title = (
+        422,
+        "provider_account_not_supported",
+        "This provider runs in the gateway and takes no account of a merchant's own",
+    )
+
+
+class SecretsKeyMissing(GatewayError):
+    # The operator's configuration, not the request: GATEWAY_SECRETS_KEYS is unset, or lacks the key
+    # that sealed this account. 409: the request is fine, the server's state forbids it for now.
+    status, code, title = 409, "secrets_key_missing", "The gateway has no key to encrypt or decrypt secrets"
+
+
 class IdempotencyKeyMissing(GatewayError):
     status, code, title = 400, "idempotency_key_missing", "An Idempotency-Key header is required"
 

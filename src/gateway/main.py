@@ -21,6 +21,7 @@ from gateway.errors import install_error_handlers
 from gateway.events.router import router as events_router
 from gateway.idempotency.guard import IdempotencyGuard
 from gateway.logging import configure_logging
+from gateway.management.provider_accounts_router import router as provider_accounts_router
 from gateway.middleware import RequestIdMiddleware
 from gateway.openapi import install_openapi
 from gateway.payments.router import reads as payment_reads
@@ -39,6 +40,7 @@ TAGS = [
     {"name": "webhooks", "description": "Endpoints the payment providers call."},
     {"name": "webhook endpoints", "description": "Where the gateway sends signed events, and how that went."},
     {"name": "providers", "description": "The payment rails this gateway can use."},
+    {"name": "provider accounts", "description": "Your own accounts with the providers, encrypted at rest."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stream_router,  # before events: /v1/events/stream is not an event id
         events_router,
         providers_router,
+        provider_accounts_router,
         inbound_router,
         outbound_router,
     ):

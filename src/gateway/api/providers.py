@@ -1,17 +1,19 @@
-"""GET /v1/providers: what each provider can do, and whether it is configured in the caller's mode."""
+"""GET /v1/providers: what each provider can do, whether it is configured in the caller's mode, and
+the caller's own account with it."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from gateway.api.deps import Ctx, CurrentPrincipal
 from gateway.api.responses import json_response
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
+from gateway.provider_accounts.service import account_ids
 
 router = APIRouter(tags=["providers"], route_class=GatewayRoute)
 
@@ -20,6 +22,10 @@ class ProviderOut(BaseModel):
     name: str
     object: Literal["provider"] = "provider"
     configured: bool
+    account: str | None = Field(
+        description="Your own account with this provider in this mode (`acct_…`), or null: "
+        "PUT /v1/provider-accounts/{provider} sets one"
+    )
     currencies: list[str]
     flows: list[str]
     refunds: bool
@@ -42,6 +48,7 @@ class ProviderList(BaseModel):
 )
 async def list_providers(ctx: Ctx, principal: CurrentPrincipal) -> Response:
     data = []
+    own = await account_ids(ctx.db, merchant_id=principal.merchant_id, livemode=principal.livemode)
     for name in ctx.registry.names():
         p = ctx.registry.get(name)
         assert p is not None
@@ -50,6 +57,7 @@ async def list_providers(ctx: Ctx, principal: CurrentPrincipal) -> Response:
             ProviderOut(
                 name=name,
                 configured=p.is_configured(principal.livemode),
+                account=own.get(name),
                 currencies=sorted(caps.currencies),
                 flows=sorted(caps.flows),
                 refunds=caps.refunds,

@@ -1,8 +1,9 @@
 """The one list of providers: each one's settings group and how its adapter is built.
 
-Adding a provider is a package under providers/ (adapter, transformers, settings) and one field plus
-one line here; gateway.settings.Settings takes the groups from ProviderSettings, and the one runtime
-assembly (gateway.runtime: the API, the worker, the tests) builds the registry with build_registry().
+Adding a provider is a package under providers/ (adapter, transformers, settings, account) and one
+field plus a line in each list here; gateway.settings.Settings takes the groups from ProviderSettings,
+and the one runtime assembly (gateway.runtime: the API, the worker, the tests) builds the registry
+with build_registry().
 """
 
 from __future__ import annotations
@@ -12,22 +13,29 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr
 from redis.asyncio import Redis
 
+from gateway.providers.account_schema import AccountSchema
 from gateway.providers.base import PaymentProvider
 from gateway.providers.cash.adapter import CashProvider
 from gateway.providers.config import PerModeSettings
+from gateway.providers.flutterwave.account import FlutterwaveAccountCredentials, FlutterwaveAccountSettings
 from gateway.providers.flutterwave.adapter import FlutterwaveProvider
 from gateway.providers.flutterwave.settings import FlutterwaveSettings
+from gateway.providers.momo.account import MomoAccountCredentials, MomoAccountSettings
 from gateway.providers.momo.adapter import MomoProvider
 from gateway.providers.momo.settings import MomoSettings
+from gateway.providers.mpesa.account import MpesaAccountCredentials, MpesaAccountSettings
 from gateway.providers.mpesa.adapter import MpesaProvider
 from gateway.providers.mpesa.settings import MpesaSettings
+from gateway.providers.paystack.account import PaystackAccountCredentials, PaystackAccountSettings
 from gateway.providers.paystack.adapter import PaystackProvider
 from gateway.providers.paystack.settings import PaystackSettings
 from gateway.providers.registry import ProviderRegistry
 from gateway.providers.sandbox.adapter import SandboxProvider
 from gateway.providers.sandbox.settings import SandboxSettings
+from gateway.providers.stripe.account import StripeAccountCredentials, StripeAccountSettings
 from gateway.providers.stripe.adapter import StripeProvider
 from gateway.providers.stripe.settings import StripeSettings
+from gateway.providers.wave.account import WaveAccountCredentials, WaveAccountSettings
 from gateway.providers.wave.adapter import WaveProvider
 from gateway.providers.wave.settings import WaveSettings
 
@@ -46,9 +54,22 @@ class ProviderSettings(BaseModel):
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
 
 
-# Providers a merchant may bring its own account for (PUT /v1/provider-accounts/{provider}); the sandbox
-# and cash hold no money of anyone's, so every merchant uses the deployment's.
-ACCOUNT_PROVIDERS = frozenset({"stripe", "paystack", "flutterwave", "mpesa", "momo", "wave"})
+# What a merchant's own account with each provider holds (PUT /v1/provider-accounts/{provider}).
+ACCOUNTS: dict[str, AccountSchema] = {
+    "stripe": AccountSchema(StripeAccountCredentials, StripeAccountSettings),
+    "paystack": AccountSchema(PaystackAccountCredentials, PaystackAccountSettings),
+    "flutterwave": AccountSchema(FlutterwaveAccountCredentials, FlutterwaveAccountSettings),
+    "mpesa": AccountSchema(MpesaAccountCredentials, MpesaAccountSettings, callback_token=True),
+    "momo": AccountSchema(MomoAccountCredentials, MomoAccountSettings, callback_token=True),
+    "wave": AccountSchema(WaveAccountCredentials, WaveAccountSettings),
+}
+# Providers that run in the gateway itself and so have no account of a merchant's own.
+WITHOUT_ACCOUNTS = frozenset({"sandbox", "cash"})
+
+
+# Providers a merchant may bring its own account for; the sandbox and cash hold no money of anyone's,
+# so every merchant uses the deployment's.
+ACCOUNT_PROVIDERS = frozenset(ACCOUNTS)
 
 
 def _one_mode(group: PerModeSettings, livemode: bool, values: dict[str, Any]) -> PerModeSettings:
