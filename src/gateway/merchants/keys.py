@@ -93,10 +93,16 @@ class KeyManager:
     """Merchants and keys on the database; `principal` None is the operator (admin API, CLI), who
     reaches every merchant's keys; a merchant reaches only its own keys in its key's mode."""
 
-    def __init__(self, db: Database, redis: Redis, broadcast: Broadcast):
+    def __init__(self, db: Database, redis: Redis | None, broadcast: Broadcast | None = None):
         self.db = db
+        # None: a command that only creates and reads (the CLI without Redis); changes need both.
         self.redis = redis
-        self.broadcast = broadcast
+        self.broadcast = broadcast or (Broadcast(redis) if redis is not None else None)
+
+    def _announcer(self) -> tuple[Redis, Broadcast]:
+        if self.redis is None or self.broadcast is None:
+            raise RuntimeError("announcing a key or merchant change needs Redis")
+        return self.redis, self.broadcast
 
     # --- merchants ---------------------------------------------------------------------------------
 
@@ -117,6 +123,7 @@ class KeyManager:
     async def update_merchant(self, merchant_id: str, changes: dict[str, Any]) -> Merchant:
         """`changes`: any of name, status, rate_limit (None: the mode's default)."""
         assert set(changes) <= {"name", "status", "rate_limit"}
+        _, broadcast = self._announcer()
         async with self.db.transaction() as tx:
             merchant = await repository.get(tx, merchant_id, for_update=True)
             if merchant is None:
@@ -126,7 +133,7 @@ class KeyManager:
         if "status" in changes or "rate_limit" in changes:
             # Every process's cached principals of this merchant carry its status and limit. A
             # failure here is an outage (503): the client repeats the request, which announces again.
-            await self.broadcast.publish("merchant", merchant_id)
+            await broadcast.publish("merchant", merchant_id)
             log.info("merchant_changed", merchant_id=merchant_id, fields=sorted(changes))
         return merchant
 
@@ -167,6 +174,7 @@ class KeyManager:
     async def roll_key(self, key_id: str, expires_in: int, principal: Principal | None) -> Rolled:
         """A new key of the same merchant, mode, type and scopes; the old one keeps working for
         `expires_in` seconds (0: it stops now), then is refused as expired."""
+        _, broadcast = self._announcer()
         if not 0 <= expires_in <= MAX_ROLL_SECONDS:
             raise InvalidRequest(
                 f"expires_in must be 0-{MAX_ROLL_SECONDS} seconds (at most 7 days).",
@@ -190,7 +198,7 @@ class KeyManager:
             )
         log.info("api_key_rolled", merchant_id=old.merchant_id, key_id=old.id, rolled_to=new.id)
         try:
-            await self.broadcast.publish("key", old.id)
+            await broadcast.publish("key", old.id)
         except (RedisError, OSError) as e:
             # The new key's secret exists only in this answer: it must reach the caller. Other
             # processes drop their cached copy of the old key when their cache time runs out instead.
@@ -200,6 +208,7 @@ class KeyManager:
     async def revoke_key(self, key_id: str, principal: Principal | None) -> ApiKey:
         """Refused everywhere from now on. Repeating it changes nothing but announces it again, so a
         revocation whose announcement failed (an outage: 503) is completed by its retry."""
+        redis, broadcast = self._announcer()
         async with self.db.transaction() as tx:
             key = await repository.get_key(tx, key_id, for_update=True)
             if not self._reachable(key, principal):
@@ -208,7 +217,7 @@ class KeyManager:
             if key.revoked_at is None:
                 key = repository.save_key(tx, key, {"revoked_at": datetime.now(UTC)})
         assert key.revoked_at is not None
-        await self.redis.zadd(REVOKED_KEYS, {key.id: int(key.revoked_at.timestamp())})
-        await self.broadcast.publish("key", key.id)
+        await redis.zadd(REVOKED_KEYS, {key.id: int(key.revoked_at.timestamp())})
+        await broadcast.publish("key", key.id)
         log.info("api_key_revoked", merchant_id=key.merchant_id, key_id=key.id)
         return key
