@@ -20,6 +20,8 @@ from gateway.main import create_app
 from gateway.settings import DeliverySettings, Settings
 from gateway.webhooks.outbound.worker import DeliveryWorker
 
+# The session gateway's GATEWAY_ADMIN_TOKEN (tests/management/).
+ADMIN_TOKEN = "admin-token-of-the-test-suite-0123456789"
 SANDBOX_SECRET = "whsec_dGVzdC1zYW5kYm94LXNlY3JldC1mb3ItdGhlLXN1aXRl"
 ACTION_DELAY = 0.4
 RETRY_SCHEDULE = [0.0, 0.3, 0.3, 0.3, 0.3]

@@ -20,6 +20,7 @@ from gateway.commands.servers import servers_or_exit
 from gateway.db.database import Database
 from gateway.errors import GatewayError
 from gateway.kit.pagination import Page
+from gateway.logging import configure_logging
 from gateway.merchants.keys import KeyManager
 from gateway.merchants.models import KEY_TYPES, SCOPES, ApiKey
 from gateway.merchants.service import NewMerchant, create_merchant
@@ -59,6 +60,9 @@ def _run(settings: Settings, work: Callable[[KeyManager], Awaitable[T]]) -> T:
     async def main() -> T:
         async with _manager(settings) as manager:
             return await work(manager)
+
+    # Warnings only, on stderr: what the command did is its output, on stdout.
+    configure_logging("WARNING", settings.log_json)
 
     try:
         return asyncio.run(main())
