@@ -50,7 +50,7 @@ async def listening(gateway: Gateway) -> AsyncIterator[Heard]:
             pass
         yield Heard(pubsub)
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         await redis.aclose()
 
 
