@@ -22,6 +22,8 @@ from gateway.webhooks.outbound.worker import DeliveryWorker
 
 # The session gateway's secrets keyring (GATEWAY_SECRETS_KEYS), made once with new_key_text("test").
 SECRETS_KEYS = "test:L-wBMM1xfQ5fRX3RhUF78-k4yjKiV-KPGbKl05Ugu64"
+# The session gateway's GATEWAY_ADMIN_TOKEN (tests/management/).
+ADMIN_TOKEN = "admin-token-of-the-test-suite-0123456789"
 SANDBOX_SECRET = "whsec_dGVzdC1zYW5kYm94LXNlY3JldC1mb3ItdGhlLXN1aXRl"
 ACTION_DELAY = 0.4
 RETRY_SCHEDULE = [0.0, 0.3, 0.3, 0.3, 0.3]

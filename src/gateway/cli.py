@@ -1,4 +1,4 @@
-"""The `gateway` command: dev, serve, migrate, merchants."""
+"""The `gateway` command: dev, serve, worker, migrate, listen; merchants and keys (gateway/commands/)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ from pydantic import SecretStr
 
 from gateway import devstate
 from gateway.commands.accounts import provider_accounts, secrets
-from gateway.commands.common import keyring_or_exit
-from gateway.commands.common import settings_or_exit as _settings_or_exit
-from gateway.commands.common import with_dev_servers as _with_dev_servers
+from gateway.commands.common import keyring_or_exit, settings_or_exit
+from gateway.commands.keys import keys, merchants, new_merchant
 from gateway.listening import Listening, listen_once
 from gateway.logging import get_logger
 from gateway.metrics_server import exporting
@@ -30,8 +29,8 @@ from gateway.settings import Settings, get_settings
 log = get_logger("gateway.cli")
 
 app = typer.Typer(help="Self-hosted payment gateway.", no_args_is_help=True, add_completion=False)
-merchants = typer.Typer(help="Merchants and their API keys.", no_args_is_help=True)
 app.add_typer(merchants, name="merchants")
+app.add_typer(keys, name="keys")
 app.add_typer(provider_accounts, name="provider-accounts")
 app.add_typer(secrets, name="secrets")
 
@@ -58,18 +57,6 @@ def run_migrations(database_url: str) -> None:
     command.upgrade(cfg, "head")
 
 
-async def _create_merchant(database_url: str, name: str, livemode: bool) -> tuple[str, str]:
-    from gateway.db.database import Database
-    from gateway.merchants.service import create_merchant
-
-    db = await Database.connect(database_url, get_settings().database)
-    try:
-        m = await create_merchant(db, name, livemode=livemode)
-        return m.merchant_id, m.secret_key
-    finally:
-        await db.close()
-
-
 async def _merchant_exists(database_url: str, merchant_id: str) -> bool:
     from gateway.db.database import Database
     from gateway.merchants import repository
@@ -88,7 +75,9 @@ def _demo_merchant(settings: Settings, database_url: str) -> tuple[str, str]:
         saved = json.loads(path.read_text())
         if asyncio.run(_merchant_exists(database_url, saved["merchant_id"])):
             return saved["merchant_id"], saved["secret_key"]
-    merchant_id, key = asyncio.run(_create_merchant(database_url, "Demo merchant", False))
+    settings = settings.model_copy(update={"database_url": database_url})
+    made = asyncio.run(new_merchant(settings, "Demo merchant", False))
+    merchant_id, key = made.merchant_id, made.secret_key
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"merchant_id": merchant_id, "secret_key": key}))
     path.chmod(0o600)
@@ -132,7 +121,7 @@ def dev(
     from gateway.embedded import EmbeddedPostgres, EmbeddedRedis
     from gateway.logging import configure_logging
 
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     settings = settings.model_copy(
         update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
     )
@@ -232,7 +221,7 @@ def serve(
         if value is not None:
             os.environ[name] = str(value)
     get_settings.cache_clear()
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     if not settings.database_url or not settings.redis_url:
         typer.secho(
             "Set GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL (or use `gateway dev`).", fg="red", err=True
@@ -260,7 +249,7 @@ def serve(
 def worker() -> None:
     """Deliver merchant webhooks, reconcile unsettled payments, sweep stored provider webhooks (run any
     number: they share the work)."""
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     if not settings.database_url or not settings.redis_url:
         typer.secho("Set GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL.", fg="red", err=True)
         raise typer.Exit(2)
@@ -286,36 +275,12 @@ def worker() -> None:
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head)."""
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     if not settings.database_url:
         typer.secho("Set GATEWAY_DATABASE_URL.", fg="red", err=True)
         raise typer.Exit(2)
     run_migrations(settings.database_url)
     typer.echo("migrations applied")
-
-
-@merchants.command("create")
-def merchants_create(
-    name: str,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
-    live: Annotated[bool, typer.Option("--live", help="Issue a live-mode key (sk_live_…)")] = False,
-) -> None:
-    """Create a merchant and print its id and a new secret key (shown only this once)."""
-    settings = _with_dev_servers(_settings_or_exit())
-    if not settings.database_url:
-        typer.secho(
-            "Set GATEWAY_DATABASE_URL, or run this beside a running `make dev` (gateway dev).",
-            fg="red",
-            err=True,
-        )
-        raise typer.Exit(2)
-    merchant_id, key = asyncio.run(_create_merchant(settings.database_url, name, live))
-    if as_json:
-        typer.echo(
-            json.dumps({"merchant_id": merchant_id, "name": name, "secret_key": key, "livemode": live})
-        )
-    else:
-        typer.echo(f"merchant: {merchant_id}\nsecret key (shown once): {key}")
 
 
 def _default_key(settings: Settings) -> str | None:
@@ -343,7 +308,7 @@ def listen(
 ) -> None:
     """Print the merchant's events as they happen, one line each; reconnects and resumes (Ctrl-C stops)."""
     if url is None or api_key is None:
-        settings = _settings_or_exit()
+        settings = settings_or_exit()
         dev = devstate.running(settings.data_dir)
         url = url or settings.public_url or (dev.api_url if dev else settings.base_url)
         api_key = api_key or _default_key(settings)

@@ -40,6 +40,22 @@ class InvalidApiKey(GatewayError):
     status, code, title = 401, "invalid_api_key", "Invalid API key"
 
 
+class InvalidAdminToken(GatewayError):
+    status, code, title = 401, "invalid_admin_token", "Invalid admin token"
+
+
+class InsufficientScope(GatewayError):
+    status, code, title = 403, "insufficient_scope", "The key may not do this"
+
+
+class InvalidScopes(GatewayError):
+    status, code, title = 422, "invalid_scopes", "The key's scopes are not valid for its type"
+
+
+class ApiKeyNotRollable(GatewayError):
+    status, code, title = 409, "api_key_not_rollable", "The API key can no longer be rolled"
+
+
 class PayloadTooLarge(GatewayError):
     status, code, title = 413, "payload_too_large", "The request body is too large"
 

@@ -21,6 +21,8 @@ from gateway.errors import install_error_handlers
 from gateway.events.router import router as events_router
 from gateway.idempotency.guard import IdempotencyGuard
 from gateway.logging import configure_logging
+from gateway.management import admin_router
+from gateway.management.keys_router import router as api_keys_router
 from gateway.management.provider_accounts_router import router as provider_accounts_router
 from gateway.middleware import RequestIdMiddleware
 from gateway.openapi import install_openapi
@@ -41,6 +43,8 @@ TAGS = [
     {"name": "webhook endpoints", "description": "Where the gateway sends signed events, and how that went."},
     {"name": "providers", "description": "The payment rails this gateway can use."},
     {"name": "provider accounts", "description": "Your own accounts with the providers, encrypted at rest."},
+    {"name": "api keys", "description": "Your keys: list, create, roll and revoke them (a secret key only)."},
+    {"name": "admin", "description": "The operator's API (GATEWAY_ADMIN_TOKEN): merchants and their keys."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -95,8 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         provider_accounts_router,
         inbound_router,
         outbound_router,
+        api_keys_router,
     ):
         app.include_router(router, prefix="/v1")
+    if admin_router.enabled(settings):  # else /v1/admin does not exist: a plain 404
+        app.include_router(admin_router.router, prefix="/v1")
 
     @app.get("/healthz", tags=["health"], operation_id="healthz", summary="The process is up")
     async def healthz() -> Health:

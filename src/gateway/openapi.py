@@ -35,6 +35,8 @@ CURSOR_PREFIXES = {
     "list_payment_refunds": "re",
     "list_webhook_endpoints": "we",
     "list_webhook_deliveries": "whd",
+    "list_api_keys": "key",
+    "list_merchants": "mer",
 }
 _MUTATING = ("post", "put", "patch", "delete")
 # gateway.idempotency.store.valid_key: 1-255 printable ASCII characters. Not starting or ending with a

@@ -10,6 +10,9 @@ from gateway import devstate
 from gateway.kit.secretbox import Keyring, SecretBoxError
 from gateway.settings import Settings, get_settings
 
+NO_DATABASE = "Set GATEWAY_DATABASE_URL, or run this beside a running `make dev` (gateway dev)."
+NO_REDIS = "Set GATEWAY_REDIS_URL, or run this beside a running `make dev` (gateway dev)."
+
 
 def settings_or_exit() -> Settings:
     try:
@@ -56,3 +59,16 @@ def keyring_or_exit(settings: Settings) -> Keyring:
         )
         raise typer.Exit(2)
     return keyring
+
+
+def servers_or_exit(*, redis: bool = False) -> Settings:
+    """The settings of a command that needs the database (and Redis, if `redis`), or exit 2."""
+    settings = with_dev_servers(settings_or_exit())
+    for missing, message in (
+        (not settings.database_url, NO_DATABASE),
+        (redis and not settings.redis_url, NO_REDIS),
+    ):
+        if missing:
+            typer.secho(message, fg="red", err=True)
+            raise typer.Exit(2)
+    return settings

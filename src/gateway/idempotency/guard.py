@@ -174,15 +174,23 @@ class IdempotencyKey:
     _store: IdempotencyStore | None = None
 
     async def respond(
-        self, status: int, body: bytes, media_type: str = "application/json", *, replayed: bool = False
+        self,
+        status: int,
+        body: bytes,
+        media_type: str = "application/json",
+        *,
+        replayed: bool = False,
+        replay_body: bytes | None = None,
     ) -> Response:
         """The route's answer, stored under the key (when this request holds it) for replays.
-        `replayed`: the answer repeats an earlier request's, found in PostgreSQL."""
+        `replayed`: the answer repeats an earlier request's, found in PostgreSQL. `replay_body`: what
+        replays get instead of `body`, when the answer shows something only once (a new API key)."""
         claim = self._claim
         if claim is not None and claim.held and self._store is not None:
             claim.done = True
+            stored = body if replay_body is None else replay_body
             try:
-                await self._store.complete(claim.redis_key, claim.fingerprint, status, body, media_type)
+                await self._store.complete(claim.redis_key, claim.fingerprint, status, stored, media_type)
             except RedisError as e:
                 log.warning("idempotency_store_failed", error=type(e).__name__)
                 await _release(self._store, claim)

@@ -1,26 +1,48 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
+from typing import Any
 
-from gateway.db.database import Queries
+from gateway.db.database import Queries, Tx
+from gateway.db.query import Where, paginate
+from gateway.kit.pagination import Page
 from gateway.kit.signing import sha256_hex
 from gateway.merchants.models import API_KEYS, MERCHANTS, ApiKey, Merchant
 
-_CREATE = "INSERT INTO merchants (id, name) VALUES ($1, $2)"
-_GET = f"SELECT {MERCHANTS.columns} FROM merchants WHERE id = $1"  # noqa: S608
-_ADD_KEY = """
+_M = MERCHANTS.columns
+_K = API_KEYS.columns
+_CREATE = f"INSERT INTO merchants (id, name, rate_limit) VALUES ($1, $2, $3) RETURNING {_M}"  # noqa: S608
+_GET = f"SELECT {_M} FROM merchants WHERE id = $1"  # noqa: S608
+_ADD_KEY = f"""
 INSERT INTO api_keys (id, merchant_id, key_hash, prefix, livemode, type, scopes, last4, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-"""
+RETURNING {_K}
+"""  # noqa: S608
+_GET_KEY = f"SELECT {_K} FROM api_keys WHERE id = $1"  # noqa: S608
 _ACTIVE_KEY = f"SELECT {API_KEYS.columns} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"  # noqa: S608
 
 
-async def create(q: Queries, merchant_id: str, name: str) -> None:
-    await q.execute(_CREATE, merchant_id, name)
+async def create(q: Queries, merchant_id: str, name: str, rate_limit: int | None = None) -> Merchant:
+    merchant = MERCHANTS.one(await q.fetchrow(_CREATE, merchant_id, name, rate_limit))
+    assert merchant is not None
+    return merchant
 
 
-async def get(q: Queries, merchant_id: str) -> Merchant | None:
-    return MERCHANTS.one(await q.fetchrow(_GET, merchant_id))
+async def get(q: Queries, merchant_id: str, *, for_update: bool = False) -> Merchant | None:
+    return MERCHANTS.one(await q.fetchrow(_GET + (" FOR UPDATE" if for_update else ""), merchant_id))
+
+
+async def list_merchants(q: Queries, page: Page, status: str | None = None) -> tuple[list[Merchant], bool]:
+    # The operator's list: every merchant is its own, so the owner's condition is TRUE.
+    where = Where().add("TRUE").owned().maybe("status = {}", status)
+    return await paginate(q, MERCHANTS, where, page)
+
+
+def save_merchant(tx: Tx, merchant: Merchant, changes: dict[str, Any]) -> Merchant:
+    """Writes `changes` at the commit; the merchant as it will then be."""
+    tx.update(MERCHANTS, merchant.id, changes)
+    return dataclasses.replace(merchant, **changes)
 
 
 async def add_key(
@@ -33,11 +55,39 @@ async def add_key(
     type: str = "secret",
     scopes: list[str] | None = None,
     expires_at: datetime | None = None,
-) -> None:
+) -> ApiKey:
     """Stores a new key by its hash, with its prefix and last four characters to tell it apart."""
-    await q.execute(
-        _ADD_KEY, key_id, merchant_id, sha256_hex(key), key[:12], livemode, type, scopes, key[-4:], expires_at
+    row = API_KEYS.one(
+        await q.fetchrow(
+            _ADD_KEY,
+            key_id,
+            merchant_id,
+            sha256_hex(key),
+            key[:12],
+            livemode,
+            type,
+            scopes,
+            key[-4:],
+            expires_at,
+        )
     )
+    assert row is not None
+    return row
+
+
+async def get_key(q: Queries, key_id: str, *, for_update: bool = False) -> ApiKey | None:
+    return API_KEYS.one(await q.fetchrow(_GET_KEY + (" FOR UPDATE" if for_update else ""), key_id))
+
+
+async def list_keys(q: Queries, merchant_id: str, livemode: bool, page: Page) -> tuple[list[ApiKey], bool]:
+    where = Where().add("merchant_id = {}", merchant_id).add("livemode = {}", livemode).owned()
+    return await paginate(q, API_KEYS, where, page)
+
+
+def save_key(tx: Tx, key: ApiKey, changes: dict[str, Any]) -> ApiKey:
+    """Writes `changes` at the commit; the key as it will then be."""
+    tx.update(API_KEYS, key.id, changes)
+    return dataclasses.replace(key, **changes)
 
 
 async def find_active_key(q: Queries, key_hash: str) -> ApiKey | None:

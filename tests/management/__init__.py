@@ -1,0 +1,1 @@
+"""The access-management API: the admin API, merchants' keys, their CLI."""
