@@ -93,7 +93,7 @@ async def test_each_merchants_paystack_payments_use_its_own_key_and_its_own_webh
         a=pay_a["id"],
         b=pay_b["id"],
     )
-    assert json.loads(rows) == [account_a["id"], account_b["id"]]
+    assert rows == [account_a["id"], account_b["id"]]
 
     url_a = f"/v1/webhooks/paystack/{account_a['id']}"
     assert account_a["webhook_url"] == gateway.base_url + url_a
