@@ -21,6 +21,7 @@ from gateway.errors import install_error_handlers
 from gateway.events.router import router as events_router
 from gateway.idempotency.guard import IdempotencyGuard
 from gateway.logging import configure_logging
+from gateway.management.oauth_router import router as oauth_router
 from gateway.middleware import RequestIdMiddleware
 from gateway.openapi import install_openapi
 from gateway.payments.router import reads as payment_reads
@@ -39,6 +40,7 @@ TAGS = [
     {"name": "webhooks", "description": "Endpoints the payment providers call."},
     {"name": "webhook endpoints", "description": "Where the gateway sends signed events, and how that went."},
     {"name": "providers", "description": "The payment rails this gateway can use."},
+    {"name": "access tokens", "description": "Short-lived tokens made from a key (OAuth client credentials)"},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         providers_router,
         inbound_router,
         outbound_router,
+        oauth_router,
     ):
         app.include_router(router, prefix="/v1")
 

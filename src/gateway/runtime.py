@@ -19,6 +19,7 @@ from gateway.context import AppContext
 from gateway.db.database import Database
 from gateway.events.publisher import EventPublisher
 from gateway.idempotency.store import IdempotencyStore
+from gateway.merchants import tokens
 from gateway.merchants.service import Authenticator
 from gateway.payments.service import PaymentService
 from gateway.providers.catalog import build_registry
@@ -72,6 +73,9 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
             "GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL must be set (or run `gateway dev`, which "
             "starts embedded servers)."
         )
+    # Unusable signing keys stop the process before it holds anything (ValueError, no secret in it).
+    jwt_keys = settings.jwt_keys.get_secret_value() if settings.jwt_keys is not None else None
+    token_keys = tokens.from_settings(jwt_keys, settings.public_url)
     if settings.metrics_port:
         metrics.enable()
     # A Redis that cannot be reached fails fast (a 503), not after the OS's connect timeout.
@@ -84,6 +88,9 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
     db.on_commit, db.event_followers = metrics.counting_events(publisher.publish_soon), FOLLOWERS
     registry = build_registry(settings, redis, settings.base_url)
     broadcast = Broadcast(redis)
+    authenticator = Authenticator(
+        db, settings.api_key_cache_seconds, redis=redis, broadcast=broadcast, tokens=token_keys
+    )
     ctx = AppContext(
         settings=settings,
         db=db,
@@ -92,7 +99,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
             batcher, settings.idempotency.ttl_seconds, settings.idempotency.lock_seconds
         ),
         registry=registry,
-        authenticator=Authenticator(db, settings.api_key_cache_seconds),
+        authenticator=authenticator,
         broadcast=broadcast,
     )
     await broadcast.start()
@@ -128,6 +135,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         for task in rt.tasks:  # each loop ends its round and returns
             await task
         await broadcast.aclose()
+        await authenticator.aclose()
         await rt.delivery.aclose()
         await registry.aclose()
         await publisher.drain()

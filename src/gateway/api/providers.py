@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.deps import Ctx, PaymentsRead
 from gateway.api.responses import json_response
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
@@ -40,7 +40,7 @@ class ProviderList(BaseModel):
     summary="Every provider: configured in your mode or not, currencies, flows, refunds",
     responses=error_responses(401),
 )
-async def list_providers(ctx: Ctx, principal: CurrentPrincipal) -> Response:
+async def list_providers(ctx: Ctx, principal: PaymentsRead) -> Response:
     data = []
     for name in ctx.registry.names():
         p = ctx.registry.get(name)
