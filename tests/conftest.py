@@ -15,6 +15,7 @@ import httpx
 import pytest
 import respx
 import uvicorn
+from pydantic import SecretStr
 
 from drivers import provider_settings
 from gateway.cli import run_migrations
@@ -27,7 +28,7 @@ from gateway.settings import (
     Settings,
     WebhookSettings,
 )
-from support import RETRY_SCHEDULE, Gateway, Merchant
+from support import JWT_KEYS, RETRY_SCHEDULE, Gateway, Merchant
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +52,7 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
         reconciler=ReconcilerSettings(run_in_process=False),
         webhooks=WebhookSettings(sweep_after_seconds=1.0, sweep_interval_seconds=0.25),
         api_key_cache_seconds=0,
+        jwt_keys=SecretStr(JWT_KEYS),
         # Short retries so the schedule runs in a test; receivers live on 127.0.0.1.
         delivery=DeliverySettings(
             retry_schedule=RETRY_SCHEDULE,

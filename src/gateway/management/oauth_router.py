@@ -129,6 +129,8 @@ async def create_access_token(request: Request, ctx: Ctx, key: BasicKey) -> Resp
             error="unauthorized_client",
         )
     grant = form.get("grant_type")
+    if grant is None:
+        raise InvalidTokenRequest("Send `grant_type=client_credentials`.", error="invalid_request")
     if grant != "client_credentials":
         raise UnsupportedGrantType(
             "Send `grant_type=client_credentials` (the only grant this gateway issues tokens for).",
@@ -144,7 +146,7 @@ async def create_access_token(request: Request, ctx: Ctx, key: BasicKey) -> Resp
 async def _form(request: Request) -> dict[str, str]:
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     body = await request.body()
-    if media != FORM:
+    if body and media != FORM:  # no body at all: an empty form (grant_type is then missing)
         raise UnsupportedMediaType(
             f"Send the body as `Content-Type: {FORM}` (RFC 6749 §4.4).", supported=[FORM]
         )
