@@ -101,9 +101,8 @@ def crafted(
     }
     claims.update(changes)
     claims = {k: v for k, v in claims.items() if v is not None}
-    return jwt.encode(
-        claims, secret if algorithm != "none" else None, algorithm=algorithm, headers={"kid": kid}
-    )
+    signing_key = secret if algorithm != "none" else ""  # PyJWT signs `none` with nothing
+    return jwt.encode(claims, signing_key, algorithm=algorithm, headers={"kid": kid})
 
 
 def bearer(token: str) -> dict[str, str]:

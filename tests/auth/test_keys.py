@@ -78,7 +78,8 @@ async def test_a_disabled_merchants_keys_get_403(gateway: Gateway, client: httpx
 
 
 # Each scope's representative routes: (method, path, body or None, what a permitted call answers).
-ROUTES = {
+Route = tuple[str, str, dict[str, object] | None, int]
+ROUTES: dict[str, list[Route]] = {
     "payments:read": [("GET", "/v1/payments", None, 200), ("GET", "/v1/providers", None, 200)],
     "payments:write": [("POST", "/v1/payments", PAYMENT, 201)],
     "refunds:write": [("POST", "/v1/payments/pay_01jx0000000000000000000000/refunds", {}, 404)],
