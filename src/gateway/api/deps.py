@@ -76,9 +76,9 @@ class BearerPrincipal(HTTPBearer):
         return self.scope is not None and self.scope in principal.scopes
 
     def refusal(self, principal: Principal) -> InsufficientScope:
-        needed = f"a restricted key with the `{self.scope}` scope" if self.scope else "an unrestricted one"
         if principal.key_type == "publishable":
-            return InsufficientScope(f"{_PUBLISHABLE_REFUSAL} or {needed}.", required_scope=self.scope)
+            needed = f" or a restricted key with the `{self.scope}` scope" if self.scope else ""
+            return InsufficientScope(f"{_PUBLISHABLE_REFUSAL}{needed}.", required_scope=self.scope)
         if self.scope is None:
             return InsufficientScope(
                 "Only a secret key (or an access token made from one, not narrowed) may do this.",

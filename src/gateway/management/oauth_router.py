@@ -103,8 +103,15 @@ _FORM_BODY: dict[str, Any] = {
 }
 
 
+async def _tokens_on(ctx: Ctx) -> None:
+    """Off is off: 404 before anything about the caller's credentials."""
+    if ctx.authenticator.tokens is None:
+        raise AccessTokensDisabled("This gateway issues no access tokens: GATEWAY_JWT_KEYS is unset.")
+
+
 @router.post(
     "/token",
+    dependencies=[Depends(_tokens_on)],
     operation_id="create_access_token",
     response_model=AccessToken,
     summary="Exchange a secret or restricted key for an access token (OAuth 2.0 client credentials)",
@@ -116,8 +123,6 @@ _FORM_BODY: dict[str, Any] = {
 )
 async def create_access_token(request: Request, ctx: Ctx, key: BasicKey) -> Response:
     auth = ctx.authenticator
-    if auth.tokens is None:
-        raise AccessTokensDisabled("This gateway issues no access tokens: GATEWAY_JWT_KEYS is unset.")
     form = await _form(request)
     try:
         principal = await auth.authenticate_key(key)
