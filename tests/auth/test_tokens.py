@@ -245,10 +245,10 @@ async def test_the_token_route_is_off_without_signing_keys(gateway: Gateway) -> 
     async with configured_app(settings) as c:
         problem = assert_problem(await token_response(c, key.secret), 404, "access_tokens_disabled")
         assert problem["detail"] == "This gateway issues no access tokens: GATEWAY_JWT_KEYS is unset."
-        # Off before anything about the caller: no credentials, a Bearer key, a JSON body.
-        assert_problem(await c.post("/v1/oauth/token"), 404, "access_tokens_disabled")
-        r = await c.post("/v1/oauth/token", json={"grant_type": "client_credentials"}, headers=key.auth)
+        # Off before the key is looked up or the body read; without credentials still 401 first.
+        r = await c.post("/v1/oauth/token", json={"grant_type": "client_credentials"}, auth=("sk_test_x", ""))
         assert_problem(r, 404, "access_tokens_disabled")
+        assert_problem(await c.post("/v1/oauth/token"), 401, "invalid_client")
         r = await c.get("/v1/payments", headers=bearer(crafted(key)))
         assert_problem(r, 401, "invalid_access_token")
 

@@ -6,7 +6,8 @@ As the RFC has it, and unlike every other /v1 operation: the body is a form
 route class does not refuse it with 415) and the key is the HTTP Basic user name (empty password).
 Errors are the gateway's problem+json; the RFC's error name rides along as `error`, for OAuth
 client libraries. Off (404 `access_tokens_disabled`) while GATEWAY_JWT_KEYS is unset, like the
-admin API without its token: a route that cannot work is better absent than failing.
+admin API without its token: a route that cannot work is better absent than failing; a request
+without Basic credentials is still 401 first, as on every secured operation (the OpenAPI contract).
 """
 
 from __future__ import annotations
@@ -103,15 +104,8 @@ _FORM_BODY: dict[str, Any] = {
 }
 
 
-async def _tokens_on(ctx: Ctx) -> None:
-    """Off is off: 404 before anything about the caller's credentials."""
-    if ctx.authenticator.tokens is None:
-        raise AccessTokensDisabled("This gateway issues no access tokens: GATEWAY_JWT_KEYS is unset.")
-
-
 @router.post(
     "/token",
-    dependencies=[Depends(_tokens_on)],
     operation_id="create_access_token",
     response_model=AccessToken,
     summary="Exchange a secret or restricted key for an access token (OAuth 2.0 client credentials)",
@@ -123,6 +117,10 @@ async def _tokens_on(ctx: Ctx) -> None:
 )
 async def create_access_token(request: Request, ctx: Ctx, key: BasicKey) -> Response:
     auth = ctx.authenticator
+    # After the credentials' shape (a request without them is 401, as for every secured operation),
+    # before anything is looked up or parsed.
+    if auth.tokens is None:
+        raise AccessTokensDisabled("This gateway issues no access tokens: GATEWAY_JWT_KEYS is unset.")
     form = await _form(request)
     try:
         principal = await auth.authenticate_key(key)
