@@ -28,7 +28,7 @@ from gateway.settings import (
     Settings,
     WebhookSettings,
 )
-from support import ADMIN_TOKEN, RETRY_SCHEDULE, SECRETS_KEYS, Gateway, Merchant
+from support import ADMIN_TOKEN, JWT_KEYS, RETRY_SCHEDULE, SECRETS_KEYS, Gateway, Merchant
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +53,7 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
         webhooks=WebhookSettings(sweep_after_seconds=1.0, sweep_interval_seconds=0.25),
         api_key_cache_seconds=0,
         admin_token=SecretStr(ADMIN_TOKEN),
+        jwt_keys=SecretStr(JWT_KEYS),
         # Short retries so the schedule runs in a test; receivers live on 127.0.0.1.
         delivery=DeliverySettings(
             retry_schedule=RETRY_SCHEDULE,

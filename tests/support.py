@@ -24,6 +24,11 @@ from gateway.webhooks.outbound.worker import DeliveryWorker
 SECRETS_KEYS = "test:L-wBMM1xfQ5fRX3RhUF78-k4yjKiV-KPGbKl05Ugu64"
 # The session gateway's GATEWAY_ADMIN_TOKEN (tests/management/).
 ADMIN_TOKEN = "admin-token-of-the-test-suite-0123456789"
+# GATEWAY_JWT_KEYS of the test gateways: access tokens are signed with it (kid "test-1").
+JWT_KID = "test-1"
+JWT_SECRET = "gateway-test-jwt-signing-secret-0123456789"
+JWT_KEYS = f"{JWT_KID}:{JWT_SECRET}"
+
 SANDBOX_SECRET = "whsec_dGVzdC1zYW5kYm94LXNlY3JldC1mb3ItdGhlLXN1aXRl"
 ACTION_DELAY = 0.4
 RETRY_SCHEDULE = [0.0, 0.3, 0.3, 0.3, 0.3]

@@ -91,6 +91,8 @@ def test_problem_schema_has_every_member_the_server_sends(doc: dict[str, Any]) -
         "status_now",
         "payment",
         "refund",
+        "required_scope",
+        "error",
     }
     # One type everywhere: the payment object, in a 402 decline as in a 502/504.
     assert problem["properties"]["payment"]["anyOf"] == [

@@ -44,6 +44,18 @@ class InvalidAdminToken(GatewayError):
     status, code, title = 401, "invalid_admin_token", "Invalid admin token"
 
 
+class InvalidAccessToken(GatewayError):
+    status, code, title = 401, "invalid_access_token", "Invalid access token"
+
+
+class AccessTokenExpired(GatewayError):
+    status, code, title = 401, "access_token_expired", "The access token has expired"
+
+
+class MerchantDisabled(GatewayError):
+    status, code, title = 403, "merchant_disabled", "The merchant is disabled"
+
+
 class InsufficientScope(GatewayError):
     status, code, title = 403, "insufficient_scope", "The key may not do this"
 
@@ -54,6 +66,31 @@ class InvalidScopes(GatewayError):
 
 class ApiKeyNotRollable(GatewayError):
     status, code, title = 409, "api_key_not_rollable", "The API key can no longer be rolled"
+
+
+# POST /v1/oauth/token (RFC 6749's error names; the body also carries them as `error`).
+class InvalidClient(GatewayError):
+    status, code, title = 401, "invalid_client", "Send your key as HTTP Basic credentials"
+
+
+class UnauthorizedClient(GatewayError):
+    status, code, title = 403, "unauthorized_client", "This key cannot be exchanged for an access token"
+
+
+class UnsupportedGrantType(GatewayError):
+    status, code, title = 400, "unsupported_grant_type", "The grant type is not supported"
+
+
+class InvalidTokenRequest(GatewayError):
+    status, code, title = 400, "invalid_request", "The token request is not valid"
+
+
+class InvalidScope(GatewayError):
+    status, code, title = 400, "invalid_scope", "The scope is not valid for this key"
+
+
+class AccessTokensDisabled(GatewayError):
+    status, code, title = 404, "access_tokens_disabled", "Access tokens are not enabled on this gateway"
 
 
 class PayloadTooLarge(GatewayError):

@@ -23,6 +23,7 @@ from gateway.idempotency.guard import IdempotencyGuard
 from gateway.logging import configure_logging
 from gateway.management import admin_router
 from gateway.management.keys_router import router as api_keys_router
+from gateway.management.oauth_router import router as oauth_router
 from gateway.management.provider_accounts_router import router as provider_accounts_router
 from gateway.middleware import RequestIdMiddleware
 from gateway.openapi import install_openapi
@@ -45,6 +46,7 @@ TAGS = [
     {"name": "provider accounts", "description": "Your own accounts with the providers, encrypted at rest."},
     {"name": "api keys", "description": "Your keys: list, create, roll and revoke them (a secret key only)."},
     {"name": "admin", "description": "The operator's API (GATEWAY_ADMIN_TOKEN): merchants and their keys."},
+    {"name": "access tokens", "description": "Short-lived tokens made from a key (OAuth client credentials)"},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inbound_router,
         outbound_router,
         api_keys_router,
+        oauth_router,
     ):
         app.include_router(router, prefix="/v1")
     if admin_router.enabled(settings):  # else /v1/admin does not exist: a plain 404

@@ -4,7 +4,7 @@ FastAPI derives the operations, parameters and models from the routes. What it c
 added here, once, for every operation (tests/test_openapi.py holds the result to it):
 - errors are `application/problem+json` with the `Problem` schema (FastAPI puts a response model
   under the route's own media type), never FastAPI's `HTTPValidationError`;
-- the errors every /v1 operation can answer whatever it does (400, 401, 413, 415, 422, 503);
+- the errors every /v1 operation can answer whatever it does (400, 401, 403, 413, 415, 422, 503);
 - `Idempotency-Key` is required where the route requires it (the dependency takes it as optional,
   so that a missing key is our 400 `idempotency_key_missing`, not a framework 422);
 - list cursors carry the pattern of the ids they must be; an event's `data.object` is a payment or
@@ -119,7 +119,7 @@ def _shared_errors(method: str, op: dict[str, Any], responses: dict[str, Any]) -
     has_input = bool(op.get("parameters") or op.get("requestBody"))
     shared = [400, 503]
     if op.get("security"):
-        shared.append(401)
+        shared += [401, 403]
     if has_input:
         shared.append(422)
     if method in _MUTATING:

@@ -19,6 +19,7 @@ from gateway.context import AppContext
 from gateway.db.database import Database
 from gateway.events.publisher import EventPublisher
 from gateway.idempotency.store import IdempotencyStore
+from gateway.merchants import tokens
 from gateway.merchants.service import Authenticator
 from gateway.payments.service import PaymentService
 from gateway.provider_accounts.directory import Providers
@@ -73,6 +74,9 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
             "GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL must be set (or run `gateway dev`, which "
             "starts embedded servers)."
         )
+    # Unusable signing keys stop the process before it holds anything (ValueError, no secret in it).
+    jwt_keys = settings.jwt_keys.get_secret_value() if settings.jwt_keys is not None else None
+    token_keys = tokens.from_settings(jwt_keys, settings.public_url)
     if settings.metrics_port:
         metrics.enable()
     # A Redis that cannot be reached fails fast (a 503), not after the OS's connect timeout.
@@ -85,6 +89,9 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
     db.on_commit, db.event_followers = metrics.counting_events(publisher.publish_soon), FOLLOWERS
     broadcast = Broadcast(redis)
     registry = Providers(build_registry(settings, redis, settings.base_url), db, settings, redis, broadcast)
+    authenticator = Authenticator(
+        db, settings.api_key_cache_seconds, redis=redis, broadcast=broadcast, tokens=token_keys
+    )
     ctx = AppContext(
         settings=settings,
         db=db,
@@ -93,7 +100,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
             batcher, settings.idempotency.ttl_seconds, settings.idempotency.lock_seconds
         ),
         registry=registry,
-        authenticator=Authenticator(db, settings.api_key_cache_seconds),
+        authenticator=authenticator,
         broadcast=broadcast,
     )
     await broadcast.start()
@@ -129,6 +136,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         for task in rt.tasks:  # each loop ends its round and returns
             await task
         await broadcast.aclose()
+        await authenticator.aclose()
         await rt.delivery.aclose()
         await registry.aclose()
         await publisher.drain()

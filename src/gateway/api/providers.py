@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.deps import Ctx, PaymentsRead
 from gateway.api.responses import json_response
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
@@ -46,7 +46,7 @@ class ProviderList(BaseModel):
     summary="Every provider: configured in your mode or not, currencies, flows, refunds",
     responses=error_responses(401),
 )
-async def list_providers(ctx: Ctx, principal: CurrentPrincipal) -> Response:
+async def list_providers(ctx: Ctx, principal: PaymentsRead) -> Response:
     data = []
     own = await account_ids(ctx.db, merchant_id=principal.merchant_id, livemode=principal.livemode)
     for name in ctx.registry.names():

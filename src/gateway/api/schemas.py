@@ -52,11 +52,20 @@ class Problem(BaseModel):
     refund: str | None = Field(
         None, description="A provider failure while refunding: the id of the refund left pending"
     )
+    required_scope: str | None = Field(
+        None, description="`insufficient_scope`: the scope the request needs (null: a secret key)"
+    )
+    error: str | None = Field(
+        None,
+        description="POST /v1/oauth/token: RFC 6749's error name (`invalid_client`, `invalid_scope`, ...)",
+    )
 
 
 _DESCRIPTIONS = {
     400: "Malformed request: the body is not JSON, or the Idempotency-Key is missing or not valid",
-    401: "Missing or invalid API key",
+    401: "Missing or invalid API key or access token",
+    403: "The key may not do this (a restricted key outside its scopes, a publishable key), or the "
+    "merchant is disabled",
     402: "The provider declined the payment: `payment` is the failed payment",
     404: "No such object (or it belongs to another merchant)",
     409: "Conflict: a request with this key is in progress, or the object's state forbids it",

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.deps import Ctx, EventsRead
 from gateway.api.pagination import Paging, Timestamp, checked_page, require_timezone
 from gateway.api.responses import json_response
 from gateway.api.routing import GatewayRoute
@@ -48,7 +48,7 @@ def parse_types(value: str | None) -> tuple[str, ...]:
     responses=error_responses(401, 422),
 )
 async def list_events(
-    principal: CurrentPrincipal,
+    principal: EventsRead,
     service: Service,
     page: Paging,
     type: EventTypes = None,
@@ -74,6 +74,6 @@ async def list_events(
     responses=error_responses(401, 404),
 )
 async def retrieve_event(
-    event_id: Annotated[str, Path(max_length=40)], principal: CurrentPrincipal, service: Service
+    event_id: Annotated[str, Path(max_length=40)], principal: EventsRead, service: Service
 ) -> Response:
     return json_response(event_out(await service.get(principal, event_id)))

@@ -15,7 +15,7 @@ down (`respond(..., replayed=True)`), so no money moves twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Header, Request
@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.deps import PRINCIPAL_STATE, CurrentPrincipal
+from gateway.api.deps import PRINCIPAL_STATE, BearerPrincipal, CurrentPrincipal, access_of
 from gateway.context import AppContext
 from gateway.errors import (
     GatewayError,
@@ -36,6 +36,7 @@ from gateway.errors import (
 )
 from gateway.idempotency.store import IdempotencyStore, StoredResult, redis_key, valid_key
 from gateway.idempotency.store import fingerprint as request_fingerprint
+from gateway.merchants.service import Principal
 
 log = structlog.get_logger("gateway.idempotency")
 
@@ -64,7 +65,10 @@ class Claim:
 class IdempotencyGuard:
     def __init__(self, app: ASGIApp, prefix: str = "/v1/"):
         self.app = app
+        # The prefix the API's routers are included under (main.py), so a route's own path matches
+        # what follows it.
         self.prefix = prefix
+        self._routes: list[tuple[APIRoute, BearerPrincipal]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -88,7 +92,15 @@ class IdempotencyGuard:
         try:
             principal = await ctx.authenticator.authenticate(secret.strip())
         except GatewayError:
-            await self.app(scope, receive, send)  # 401, from the route's principal
+            await self.app(scope, receive, send)  # 401 or 403, from the route's principal
+            return
+        state = scope.setdefault("state", {})
+        state[PRINCIPAL_STATE] = principal
+        if not self._permitted(scope, principal):
+            # The route refuses it (403 insufficient_scope) before it looks at the key. Claimed here,
+            # the key would let a caller that may not do this hear a permitted caller's stored answer
+            # (or learn that the key was used); so it claims nothing and its 403 is never stored.
+            await self.app(scope, receive, send)
             return
 
         body, receive = await _buffer(receive)
@@ -113,14 +125,40 @@ class IdempotencyGuard:
                 await _release(ctx.idempotency, claim)
             await send(message)
 
-        state = scope.setdefault("state", {})
         state[_STATE_KEY] = claim
-        state[PRINCIPAL_STATE] = principal
         try:
             await self.app(scope, receive, send_after_release)
         finally:
             if claim.held:  # the app failed before it answered
                 await _release(ctx.idempotency, claim)
+
+    def _permitted(self, scope: Scope, principal: Principal) -> bool:
+        """Whether the route this request reaches lets `principal` in (a full secret key: always,
+        without looking; other principals are rare enough to pay for the route lookup)."""
+        if principal.key_type == "secret" and principal.scopes is None:
+            return True
+        if self._routes is None:
+            self._routes = _scoped_routes(scope["app"].routes)
+        path = scope["path"][len(self.prefix) - 1 :]  # the routers' paths, below the /v1 prefix
+        method = scope["method"]
+        for route, access in self._routes:
+            if method in (route.methods or ()) and route.path_regex.match(path):
+                return access.allows(principal)
+        return False  # no such route: the app answers 404 or 405, nothing to claim
+
+
+def _scoped_routes(routes: list[Any]) -> list[tuple[APIRoute, BearerPrincipal]]:
+    """Every mutating API route with its principal's check (included routers' routes too)."""
+    found: list[tuple[APIRoute, BearerPrincipal]] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI keeps an included router whole
+        if included is not None:
+            found += _scoped_routes(included.routes)
+        elif isinstance(route, APIRoute) and (route.methods or set()) & _MUTATING:
+            access = access_of(route)
+            if access is not None:
+                found.append((route, access))
+    return found
 
 
 async def _release(store: IdempotencyStore, claim: Claim) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING {_K}
 """  # noqa: S608
 _GET_KEY = f"SELECT {_K} FROM api_keys WHERE id = $1"  # noqa: S608
+# Authentication's one query per cache miss: the key and what of its merchant decides the answer.
+_KEY_FOR_AUTH = """
+SELECT k.id, k.merchant_id, k.livemode, k.type, k.scopes, k.expires_at, m.status, m.rate_limit
+FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
+WHERE k.key_hash = $1 AND k.revoked_at IS NULL
+"""
+_MERCHANT_STANDING = "SELECT status, rate_limit FROM merchants WHERE id = $1"
 _ACTIVE_KEY = f"SELECT {API_KEYS.columns} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"  # noqa: S608
 
 
@@ -92,3 +100,33 @@ def save_key(tx: Tx, key: ApiKey, changes: dict[str, Any]) -> ApiKey:
 
 async def find_active_key(q: Queries, key_hash: str) -> ApiKey | None:
     return API_KEYS.one(await q.fetchrow(_ACTIVE_KEY, key_hash))
+
+
+@dataclass(slots=True, frozen=True)
+class KeyForAuth:
+    """An unrevoked key as authentication needs it, with its merchant's status and rate limit."""
+
+    id: str
+    merchant_id: str
+    livemode: bool
+    type: str
+    scopes: list[str] | None
+    expires_at: datetime | None
+    merchant_status: str
+    rate_limit: int | None
+
+
+@dataclass(slots=True, frozen=True)
+class MerchantStanding:
+    status: str
+    rate_limit: int | None
+
+
+async def key_for_auth(q: Queries, key_hash: str) -> KeyForAuth | None:
+    record = await q.fetchrow(_KEY_FOR_AUTH, key_hash)
+    return None if record is None else KeyForAuth(*record)
+
+
+async def merchant_standing(q: Queries, merchant_id: str) -> MerchantStanding | None:
+    record = await q.fetchrow(_MERCHANT_STANDING, merchant_id)
+    return None if record is None else MerchantStanding(*record)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
-from gateway.api.deps import CurrentPrincipal
+from gateway.api.deps import PaymentsRead, PaymentsWrite
 from gateway.api.lean import LeanRoute
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.responses import json_response
@@ -70,7 +70,7 @@ def _query_email(value: str) -> str:
 async def create_payment(
     request: Request,
     body: PaymentCreate,
-    principal: CurrentPrincipal,
+    principal: PaymentsWrite,
     idem: RequiredIdempotency,
 ) -> Response:
     assert idem.key is not None
@@ -103,7 +103,7 @@ def _list_query(request: Request) -> PaymentListQuery:
     responses=error_responses(401, 422),
     openapi_extra={"parameters": query_parameters(PaymentListQuery)},
 )
-async def list_payments(request: Request, principal: CurrentPrincipal) -> Response:
+async def list_payments(request: Request, principal: PaymentsRead) -> Response:
     query = _list_query(request)
     filters = PaymentFilters(
         status=query.status,
@@ -126,7 +126,7 @@ async def list_payments(request: Request, principal: CurrentPrincipal) -> Respon
     summary="Retrieve a payment",
     responses=error_responses(401, 404),
 )
-async def retrieve_payment(request: Request, payment_id: PaymentId, principal: CurrentPrincipal) -> Response:
+async def retrieve_payment(request: Request, payment_id: PaymentId, principal: PaymentsRead) -> Response:
     return _raw_json(payment_json(await _service(request).get(principal, payment_id)))
 
 
@@ -138,7 +138,7 @@ async def retrieve_payment(request: Request, payment_id: PaymentId, principal: C
     responses=error_responses(400, 401, 404, 409, 502, 504),
 )
 async def cancel_payment(
-    request: Request, payment_id: PaymentId, principal: CurrentPrincipal, idem: RequiredIdempotency
+    request: Request, payment_id: PaymentId, principal: PaymentsWrite, idem: RequiredIdempotency
 ) -> Response:
     payment = await _service(request).cancel(principal, payment_id)
     return await idem.respond(200, dump(payment_json(payment)))
@@ -152,7 +152,7 @@ async def cancel_payment(
     responses=error_responses(401, 404, 409, 502, 504),
 )
 async def sync_payment(
-    request: Request, payment_id: PaymentId, principal: CurrentPrincipal, idem: OptionalIdempotency
+    request: Request, payment_id: PaymentId, principal: PaymentsWrite, idem: OptionalIdempotency
 ) -> Response:
     payment = await _service(request).sync(principal, payment_id)
     return await idem.respond(200, dump(payment_json(payment)))
@@ -166,7 +166,7 @@ async def sync_payment(
     responses=error_responses(401, 404, 422),
 )
 async def list_payment_events(
-    request: Request, payment_id: PaymentId, principal: CurrentPrincipal, page: Paging
+    request: Request, payment_id: PaymentId, principal: PaymentsRead, page: Paging
 ) -> Response:
     rows, has_more = await _service(request).events(principal, payment_id, checked_page(page, "evt"))
     return json_response(EventList(data=[event_out(e) for e in rows], has_more=has_more))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.deps import Ctx, PaymentsRead, RefundsWrite
 from gateway.api.pagination import Paging, Timestamp, checked_page, require_timezone
 from gateway.api.responses import json_response
 from gateway.api.routing import GatewayRoute
@@ -47,7 +47,7 @@ Service = Annotated[RefundService, Depends(_service)]
 async def create_refund(
     payment_id: PaymentId,
     body: RefundCreate,
-    principal: CurrentPrincipal,
+    principal: RefundsWrite,
     idem: RequiredIdempotency,
     service: Service,
 ) -> Response:
@@ -66,7 +66,7 @@ async def create_refund(
     responses=error_responses(401, 404, 422),
 )
 async def list_payment_refunds(
-    payment_id: PaymentId, principal: CurrentPrincipal, service: Service, page: Paging
+    payment_id: PaymentId, principal: PaymentsRead, service: Service, page: Paging
 ) -> Response:
     rows, has_more = await service.list_for_payment(principal, payment_id, checked_page(page, "re"))
     return json_response(RefundList(data=[refund_out(r) for r in rows], has_more=has_more))
@@ -79,7 +79,7 @@ async def list_payment_refunds(
     summary="Retrieve a refund",
     responses=error_responses(401, 404),
 )
-async def retrieve_refund(refund_id: RefundId, principal: CurrentPrincipal, service: Service) -> Response:
+async def retrieve_refund(refund_id: RefundId, principal: PaymentsRead, service: Service) -> Response:
     return json_response(refund_out(await service.get(principal, refund_id)))
 
 
@@ -91,7 +91,7 @@ async def retrieve_refund(refund_id: RefundId, principal: CurrentPrincipal, serv
     responses=error_responses(401, 422),
 )
 async def list_refunds(
-    principal: CurrentPrincipal,
+    principal: PaymentsRead,
     service: Service,
     page: Paging,
     status: RefundStatus | None = None,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Path, Request
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.deps import Ctx, EventsRead
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
 from gateway.events.router import EventTypes, parse_types
@@ -46,7 +46,7 @@ def _sse_response(description: str) -> dict[int | str, dict[str, Any]]:
 )
 async def stream_events(
     ctx: Ctx,
-    principal: CurrentPrincipal,
+    principal: EventsRead,
     type: EventTypes = None,
     last_event_id: LastEventId = None,
 ) -> Response:
@@ -73,7 +73,7 @@ async def stream_payment(
     request: Request,
     payment_id: Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)],
     ctx: Ctx,
-    principal: CurrentPrincipal,
+    principal: EventsRead,
     last_event_id: LastEventId = None,
 ) -> Response:
     last = streams.checked_last_event_id(last_event_id)

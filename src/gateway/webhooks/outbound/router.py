@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.deps import Ctx, WebhooksWrite
 from gateway.api.pagination import Paging, checked_page
 from gateway.api.responses import json_response
 from gateway.api.routing import GatewayRoute
@@ -47,7 +47,7 @@ Service = Annotated[EndpointService, Depends(_service)]
     responses=error_responses(400, 401, 409, 422),
 )
 async def create_webhook_endpoint(
-    body: EndpointCreate, principal: CurrentPrincipal, idem: OptionalIdempotency, service: Service
+    body: EndpointCreate, principal: WebhooksWrite, idem: OptionalIdempotency, service: Service
 ) -> Response:
     endpoint = await service.create(principal, body)
     return await idem.respond(201, endpoint_out(endpoint, with_secret=True).model_dump_json().encode())
@@ -60,7 +60,7 @@ async def create_webhook_endpoint(
     summary="List endpoints, newest first",
     responses=error_responses(401, 422),
 )
-async def list_webhook_endpoints(principal: CurrentPrincipal, service: Service, page: Paging) -> Response:
+async def list_webhook_endpoints(principal: WebhooksWrite, service: Service, page: Paging) -> Response:
     rows, has_more = await service.list_endpoints(principal, checked_page(page, "we"))
     return json_response(EndpointList(data=[endpoint_out(e) for e in rows], has_more=has_more))
 
@@ -73,7 +73,7 @@ async def list_webhook_endpoints(principal: CurrentPrincipal, service: Service, 
     responses=error_responses(401, 404),
 )
 async def retrieve_webhook_endpoint(
-    endpoint_id: EndpointId, principal: CurrentPrincipal, service: Service
+    endpoint_id: EndpointId, principal: WebhooksWrite, service: Service
 ) -> Response:
     return json_response(endpoint_out(await service.get(principal, endpoint_id)))
 
@@ -86,7 +86,7 @@ async def retrieve_webhook_endpoint(
     responses=error_responses(401, 404, 422),
 )
 async def update_webhook_endpoint(
-    endpoint_id: EndpointId, body: EndpointUpdate, principal: CurrentPrincipal, service: Service
+    endpoint_id: EndpointId, body: EndpointUpdate, principal: WebhooksWrite, service: Service
 ) -> Response:
     return json_response(endpoint_out(await service.update(principal, endpoint_id, body)))
 
@@ -99,7 +99,7 @@ async def update_webhook_endpoint(
     responses=error_responses(401, 404),
 )
 async def delete_webhook_endpoint(
-    endpoint_id: EndpointId, principal: CurrentPrincipal, service: Service
+    endpoint_id: EndpointId, principal: WebhooksWrite, service: Service
 ) -> Response:
     return json_response(endpoint_out(await service.delete(principal, endpoint_id)))
 
@@ -112,7 +112,7 @@ async def delete_webhook_endpoint(
     responses=error_responses(401, 404),
 )
 async def rotate_webhook_endpoint_secret(
-    endpoint_id: EndpointId, principal: CurrentPrincipal, idem: OptionalIdempotency, service: Service
+    endpoint_id: EndpointId, principal: WebhooksWrite, idem: OptionalIdempotency, service: Service
 ) -> Response:
     endpoint = await service.rotate_secret(principal, endpoint_id)
     return await idem.respond(200, endpoint_out(endpoint, with_secret=True).model_dump_json().encode())
@@ -126,7 +126,7 @@ async def rotate_webhook_endpoint_secret(
     responses=error_responses(401, 404, 422),
 )
 async def list_webhook_deliveries(
-    endpoint_id: EndpointId, principal: CurrentPrincipal, service: Service, page: Paging
+    endpoint_id: EndpointId, principal: WebhooksWrite, service: Service, page: Paging
 ) -> Response:
     rows, has_more = await service.list_deliveries(principal, endpoint_id, checked_page(page, "whd"))
     return json_response(DeliveryList(data=[delivery_out(d, a) for d, a in rows], has_more=has_more))
@@ -140,7 +140,7 @@ async def list_webhook_deliveries(
     responses=error_responses(401, 404),
 )
 async def retry_webhook_delivery(
-    delivery_id: DeliveryId, principal: CurrentPrincipal, idem: OptionalIdempotency, service: Service
+    delivery_id: DeliveryId, principal: WebhooksWrite, idem: OptionalIdempotency, service: Service
 ) -> Response:
     delivery, attempts = await service.retry(principal, delivery_id)
     return await idem.respond(200, delivery_out(delivery, attempts).model_dump_json().encode())
