@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.deps import Ctx, SecretKey
 from gateway.api.pagination import Paging, checked_page
 from gateway.api.responses import json_response
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import documented_error, error_responses
-from gateway.errors import InsufficientScope, InvalidRequest
+from gateway.errors import InvalidRequest
 from gateway.idempotency.guard import OptionalIdempotency
 from gateway.management.merchant_schemas import (
     ApiKeyCreate,
@@ -32,20 +32,13 @@ from gateway.management.merchant_schemas import (
     api_key_with_secret,
 )
 from gateway.merchants.keys import KeyManager, NewKey
-from gateway.merchants.service import Principal
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"], route_class=GatewayRoute)
 KeyId = Annotated[str, Path(description="An API key id, `key_…`", max_length=40)]
 
 
-async def _key_manager(principal: CurrentPrincipal) -> Principal:
-    # Checked here as well as by the general scope rules: managing keys is never a scope.
-    if principal.key_type != "secret" or principal.scopes is not None:
-        raise InsufficientScope("Managing API keys needs a secret key (sk_…), or a token made from one.")
-    return principal
-
-
-Caller = Annotated[Principal, Depends(_key_manager)]
+# Managing keys is no scope: a secret key, or an access token made from one without narrowing.
+Caller = SecretKey
 
 
 async def _manager(ctx: Ctx) -> KeyManager:

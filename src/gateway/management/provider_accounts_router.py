@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from gateway.api.deps import Ctx, CurrentPrincipal
+from gateway.api.deps import Ctx, ProviderAccountsWrite
 from gateway.api.responses import json_response
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
@@ -39,7 +39,7 @@ def _out(ctx: Ctx, shown: service.Shown) -> ProviderAccountOut:
     responses=error_responses(401, 409, 422),
 )
 async def put_provider_account(
-    provider: ProviderName, body: ProviderAccountIn, ctx: Ctx, principal: CurrentPrincipal
+    provider: ProviderName, body: ProviderAccountIn, ctx: Ctx, principal: ProviderAccountsWrite
 ) -> Response:
     try:
         shown = await service.put(
@@ -65,7 +65,7 @@ async def put_provider_account(
     summary="Your provider accounts in your key's mode",
     responses=error_responses(401, 409),
 )
-async def list_provider_accounts(ctx: Ctx, principal: CurrentPrincipal) -> Response:
+async def list_provider_accounts(ctx: Ctx, principal: ProviderAccountsWrite) -> Response:
     shown = await service.list_accounts(
         ctx.db, ctx.settings.keyring(), merchant_id=principal.merchant_id, livemode=principal.livemode
     )
@@ -80,7 +80,7 @@ async def list_provider_accounts(ctx: Ctx, principal: CurrentPrincipal) -> Respo
     responses=error_responses(401, 404, 409, 422),
 )
 async def retrieve_provider_account(
-    provider: ProviderName, ctx: Ctx, principal: CurrentPrincipal
+    provider: ProviderName, ctx: Ctx, principal: ProviderAccountsWrite
 ) -> Response:
     shown = await service.get(
         ctx.db,
@@ -99,7 +99,9 @@ async def retrieve_provider_account(
     summary="Stop using your account with a provider (payments made through it still sync and refund)",
     responses=error_responses(401, 404, 409, 422),
 )
-async def delete_provider_account(provider: ProviderName, ctx: Ctx, principal: CurrentPrincipal) -> Response:
+async def delete_provider_account(
+    provider: ProviderName, ctx: Ctx, principal: ProviderAccountsWrite
+) -> Response:
     shown = await service.delete(
         ctx.db,
         ctx.settings.keyring(),

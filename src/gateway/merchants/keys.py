@@ -25,7 +25,8 @@ from gateway.errors import ApiKeyNotRollable, InvalidRequest, InvalidScopes, Not
 from gateway.kit.ids import new_id
 from gateway.kit.pagination import Page
 from gateway.merchants import repository
-from gateway.merchants.models import KEY_TYPES, SCOPES, ApiKey, Merchant
+from gateway.merchants.models import KEY_TYPES, ApiKey, Merchant
+from gateway.merchants.scopes import SCOPES
 from gateway.merchants.service import Principal, generate_key
 
 log = structlog.get_logger("gateway.merchants")
@@ -174,7 +175,7 @@ class KeyManager:
     async def roll_key(self, key_id: str, expires_in: int, principal: Principal | None) -> Rolled:
         """A new key of the same merchant, mode, type and scopes; the old one keeps working for
         `expires_in` seconds (0: it stops now), then is refused as expired."""
-        _, broadcast = self._announcer()
+        redis, broadcast = self._announcer()
         if not 0 <= expires_in <= MAX_ROLL_SECONDS:
             raise InvalidRequest(
                 f"expires_in must be 0-{MAX_ROLL_SECONDS} seconds (at most 7 days).",
@@ -197,7 +198,10 @@ class KeyManager:
                 tx, old, {"expires_at": now + timedelta(seconds=expires_in), "rolled_to": new.id}
             )
         log.info("api_key_rolled", merchant_id=old.merchant_id, key_id=old.id, rolled_to=new.id)
+        assert old.expires_at is not None
         try:
+            # A future score takes effect then: access tokens made from the old key stop at its expiry.
+            await redis.zadd(REVOKED_KEYS, {old.id: int(old.expires_at.timestamp())})
             await broadcast.publish("key", old.id)
         except (RedisError, OSError) as e:
             # The new key's secret exists only in this answer: it must reach the caller. Other
