@@ -155,7 +155,7 @@ async def test_each_merchants_mpesa_prompts_use_its_own_app_and_shortcode_and_ca
 
     pay_a = await create(client, merchant, body)
     pay_b = await create(client, other_merchant, body)
-    assert [p["BusinessShortCode"] for p in daraja.pushes] == ["600100", "600200"]
+    assert [str(p["BusinessShortCode"]) for p in daraja.pushes] == ["600100", "600200"]
     passwords = [base64.b64decode(p["Password"]).decode() for p in daraja.pushes]
     assert passwords[0].startswith("600100" + creds_a["passkey"])
     assert passwords[1].startswith("600200" + creds_b["passkey"])
@@ -197,7 +197,7 @@ async def test_each_merchants_mpesa_prompts_use_its_own_app_and_shortcode_and_ca
         return await status(client, merchant, pay_a["id"]) == "succeeded"
 
     await wait_for(succeeded)
-    assert daraja.queries[-1]["BusinessShortCode"] == "600100"
+    assert str(daraja.queries[-1]["BusinessShortCode"]) == "600100"
     assert await status(client, other_merchant, pay_b["id"]) == "requires_action"
 
 
@@ -224,6 +224,15 @@ async def test_without_shared_accounts_a_provider_the_merchant_has_not_configure
             headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
         )
         assert r.status_code == 201, r.text
+        listed = await c.get("/v1/providers", headers=merchant.auth)
+        usable = {p["name"]: (p["configured"], p["account"]) for p in listed.json()["data"]}
+        assert usable["paystack"] == (False, None)
+        assert usable["sandbox"] == (True, None)
+        # Once the merchant brings its own account, Paystack is usable, through that account.
+        account = await put_account(c, merchant, "paystack", {"secret_key": KEY_A})
+        listed = await c.get("/v1/providers", headers=merchant.auth)
+        usable = {p["name"]: (p["configured"], p["account"]) for p in listed.json()["data"]}
+        assert usable["paystack"] == (True, account["id"])
     assert route.call_count == 0
     assert (
         await gateway.scalar(

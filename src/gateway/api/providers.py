@@ -43,7 +43,8 @@ class ProviderList(BaseModel):
     "/providers",
     operation_id="list_providers",
     response_model=ProviderList,
-    summary="Every provider: configured in your mode or not, currencies, flows, refunds",
+    summary="Every provider: usable by you in your mode or not (your own account, or the deployment's "
+    "where accounts are shared), currencies, flows, refunds",
     responses=error_responses(401),
 )
 async def list_providers(ctx: Ctx, principal: PaymentsRead) -> Response:
@@ -56,7 +57,8 @@ async def list_providers(ctx: Ctx, principal: PaymentsRead) -> Response:
         data.append(
             ProviderOut(
                 name=name,
-                configured=p.is_configured(principal.livemode),
+                # Usable by this merchant in this mode: its own account, or the deployment's if shared.
+                configured=ctx.registry.configured(name, principal.livemode, own.get(name)),
                 account=own.get(name),
                 currencies=sorted(caps.currencies),
                 flows=sorted(caps.flows),
