@@ -23,11 +23,16 @@ from gateway.main import create_app
 from gateway.merchants.service import create_merchant
 from gateway.settings import (
     DeliverySettings,
+    RateLimitSettings,
     ReconcilerSettings,
     Settings,
     WebhookSettings,
 )
 from support import RETRY_SCHEDULE, Gateway, Merchant
+
+UNREACHED_LIMITS = RateLimitSettings(
+    live="100000/second", test="100000/second", failed_auth="1000000/minute", admin="100000/second"
+)
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +56,9 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
         reconciler=ReconcilerSettings(run_in_process=False),
         webhooks=WebhookSettings(sweep_after_seconds=1.0, sweep_interval_seconds=0.25),
         api_key_cache_seconds=0,
+        # The limiter on every test's path, at limits no test reaches (tests/ratelimits/ build their
+        # own gateways with small ones).
+        rate_limits=UNREACHED_LIMITS,
         # Short retries so the schedule runs in a test; receivers live on 127.0.0.1.
         delivery=DeliverySettings(
             retry_schedule=RETRY_SCHEDULE,

@@ -40,6 +40,10 @@ class InvalidApiKey(GatewayError):
     status, code, title = 401, "invalid_api_key", "Invalid API key"
 
 
+class RateLimited(GatewayError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
 class PayloadTooLarge(GatewayError):
     status, code, title = 413, "payload_too_large", "The request body is too large"
 

@@ -36,6 +36,7 @@ from gateway.errors import (
 )
 from gateway.idempotency.store import IdempotencyStore, StoredResult, redis_key, valid_key
 from gateway.idempotency.store import fingerprint as request_fingerprint
+from gateway.merchants.service import Principal
 
 log = structlog.get_logger("gateway.idempotency")
 
@@ -85,11 +86,14 @@ class IdempotencyGuard:
             await self.app(scope, receive, send)  # the route's dependencies say what is wrong
             return
         ctx: AppContext = scope["app"].state.ctx
-        try:
-            principal = await ctx.authenticator.authenticate(secret.strip())
-        except GatewayError:
-            await self.app(scope, receive, send)  # 401, from the route's principal
-            return
+        # Resolved already by the rate limits (gateway.api.ratelimit), else here.
+        principal: Principal | None = scope.get("state", {}).get(PRINCIPAL_STATE)
+        if principal is None:
+            try:
+                principal = await ctx.authenticator.authenticate(secret.strip())
+            except GatewayError:
+                await self.app(scope, receive, send)  # 401, from the route's principal
+                return
 
         body, receive = await _buffer(receive)
         claim = Claim(

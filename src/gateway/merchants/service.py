@@ -81,7 +81,14 @@ class Authenticator:
         if found is None:
             self._cache.pop(key_hash, None)
             raise InvalidApiKey("No such API key.")
-        principal = Principal(merchant_id=found.merchant_id, livemode=found.livemode, key_id=found.id)
+        # Stand-in until the Authenticator's rewrite (#13, "auth") reads the merchant with its key.
+        merchant = await repository.get(self._db, found.merchant_id)
+        principal = Principal(
+            merchant_id=found.merchant_id,
+            livemode=found.livemode,
+            key_id=found.id,
+            rate_limit=merchant.rate_limit if merchant is not None else None,
+        )
         if self._ttl > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()
