@@ -12,7 +12,7 @@ RATE_LIMIT = {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
 
 
 def test_limited_operations_document_429_and_the_headers() -> None:
-    doc: dict[str, Any] = create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
+    doc: dict[str, Any] = create_app(Settings(_env_file=None)).openapi()
     limited = webhooks = 0
     for path, operations in doc["paths"].items():
         for method, op in operations.items():
@@ -28,7 +28,9 @@ def test_limited_operations_document_429_and_the_headers() -> None:
                 assert responses["429"]["content"]["application/problem+json"]["schema"] == {
                     "$ref": "#/components/schemas/Problem"
                 }
-                assert successes and all(RATE_LIMIT <= set(r["headers"]) for r in successes), (method, path)
+                assert successes, (method, path)
+                assert all(set(r["headers"]) >= RATE_LIMIT for r in successes), (method, path)
             else:
                 assert "429" not in responses, (method, path)
-    assert limited > 10 and webhooks >= 1
+    assert limited > 10
+    assert webhooks >= 1
