@@ -32,18 +32,32 @@ from gateway.settings import RateLimitSettings
 # spends. ARGV: now, the failures' limit and window (s), then the quota's limit and window (s).
 # Answers {0} (nothing to spend: allowed), or {verdict, oldest entry, entries in the window} with
 # verdict 0 allowed, 1 over the quota, 2 the address is over its failed authentications.
+# Cheap on every request (about 8 redis.call, not 20: the decisions stay the acquire script's): the
+# failures are searched only when there are enough of them to matter (LLEN); for the quota, the
+# entries past the window, which can never count again (time only moves on), are popped from the
+# tail (each once), so the list is the window: its length is the count and its tail the oldest,
+# what `window` finds by binary search.
 _GLUE = b"""
 local now = tonumber(ARGV[1])
-local failed = window({KEYS[1]}, {now - tonumber(ARGV[3]), ARGV[2]})
-if failed and tonumber(failed[2]) >= tonumber(ARGV[2]) then
-    return {2, failed[1], failed[2]}
+local failures = tonumber(ARGV[2])
+if redis.call('llen', KEYS[1]) >= failures then
+    local failed = window({KEYS[1]}, {now - tonumber(ARGV[3]), failures})
+    if failed and tonumber(failed[2]) >= failures then
+        return {2, failed[1], failed[2]}
+    end
 end
 if #KEYS < 2 then
     return {0}
 end
-local acquired = acquire({KEYS[2]}, {now, ARGV[4], ARGV[5], 1})
-local spent = window({KEYS[2]}, {now - tonumber(ARGV[5]), ARGV[4]}) or {tostring(now), 0}
-return {acquired and 0 or 1, spent[1], spent[2]}
+local expiry = tonumber(ARGV[5])
+local acquired = acquire({KEYS[2]}, {now, ARGV[4], expiry, 1})
+local cutoff = now - expiry
+local oldest = redis.call('lindex', KEYS[2], -1)
+while oldest and tonumber(oldest) < cutoff do
+    redis.call('rpop', KEYS[2])
+    oldest = redis.call('lindex', KEYS[2], -1)
+end
+return {acquired and 0 or 1, oldest or tostring(now), redis.call('llen', KEYS[2])}
 """
 SCRIPT = (
     b"local function acquire(KEYS, ARGV)\n"
