@@ -1,12 +1,13 @@
 """Rate limits in the shared Redis: the `limits` package's moving window, one script per request.
 
-The algorithm and the keys are `limits`' own (its moving-window Lua scripts, its keys:
+The decisions and the keys are `limits`' own (its moving-window acquire script, verbatim; its keys:
 `LIMITS:` + `RateLimitItem.key_for(...)`), so its API reads what the gateway counts
 (tests/ratelimits check that against `MovingWindowRateLimiter.get_window_stats`). Only the transport
-differs: its asyncio API awaits each script on a client of its own (the acquire, then the window
-the RateLimit headers report: two round trips), which no pipeline can share. Here its two scripts,
-verbatim, run as one EVALSHA queued on the gateway's RedisBatcher in the same event-loop turn as
-the idempotency claim, so both go to Redis in one round trip.
+differs: its asyncio API awaits each script on a client of its own (the acquire, then its window
+script for what the RateLimit headers report: two round trips), which no pipeline can share. Here
+one EVALSHA does both, queued on the gateway's RedisBatcher in the same event-loop turn as the
+idempotency claim, so both go to Redis in one round trip. The window's count comes from the glue
+below (the same number as `limits`' window script, without a binary search per request).
 
 Every replica counts in the same lists, so a limit holds across any number of processes.
 """
