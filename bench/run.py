@@ -327,6 +327,11 @@ def measure_async(ctx: Context, started: datetime, ended: datetime, wrk: WrkResu
 # --- the run ---------------------------------------------------------------------------------
 
 
+# Requests/s per key the bench's gateway allows: well above its load, so every request is counted
+# and none refused (a 429 would show as a non-2xx and fail the run).
+BENCH_RATE_LIMIT = 20_000
+
+
 def extra_gateway_env() -> dict[str, str]:
     """BENCH_GATEWAY_ENV="GATEWAY_X=1 GATEWAY_Y=2": settings to try, on top of the bench's own."""
     pairs = [p.partition("=") for p in os.environ.get("BENCH_GATEWAY_ENV", "").split()]
@@ -350,6 +355,11 @@ def gateway_env(servers: Servers, port: int) -> dict[str, str]:
             # The sandbox's webhooks come back to this gateway, like any provider's would.
             "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "GATEWAY_SANDBOX__ACTION_DELAY_SECONDS": str(ACTION_DELAY_SECONDS),
+            # The limiter on the measured path (one script per request, pipelined with the claim), at
+            # a limit above any scenario's load (a few thousand req/s on one key): it counts, never refuses.
+            "GATEWAY_RATE_LIMITS__ENABLED": "true",
+            "GATEWAY_RATE_LIMITS__TEST": f"{BENCH_RATE_LIMIT}/second",
+            "GATEWAY_RATE_LIMITS__LIVE": f"{BENCH_RATE_LIMIT}/second",
             **extra_gateway_env(),
         }
     )

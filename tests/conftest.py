@@ -24,11 +24,16 @@ from gateway.main import create_app
 from gateway.merchants.service import create_merchant
 from gateway.settings import (
     DeliverySettings,
+    RateLimitSettings,
     ReconcilerSettings,
     Settings,
     WebhookSettings,
 )
 from support import ADMIN_TOKEN, JWT_KEYS, RETRY_SCHEDULE, SECRETS_KEYS, Gateway, Merchant
+
+UNREACHED_LIMITS = RateLimitSettings(
+    live="100000/second", test="100000/second", failed_auth="1000000/minute", admin="100000/second"
+)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +59,9 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
         api_key_cache_seconds=0,
         admin_token=SecretStr(ADMIN_TOKEN),
         jwt_keys=SecretStr(JWT_KEYS),
+        # The limiter on every test's path, at limits no test reaches (tests/ratelimits/ build their
+        # own gateways with small ones).
+        rate_limits=UNREACHED_LIMITS,
         # Short retries so the schedule runs in a test; receivers live on 127.0.0.1.
         delivery=DeliverySettings(
             retry_schedule=RETRY_SCHEDULE,

@@ -12,6 +12,7 @@ from gateway.db.database import Database
 from gateway.idempotency.store import IdempotencyStore
 from gateway.merchants.service import Authenticator
 from gateway.provider_accounts.directory import Providers
+from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 
 
@@ -26,3 +27,5 @@ class AppContext:
     authenticator: Authenticator
     # Cache invalidations to every process (revoked keys, replaced provider accounts).
     broadcast: Broadcast
+    # Per key, per client address (gateway.api.ratelimit); None when GATEWAY_RATE_LIMITS__ENABLED=false.
+    rate_limits: RateLimiter | None = None

@@ -93,6 +93,10 @@ class AccessTokensDisabled(GatewayError):
     status, code, title = 404, "access_tokens_disabled", "Access tokens are not enabled on this gateway"
 
 
+class RateLimited(GatewayError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
 class PayloadTooLarge(GatewayError):
     status, code, title = 413, "payload_too_large", "The request body is too large"
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from gateway import metrics
 from gateway.api.boundary import ErrorBoundary
 from gateway.api.providers import router as providers_router
+from gateway.api.ratelimit import RateLimitGate, RateLimits
 from gateway.context import AppContext
 from gateway.errors import install_error_handlers
 from gateway.events.router import router as events_router
@@ -141,7 +142,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     install_openapi(app)
+    app.add_middleware(RateLimitGate)  # inside the guard: its claim went in the limit's pipeline
     app.add_middleware(IdempotencyGuard)  # inside the request id: replays carry one too
+    app.add_middleware(RateLimits)  # resolves the key and queues the limit before the guard's claim
     app.add_middleware(
         ErrorBoundary,  # inside the request id too: every answer it makes carries one and is logged
         max_body_bytes=settings.max_body_bytes,

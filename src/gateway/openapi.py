@@ -4,7 +4,8 @@ FastAPI derives the operations, parameters and models from the routes. What it c
 added here, once, for every operation (tests/test_openapi.py holds the result to it):
 - errors are `application/problem+json` with the `Problem` schema (FastAPI puts a response model
   under the route's own media type), never FastAPI's `HTTPValidationError`;
-- the errors every /v1 operation can answer whatever it does (400, 401, 403, 413, 415, 422, 503);
+- the errors every /v1 operation can answer whatever it does (400, 401, 403, 413, 415, 422, 503), and
+  on the rate-limited ones (all of /v1 but the providers' webhooks) 429 and the RateLimit-* headers;
 - `Idempotency-Key` is required where the route requires it (the dependency takes it as optional,
   so that a missing key is our 400 `idempotency_key_missing`, not a framework 422);
 - list cursors carry the pattern of the ids they must be; an event's `data.object` is a payment or
@@ -19,7 +20,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from gateway.api.schemas import documented_error
+from gateway.api.ratelimit import limited
+from gateway.api.schemas import RATE_LIMIT_HEADERS, documented_error
 from gateway.errors import PROBLEM_JSON
 from gateway.idempotency.guard import requires_idempotency_key
 
@@ -75,6 +77,8 @@ def refine(doc: dict[str, Any], app: FastAPI) -> dict[str, Any]:
             responses: dict[str, Any] = op["responses"]
             if path.startswith("/v1/"):
                 _shared_errors(method, op, responses)
+                if limited(path):
+                    _rate_limited(responses)
             for status, response in responses.items():
                 if int(status) >= 400:
                     _problem_json(response)
@@ -132,6 +136,18 @@ def _shared_errors(method: str, op: dict[str, Any], responses: dict[str, Any]) -
             response.pop("model")
             response["content"] = {PROBLEM_JSON: {"schema": {"$ref": _PROBLEM_REF}}}
             responses[str(status)] = response
+
+
+def _rate_limited(responses: dict[str, Any]) -> None:
+    """429 and the RateLimit-* headers on success (gateway.api.ratelimit answers them all)."""
+    for status, response in responses.items():
+        if status.startswith("2"):
+            response["headers"] = {**response.get("headers", {}), **RATE_LIMIT_HEADERS}
+    if "429" not in responses:
+        response = documented_error(429)
+        response.pop("model")
+        response["content"] = {PROBLEM_JSON: {"schema": {"$ref": _PROBLEM_REF}}}
+        responses["429"] = response
 
 
 def _problem_json(response: dict[str, Any]) -> None:

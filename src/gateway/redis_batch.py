@@ -27,9 +27,14 @@ class RedisBatcher:
 
     async def call(self, *args: Any) -> Any:
         """Sends one command and waits for its answer; a Redis error is raised here."""
+        return await self.submit(*args)
+
+    def submit(self, *args: Any) -> asyncio.Future[Any]:
+        """Queues one command now (it joins the next pipeline) and returns its answer to come: a
+        caller can start it, do more in the same turn (another command), and await it later."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._enqueue(args, future)
-        return await future
+        return future
 
     def fire(self, on_error: ErrorHandler, *args: Any) -> None:
         """Sends one command without waiting; `on_error` hears of a failure."""

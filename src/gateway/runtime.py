@@ -24,6 +24,7 @@ from gateway.merchants.service import Authenticator
 from gateway.payments.service import PaymentService
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.catalog import build_registry
+from gateway.ratelimit import RateLimiter
 from gateway.reconciler.service import Reconciler
 from gateway.redis_batch import RedisBatcher
 from gateway.settings import Settings
@@ -102,6 +103,8 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         registry=registry,
         authenticator=authenticator,
         broadcast=broadcast,
+        # On the same batcher as the idempotency claims: a request's limit and claim share a pipeline.
+        rate_limits=RateLimiter(batcher, settings.rate_limits) if settings.rate_limits.enabled else None,
     )
     await broadcast.start()
     rt = Runtime(

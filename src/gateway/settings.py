@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
+from limits import parse as parse_limit
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +28,7 @@ __all__ = [
     "MomoSettings",
     "MpesaSettings",
     "PaystackSettings",
+    "RateLimitSettings",
     "ReconcilerSettings",
     "SandboxSettings",
     "Settings",
@@ -115,6 +117,30 @@ class ReconcilerSettings(BaseModel):
     max_backoff_seconds: float = Field(3_600.0, gt=0)
 
 
+def _limit(v: str) -> str:
+    parse_limit(v)  # ValueError (a settings error at startup) unless it is `<n>/<second|minute|...>`
+    return v
+
+
+# A rate in the `limits` package's notation: "100/second", "20/minute", "5 per 10 seconds".
+LimitText = Annotated[str, AfterValidator(_limit)]
+
+
+class RateLimitSettings(BaseModel):
+    """Requests per moving window, counted in the shared Redis (env GATEWAY_RATE_LIMITS__...)."""
+
+    enabled: bool = True
+    # Per API key (an access token counts against the key it was made from), by the key's mode, as
+    # Stripe does; a merchant's own rate limit (requests/s, admin API) replaces these.
+    live: LimitText = "100/second"
+    test: LimitText = "25/second"
+    # Per client IP: answers 401 (a wrong key, token or admin token). Over it, every request from the
+    # address is 429 until the oldest failure leaves the window (docs/api.md, "Rate limits").
+    failed_auth: LimitText = "20/minute"
+    # Per client IP, for /v1/admin/...
+    admin: LimitText = "10/second"
+
+
 class AccountsSettings(BaseModel):
     """How merchants reach providers (env GATEWAY_PROVIDERS__...)."""
 
@@ -173,6 +199,7 @@ class Settings(BaseSettings, ProviderSettings):
     delivery: DeliverySettings = DeliverySettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
     providers: AccountsSettings = AccountsSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
 
     # The operator's bearer token for /v1/admin; unset, the admin API answers 404.
     admin_token: SecretStr | None = None

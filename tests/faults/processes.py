@@ -216,6 +216,9 @@ def gateway_env(servers: FaultServers, **settings: str) -> dict[str, str]:
         "GATEWAY_ENVIRONMENT": "test",
         "GATEWAY_LOG_LEVEL": "INFO",
         "GATEWAY_LOG_JSON": "true",
+        # The faults' loads run on one key each: rate limits on, never reached.
+        "GATEWAY_RATE_LIMITS__TEST": "100000/second",
+        "GATEWAY_RATE_LIMITS__FAILED_AUTH": "1000000/minute",
     }
     env |= {f"GATEWAY_{k}": v for k, v in settings.items()}
     return env

@@ -36,8 +36,16 @@ WEBHOOK_PREFIX = "/v1/webhooks/"
 _WARN_EVERY = 10.0  # seconds between two warnings about the same service's outage
 
 
-class _OutageLog:
-    def __init__(self) -> None:
+class OutageLog:
+    """One warning per service per interval; the answers given meanwhile are counted in the next."""
+
+    def __init__(
+        self,
+        event: str = "service_unavailable",
+        counted_as: str = "answered_503_since_last_warning",
+        logger: str = "gateway.errors",
+    ) -> None:
+        self._event, self._counted_as, self._logger = event, counted_as, logger
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
@@ -47,12 +55,13 @@ class _OutageLog:
             self._suppressed[service] = self._suppressed.get(service, 0) + 1
             return
         self._last[service] = now
-        log.warning(
-            "service_unavailable",
+        # A logger of the current configuration (rare: at most one per service per interval).
+        structlog.get_logger(self._logger).warning(
+            self._event,
             service=service,
             error=type(exc).__name__,
             reason=str(exc)[:200],
-            answered_503_since_last_warning=self._suppressed.pop(service, 0),
+            **{self._counted_as: self._suppressed.pop(service, 0)},
         )
 
 
@@ -71,7 +80,7 @@ class ErrorBoundary:
         self.app = app
         self.max_body = max_body_bytes
         self.max_webhook_body = max_webhook_body_bytes
-        self._outages = _OutageLog()
+        self._outages = OutageLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -72,12 +72,26 @@ _DESCRIPTIONS = {
     413: "The request body is larger than the server takes",
     415: "The request body is not `application/json`",
     422: "Validation failed",
+    429: "Too many requests for this key (or failed authentications from this address): retry after "
+    "`Retry-After` seconds",
     502: "The payment provider failed: `payment` is the payment, still pending",
     503: "A backing service (PostgreSQL, Redis) is unavailable: retry after `Retry-After` seconds",
     504: "The payment provider did not answer in time: `payment` is the payment, still pending",
 }
 _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+}
+# The IETF RateLimit fields on every answer of a rate-limited operation (docs/api.md, "Rate limits").
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": {
+        "description": "Requests allowed in the window (per key; per address on /v1/admin)",
+        "schema": {"type": "integer"},
+    },
+    "RateLimit-Remaining": {"description": "Requests left in the window", "schema": {"type": "integer"}},
+    "RateLimit-Reset": {
+        "description": "Seconds until the oldest request counted leaves the window",
+        "schema": {"type": "integer"},
+    },
 }
 
 
@@ -91,6 +105,8 @@ def documented_error(status: int, description: str | None = None) -> dict[str, A
     }
     if status in (409, 503):  # idempotency_key_in_use; an outage
         response["headers"] = _RETRY_AFTER
+    elif status == 429:
+        response["headers"] = {**_RETRY_AFTER, **RATE_LIMIT_HEADERS}
     return response
 
 

@@ -89,13 +89,16 @@ class IdempotencyGuard:
             await self.app(scope, receive, send)  # the route's dependencies say what is wrong
             return
         ctx: AppContext = scope["app"].state.ctx
-        try:
-            principal = await ctx.authenticator.authenticate(secret.strip())
-        except GatewayError:
-            await self.app(scope, receive, send)  # 401 or 403, from the route's principal
-            return
-        state = scope.setdefault("state", {})
-        state[PRINCIPAL_STATE] = principal
+        # Resolved already by the rate limits (gateway.ratelimit), else here.
+        principal: Principal | None = scope.get("state", {}).get(PRINCIPAL_STATE)
+        if principal is None:
+            try:
+                principal = await ctx.authenticator.authenticate(secret.strip())
+            except GatewayError:
+                await self.app(scope, receive, send)  # 401 or 403, from the route's principal
+                return
+            state = scope.setdefault("state", {})
+            state[PRINCIPAL_STATE] = principal
         if not self._permitted(scope, principal):
             # The route refuses it (403 insufficient_scope) before it looks at the key. Claimed here,
             # the key would let a caller that may not do this hear a permitted caller's stored answer

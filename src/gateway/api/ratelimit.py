@@ -1,0 +1,167 @@
+"""Rate limits at the door of /v1 (docs/api.md, "Rate limits"; the counting: gateway/ratelimit.py).
+
+Two ASGI middlewares around the idempotency guard, so that the limit and the claim share one Redis
+round trip:
+
+- `RateLimits`, outside the guard: resolves the caller's key once (the principal, left in the
+  request's state for the guard and the routes), queues the limiter's check on the RedisBatcher and
+  goes on without waiting for it. It puts the RateLimit-* headers on the answer and counts a 401 as
+  a failed authentication of the client's address.
+- The guard queues its claim in the same event-loop turn: one pipeline carries both.
+- `RateLimitGate`, inside the guard, before routing: waits for the check and answers 429 when it
+  refuses (the guard releases its claim before that answer leaves, as for any answer that stored
+  nothing). A replay the guard answers itself never reaches the gate: `RateLimits` sends the 429 in
+  its place.
+
+A key that fails to authenticate is not answered here: the request goes on and its route answers
+the 401 or 403 as always (one renderer, and only the routes know which credentials they take: the
+admin token, Basic on /v1/oauth/token). Here the 401 is only counted.
+
+Redis away: the check fails, the request goes on without RateLimit headers and the limits say so
+in one warning per 10 s (payments must not stop because the limiter cannot count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.api.boundary import OutageLog
+from gateway.api.deps import PRINCIPAL_STATE
+from gateway.context import AppContext
+from gateway.errors import GatewayError, RateLimited, render_gateway_error
+from gateway.ratelimit import Check, Quota
+
+_STATE_KEY = "rate_limit"
+WEBHOOKS = "/v1/webhooks/"
+ADMIN = "/v1/admin"
+
+
+class _Pending:
+    """A request's check, waited for once by whoever needs it first."""
+
+    __slots__ = ("check", "outages", "quota", "refused", "waited")
+
+    def __init__(self, check: Check, outages: OutageLog):
+        self.check, self.outages = check, outages
+        self.quota: Quota | None = None
+        self.waited = False
+        self.refused = False  # the gate answered the 429
+
+    async def result(self) -> Quota | None:
+        if not self.waited:
+            self.waited = True
+            try:
+                self.quota = await self.check.result()
+            except (RedisError, OSError) as e:  # fail open
+                self.outages.warn("redis", e)
+        return self.quota
+
+
+def limited(path: str) -> bool:
+    """/v1 but the providers' webhooks; /healthz, /readyz, /docs, /openapi.json are not limited."""
+    return path.startswith("/v1/") and not path.startswith(WEBHOOKS)
+
+
+class RateLimits:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+        self._outages = OutageLog(
+            "rate_limits_unavailable", "let_through_since_last_warning", "gateway.ratelimit"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not limited(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        ctx: AppContext = scope["app"].state.ctx
+        limiter = ctx.rate_limits
+        if limiter is None:  # GATEWAY_RATE_LIMITS__ENABLED=false
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        state = scope.setdefault("state", {})
+        path: str = scope["path"]
+        if path == ADMIN or path.startswith(ADMIN + "/"):
+            check = limiter.check(address, limiter.admin, "admin", address)
+        else:
+            principal = None
+            secret = _bearer(scope)
+            if secret:
+                # A refused key: the route answers it, and its 401 is counted below.
+                with contextlib.suppress(GatewayError):
+                    principal = await ctx.authenticator.authenticate(secret)
+            if principal is None:
+                check = limiter.check(address)
+            else:
+                state[PRINCIPAL_STATE] = principal
+                quota = limiter.per_key(principal.livemode, principal.rate_limit)
+                check = limiter.check(address, quota, "key", principal.key_id)
+        pending = state[_STATE_KEY] = _Pending(check, self._outages)
+        replaced = False
+
+        async def send_with_quota(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start":
+                quota = await pending.result()
+                if quota is not None and not pending.refused:
+                    if not quota.allowed:  # answered before the gate (a replay): refused all the same
+                        replaced = True
+                        await _refusal(quota, scope)(scope, receive, send)
+                        return
+                    message["headers"] = [*message.get("headers", ()), *quota.headers()]
+                if message["status"] == 401:
+                    limiter.count_failure(address)
+            elif replaced:
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_quota)
+        finally:
+            if not pending.waited:  # the app failed before anyone asked
+                check.forget()
+
+
+class RateLimitGate:
+    """Refuses, before routing, what the check said no to."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pending: _Pending | None = scope.get("state", {}).get(_STATE_KEY) if scope["type"] == "http" else None
+        if pending is not None:
+            quota = await pending.result()
+            if quota is not None and not quota.allowed:
+                pending.refused = True
+                await _refusal(quota, scope)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _refusal(quota: Quota, scope: Scope) -> ASGIApp:
+    if quota.verdict == "failed_auth":
+        detail = (
+            f"Too many failed authentications from this address (limit {quota.limit} per {quota.window} s)"
+        )
+    else:
+        detail = f"Too many requests (limit {quota.limit} per {quota.window} s)"
+    detail += f"; retry after {quota.retry_after} s."
+    response = render_gateway_error(
+        RateLimited(detail, headers={"Retry-After": str(quota.retry_after)}),
+        scope.get("state", {}).get("request_id"),
+    )
+    response.raw_headers.extend(quota.headers())
+    return response
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:  # the first, as Starlette's headers.get
+        if name == b"authorization":
+            scheme, _, secret = value.decode("latin-1").partition(" ")
+            return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
+    return None

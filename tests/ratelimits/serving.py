@@ -1,0 +1,53 @@
+"""Gateways of the tests' own, with small limits, on the session's PostgreSQL and Redis: real uvicorn
+servers (the client's address comes from the socket, or from X-Forwarded-For, which uvicorn takes
+from 127.0.0.1 as a proxy's)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from gateway.embedded import free_port
+from gateway.main import create_app
+from gateway.settings import RateLimitSettings
+from support import Gateway
+
+Serve = Callable[..., contextlib.AbstractAsyncContextManager[tuple[httpx.AsyncClient, FastAPI]]]
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    gateway: Gateway, address: str, redis_url: str | None = None, **limits: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
+    """A gateway on its own port whose rate limits are `limits` (the rest as the session gateway's;
+    `enabled=False` turns them off), and a client calling it from `address`."""
+    port = free_port()
+    settings = gateway.ctx.settings.model_copy(
+        update={
+            "port": port,
+            "rate_limits": RateLimitSettings(**limits),
+            "redis_url": redis_url or gateway.ctx.settings.redis_url,
+        }
+    )
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"X-Forwarded-For": address}
+        ) as client:
+            yield client, app
+    finally:
+        server.should_exit = True
+        await task
