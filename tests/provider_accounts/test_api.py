@@ -279,9 +279,13 @@ async def test_without_a_keyring_nothing_is_written_409(gateway: Gateway, mercha
             await c.get("/v1/provider-accounts/mpesa", headers=merchant.auth), 409, "secrets_key_missing"
         )
         assert "'test'" in problem["detail"]  # the id of the key that sealed it, to add back
-        # A provider that signs its webhooks has no token to open: its account still shows.
         assert (await c.get("/v1/provider-accounts", headers=merchant.auth)).status_code == 409
-    assert made["status"] == "active"
+        # A DELETE that cannot show the account changes nothing.
+        r = await c.delete("/v1/provider-accounts/mpesa", headers=merchant.auth)
+        assert_problem(r, 409, "secrets_key_missing")
+    assert (
+        await gateway.scalar("SELECT status FROM provider_accounts WHERE id = :id", id=made["id"]) == "active"
+    )
 
 
 async def gateway_put(gateway: Gateway, merchant: Merchant, provider: str) -> dict[str, Any]:

@@ -740,6 +740,7 @@ async def test_flutterwave_is_listed_as_configured_in_test_mode(
         "refunds": True,
         "partial_refunds": True,
         "cancel": False,
+        "account": None,  # no account of the merchant's own
     }
 
 

@@ -793,6 +793,7 @@ async def test_providers_lists_paystack(client: httpx.AsyncClient, merchant: Mer
         "refunds": True,
         "partial_refunds": True,
         "cancel": False,
+        "account": None,  # no account of the merchant's own
     }
 
 

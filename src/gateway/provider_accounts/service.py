@@ -217,11 +217,12 @@ async def delete(
         row = await repository.lock_any(tx, merchant_id, provider, livemode)
         if row is None or row.status != "active":
             raise NotFound(f"You have no {provider} account in {'live' if livemode else 'test'} mode.")
+        token = _shown(keyring, row).callback_token  # before the write: a 409 here changes nothing
         deleted = await repository.mark_deleted(tx, row.id)
     assert deleted is not None
     await _announce(broadcast, deleted.id)
     log.info("provider_account_deleted", account_id=deleted.id, provider=provider)
-    return _shown(keyring, deleted)
+    return Shown(deleted, token)
 
 
 async def account_ids(db: Database, *, merchant_id: str, livemode: bool) -> dict[str, str]:

@@ -57,9 +57,6 @@ class AccountSchema:
     settings: type[AccountModel]
     callback_token: bool = False
 
-    def fields(self) -> list[str]:
-        return list(self.credentials.model_fields)
-
 
 class AccountInvalid(Exception):
     """The account's credentials or settings do not fit the provider's schema. `errors` are
