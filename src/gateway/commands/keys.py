@@ -22,7 +22,8 @@ from gateway.errors import GatewayError
 from gateway.kit.pagination import Page
 from gateway.logging import configure_logging
 from gateway.merchants.keys import KeyManager
-from gateway.merchants.models import KEY_TYPES, SCOPES, ApiKey
+from gateway.merchants.models import KEY_TYPES, ApiKey
+from gateway.merchants.scopes import SCOPES
 from gateway.merchants.service import NewMerchant, create_merchant
 from gateway.settings import Settings
 

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 from typing_extensions import TypeAliasType
 
 from gateway.merchants.keys import MAX_ROLL_SECONDS, key_status
-from gateway.merchants.models import SCOPES, ApiKey, Merchant
+from gateway.merchants.models import ApiKey, Merchant
+from gateway.merchants.scopes import SCOPES
 
 MerchantStatus = TypeAliasType("MerchantStatus", Literal["active", "disabled"])
 KeyType = TypeAliasType("KeyType", Literal["secret", "publishable", "restricted"])

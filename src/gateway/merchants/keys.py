@@ -25,7 +25,8 @@ from gateway.errors import ApiKeyNotRollable, InvalidRequest, InvalidScopes, Not
 from gateway.kit.ids import new_id
 from gateway.kit.pagination import Page
 from gateway.merchants import repository
-from gateway.merchants.models import KEY_TYPES, SCOPES, ApiKey, Merchant
+from gateway.merchants.models import KEY_TYPES, ApiKey, Merchant
+from gateway.merchants.scopes import SCOPES
 from gateway.merchants.service import Principal, generate_key
 
 log = structlog.get_logger("gateway.merchants")

@@ -11,17 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from gateway.db.base import metadata, timestamp
 from gateway.db.rows import RowSpec
 
-# What a restricted key may be given (docs/api.md says which routes each opens).
-SCOPES = (
-    "payments:read",
-    "payments:write",
-    "refunds:write",
-    "events:read",
-    "webhooks:write",
-    "provider_accounts:write",
-)
 KEY_TYPES = ("secret", "publishable", "restricted")
-MERCHANT_STATUSES = ("active", "disabled")
 
 merchants = Table(
     "merchants",
