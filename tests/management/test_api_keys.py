@@ -324,9 +324,6 @@ async def test_another_merchants_or_modes_key_is_404_and_untouched(
     assert await works(client, other_merchant.key) == 200
 
 
-# Until the authenticator resolves rk_/pk_ keys (the auth branch of #13), they are 401 before this
-# router's own check runs: remove the mark when they reach it.
-@pytest.mark.xfail(strict=True, reason="restricted and publishable keys are not authenticated yet")
 @pytest.mark.parametrize("key_type", ["restricted", "publishable"])
 async def test_only_a_secret_key_manages_keys(
     client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, key_type: str

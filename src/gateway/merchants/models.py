@@ -12,7 +12,6 @@ from gateway.db.base import metadata, timestamp
 from gateway.db.rows import RowSpec
 
 KEY_TYPES = ("secret", "publishable", "restricted")
-MERCHANT_STATUSES = ("active", "disabled")
 
 merchants = Table(
     "merchants",
