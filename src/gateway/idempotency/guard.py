@@ -97,8 +97,8 @@ class IdempotencyGuard:
             except GatewayError:
                 await self.app(scope, receive, send)  # 401 or 403, from the route's principal
                 return
-            state = scope.setdefault("state", {})
-            state[PRINCIPAL_STATE] = principal
+        state = scope.setdefault("state", {})
+        state[PRINCIPAL_STATE] = principal
         if not self._permitted(scope, principal):
             # The route refuses it (403 insufficient_scope) before it looks at the key. Claimed here,
             # the key would let a caller that may not do this hear a permitted caller's stored answer
