@@ -192,7 +192,8 @@ async def test_roll_with_an_overlap(client: httpx.AsyncClient, gateway: Gateway,
     assert (rolled["status"], rolled["rolled_to"]) == ("active", new["id"])
     expires = datetime.fromisoformat(rolled["expires_at"])
     assert before + timedelta(seconds=3600) <= expires <= datetime.now(UTC) + timedelta(seconds=3600)
-    assert await revoked_at(gateway, old["id"]) is None  # rolled, not revoked
+    # Scheduled at its expiry, so access tokens made from it stop then too.
+    assert await revoked_at(gateway, old["id"]) == int(expires.timestamp())
 
     # Once rolled, not again: the new key is the one to roll.
     again = await client.post(f"/v1/api-keys/{old['id']}/roll", json={"expires_in": 0}, headers=merchant.auth)
