@@ -201,7 +201,7 @@ def test_an_outage_is_known_by_its_cause() -> None:
     import asyncpg  # type: ignore[import-untyped]
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from gateway.errors import outage_of
+    from gateway.outages import outage_of
 
     def raised(exc: BaseException, during: BaseException) -> BaseException:
         try:

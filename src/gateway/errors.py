@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import asyncpg  # type: ignore[import-untyped]
 import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from redis import exceptions as redis_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -278,57 +276,6 @@ def render_gateway_error(exc: GatewayError, request_id: str | None) -> Response:
         headers=headers,
         **exc.extra,
     )
-
-
-# How long a client should wait before retrying while PostgreSQL or Redis is away: a restart or a
-# failover takes seconds, and a sooner retry only adds to the load of the one coming back.
-OUTAGE_RETRY_AFTER = "2"
-
-
-def outage_of(exc: BaseException) -> str | None:
-    """ "postgres" or "redis" when `exc` says that service is unreachable, restarting or refusing
-    connections (a retry later can succeed), else None (a bug: a 500). Its explicit causes count
-    too, and so does the context of asyncpg's InterfaceError: a connection that dies mid-transaction
-    surfaces as that error from the rollback, with the broken connection as its context. Any other
-    exception raised while handling an outage stays a bug."""
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            return None
-        if (service := _outage(seen)) is not None:
-            return service
-        interface = isinstance(seen, asyncpg.InterfaceError)
-        seen = seen.__cause__ or (seen.__context__ if interface else None)
-    return None
-
-
-def _outage(exc: BaseException) -> str | None:
-    """One exception, not its chain."""
-    if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.ReadOnlyError):
-        return "redis"
-    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
-        return None  # a statement timeout or a cancel: our slow query, not PostgreSQL away
-    if isinstance(
-        exc,
-        asyncpg.PostgresConnectionError  # the connection broke or was refused (08xxx)
-        | asyncpg.exceptions.OperatorInterventionError  # shutting down, starting up (57xxx)
-        | asyncpg.exceptions.InsufficientResourcesError  # too many connections, disk full (53xxx)
-        | asyncpg.exceptions.ReadOnlySQLTransactionError  # a failover left us on a replica
-        | asyncpg.exceptions.ConnectionDoesNotExistError,
-    ):
-        return "postgres"
-    if isinstance(exc, OSError | TimeoutError):  # connect refused or reset, pool or command timeout
-        return "postgres" if _raised_in(exc, "/asyncpg/") else "redis" if _raised_in(exc, "/redis/") else None
-    return None
-
-
-def _raised_in(exc: BaseException, package: str) -> bool:
-    tb = exc.__traceback__
-    while tb is not None:
-        if package in tb.tb_frame.f_code.co_filename:
-            return True
-        tb = tb.tb_next
-    return False
 
 
 # Error kinds of our own validators that deserve their own top-level code (see docs/api.md).

@@ -22,14 +22,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import (
-    OUTAGE_RETRY_AFTER,
     GatewayError,
     PayloadTooLarge,
     ServiceUnavailable,
-    outage_of,
     problem_response,
     render_gateway_error,
 )
+from gateway.outages import OUTAGE_RETRY_AFTER, outage_of
 
 log = structlog.get_logger("gateway.errors")
 WEBHOOK_PREFIX = "/v1/webhooks/"

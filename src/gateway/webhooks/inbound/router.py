@@ -15,6 +15,11 @@ from gateway.kit.ids import is_valid
 from gateway.providers.base import CALLBACK_TOKEN_HEADER
 from gateway.webhooks.inbound import service
 
+ProviderName = Annotated[str, Path(max_length=32)]
+# A callback token, or (where it starts with acct_) a merchant's provider account.
+PathSegment = Annotated[str, Path(max_length=200)]
+AccountId = Annotated[str, Path(max_length=40)]
+
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=GatewayRoute)
 
 
@@ -60,7 +65,7 @@ async def _receive(
     responses=error_responses(400, 401, 404),
 )
 async def receive_provider_webhook(
-    provider: Annotated[str, Path(max_length=32)],
+    provider: ProviderName,
     request: Request,
     ctx: Ctx,
     background: BackgroundTasks,
@@ -76,8 +81,8 @@ async def receive_provider_webhook(
     responses=error_responses(400, 401, 404),
 )
 async def receive_provider_callback(
-    provider: Annotated[str, Path(max_length=32)],
-    token: Annotated[str, Path(max_length=200)],
+    provider: ProviderName,
+    token: PathSegment,
     request: Request,
     ctx: Ctx,
     background: BackgroundTasks,
@@ -93,8 +98,8 @@ async def receive_provider_callback(
     responses=error_responses(400, 401, 404),
 )
 async def receive_provider_callback_put(
-    provider: Annotated[str, Path(max_length=32)],
-    token: Annotated[str, Path(max_length=200)],
+    provider: ProviderName,
+    token: PathSegment,
     request: Request,
     ctx: Ctx,
     background: BackgroundTasks,
@@ -111,9 +116,9 @@ async def receive_provider_callback_put(
     responses=error_responses(400, 401, 404),
 )
 async def receive_account_callback(
-    provider: Annotated[str, Path(max_length=32)],
-    account_id: Annotated[str, Path(max_length=40)],
-    token: Annotated[str, Path(max_length=200)],
+    provider: ProviderName,
+    account_id: AccountId,
+    token: PathSegment,
     request: Request,
     ctx: Ctx,
     background: BackgroundTasks,
@@ -128,9 +133,9 @@ async def receive_account_callback(
     responses=error_responses(400, 401, 404),
 )
 async def receive_account_callback_put(
-    provider: Annotated[str, Path(max_length=32)],
-    account_id: Annotated[str, Path(max_length=40)],
-    token: Annotated[str, Path(max_length=200)],
+    provider: ProviderName,
+    account_id: AccountId,
+    token: PathSegment,
     request: Request,
     ctx: Ctx,
     background: BackgroundTasks,
