@@ -142,6 +142,8 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         await authenticator.aclose()
         await rt.delivery.aclose()
         await registry.aclose()
+        if ctx.rate_limits is not None:
+            await ctx.rate_limits.aclose()
         await publisher.drain()
         await redis.aclose()
         await db.close()

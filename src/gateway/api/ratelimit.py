@@ -32,7 +32,7 @@ from gateway.api.boundary import OutageLog
 from gateway.api.deps import PRINCIPAL_STATE
 from gateway.context import AppContext
 from gateway.errors import GatewayError, RateLimited, render_gateway_error
-from gateway.ratelimit import Check, Quota
+from gateway.ratelimit import Check, Granted, Quota
 
 _STATE_KEY = "rate_limit"
 WEBHOOKS = "/v1/webhooks/"
@@ -44,7 +44,7 @@ class _Pending:
 
     __slots__ = ("check", "outages", "quota", "refused", "waited")
 
-    def __init__(self, check: Check, outages: OutageLog):
+    def __init__(self, check: Check | Granted, outages: OutageLog):
         self.check, self.outages = check, outages
         self.quota: Quota | None = None
         self.waited = False
