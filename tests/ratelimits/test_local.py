@@ -56,7 +56,9 @@ async def window_count(gateway: Gateway, merchant: Merchant, limit: str) -> int:
     await asyncio.sleep(FRESH * 2)  # what was let through alone has been sent
     storage = RedisStorage("async+" + gateway.ctx.settings.redis_url, implementation="redispy")
     item = parse(limit)
-    stats = await MovingWindowRateLimiter(storage).get_window_stats(item, "key", await key_id(gateway, merchant))
+    stats = await MovingWindowRateLimiter(storage).get_window_stats(
+        item, "key", await key_id(gateway, merchant)
+    )
     return item.amount - stats.remaining
 
 

@@ -37,7 +37,7 @@ from gateway.ratelimit.script import Reply, Verdict
 from gateway.redis_batch import RedisBatcher
 from gateway.settings import RateLimitSettings
 
-FRESH = 0.025  # seconds a view of a window may be old for its process to decide alone
+FRESH = 0.1  # seconds a view of a window may be old for its process to decide alone
 SHARE = 16  # a process decides alone at most limit/SHARE requests between two answers
 
 
@@ -163,7 +163,7 @@ class RateLimiter:
         self.failures = parse_limit(settings.failed_auth)
         self.admin = parse_limit(settings.admin)
         self._overrides: dict[int, RateLimitItem] = {}
-        self._views: dict[tuple[str, str], _View] = {}
+        self._views: dict[tuple[RateLimitItem, tuple[str, ...], str], _View] = {}
         self._failed_here: dict[str, float] = {}  # address -> when this process last saw it fail
         self._flusher: asyncio.Task[None] | None = None
 
@@ -182,14 +182,14 @@ class RateLimiter:
         now = time.time()
         if spend is None:
             return Check(self._redis, script.arguments(now, client, self.failures), None, self.failures, now)
-        quota_key = script.key(spend, *identifiers)
         if spend.amount < SHARE:
-            args = script.arguments(now, client, self.failures, (spend, quota_key))
+            args = script.arguments(now, client, self.failures, (spend, script.key(spend, *identifiers)))
             return Check(self._redis, args, spend, self.failures, now)
-        view = self._views.get((quota_key, client))
+        found = (spend, identifiers, client)
+        view = self._views.get(found)
         asked = time.monotonic()
         if view is None:
-            view = self._views[(quota_key, client)] = _View(spend, quota_key, client)
+            view = self._views[found] = _View(spend, script.key(spend, *identifiers), client)
             self._start_flusher()
         elif self._may_grant(view, spend, asked):
             view.granted += 1
