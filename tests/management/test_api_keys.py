@@ -295,6 +295,23 @@ async def test_revoke_is_heard_and_the_key_refused(
     assert_problem(rolled, 409, "api_key_not_rollable")
 
 
+async def test_a_revocation_drops_the_entries_no_token_can_outlive(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    """gateway:revoked-keys keeps the last hour (a token lives 15 minutes) and the rolls to come."""
+    redis, now = gateway.ctx.redis, int(time.time())
+    stale, recent, coming = (new_id("key") for _ in range(3))
+    await redis.zadd("gateway:revoked-keys", {stale: now - 3601, recent: now - 3500, coming: now + 86400})
+    other = await admin_key(client, merchant.id)
+    r = await client.post(f"/v1/api-keys/{other['id']}/revoke", headers=merchant.auth)
+    assert r.status_code == 200, r.text
+    assert await revoked_at(gateway, stale) is None
+    assert await revoked_at(gateway, recent) == now - 3500
+    assert await revoked_at(gateway, coming) == now + 86400
+    when = datetime.fromisoformat(r.json()["revoked_at"])
+    assert await revoked_at(gateway, other["id"]) == int(when.timestamp())
+
+
 async def test_revoking_the_calling_key_takes_effect_at_once(
     client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
 ) -> None:

@@ -24,14 +24,13 @@ from gateway.db.database import Database
 from gateway.errors import ApiKeyNotRollable, InvalidRequest, InvalidScopes, NotFound
 from gateway.kit.ids import new_id
 from gateway.kit.pagination import Page
-from gateway.merchants import repository
+from gateway.merchants import repository, revocations
 from gateway.merchants.models import KEY_TYPES, ApiKey, Merchant
 from gateway.merchants.scopes import SCOPES
 from gateway.merchants.service import Principal, generate_key
 
 log = structlog.get_logger("gateway.merchants")
 
-REVOKED_KEYS = "gateway:revoked-keys"
 # A rolled key keeps working at most this long beside its successor (Stripe allows 7 days too).
 MAX_ROLL_SECONDS = 7 * 24 * 3600
 
@@ -201,7 +200,7 @@ class KeyManager:
         assert old.expires_at is not None
         try:
             # A future score takes effect then: access tokens made from the old key stop at its expiry.
-            await redis.zadd(REVOKED_KEYS, {old.id: int(old.expires_at.timestamp())})
+            await revocations.record(redis, old.id, old.expires_at.timestamp())
             await broadcast.publish("key", old.id)
         except (RedisError, OSError) as e:
             # The new key's secret exists only in this answer: it must reach the caller. Other
@@ -221,7 +220,7 @@ class KeyManager:
             if key.revoked_at is None:
                 key = repository.save_key(tx, key, {"revoked_at": datetime.now(UTC)})
         assert key.revoked_at is not None
-        await redis.zadd(REVOKED_KEYS, {key.id: int(key.revoked_at.timestamp())})
+        await revocations.record(redis, key.id, key.revoked_at.timestamp())
         await broadcast.publish("key", key.id)
         log.info("api_key_revoked", merchant_id=key.merchant_id, key_id=key.id)
         return key

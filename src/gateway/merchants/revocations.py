@@ -28,6 +28,16 @@ REVOKED_KEYS = "gateway:revoked-keys"
 WINDOW_SECONDS = 3600
 
 
+async def record(redis: Redis, key_id: str, at: float) -> None:
+    """Schedules `key_id`'s refusal at `at` (unix seconds) for every token, and drops the entries
+    older than the window, which no process reads any more (so the set stays as small as the last
+    hour's revocations plus the rolls still to come)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zadd(REVOKED_KEYS, {key_id: int(at)})
+        pipe.zremrangebyscore(REVOKED_KEYS, "-inf", f"({int(time.time()) - WINDOW_SECONDS}")
+        await pipe.execute()
+
+
 class RevokedKeys:
     def __init__(self, redis: Redis):
         self._redis = redis
