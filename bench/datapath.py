@@ -75,6 +75,9 @@ def _payment(merchant_id: str) -> Payment:
             "country": "US",
         },
         provider_receipt=None,
+        provider_account_id=None,
+        client_secret="secret",
+        checkout_id=new_id("cs"),
     )
 
 

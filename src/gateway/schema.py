@@ -3,7 +3,8 @@
 from gateway.db.base import metadata
 from gateway.events.models import events
 from gateway.merchants.models import api_keys, merchants
-from gateway.payments.models import payments
+from gateway.payment_links.models import payment_links
+from gateway.payments.models import payment_attempts, payments
 from gateway.provider_accounts.models import provider_accounts
 from gateway.refunds.models import refunds
 from gateway.webhooks.inbound.models import inbound_webhooks
@@ -15,6 +16,8 @@ __all__ = [
     "inbound_webhooks",
     "merchants",
     "metadata",
+    "payment_attempts",
+    "payment_links",
     "payments",
     "provider_accounts",
     "refunds",

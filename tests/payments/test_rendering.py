@@ -97,6 +97,9 @@ def rows(draw: st.DrawFn) -> Payment:
         # Shuffled keys: JSONB keeps no key order, the API shows the model's.
         payment_method_details=_shuffled(draw(method_details), draw(st.randoms())),
         provider_receipt=draw(maybe_text),
+        provider_account_id=None,
+        client_secret="pay_01jq2v3w4x5y6z7a8b9c0d1e2f_secret_x",
+        checkout_id="cs_x",
     )
 
 

@@ -1,4 +1,5 @@
-"""The state machine's table is exactly design.md §4's."""
+"""The state machine's table is exactly design.md §4's, plus issue #14's requires_payment_method (a
+payment created without a rail, until its confirm)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ import itertools
 from gateway.payments.state import FINAL, TRANSITIONS, Status, can_move
 
 DESIGN = {
+    "requires_payment_method": {
+        "pending",
+        "requires_action",
+        "processing",
+        "succeeded",
+        "failed",
+        "canceled",
+        "expired",
+    },
     "pending": {"requires_action", "processing", "succeeded", "failed", "canceled"},
     "requires_action": {"processing", "succeeded", "failed", "canceled", "expired"},
     "processing": {"succeeded", "failed"},
@@ -31,4 +41,7 @@ def test_final_statuses() -> None:
 
 
 def test_nothing_moves_back_to_pending() -> None:
-    assert not any(Status.PENDING in moves for moves in TRANSITIONS.values())
+    """Only a payment that had no rail yet becomes pending (its confirm)."""
+    assert [s for s, moves in TRANSITIONS.items() if Status.PENDING in moves] == [
+        Status.REQUIRES_PAYMENT_METHOD
+    ]

@@ -34,7 +34,8 @@ payments = Table(
     Column("amount_refunded", BigInteger, server_default="0", nullable=False),
     Column("currency", String(3), nullable=False),
     Column("status", String(32), nullable=False),
-    Column("provider", String(32), nullable=False),
+    # NULL until the customer (or the merchant) chooses the rail: status requires_payment_method.
+    Column("provider", String(32)),
     Column("payment_method", String(100)),
     Column("customer_name", String(200)),
     Column("customer_email", String(320)),
@@ -67,6 +68,15 @@ payments = Table(
     Column("provider_receipt", String(64)),
     # The merchant's own provider account the payment went through; NULL: the deployment-wide one.
     Column("provider_account_id", String(40), ForeignKey("provider_accounts.id")),
+    # Shown to the secret key and to the holder of the secret only: a browser's right to read the
+    # payment's public subset and confirm it (`pay_…_secret_…`).
+    Column("client_secret", String(100), nullable=False),
+    # The hosted checkout's URL names this unguessable id, never the payment's id or its secret.
+    Column("checkout_id", String(40), nullable=False, unique=True),
+    Column("locale", String(5)),
+    # Whether a customer may confirm again after a failed attempt (an M-Pesa prompt that timed out).
+    Column("allow_retries", Boolean, server_default=text("true"), nullable=False),
+    Column("payment_link_id", String(40), ForeignKey("payment_links.id")),
     # The database backstop of idempotency: one payment per (merchant, key), whatever Redis knows.
     UniqueConstraint("merchant_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -77,6 +87,13 @@ payments = Table(
     Index("ix_payments_merchant_reference", "merchant_id", "reference"),
     Index("ix_payments_merchant_customer_email", "merchant_id", "customer_email"),
     Index("ix_payments_provider_reference", "provider", "provider_reference"),
+    Index(
+        "ix_payments_merchant_payment_link_id",
+        "merchant_id",
+        "payment_link_id",
+        text("id DESC"),
+        postgresql_where=text("payment_link_id IS NOT NULL"),
+    ),
     Index(
         "ix_payments_reconcile_due",
         "next_reconcile_at",
@@ -96,7 +113,7 @@ class Payment:
     amount_refunded: int
     currency: str
     status: str
-    provider: str
+    provider: str | None
     payment_method: str | None
     customer_name: str | None
     customer_email: str | None
@@ -120,7 +137,52 @@ class Payment:
     completed_at: datetime | None
     payment_method_details: dict[str, Any] | None
     provider_receipt: str | None
-    provider_account_id: str | None = None
+    provider_account_id: str | None
+    client_secret: str
+    checkout_id: str
+    locale: str | None = None
+    allow_retries: bool = True
+    payment_link_id: str | None = None
 
 
 PAYMENTS = RowSpec(payments, Payment)
+
+# One row per confirmation of a payment (its rail, its provider reference, how it ended): a retry
+# after a failed attempt makes another, and a late answer about an earlier attempt still finds it.
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False),
+    Column("number", SmallInteger, nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("payment_method", String(100)),
+    Column("provider_account_id", String(40), ForeignKey("provider_accounts.id")),
+    Column("provider_reference", String(255)),
+    Column("status", String(32), nullable=False),
+    Column("failure_code", String(64)),
+    Column("failure_message", String(1000)),
+    timestamp("created_at", now=True),
+    timestamp("updated_at", now=True),
+    UniqueConstraint("payment_id", "number"),
+    Index("ix_payment_attempts_provider_reference", "provider", "provider_reference"),
+)
+
+
+@dataclass(slots=True)
+class PaymentAttempt:
+    id: str
+    payment_id: str
+    number: int
+    provider: str
+    payment_method: str | None
+    provider_account_id: str | None
+    provider_reference: str | None
+    status: str
+    failure_code: str | None
+    failure_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+PAYMENT_ATTEMPTS = RowSpec(payment_attempts, PaymentAttempt)

@@ -35,6 +35,7 @@ from gateway.merchants.service import Principal
 from gateway.payments import repository, state
 from gateway.payments.models import Payment
 from gateway.payments.schemas import PaymentCreate, PaymentFilters, dump, payment_json
+from gateway.payments.secrets import client_secret_matches, new_checkout_id, new_client_secret
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import (
     Customer,
@@ -262,6 +263,19 @@ class PaymentService:
             raise NotFound(f"No such payment: {payment_id!r}", param="id")
         return payment
 
+    async def get_with_secret(
+        self, principal: Principal, payment_id: str, client_secret: str | None
+    ) -> Payment:
+        """The payment a browser may see: the caller's merchant and mode, and its client secret
+        (a publishable key needs the secret; a secret key does not). A wrong secret is the same 404
+        as a missing payment."""
+        payment = await repository.get(self.db, principal.merchant_id, principal.livemode, payment_id)
+        if payment is None or (
+            principal.key_type == "publishable" and not client_secret_matches(payment, client_secret)
+        ):
+            raise NotFound(f"No such payment: {payment_id!r}", param="id")
+        return payment
+
     async def list(
         self, principal: Principal, filters: PaymentFilters, page: Page
     ) -> tuple[Sequence[Payment], bool]:
@@ -313,8 +327,9 @@ def _new_row(
 ) -> Payment:
     now = datetime.now(UTC)
     customer = body.customer
+    payment_id = new_id("pay")
     return Payment(
-        id=new_id("pay"),
+        id=payment_id,
         merchant_id=principal.merchant_id,
         livemode=principal.livemode,
         amount=body.amount,
@@ -346,6 +361,8 @@ def _new_row(
         payment_method_details=None,
         provider_receipt=None,
         provider_account_id=account_id,
+        client_secret=new_client_secret(payment_id),
+        checkout_id=new_checkout_id(),
     )
 
 

@@ -25,6 +25,7 @@ log = structlog.get_logger("gateway.payments.state")
 
 
 class Status(StrEnum):
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"
     PENDING = "pending"
     REQUIRES_ACTION = "requires_action"
     PROCESSING = "processing"
@@ -38,6 +39,10 @@ class Status(StrEnum):
 
 S = Status
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # Created without a rail: the confirm chooses one (its result is then the create's would be).
+    S.REQUIRES_PAYMENT_METHOD: frozenset(
+        {S.PENDING, S.REQUIRES_ACTION, S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}
+    ),
     S.PENDING: frozenset({S.REQUIRES_ACTION, S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED}),
     S.REQUIRES_ACTION: frozenset({S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}),
     S.PROCESSING: frozenset({S.SUCCEEDED, S.FAILED}),
@@ -51,7 +56,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 FINAL = frozenset(s for s, moves in TRANSITIONS.items() if not moves)
 # A payment is "completed" once its money question is answered.
 COMPLETING = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED})
-CANCELABLE = frozenset({S.PENDING, S.REQUIRES_ACTION})
+CANCELABLE = frozenset({S.REQUIRES_PAYMENT_METHOD, S.PENDING, S.REQUIRES_ACTION})
 
 
 def can_move(current: str, target: str) -> bool:

@@ -112,8 +112,11 @@ class Providers:
             )
         return provider, None
 
-    async def for_payment(self, name: str, account_id: str | None) -> PaymentProvider | None:
-        """The adapter of an existing payment (or of a webhook's account): its account's, deleted or not."""
+    async def for_payment(self, name: str | None, account_id: str | None) -> PaymentProvider | None:
+        """The adapter of an existing payment (or of a webhook's account): its account's, deleted or
+        not; None for a payment with no rail yet (requires_payment_method)."""
+        if name is None:
+            return None
         if account_id is None:
             return self._registry.get(name)
         return await self._account_adapter(account_id)
