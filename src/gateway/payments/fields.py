@@ -20,6 +20,7 @@ METADATA_MAX_KEYS, METADATA_KEY_MAX, METADATA_VALUE_MAX = 50, 40, 500
 PaymentStatus = TypeAliasType(
     "PaymentStatus",
     Literal[
+        "requires_payment_method",
         "pending",
         "requires_action",
         "processing",
