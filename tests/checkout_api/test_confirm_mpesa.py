@@ -4,6 +4,7 @@ answered by respx (tests/drivers/mpesa.py), with bodies as /work/shared/provider
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,8 +13,26 @@ import respx
 
 from checkout_api.shop import Shop, attempts, confirm, create, new_shop
 from drivers.mpesa import PHONE, FakeDaraja, callback_headers, receipt, stk_callback
-from providers.test_mpesa import FROZEN, SAMPLE_PASSWORD, SAMPLE_TIMESTAMP, adapter_of
+from gateway.providers.mpesa.adapter import MpesaProvider
+from gateway.providers.registry import _Instrumented
 from support import MPESA_CALLBACK_TOKEN, Gateway, wait_for
+
+# The official sample's Timestamp and the Password it makes with the sandbox shortcode and passkey
+# (as tests/providers/test_mpesa.py): 09:24:08 in Nairobi (EAT, UTC+3) is 06:24:08 UTC.
+SAMPLE_TIMESTAMP = "20210628092408"
+SAMPLE_PASSWORD = (
+    "MTc0Mzc5YmZiMjc5ZjlhYTliZGJjZjE1OGU5N2RkNzFhNDY3Y2QyZTBjODkzMDU5YjEwZjc4"
+    "ZTZiNzJhZGExZWQyYzkxOTIwMjEwNjI4MDkyNDA4"
+)
+FROZEN = datetime(2021, 6, 28, 6, 24, 8, tzinfo=UTC)
+
+
+def adapter_of(gateway: Gateway) -> MpesaProvider:
+    wrapped = gateway.ctx.registry.get("mpesa")
+    assert isinstance(wrapped, _Instrumented)
+    inner = wrapped._inner
+    assert isinstance(inner, MpesaProvider)
+    return inner
 
 
 @pytest.fixture
