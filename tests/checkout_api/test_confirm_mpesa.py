@@ -120,7 +120,7 @@ async def test_confirm_pushes_the_prompt_then_the_callback_settles_it(
     )
 
     async def settled() -> bool:
-        return (await public(client, shop, p))["status"] == "succeeded"
+        return bool((await public(client, shop, p))["status"] == "succeeded")
 
     await wait_for(settled)
     assert await attempts(gateway, p["id"]) == [(1, "mpesa", "succeeded", checkout)]
@@ -140,7 +140,7 @@ async def test_a_retry_after_a_cancel_is_a_new_push_and_the_old_callback_moves_n
     await callback(client, stk_callback(old, daraja.merchant_request_of[old], 1032))
 
     async def failed() -> bool:
-        return (await public(client, shop, p))["status"] == "failed"
+        return bool((await public(client, shop, p))["status"] == "failed")
 
     await wait_for(failed)
     assert (await public(client, shop, p))["last_payment_error"]["code"] == "customer_canceled"
@@ -196,7 +196,7 @@ async def test_a_retry_after_a_cancel_is_a_new_push_and_the_old_callback_moves_n
     )
 
     async def paid() -> bool:
-        return (await public(client, shop, p))["status"] == "succeeded"
+        return bool((await public(client, shop, p))["status"] == "succeeded")
 
     await wait_for(paid)
     assert [s for _, _, s, _ in await attempts(gateway, p["id"])] == ["failed", "succeeded"]
