@@ -15,11 +15,10 @@ from __future__ import annotations
 import contextlib
 
 import structlog
-from starlette.datastructures import QueryParams
 from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 
-from gateway.api.deps import PRINCIPAL_STATE, BearerPrincipal
+from gateway.api.deps import PRINCIPAL_STATE, BearerPrincipal, query_key
 from gateway.context import AppContext
 from gateway.errors import AuthenticationError, GatewayError, ServiceUnavailable, render_gateway_error
 from gateway.merchants import scopes
@@ -49,14 +48,7 @@ class StreamAccess(BearerPrincipal):
 PAYMENT_STREAM = StreamAccess(scopes.EVENTS_READ, publishable=True)
 EVENTS_SOCKET = StreamAccess(scopes.EVENTS_READ)
 
-QUERY_KEY = "key"
 CLIENT_SECRET = "client_secret"
-
-
-def query_key(query: QueryParams | str) -> str | None:
-    """The publishable key a browser sent in the query, if any."""
-    params = QueryParams(query) if isinstance(query, str) else query
-    return params.get(QUERY_KEY) or None
 
 
 def credential(conn: HTTPConnection) -> str | None:
