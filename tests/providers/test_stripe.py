@@ -42,6 +42,7 @@ from gateway.providers.base import (
     RefundRef,
     WebhookPayloadError,
 )
+from gateway.providers.stripe import amounts
 from gateway.providers.stripe import notifications as nt
 from gateway.providers.stripe import transformers as tf
 from gateway.providers.stripe.adapter import StripeProvider
@@ -878,7 +879,7 @@ async def test_providers_lists_stripe_configured_in_test_mode_only(
     assert s["configured"] is True
     assert s["flows"] == ["client_secret", "direct", "redirect"]
     assert (s["refunds"], s["partial_refunds"], s["cancel"]) == (True, True, True)
-    assert set(s["currencies"]) == tf.STRIPE_CURRENCIES
+    assert set(s["currencies"]) == amounts.STRIPE_CURRENCIES
     assert {"KES", "NGN", "ZAR", "UGX", "TZS", "USD", "EUR", "XOF", "JPY", "BHD"} <= set(s["currencies"])
 
     live = await create_merchant(gateway.ctx.db, "Live shop", livemode=True)
@@ -1013,30 +1014,30 @@ async def test_fetch_refund_by_id_and_by_our_id_in_the_intents_refunds(
 # Transformers (pure)
 
 
-@pytest.mark.parametrize("currency", sorted(tf.STRIPE_CURRENCIES))
+@pytest.mark.parametrize("currency", sorted(amounts.STRIPE_CURRENCIES))
 def test_every_currency_round_trips_through_stripe_units(currency: str) -> None:
     # An amount every currency can take, in any of its units (a multiple of 1 000: whole in minor
     # units of up to three decimals, last digit 0), written out rather than derived from the gateway.
     amount = 123_000
-    stripe_amount = tf.to_stripe_amount(amount, currency)
-    assert tf.from_stripe_amount(stripe_amount, currency) == amount
+    stripe_amount = amounts.to_stripe_amount(amount, currency)
+    assert amounts.from_stripe_amount(stripe_amount, currency) == amount
 
 
 def test_stripe_units_where_they_differ_from_iso() -> None:
-    assert tf.to_stripe_amount(5, "UGX") == 500
-    assert tf.to_stripe_amount(5, "ISK") == 500
-    assert tf.to_stripe_amount(500, "MGA") == 5
-    assert tf.from_stripe_amount(500, "UGX") == 5
-    assert tf.from_stripe_amount(5, "MGA") == 500
-    with pytest.raises(tf.UnsupportedAmount):
-        tf.to_stripe_amount(550, "MGA")
-    with pytest.raises(tf.UnsupportedAmount):
-        tf.to_stripe_amount(5_124, "KWD")
-    assert tf.to_stripe_amount(5_120, "KWD") == 5_120
-    with pytest.raises(tf.UnsupportedAmount):
-        tf.to_stripe_amount(100, "IQD")
+    assert amounts.to_stripe_amount(5, "UGX") == 500
+    assert amounts.to_stripe_amount(5, "ISK") == 500
+    assert amounts.to_stripe_amount(500, "MGA") == 5
+    assert amounts.from_stripe_amount(500, "UGX") == 5
+    assert amounts.from_stripe_amount(5, "MGA") == 500
+    with pytest.raises(amounts.UnsupportedAmount):
+        amounts.to_stripe_amount(550, "MGA")
+    with pytest.raises(amounts.UnsupportedAmount):
+        amounts.to_stripe_amount(5_124, "KWD")
+    assert amounts.to_stripe_amount(5_120, "KWD") == 5_120
+    with pytest.raises(amounts.UnsupportedAmount):
+        amounts.to_stripe_amount(100, "IQD")
     with pytest.raises(ValueError, match="whole number"):
-        tf.from_stripe_amount(550, "ISK")
+        amounts.from_stripe_amount(550, "ISK")
 
 
 @pytest.mark.parametrize(
@@ -1151,13 +1152,15 @@ def test_checks_for_before_a_payment_exists() -> None:
         tf.CARD_NUMBER_REFUSED,
     )
     assert tf.payment_method_problem("tok_visa") == ("invalid_payment_method", tf.NOT_A_TOKEN)
-    assert tf.amount_problem(15_000, "MGA") is None
+    assert amounts.amount_problem(15_000, "MGA") is None
     assert (
-        tf.amount_problem(15_050, "MGA")
+        amounts.amount_problem(15_050, "MGA")
         == "Stripe takes MGA in whole units only: amount must be a multiple of 100"
     )
-    assert tf.amount_problem(1_234, "BHD") == "Stripe takes BHD amounts only in multiples of 10 (0.010 BHD)"
-    assert tf.amount_problem(1_230, "BHD") is None
+    assert (
+        amounts.amount_problem(1_234, "BHD") == "Stripe takes BHD amounts only in multiples of 10 (0.010 BHD)"
+    )
+    assert amounts.amount_problem(1_230, "BHD") is None
 
 
 # How it was paid: the charge's payment_method_details.card

@@ -18,6 +18,7 @@ import stripe
 import structlog
 
 from gateway.providers import base as b
+from gateway.providers.stripe import amounts
 from gateway.providers.stripe import notifications as nt
 from gateway.providers.stripe import transformers as tf
 from gateway.providers.stripe.settings import StripeAccounts, StripeSettings
@@ -83,7 +84,7 @@ class StripeProvider:
             )
             self._modes[livemode] = _Mode(client, http)
         self.capabilities = b.Capabilities(
-            currencies=tf.STRIPE_CURRENCIES,
+            currencies=amounts.STRIPE_CURRENCIES,
             flows=frozenset({b.Flow.DIRECT, b.Flow.REDIRECT, b.Flow.CLIENT_SECRET}),
             refunds=True,
             partial_refunds=True,
@@ -134,7 +135,7 @@ class StripeProvider:
                 tf.payment_intent_params(request),  # type: ignore[arg-type]  # a plain dict, as the SDK takes it
                 options={"idempotency_key": request.idempotency_key},
             )
-        except tf.UnsupportedAmount as e:  # refused before any request
+        except amounts.UnsupportedAmount as e:  # refused before any request
             return b.PaymentResult(
                 status="failed", failure_code="amount_not_supported", failure_message=str(e)
             )
@@ -241,7 +242,7 @@ class StripeProvider:
                 tf.refund_params(request, payment_intent),  # type: ignore[arg-type]  # a plain dict
                 options={"idempotency_key": request.idempotency_key},
             )
-        except tf.UnsupportedAmount as e:  # refused before any request
+        except amounts.UnsupportedAmount as e:  # refused before any request
             return b.RefundResult(
                 status="failed", failure_code="amount_not_supported", failure_message=str(e)
             )

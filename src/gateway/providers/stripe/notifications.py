@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from gateway.providers.base import PaymentResult, WebhookEvent, WebhookPayloadError
+from gateway.providers.stripe.amounts import money
 from gateway.providers.stripe.transformers import (
     META_PAYMENT,
     META_REFUND,
     MalformedObject,
     charge_card,
-    money,
     payment_result,
     refund_result,
 )
