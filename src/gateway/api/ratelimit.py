@@ -182,6 +182,14 @@ def _refusal(quota: Quota, scope: Scope) -> ASGIApp:
     return response
 
 
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:  # the first, as Starlette's headers.get
+        if name == b"authorization":
+            scheme, _, secret = value.decode("latin-1").partition(" ")
+            return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
+    return None
+
+
 def _query_key(scope: Scope) -> str | None:
     """A browser's publishable key in the query (`key=pk_…`); no other key is taken from a URL."""
     query: bytes = scope.get("query_string", b"")
@@ -189,11 +197,3 @@ def _query_key(scope: Scope) -> str | None:
         return None
     key = query_key(query.decode("latin-1"))
     return key if key is not None and key.startswith("pk_") else None
-
-
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:  # the first, as Starlette's headers.get
-        if name == b"authorization":
-            scheme, _, secret = value.decode("latin-1").partition(" ")
-            return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
-    return None
