@@ -67,8 +67,9 @@ async def find_for_link(q: Queries, link_id: str, checkout_id: str) -> Payment |
 def mark_link_paid(tx: Tx, link_id: str) -> None:
     """A payment made from a link succeeded: the link's first success is its `paid_at` (which stops a
     single-use link). Written at the commit with the payment's move, in the same transaction."""
-    n = len(tx.deferred)
-    tx.defer(f"link_paid{n}", _LINK_PAID.format(p=f"link_paid{n}_id"), {f"link_paid{n}_id": link_id})
+    name = f"paid_{link_id}"  # once per link and transaction
+    if all(d[0] != name for d in tx.deferred):
+        tx.defer(name, _LINK_PAID.format(p=f"{name}_id"), {f"{name}_id": link_id})
 
 
 async def status_at(q: Queries, payment_id: str, provider: str, account_id: str) -> str | None:
