@@ -14,7 +14,7 @@ import pytest
 
 from gateway.payments import repository as payments
 from gateway.payments import state
-from payment_links.links import create_link, link_payments, slug_of
+from payment_links.links import create_link, key, link_payments, slug_of
 from support import Gateway, Merchant, assert_problem
 
 JSON = {"Accept": "application/json"}
@@ -50,6 +50,20 @@ async def succeed(gateway: Gateway, payment_id: str) -> None:
         payment = await payments.lock(tx, payment_id)
         assert payment is not None
         assert state.move(tx, payment, state.S.SUCCEEDED, source="webhook")
+
+
+async def confirm(
+    client: httpx.AsyncClient, merchant: Merchant, payment_id: str, method: str
+) -> dict[str, Any]:
+    """The merchant confirms the link's payment on the sandbox (the checkout page's path)."""
+    r = await client.post(
+        f"/v1/payments/{payment_id}/confirm",
+        json={"provider": "sandbox", "payment_method": method},
+        headers=merchant.auth | key(),
+    )
+    assert r.status_code in (200, 402), r.text
+    body = r.json()
+    return dict(body.get("payment", body))
 
 
 async def test_opening_a_link_makes_a_payment_and_sends_the_browser_to_its_checkout(
@@ -136,7 +150,10 @@ async def test_a_single_use_link_stops_after_its_first_success(
     assert await gateway.scalar("SELECT paid_at FROM payment_links WHERE id = :id", id=link["id"]) is None
 
     payment_id = (await payment_row(gateway, checkout))["id"]
-    await succeed(gateway, payment_id)
+    # A decline does not stop a single-use link; the customer retries the same payment.
+    assert (await confirm(client, merchant, payment_id, "pm_card_declined"))["status"] == "failed"
+    assert await gateway.scalar("SELECT paid_at FROM payment_links WHERE id = :id", id=link["id"]) is None
+    assert (await confirm(client, merchant, payment_id, "pm_success"))["status"] == "succeeded"
 
     # Set with the payment's move, in its transaction.
     paid_at = await gateway.scalar("SELECT paid_at FROM payment_links WHERE id = :id", id=link["id"])
@@ -271,6 +288,7 @@ async def test_the_payment_list_filters_by_link(
         r = await client.get("/v1/payments", params={"payment_link": link_id}, headers=merchant.auth)
         assert r.status_code == 200
         assert [p["id"] for p in r.json()["data"]] == ids[::-1]
+        assert {p["payment_link"] for p in r.json()["data"]} == {link_id}
     everything = await client.get("/v1/payments", params={"limit": 100}, headers=merchant.auth)
     assert len(everything.json()["data"]) == 4
     theirs = await client.get("/v1/payments", params={"payment_link": one["id"]}, headers=other_merchant.auth)
