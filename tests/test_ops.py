@@ -71,6 +71,7 @@ async def test_openapi_names_every_operation(client: httpx.AsyncClient) -> None:
         "provider",
         "reference",
         "customer_email",
+        "payment_link",
         "created_gte",
         "created_lt",
     ]

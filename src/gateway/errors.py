@@ -201,6 +201,18 @@ class PartialRefundNotSupported(GatewayError):
     status, code, title = 422, "partial_refund_not_supported", "The provider refunds only whole payments"
 
 
+class PaymentLinkExpired(GatewayError):
+    status, code, title = 410, "payment_link_expired", "The payment link has expired"
+
+
+class PaymentLinkInactive(GatewayError):
+    status, code, title = 410, "payment_link_inactive", "The payment link no longer takes payments"
+
+
+class AmountOutOfRange(GatewayError):
+    status, code, title = 422, "amount_out_of_range", "The amount is outside what the payment link allows"
+
+
 class UnsafeWebhookUrl(GatewayError):
     status, code, title = 422, "url_not_allowed", "The URL points at a private or local address"
 

@@ -28,6 +28,8 @@ from gateway.management.oauth_router import router as oauth_router
 from gateway.management.provider_accounts_router import router as provider_accounts_router
 from gateway.middleware import RequestIdMiddleware
 from gateway.openapi import install_openapi
+from gateway.payment_links.router import public as payment_link_pages
+from gateway.payment_links.router import router as payment_links_router
 from gateway.payments.router import reads as payment_reads
 from gateway.payments.router import router as payments_router
 from gateway.refunds.router import router as refunds_router
@@ -41,6 +43,7 @@ from gateway.webhooks.outbound.router import router as outbound_router
 TAGS = [
     {"name": "payments", "description": "Create payments on any provider, follow them, cancel them."},
     {"name": "refunds", "description": "Give money back: whole payments or parts, as often as is left."},
+    {"name": "payment links", "description": "URLs that make a payment when a customer opens them."},
     {"name": "events", "description": "The log of everything that happened, as the API showed it then."},
     {"name": "webhooks", "description": "Endpoints the payment providers call."},
     {"name": "webhook endpoints", "description": "Where the gateway sends signed events, and how that went."},
@@ -97,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         payment_reads,
         payments_router,
         refunds_router,
+        payment_links_router,
         stream_router,  # before events: /v1/events/stream is not an event id
         socket_router,  # WebSockets: /v1/payments/{id}/ws, /v1/events/ws
         events_router,
@@ -108,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         oauth_router,
     ):
         app.include_router(router, prefix="/v1")
+    app.include_router(payment_link_pages)  # /l/{slug}: the customer's, outside /v1 and its key limits
     if admin_router.enabled(settings):  # else /v1/admin does not exist: a plain 404
         app.include_router(admin_router.router, prefix="/v1")
 

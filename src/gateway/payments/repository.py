@@ -29,6 +29,11 @@ SELECT id FROM payments
 WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
 LIMIT 1
 """
+_FOR_LINK = f"SELECT {_C} FROM payments WHERE checkout_id = $1 AND payment_link_id = $2"
+# The payment_links table by name, so payments need not import payment_links (which builds on them).
+_LINK_PAID = (
+    "UPDATE payment_links SET paid_at = now(), updated_at = now() WHERE id = :{p} AND paid_at IS NULL"
+)
 _STATUS_AT = (
     "SELECT status FROM payments WHERE id = $1 AND provider = $2 AND coalesce(provider_account_id, '') = $3"
 )
@@ -52,6 +57,19 @@ async def lock(tx: Tx, payment_id: str) -> Payment | None:
     """The payment, its row lock held until the transaction ends (any caller, any merchant).
     Locks of a payment and its refunds are taken through refunds.repository.lock_refund's order."""
     return PAYMENTS.one(await tx.fetchrow(_LOCK, payment_id))
+
+
+async def find_for_link(q: Queries, link_id: str, checkout_id: str) -> Payment | None:
+    """The payment a payment link made that this checkout id names (a returning browser's)."""
+    return PAYMENTS.one(await q.fetchrow(_FOR_LINK, checkout_id, link_id))
+
+
+def mark_link_paid(tx: Tx, link_id: str) -> None:
+    """A payment made from a link succeeded: the link's first success is its `paid_at` (which stops a
+    single-use link). Written at the commit with the payment's move, in the same transaction."""
+    name = f"paid_{link_id}"  # once per link and transaction
+    if all(d[0] != name for d in tx.deferred):
+        tx.defer(name, _LINK_PAID.format(p=f"{name}_id"), {f"{name}_id": link_id})
 
 
 async def status_at(q: Queries, payment_id: str, provider: str, account_id: str) -> str | None:
@@ -86,6 +104,7 @@ async def list_payments(
     where.maybe("provider = {}", filters.provider)
     where.maybe("reference = {}", filters.reference)
     where.maybe("customer_email = {}", filters.customer_email)
+    where.maybe("payment_link_id = {}", filters.payment_link)
     where.created(filters.created_gte, filters.created_lt)
     return await paginate(q, PAYMENTS, where, cursor)
 

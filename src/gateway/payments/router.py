@@ -117,6 +117,7 @@ async def list_payments(request: Request, principal: PaymentsRead) -> Response:
         reference=query.reference,
         # An empty value is not an address: refused like any other (the document says format email).
         customer_email=_query_email(query.customer_email) if query.customer_email is not None else None,
+        payment_link=query.payment_link,
         created_gte=require_timezone("created_gte", query.created_gte),
         created_lt=require_timezone("created_lt", query.created_lt),
     )

@@ -334,6 +334,7 @@ class PaymentListQuery(BaseModel):
     provider: str | None = Field(None, max_length=32)
     reference: str | None = Field(None, max_length=255)
     customer_email: str | None = Field(None, max_length=320, json_schema_extra={"format": "email"})
+    payment_link: str | None = Field(None, max_length=40, description="A payment link id: its payments")
     created_gte: Timestamp | None = None
     created_lt: Timestamp | None = None
 
@@ -344,6 +345,7 @@ class PaymentFilters:
     provider: str | None = None
     reference: str | None = None
     customer_email: str | None = None
+    payment_link: str | None = None
     created_gte: datetime | None = None
     created_lt: datetime | None = None
 

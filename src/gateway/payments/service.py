@@ -136,7 +136,9 @@ class PaymentService:
         idempotency_key: str,
         fingerprint: str,
         request_id: str | None,
+        payment_link_id: str | None = None,
     ) -> Rendered:
+        """`payment_link_id`: the payment link it is made for (create_for_link), never from the API."""
         provider: PaymentProvider | None = None
         account_id: str | None = None
         if body.provider is not None:
@@ -149,6 +151,7 @@ class PaymentService:
                 payment_method=body.payment_method,
             )
         row = _new_row(principal, body, idempotency_key, fingerprint, provider, self.lease, account_id)
+        row.payment_link_id = payment_link_id
 
         failure: ProviderFailure | None = None
         async with self.db.transaction() as tx:
@@ -169,6 +172,32 @@ class PaymentService:
         return render_payment(
             await self._start(provider, payment), request_id, created=True, client_secret=True
         )
+
+    async def create_for_link(
+        self,
+        principal: Principal,
+        link_id: str,
+        *,
+        amount: int,
+        currency: str,
+        description: str | None,
+        idempotency_key: str,
+    ) -> Payment:
+        """A payment for a payment link's visitor (gateway.payment_links): the create path without a
+        provider (requires_payment_method), with `payment_link_id` set. The key is the caller's, new
+        per payment."""
+        body = PaymentCreate(amount=amount, currency=currency, description=description)
+        await self.create(
+            principal,
+            body,
+            idempotency_key=idempotency_key,
+            fingerprint=f"payment_link:{link_id}",
+            request_id=None,
+            payment_link_id=link_id,
+        )
+        payment = await repository.find_by_key(self.db, principal.merchant_id, idempotency_key)
+        assert payment is not None
+        return payment
 
     async def confirm(
         self, principal: Principal, payment_id: str, client_secret: str | None, confirmation: Confirmation

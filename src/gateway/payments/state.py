@@ -16,7 +16,7 @@ import structlog
 from gateway.db.database import Tx
 from gateway.events.repository import append_event
 from gateway.payments.models import Payment
-from gateway.payments.repository import mirror_attempt, save
+from gateway.payments.repository import mark_link_paid, mirror_attempt, save
 from gateway.payments.schemas import payment_json
 from gateway.providers.base import PaymentResult
 from gateway.providers.details import MethodDetails, MobileMoney, details_json
@@ -169,6 +169,8 @@ def _moved(
     _set(payment, changes)
     save(tx, payment, (changed or {}) | changes)
     mirror_attempt(tx, payment)
+    if target == S.SUCCEEDED and payment.payment_link_id is not None:
+        mark_link_paid(tx, payment.payment_link_id)  # a single-use link stops at its first success
     append_event(
         tx,
         merchant_id=payment.merchant_id,
