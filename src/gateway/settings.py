@@ -139,6 +139,9 @@ class RateLimitSettings(BaseModel):
     failed_auth: LimitText = "20/minute"
     # Per client IP, for /v1/admin/...
     admin: LimitText = "10/second"
+    # The hosted checkout's form posts (confirm), per checkout id and per client IP (it has no key).
+    checkout_per_checkout: LimitText = "10/minute"
+    checkout_per_address: LimitText = "30/minute"
 
 
 class AccountsSettings(BaseModel):
