@@ -27,6 +27,7 @@ from gateway.embedded import free_port
 class FakeDaraja:
     def __init__(self) -> None:
         self.pushes: list[dict[str, Any]] = []
+        self.checkouts: list[str] = []  # the CheckoutRequestID of each push, in order
         self.queries: list[dict[str, Any]] = []
         self.pushed = asyncio.Event()
         self._outcomes: dict[str, str] = {}  # CheckoutRequestID -> ResultCode, once the customer acted
@@ -60,6 +61,7 @@ class FakeDaraja:
         self._merchant_request[checkout] = merchant
         self._callback_url[checkout] = sent["CallBackURL"]
         self._amount[checkout] = int(sent["Amount"]) * 100
+        self.checkouts.append(checkout)
         self.pushed.set()
         return JSONResponse(
             {
