@@ -21,7 +21,7 @@ from gateway.embedded import EmbeddedServers, free_port
 from gateway.events.publisher import channel
 from gateway.main import create_app
 from gateway.settings import SandboxSettings, Settings, WebhookSettings
-from gateway.streams import service as streams
+from gateway.streams import feed
 from sse import Message, Stream
 from support import ACTION_DELAY, SANDBOX_SECRET, Gateway, Merchant, wait_for, with_sandbox
 
@@ -141,7 +141,7 @@ async def test_a_stream_on_one_gateway_receives_events_written_through_another(
 async def test_last_event_id_resumes_with_exactly_the_missed_events_then_goes_live(
     client: httpx.AsyncClient, merchant: Merchant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(streams, "REPLAY_BATCH", 3)  # the four missed events take two reads
+    monkeypatch.setattr(feed, "REPLAY_BATCH", 3)  # the four missed events take two reads
     seen = await pay(client, merchant)
     last_seen = (await log_oldest_first(client, merchant))[-1]
     assert (last_seen["type"], last_seen["data"]["object"]["id"]) == ("payment.succeeded", seen["id"])

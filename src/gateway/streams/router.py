@@ -13,6 +13,7 @@ from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
 from gateway.events.router import EventTypes, parse_types
 from gateway.payments.service import PaymentService
+from gateway.streams import feed
 from gateway.streams import service as streams
 
 router = APIRouter(route_class=GatewayRoute)
@@ -50,7 +51,7 @@ async def stream_events(
     type: EventTypes = None,
     last_event_id: LastEventId = None,
 ) -> Response:
-    last = streams.checked_last_event_id(last_event_id)
+    last = feed.checked_last_event_id(last_event_id)
     return await streams.merchant_stream(ctx, principal, parse_types(type), last)
 
 
@@ -76,9 +77,9 @@ async def stream_payment(
     principal: EventsRead,
     last_event_id: LastEventId = None,
 ) -> Response:
-    last = streams.checked_last_event_id(last_event_id)
+    last = feed.checked_last_event_id(last_event_id)
     payments: PaymentService = request.app.state.payments
-    view = await streams.payment_view(ctx, payments, principal, payment_id)
+    view = await feed.payment_view(ctx, payments, principal, payment_id)
     if view.already_sent_end(last):
         # EventSource clients reconnect when a stream ends; 204 is what tells them to stop.
         return Response(status_code=204)
