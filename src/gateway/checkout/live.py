@@ -1,65 +1,50 @@
 """The checkout's live updates, authorized by the checkout id alone and showing only the public
-subset of the payment (`payments/public.py`): Server-Sent Events from the merchant's Redis channel,
-and status.json for polling. The WebSocket is the streams core's (`serve_payment_socket`)."""
+subset of the payment (`payments/public.py`): the streams core's WebSocket and Server-Sent Events
+(the same Redis feed, in their public form), and status.json for polling."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-
 import orjson
-import structlog
-from redis.exceptions import RedisError
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 
-from gateway.checkout import service
 from gateway.context import AppContext
-from gateway.events.publisher import channel
-from gateway.payments import repository as payments_repo
 from gateway.payments.models import Payment
 from gateway.payments.public import public_payment_json
 from gateway.payments.service import PaymentService
-from gateway.streams.service import StreamInterrupted, Subscription, event_source
+from gateway.streams.feed import owner, payment_view
+from gateway.streams.service import payment_stream
+from gateway.streams.sockets import CLOSE_POLICY, serve_payment_socket
 
-log = structlog.get_logger("gateway.checkout")
 
-
-def public_json(payment: Payment, methods: list[str]) -> bytes:
-    return orjson.dumps(public_payment_json(payment, methods))
+async def _methods(payments: PaymentService, payment: Payment) -> list[str]:
+    return await payments.methods(payment.merchant_id, payment.livemode, payment.currency)
 
 
 async def status_response(payments: PaymentService, payment: Payment) -> Response:
-    methods = await payments.methods(payment.merchant_id, payment.livemode, payment.currency)
-    return Response(public_json(payment, methods), media_type="application/json")
+    body = orjson.dumps(public_payment_json(payment, await _methods(payments, payment)))
+    return Response(body, media_type="application/json")
 
 
 async def event_stream(ctx: AppContext, payments: PaymentService, payment: Payment) -> EventSourceResponse:
-    """The payment now, then again after each of its events, until its outcome is known. Subscribed
-    before the first read, so no change between the two is missed."""
-    sub = await Subscription(ctx.redis, channel(payment.merchant_id, payment.livemode)).open()
-    return event_source(ctx, _messages(ctx, payments, payment, sub), sub.closing)
+    """The payment now, then again at each change, until its outcome is known."""
+    principal = owner(payment.merchant_id, payment.livemode)
+    view = await payment_view(ctx, payments, principal, payment.id)
+    methods = await _methods(payments, payment)
+    return await payment_stream(ctx, payments, principal, view, None, public_methods=methods)
 
 
-async def _messages(
-    ctx: AppContext, payments: PaymentService, payment: Payment, sub: Subscription
-) -> AsyncGenerator[ServerSentEvent, None]:
-    checkout_id = payment.checkout_id
-    try:
-        current = await payments_repo.get_by_checkout_id(ctx.db, checkout_id)
-        assert current is not None
-        methods = await payments.methods(current.merchant_id, current.livemode, current.currency)
-        yield ServerSentEvent(data=public_json(current, methods).decode())
-        while current.status in service.OPEN or current.status == "requires_payment_method":
-            got = await sub.next()
-            if got is None:
-                return
-            obj = got[0].get("data", {}).get("object", {})
-            if obj.get("id") != payment.id and obj.get("payment") != payment.id:
-                continue
-            current = await payments_repo.get_by_checkout_id(ctx.db, checkout_id)
-            assert current is not None
-            yield ServerSentEvent(data=public_json(current, methods).decode())
-    except (StreamInterrupted, RedisError, OSError, TimeoutError) as e:
-        log.warning("stream_interrupted", stream="checkout", error=type(e).__name__)
-    finally:
-        await sub.close()
+def same_origin(ws: WebSocket) -> bool:
+    """A browser always sends Origin on a WebSocket handshake: only this page's own may connect."""
+    origin = ws.headers.get("origin")
+    return origin is None or origin.split("://", 1)[-1] == ws.headers.get("host")
+
+
+async def socket(ws: WebSocket, ctx: AppContext, payments: PaymentService, payment: Payment | None) -> None:
+    if payment is None or not same_origin(ws):
+        await ws.close(CLOSE_POLICY)
+        return
+    methods = await _methods(payments, payment)
+    await ws.accept()
+    await serve_payment_socket(ws, ctx, payment, public=True, methods=methods)

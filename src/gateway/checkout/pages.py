@@ -19,7 +19,7 @@ from gateway.checkout.service import MOBILE_MONEY, OPEN, REDIRECT, SANDBOX_SCENA
 PROMPT_SECONDS: Final = 90
 # The error codes a redirect back to the page may carry (?error=): anything else is shown as generic.
 # The first live channel the script tries: "ws" (then SSE, then polling) or "sse" (then polling).
-LIVE: Final = "sse"
+LIVE: Final = "ws"
 ERRORS: Final = frozenset(
     {"invalid_phone", "method_missing", "csrf", "rate_limited", "provider", "not_retryable", "generic"}
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Form, Path, Request, WebSocket
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.api.deps import Ctx
@@ -18,6 +18,7 @@ from gateway.checkout import live, pages, security, service
 from gateway.checkout.assets import response as asset_response
 from gateway.checkout.display import phone_format
 from gateway.checkout.i18n import Messages, pick_locale
+from gateway.context import AppContext
 from gateway.errors import GatewayError
 from gateway.payments.models import Payment
 from gateway.payments.service import Confirmation, PaymentService
@@ -167,6 +168,13 @@ async def checkout_events(request: Request, checkout_id: CheckoutId, ctx: Ctx) -
     if payment is None:
         return _secure(Response(status_code=404))
     return _secure(await live.event_stream(ctx, _payments(request), payment))
+
+
+@router.websocket("/{checkout_id}/ws")
+async def checkout_socket(ws: WebSocket, checkout_id: CheckoutId) -> None:
+    ctx: AppContext = ws.app.state.ctx
+    payments: PaymentService = ws.app.state.payments
+    await live.socket(ws, ctx, payments, await service.find(ctx, checkout_id))
 
 
 @router.get("/{checkout_id}/return")
