@@ -68,6 +68,8 @@ def upgrade() -> None:
         "payments", sa.Column("allow_retries", sa.Boolean(), server_default=sa.true(), nullable=False)
     )
     op.add_column("payments", sa.Column("payment_link_id", sa.String(40), nullable=True))
+    op.add_column("payments", sa.Column("attempt", sa.SmallInteger(), server_default="0", nullable=False))
+    op.add_column("payments", sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=True))
     op.create_foreign_key(
         op.f("fk_payments_payment_link_id_payment_links"),
         "payments",
@@ -120,6 +122,8 @@ def downgrade() -> None:
     op.drop_table("payment_attempts")
     op.drop_index("ix_payments_merchant_payment_link_id", table_name="payments")
     op.drop_constraint(op.f("fk_payments_payment_link_id_payment_links"), "payments", type_="foreignkey")
+    op.drop_column("payments", "attempted_at")
+    op.drop_column("payments", "attempt")
     op.drop_column("payments", "payment_link_id")
     op.drop_column("payments", "allow_retries")
     op.drop_column("payments", "locale")

@@ -181,6 +181,10 @@ class PaymentNotCancelable(GatewayError):
     status, code, title = 409, "payment_not_cancelable", "The payment can no longer be canceled"
 
 
+class PaymentAlreadyConfirmed(GatewayError):
+    status, code, title = 409, "payment_already_confirmed", "The payment was already confirmed"
+
+
 class PaymentNotRefundable(GatewayError):
     status, code, title = 409, "payment_not_refundable", "The payment cannot be refunded"
 

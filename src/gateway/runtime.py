@@ -21,6 +21,7 @@ from gateway.events.publisher import EventPublisher
 from gateway.idempotency.store import IdempotencyStore
 from gateway.merchants import tokens
 from gateway.merchants.service import Authenticator
+from gateway.payments.schemas import set_public_url
 from gateway.payments.service import PaymentService
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.catalog import build_registry
@@ -85,6 +86,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
     batcher = RedisBatcher(redis)
     publisher = EventPublisher(batcher)
     db = await Database.connect(settings.database_url, settings.database)
+    set_public_url(settings.base_url)  # payments' checkout_url
     # Committed events go live through Redis (and are counted); their outbound deliveries are written
     # with them.
     db.on_commit, db.event_followers = metrics.counting_events(publisher.publish_soon), FOLLOWERS

@@ -139,9 +139,10 @@ class RateLimitSettings(BaseModel):
     failed_auth: LimitText = "20/minute"
     # Per client IP, for /v1/admin/...
     admin: LimitText = "10/second"
-    # The hosted checkout's form posts (confirm), per checkout id and per client IP (it has no key).
-    checkout_per_checkout: LimitText = "10/minute"
-    checkout_per_address: LimitText = "30/minute"
+    # Confirms of one payment (POST /v1/payments/{id}/confirm and the checkout page's), whoever asks,
+    # and confirms from one client IP: a client secret or a phone number cannot be tried at speed.
+    confirm_per_payment: LimitText = "10/minute"
+    confirm_per_ip: LimitText = "30/minute"
 
 
 class AccountsSettings(BaseModel):

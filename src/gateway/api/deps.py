@@ -110,6 +110,9 @@ CurrentPrincipal = Annotated[Principal, Depends(BearerPrincipal(None, publishabl
 
 PaymentsRead = Annotated[Principal, Scoped(scopes.PAYMENTS_READ)]
 PaymentsWrite = Annotated[Principal, Scoped(scopes.PAYMENTS_WRITE)]
+# The two routes a browser may call with a publishable key and the payment's client secret.
+PaymentsReadOrClient = Annotated[Principal, Scoped(scopes.PAYMENTS_READ, publishable=True)]
+PaymentsConfirm = Annotated[Principal, Scoped(scopes.PAYMENTS_WRITE, publishable=True)]
 RefundsWrite = Annotated[Principal, Scoped(scopes.REFUNDS_WRITE)]
 EventsRead = Annotated[Principal, Scoped(scopes.EVENTS_READ)]
 WebhooksWrite = Annotated[Principal, Scoped(scopes.WEBHOOKS_WRITE)]

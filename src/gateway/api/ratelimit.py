@@ -165,3 +165,34 @@ def _bearer(scope: Scope) -> str | None:
             scheme, _, secret = value.decode("latin-1").partition(" ")
             return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
     return None
+
+
+async def check_confirm(ctx: AppContext, payment_id: str, address: str, request_id: str | None) -> None:
+    """Spends one confirm of the payment and one of the client's address (settings.rate_limits.
+    confirm_per_payment, confirm_per_ip); raises 429 rate_limited when either is spent. Redis away:
+    let through, as every limit (payments must not stop because the limiter cannot count)."""
+    limiter = ctx.rate_limits
+    if limiter is None:
+        return
+    checks = (
+        limiter.check(address, limiter.confirm_per_payment, "confirm", payment_id),
+        limiter.check(address, limiter.confirm_per_ip, "confirm_ip", address),
+    )
+    for check in checks:
+        try:
+            quota = await check.result()
+        except (RedisError, OSError) as e:
+            _CONFIRM_OUTAGES.warn("redis", e)
+            continue
+        if quota is not None and not quota.allowed:
+            for other in checks:
+                if other is not check:
+                    other.forget()
+            raise RateLimited(
+                f"Too many confirms (limit {quota.limit} per {quota.window} s); "
+                f"retry after {quota.retry_after} s.",
+                headers={"Retry-After": str(quota.retry_after)},
+            )
+
+
+_CONFIRM_OUTAGES = OutageLog("rate_limits_unavailable", "let_through_since_last_warning", "gateway.ratelimit")

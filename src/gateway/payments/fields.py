@@ -51,7 +51,7 @@ def _amount(v: int) -> int:
     return v
 
 
-def _phone(v: str) -> str:
+def normalize_phone(v: str) -> str:
     try:
         n = phonenumbers.parse(v, None)
     except phonenumbers.NumberParseException:
@@ -143,7 +143,7 @@ Metadata = TypeAliasType(
         ),
     ],
 )
-Phone = Annotated[str, Field(max_length=32), AfterValidator(_phone)]
+Phone = Annotated[str, Field(max_length=32), AfterValidator(normalize_phone)]
 Email = Annotated[
     str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(normalize_email)
 ]

@@ -77,6 +77,12 @@ payments = Table(
     # Whether a customer may confirm again after a failed attempt (an M-Pesa prompt that timed out).
     Column("allow_retries", Boolean, server_default=text("true"), nullable=False),
     Column("payment_link_id", String(40), ForeignKey("payment_links.id")),
+    # The number of the current attempt (payment_attempts.number; 0 until a confirm starts one): the
+    # provider hears of attempt n > 1 under its own key (`attempt_key`), so a retry is a new provider
+    # payment and a late answer about an earlier attempt is told apart.
+    Column("attempt", SmallInteger, server_default="0", nullable=False),
+    # When the current attempt started (NULL: at created_at): the rail's clock (its TTLs) runs from it.
+    timestamp("attempted_at"),
     # The database backstop of idempotency: one payment per (merchant, key), whatever Redis knows.
     UniqueConstraint("merchant_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -143,6 +149,8 @@ class Payment:
     locale: str | None = None
     allow_retries: bool = True
     payment_link_id: str | None = None
+    attempt: int = 0
+    attempted_at: datetime | None = None
 
 
 PAYMENTS = RowSpec(payments, Payment)

@@ -9,7 +9,7 @@ from gateway.db import query
 from gateway.db.database import Queries, Tx
 from gateway.db.query import Where, claim_due_for_reconcile, paginate
 from gateway.kit.pagination import Page
-from gateway.payments.models import PAYMENTS, Payment
+from gateway.payments.models import PAYMENT_ATTEMPTS, PAYMENTS, Payment, PaymentAttempt
 from gateway.payments.schemas import PaymentFilters
 
 _C = PAYMENTS.columns
@@ -88,6 +88,57 @@ async def list_payments(
     where.maybe("customer_email = {}", filters.customer_email)
     where.created(filters.created_gte, filters.created_lt)
     return await paginate(q, PAYMENTS, where, cursor)
+
+
+_A = PAYMENT_ATTEMPTS.columns
+_INSERT_ATTEMPT = PAYMENT_ATTEMPTS.insert_sql()
+_ATTEMPTS = f"SELECT {_A} FROM payment_attempts WHERE payment_id = $1 ORDER BY number"
+# Attempt n's row follows the payment while n is the payment's current attempt: written at the commit
+# with the payment's own update (one statement), named per payment so a second move replaces it.
+_MIRROR_ATTEMPT = """UPDATE payment_attempts SET status = :{n}_status, provider_reference = :{n}_reference,
+failure_code = :{n}_code, failure_message = :{n}_message, updated_at = now()
+WHERE payment_id = :{n}_payment AND number = :{n}_number"""
+_ATTEMPT_BY_REFERENCE = """
+SELECT payment_id, number FROM payment_attempts
+WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
+LIMIT 1
+"""
+
+
+async def insert_attempt(tx: Tx, attempt: PaymentAttempt) -> None:
+    await tx.execute(_INSERT_ATTEMPT, *PAYMENT_ATTEMPTS.values(attempt))
+
+
+async def list_attempts(q: Queries, payment_id: str) -> list[PaymentAttempt]:
+    return PAYMENT_ATTEMPTS.many(await q.fetch(_ATTEMPTS, payment_id))
+
+
+async def find_attempt_by_provider_reference(
+    q: Queries, provider: str, account_id: str, reference: str
+) -> tuple[str, int] | None:
+    """(payment id, attempt number) of the attempt the provider knows by `reference`."""
+    row = await q.fetchrow(_ATTEMPT_BY_REFERENCE, provider, reference, account_id)
+    return None if row is None else (row["payment_id"], row["number"])
+
+
+def mirror_attempt(tx: Tx, payment: Payment) -> None:
+    """Writes the payment's status, reference and failure to its current attempt's row at the commit."""
+    if payment.attempt < 1:
+        return
+    name = f"att_{payment.id}"
+    tx.deferred[:] = [d for d in tx.deferred if d[0] != name]
+    tx.defer(
+        name,
+        _MIRROR_ATTEMPT.format(n=name),
+        {
+            f"{name}_status": payment.status,
+            f"{name}_reference": payment.provider_reference,
+            f"{name}_code": payment.failure_code,
+            f"{name}_message": payment.failure_message,
+            f"{name}_payment": payment.id,
+            f"{name}_number": payment.attempt,
+        },
+    )
 
 
 def save(tx: Tx, payment: Payment, changes: dict[str, Any]) -> None:

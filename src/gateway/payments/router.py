@@ -10,9 +10,10 @@ from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
-from gateway.api.deps import PaymentsRead, PaymentsWrite
+from gateway.api.deps import PaymentsConfirm, PaymentsRead, PaymentsReadOrClient, PaymentsWrite
 from gateway.api.lean import LeanRoute
 from gateway.api.pagination import Paging, checked_page, require_timezone
+from gateway.api.ratelimit import check_confirm
 from gateway.api.responses import json_response
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses, query_parameters
@@ -21,16 +22,20 @@ from gateway.events.schemas import EventList, event_out
 from gateway.idempotency.guard import OptionalIdempotency, RequiredIdempotency
 from gateway.kit.pagination import Page
 from gateway.payments.fields import normalize_email
+from gateway.payments.public import PublicPaymentOut, public_payment_json
 from gateway.payments.schemas import (
+    PaymentAttemptList,
+    PaymentConfirm,
     PaymentCreate,
     PaymentFilters,
     PaymentList,
     PaymentListQuery,
     PaymentOut,
+    attempt_out,
     dump,
     payment_json,
 )
-from gateway.payments.service import PaymentService
+from gateway.payments.service import Confirmation, PaymentService, render_payment
 
 router = APIRouter(prefix="/payments", tags=["payments"], route_class=GatewayRoute)
 # The two hot reads (retrieve, list) on LeanRoute: FastAPI documents them, a lean handler runs them.
@@ -116,18 +121,86 @@ async def list_payments(request: Request, principal: PaymentsRead) -> Response:
     )
     page = Page(limit=query.limit, starting_after=query.starting_after, ending_before=query.ending_before)
     rows, has_more = await _service(request).list(principal, filters, checked_page(page, "pay"))
-    return _raw_json({"object": "list", "data": [payment_json(p) for p in rows], "has_more": has_more})
+    return _raw_json(
+        {"object": "list", "data": [payment_json(p, client_secret=True) for p in rows], "has_more": has_more}
+    )
+
+
+_CLIENT_SECRET_PARAMETER = {
+    "name": "client_secret",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 100},
+    "description": "The payment's client secret: with a publishable key (a browser), the answer is "
+    "the payment's public subset (PublicPaymentOut); a wrong or missing secret is 404. A secret or "
+    "restricted key needs none and gets the whole payment.",
+}
 
 
 @reads.get(
     "/{payment_id}",
     operation_id="retrieve_payment",
-    response_model=PaymentOut,
+    response_model=PaymentOut | PublicPaymentOut,
     summary="Retrieve a payment",
+    responses=error_responses(401, 403, 404),
+    openapi_extra={"parameters": [_CLIENT_SECRET_PARAMETER]},
+)
+async def retrieve_payment(
+    request: Request, payment_id: PaymentId, principal: PaymentsReadOrClient
+) -> Response:
+    service = _service(request)
+    if principal.key_type == "publishable":
+        secret = request.query_params.get("client_secret")
+        payment = await service.get_with_secret(principal, payment_id, secret)
+        methods = await service.methods(principal.merchant_id, principal.livemode, payment.currency)
+        return _raw_json(public_payment_json(payment, methods))
+    return _raw_json(payment_json(await service.get(principal, payment_id), client_secret=True))
+
+
+@router.post(
+    "/{payment_id}/confirm",
+    operation_id="confirm_payment",
+    response_model=PaymentOut | PublicPaymentOut,
+    summary="Choose the payment's rail and start it (a browser: publishable key and client secret)",
+    responses=error_responses(400, 401, 402, 403, 404, 409, 422, 429, 502, 504),
+)
+async def confirm_payment(
+    request: Request,
+    payment_id: PaymentId,
+    body: PaymentConfirm,
+    principal: PaymentsConfirm,
+    idem: RequiredIdempotency,
+) -> Response:
+    client = request.client
+    request_id = request.state.request_id
+    await check_confirm(request.app.state.ctx, payment_id, client.host if client else "unknown", request_id)
+    service = _service(request)
+    customer = body.customer
+    confirmation = Confirmation(
+        provider=body.provider,
+        payment_method=body.payment_method,
+        phone=customer.phone if customer else None,
+        email=customer.email if customer else None,
+    )
+    payment = await service.confirm(principal, payment_id, body.client_secret, confirmation)
+    if principal.key_type == "publishable":
+        methods = await service.methods(principal.merchant_id, principal.livemode, payment.currency)
+        rendered = render_payment(payment, request_id, view=public_payment_json(payment, methods))
+    else:
+        rendered = render_payment(payment, request_id, client_secret=True)
+    return await idem.respond(rendered.status, rendered.body, rendered.media_type)
+
+
+@router.get(
+    "/{payment_id}/attempts",
+    operation_id="list_payment_attempts",
+    response_model=PaymentAttemptList,
+    summary="The payment's attempts (each start of a rail), oldest first",
     responses=error_responses(401, 404),
 )
-async def retrieve_payment(request: Request, payment_id: PaymentId, principal: PaymentsRead) -> Response:
-    return _raw_json(payment_json(await _service(request).get(principal, payment_id)))
+async def list_payment_attempts(request: Request, payment_id: PaymentId, principal: PaymentsRead) -> Response:
+    rows = await _service(request).attempts(principal, payment_id)
+    return json_response(PaymentAttemptList(data=[attempt_out(a) for a in rows], has_more=False))
 
 
 @router.post(
@@ -141,7 +214,7 @@ async def cancel_payment(
     request: Request, payment_id: PaymentId, principal: PaymentsWrite, idem: RequiredIdempotency
 ) -> Response:
     payment = await _service(request).cancel(principal, payment_id)
-    return await idem.respond(200, dump(payment_json(payment)))
+    return await idem.respond(200, dump(payment_json(payment, client_secret=True)))
 
 
 @router.post(
@@ -155,7 +228,7 @@ async def sync_payment(
     request: Request, payment_id: PaymentId, principal: PaymentsWrite, idem: OptionalIdempotency
 ) -> Response:
     payment = await _service(request).sync(principal, payment_id)
-    return await idem.respond(200, dump(payment_json(payment)))
+    return await idem.respond(200, dump(payment_json(payment, client_secret=True)))
 
 
 @router.get(

@@ -15,6 +15,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
@@ -30,6 +31,7 @@ from gateway.payments.fields import (
     Phone,
 )
 
+Locale = TypeAliasType("Locale", Literal["en", "fr"])
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 
 
@@ -66,7 +68,14 @@ class PaymentCreate(BaseModel):
 
     amount: Amount
     currency: Currency
-    provider: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
+    provider: str | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="The rail; leave it out to let the customer choose (status requires_payment_method, "
+        "then POST /v1/payments/{id}/confirm)",
+    )
     payment_method: PaymentMethod | None = Field(
         None, min_length=1, max_length=100, description="Provider-specific method or token; never card data"
     )
@@ -75,6 +84,16 @@ class PaymentCreate(BaseModel):
     reference: str | None = Field(None, min_length=1, max_length=255, description="Your order id")
     metadata: Metadata = Field(default_factory=dict)
     return_url: str | None = Field(None, max_length=2048)
+    locale: Locale | None = Field(None, description="The checkout page's language")
+    allow_retries: bool = Field(
+        True, description="Whether the customer may confirm again after a failed attempt"
+    )
+
+    @model_validator(mode="after")
+    def _method_needs_provider(self) -> PaymentCreate:
+        if self.payment_method is not None and self.provider is None:
+            raise PydanticCustomError("missing_provider", "payment_method needs a provider")
+        return self
 
     @field_validator("return_url")
     @classmethod
@@ -82,6 +101,81 @@ class PaymentCreate(BaseModel):
         if v is not None and not _URL_RE.match(v):
             raise PydanticCustomError("invalid_url", "return_url must be an http(s) URL")
         return v
+
+
+class ConfirmCustomer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Phone | None = None
+    email: Email | None = None
+
+
+class PaymentConfirm(BaseModel):
+    """The rail the customer (or the merchant) chooses for a payment in requires_payment_method."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "client_secret": "pay_01j..._secret_...",
+                    "provider": "mpesa",
+                    "customer": {"phone": "+254712345678"},
+                }
+            ]
+        },
+    )
+
+    client_secret: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="The payment's client secret: required with a publishable key, ignored otherwise",
+    )
+    provider: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
+    payment_method: PaymentMethod | None = Field(
+        None, min_length=1, max_length=100, description="Provider-specific method or token; never card data"
+    )
+    customer: ConfirmCustomer | None = None
+
+
+class PaymentAttemptOut(BaseModel):
+    """One start of the payment's rail: a confirm, or the create that named its provider."""
+
+    id: str
+    object: Literal["payment_attempt"] = "payment_attempt"
+    payment: str
+    number: int = Field(description="1 for the first attempt, then 2, 3... for each retry")
+    provider: str
+    payment_method: str | None
+    provider_reference: str | None
+    status: PaymentStatus
+    failure_code: str | None
+    failure_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PaymentAttemptList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[PaymentAttemptOut]
+    has_more: bool
+
+
+def attempt_out(a: Any) -> PaymentAttemptOut:
+    return PaymentAttemptOut(
+        id=a.id,
+        payment=a.payment_id,
+        number=a.number,
+        provider=a.provider,
+        payment_method=a.payment_method,
+        provider_reference=a.provider_reference,
+        status=a.status,
+        failure_code=a.failure_code,
+        failure_message=a.failure_message,
+        created_at=a.created_at,
+        updated_at=a.updated_at,
+    )
 
 
 # What each kind of next action holds. Extra keys a provider adds are kept (extra="allow"), so
@@ -192,7 +286,7 @@ class PaymentOut(BaseModel):
     amount_refunded: int
     currency: str
     status: PaymentStatus
-    provider: str
+    provider: str | None = Field(description="The rail (null until the payment is confirmed)")
     payment_method: str | None
     payment_method_details: PaymentMethodDetails | None = Field(
         description="How the customer paid, once the provider has said (null until then)"
@@ -207,6 +301,14 @@ class PaymentOut(BaseModel):
     failure_code: str | None
     failure_message: str | None
     return_url: str | None
+    client_secret: str | None = Field(
+        description="The browser's right to read and confirm this payment (`pay_…_secret_…`): in "
+        "answers to a secret or restricted key only; null in events, webhooks and other views"
+    )
+    checkout_url: str = Field(description="The hosted checkout page of this payment")
+    locale: Locale | None
+    allow_retries: bool
+    payment_link: str | None = Field(description="The payment link (`plink_…`) that made it, if any")
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
@@ -246,10 +348,27 @@ class PaymentFilters:
     created_lt: datetime | None = None
 
 
-def payment_json(p: Any) -> dict[str, Any]:
+class _PublicUrl:
+    """Where customers reach this gateway (settings.base_url): the runtime sets it at start."""
+
+    base = "http://127.0.0.1:8000"
+
+
+def set_public_url(base_url: str) -> None:
+    _PublicUrl.base = base_url.rstrip("/")
+
+
+def checkout_url(p: Any) -> str:
+    return f"{_PublicUrl.base}/checkout/{p.checkout_id}"
+
+
+def payment_json(p: Any, *, client_secret: bool = False) -> dict[str, Any]:
     """The API's view of a payment (ORM object or row) as plain data: `PaymentOut`'s fields in its
     order with its values, timestamps as aware datetimes that `dump` (orjson, UTC as "Z") renders as
-    Pydantic does (tests hold the two byte-identical). Several times cheaper than the model."""
+    Pydantic does (tests hold the two byte-identical). Several times cheaper than the model.
+
+    `client_secret`: only answers to a secret or restricted key show it; events, webhooks, logs and
+    streams (the default) hold null."""
     next_action = p.next_action
     return {
         "id": p.id,
@@ -278,6 +397,11 @@ def payment_json(p: Any) -> dict[str, Any]:
         "failure_code": p.failure_code,
         "failure_message": p.failure_message,
         "return_url": p.return_url,
+        "client_secret": p.client_secret if client_secret else None,
+        "checkout_url": checkout_url(p),
+        "locale": p.locale,
+        "allow_retries": p.allow_retries,
+        "payment_link": p.payment_link_id,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
         "completed_at": p.completed_at,
@@ -288,7 +412,7 @@ def dump(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_UTC_Z)
 
 
-def payment_out(p: Any) -> PaymentOut:
+def payment_out(p: Any, *, client_secret: bool = False) -> PaymentOut:
     """The API's view of a payment row as the model (OpenAPI's schema; payment_json is its fast twin)."""
     return PaymentOut(
         id=p.id,
@@ -311,6 +435,11 @@ def payment_out(p: Any) -> PaymentOut:
         failure_code=p.failure_code,
         failure_message=p.failure_message,
         return_url=p.return_url,
+        client_secret=p.client_secret if client_secret else None,
+        checkout_url=checkout_url(p),
+        locale=p.locale,
+        allow_retries=p.allow_retries,
+        payment_link=p.payment_link_id,
         created_at=p.created_at,
         updated_at=p.updated_at,
         completed_at=p.completed_at,

@@ -8,16 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from pydantic_core import PydanticCustomError
 
-from gateway.db.database import Database
+from gateway.db.database import Database, Tx
 from gateway.errors import (
-    CurrencyNotSupported,
     GatewayError,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    InvalidEmail,
     InvalidPhone,
-    InvalidRequest,
     NotFound,
+    PaymentAlreadyConfirmed,
     PaymentNotCancelable,
     ProviderError,
     ProviderMisconfiguredError,
@@ -29,25 +30,23 @@ from gateway.errors import (
 from gateway.events import repository as event_log
 from gateway.events.models import Event
 from gateway.kit.ids import new_id
-from gateway.kit.money import format_amount
 from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
 from gateway.payments import repository, state
-from gateway.payments.models import Payment
+from gateway.payments.fields import normalize_email, normalize_phone
+from gateway.payments.models import Payment, PaymentAttempt
+from gateway.payments.rails import check_rail, payment_ref, rail_request, started_at
 from gateway.payments.schemas import PaymentCreate, PaymentFilters, dump, payment_json
 from gateway.payments.secrets import client_secret_matches, new_checkout_id, new_client_secret
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import (
-    Customer,
     PaymentProvider,
-    PaymentRef,
-    PaymentRequest,
     PaymentResult,
     ProviderFailure,
     ProviderMisconfigured,
     ProviderTimedOut,
-    RefundRef,
 )
+from gateway.providers.catalog import ACCOUNT_PROVIDERS
 
 log = structlog.get_logger("gateway.payments")
 
@@ -63,11 +62,33 @@ class Rendered:
     replayed: bool = False
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """What a confirm chooses: the rail, and what the customer gave it (phone in E.164 or as typed)."""
+
+    provider: str
+    payment_method: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+# Rails a customer may not choose from a browser: cash is recorded as collected by the merchant.
+MERCHANT_ONLY = frozenset({"cash"})
+
+
 def render_payment(
-    payment: Payment, request_id: str | None, *, created: bool = False, replayed: bool = False
+    payment: Payment,
+    request_id: str | None,
+    *,
+    created: bool = False,
+    replayed: bool = False,
+    client_secret: bool = False,
+    view: dict[str, Any] | None = None,
 ) -> Rendered:
-    """A declined payment answers 402 with the payment inside; anything else answers with the payment."""
-    out = payment_json(payment)
+    """A declined payment answers 402 with the payment inside; anything else answers with the payment.
+    `view`: the payment as this caller may see it (default: payment_json, with the client secret if
+    `client_secret`, for answers to a secret or restricted key)."""
+    out = view if view is not None else payment_json(payment, client_secret=client_secret)
     if payment.status == state.S.FAILED and payment.failure_code:
         body = problem_body(
             status=402,
@@ -79,46 +100,6 @@ def render_payment(
         )
         return Rendered(402, body, "application/problem+json", replayed)
     return Rendered(201 if created else 200, dump(out), replayed=replayed)
-
-
-def payment_ref(p: Payment) -> PaymentRef:
-    return PaymentRef(
-        payment_id=p.id,
-        provider_reference=p.provider_reference,
-        amount=p.amount,
-        currency=p.currency,
-        livemode=p.livemode,
-        created_at=p.created_at,
-        payment_method=p.payment_method,
-        receipt=p.provider_receipt,
-        customer_phone=p.customer_phone,
-    )
-
-
-def refund_ref(refund: Any, payment: Payment) -> RefundRef:
-    return RefundRef(
-        refund_id=refund.id,
-        provider_reference=refund.provider_reference,
-        payment=payment_ref(payment),
-        amount=refund.amount,
-        created_at=refund.created_at,
-    )
-
-
-def _request(p: Payment) -> PaymentRequest:
-    return PaymentRequest(
-        payment_id=p.id,
-        amount=p.amount,
-        currency=p.currency,
-        livemode=p.livemode,
-        created_at=p.created_at,
-        payment_method=p.payment_method,
-        customer=Customer(p.customer_name, p.customer_email, p.customer_phone, p.customer_location),
-        description=p.description,
-        reference=p.reference,
-        metadata=p.metadata_,
-        return_url=p.return_url,
-    )
 
 
 class PaymentService:
@@ -137,50 +118,56 @@ class PaymentService:
             raise ProviderUnknown(f"No provider named {payment.provider!r}.", param="provider")
         return provider
 
-    def _check(self, provider: PaymentProvider, body: PaymentCreate, livemode: bool) -> None:
-        if not provider.is_configured(livemode):
-            mode = "live" if livemode else "test"
-            raise ProviderNotConfigured(f"The {provider.name} provider has no {mode}-mode credentials.")
-        if body.currency not in provider.capabilities.currencies:
-            raise CurrencyNotSupported(
-                f"{provider.name} does not take {body.currency}.",
-                param="currency",
-                supported=sorted(provider.capabilities.currencies),
-            )
-        check_phone = provider.capabilities.check_phone
-        if check_phone is not None:
-            problem = check_phone(body.customer.phone if body.customer else None, livemode)
-            if problem is not None:
-                raise InvalidPhone(
-                    problem,
-                    errors=[{"loc": ["body", "customer", "phone"], "type": "invalid_phone", "msg": problem}],
-                )
-        caps = provider.capabilities
-        if body.amount % caps.amount_multiple_of:
-            step = format_amount(caps.amount_multiple_of, body.currency)
-            amount = format_amount(body.amount, body.currency)
-            raise InvalidRequest(
-                f"{provider.name} takes only multiples of {step}; {amount} is not one.",
-                errors=[
-                    {
-                        "loc": ["body", "amount"],
-                        "type": "amount_not_supported",
-                        "msg": f"must be a multiple of {caps.amount_multiple_of} ({step})",
-                    }
-                ],
-            )
-        methods = provider.capabilities.payment_methods
-        if methods is not None and body.payment_method is not None and body.payment_method not in methods:
-            raise InvalidRequest(
-                f"{provider.name} does not know the payment method {body.payment_method!r}.",
-                errors=[
-                    {
-                        "loc": ["body", "payment_method"],
-                        "type": "invalid_payment_method",
-                        "msg": f"one of: {', '.join(sorted(methods))}",
-                    }
-                ],
-            )
+    async def _rail(
+        self,
+        principal: Principal,
+        name: str,
+        *,
+        amount: int,
+        currency: str,
+        phone: str | None,
+        payment_method: str | None,
+    ) -> tuple[PaymentProvider, str | None]:
+        """The adapter (and the merchant's account) a rail is started through, once the request is
+        one it can take: the same checks for a create with a provider and a confirm."""
+        provider, account_id = await self.registry.for_new_payment(
+            principal.merchant_id, name, principal.livemode
+        )
+        check_rail(
+            provider,
+            amount=amount,
+            currency=currency,
+            phone=phone,
+            payment_method=payment_method,
+            livemode=principal.livemode,
+        )
+        return provider, account_id
+
+    async def _start_in_tx(
+        self, tx: Tx, provider: PaymentProvider, payment: Payment
+    ) -> ProviderFailure | None:
+        """An in-process rail (cash, the sandbox) answers inside the transaction that starts it: a
+        crash before the commit leaves no trace anywhere (one commit per payment)."""
+        try:
+            result = await provider.create_payment(rail_request(payment))
+        except ProviderFailure as e:
+            payment.provider_lease_until = None
+            repository.save(tx, payment, {"provider_lease_until": None})
+            return e
+        state.apply_result(tx, payment, result, source="api")
+        return None
+
+    async def _start(self, provider: PaymentProvider, payment: Payment) -> Payment:
+        """Calls the provider for a committed, leased payment and applies its answer. The row is
+        committed before the provider hears of it: a crash from here on leaves a row to resume (a
+        retry with the same key, or the reconciler)."""
+        try:
+            result = await provider.create_payment(rail_request(payment))
+        except ProviderFailure as e:
+            async with self.db.transaction() as tx:
+                await repository.release_provider_lease(tx, payment.id)
+            raise provider_error(e, payment) from e
+        return await self._apply(payment.id, result)
 
     async def create(
         self,
@@ -191,10 +178,17 @@ class PaymentService:
         fingerprint: str,
         request_id: str | None,
     ) -> Rendered:
-        provider, account_id = await self.registry.for_new_payment(
-            principal.merchant_id, body.provider, principal.livemode
-        )
-        self._check(provider, body, principal.livemode)
+        provider: PaymentProvider | None = None
+        account_id: str | None = None
+        if body.provider is not None:
+            provider, account_id = await self._rail(
+                principal,
+                body.provider,
+                amount=body.amount,
+                currency=body.currency,
+                phone=body.customer.phone if body.customer else None,
+                payment_method=body.payment_method,
+            )
         row = _new_row(principal, body, idempotency_key, fingerprint, provider, self.lease, account_id)
 
         failure: ProviderFailure | None = None
@@ -202,33 +196,122 @@ class PaymentService:
             payment = await repository.insert(tx, row)
             if payment is not None:
                 state.record_created(tx, payment, source="api")
-                if provider.capabilities.in_process:
-                    # Nothing leaves the process: the answer is applied in the creating transaction,
-                    # so a crash before the commit leaves no trace anywhere (one commit per payment).
-                    try:
-                        result = await provider.create_payment(_request(payment))
-                    except ProviderFailure as e:
-                        failure = e
-                        await repository.release_provider_lease(tx, payment.id)
-                    else:
-                        state.apply_result(tx, payment, result, source="api")
-                        return render_payment(payment, request_id, created=True)
-        if failure is not None:
-            assert payment is not None  # only an inserted payment meets the provider
-            raise provider_error(failure, payment) from failure
+                if provider is not None and provider.capabilities.in_process:
+                    failure = await self._start_in_tx(tx, provider, payment)
+        if payment is not None and (provider is None or provider.capabilities.in_process):
+            if failure is not None:
+                raise provider_error(failure, payment) from failure
+            return render_payment(payment, request_id, created=True, client_secret=True)
         if payment is None:
             payment = await self._resume(principal, idempotency_key, fingerprint)
-            if payment.status != state.S.PENDING:
-                return render_payment(payment, request_id, created=True, replayed=True)
-        # The row is committed before the provider hears of it: a crash from here on leaves a row to
-        # resume (a retry with the same key, or the reconciler).
-        try:
-            result = await provider.create_payment(_request(payment))
-        except ProviderFailure as e:
-            async with self.db.transaction() as tx:
-                await repository.release_provider_lease(tx, payment.id)
-            raise provider_error(e, payment) from e
-        return render_payment(await self._apply(payment.id, result), request_id, created=True)
+            if payment.status != state.S.PENDING or payment.attempt > 0:
+                return render_payment(payment, request_id, created=True, replayed=True, client_secret=True)
+        assert provider is not None  # a payment without a rail is never pending
+        return render_payment(
+            await self._start(provider, payment), request_id, created=True, client_secret=True
+        )
+
+    async def confirm(
+        self, principal: Principal, payment_id: str, client_secret: str | None, confirmation: Confirmation
+    ) -> Payment:
+        """Chooses the payment's rail and starts it as a create with that provider would: the same
+        checks (422s), the same account routing, lease and provider call, its answer applied through
+        the state machine. Each confirm is an attempt (payment_attempts); a payment that left
+        requires_payment_method is 409 payment_already_confirmed, unless it failed and the merchant
+        allows retries: then a new attempt, which the provider knows under a key of its own."""
+        payment = await self.get_with_secret(principal, payment_id, client_secret)
+        _confirmable(payment)
+        if principal.key_type == "publishable" and confirmation.provider in MERCHANT_ONLY:
+            raise ProviderNotConfigured(
+                f"{confirmation.provider} payments are recorded by the merchant, not confirmed by the "
+                "customer.",
+                param="provider",
+            )
+        phone = _checked_phone(confirmation.phone) if confirmation.phone else payment.customer_phone
+        email = _checked_email(confirmation.email) if confirmation.email else payment.customer_email
+        provider, account_id = await self._rail(
+            principal,
+            confirmation.provider,
+            amount=payment.amount,
+            currency=payment.currency,
+            phone=phone,
+            payment_method=confirmation.payment_method,
+        )
+        failure: ProviderFailure | None = None
+        async with self.db.transaction() as tx:
+            locked = await repository.lock(tx, payment.id)
+            assert locked is not None
+            payment = locked
+            _confirmable(payment)  # another confirm may have won the row meanwhile
+            now = datetime.now(UTC)
+            if payment.attempt == 0 and payment.provider is not None:
+                # Created with its rail: that was attempt 1; it is recorded now, before the retry.
+                await repository.insert_attempt(tx, _attempt_row(payment, 1, payment.created_at))
+                payment.attempt = 1
+            number = payment.attempt + 1
+            changed: dict[str, Any] = {
+                "provider": provider.name,
+                "payment_method": confirmation.payment_method,
+                "provider_account_id": account_id,
+                "customer_phone": phone,
+                "customer_email": email,
+                "provider_reference": None,
+                "provider_receipt": None,
+                "payment_method_details": None,
+                "attempt": number,
+                "attempted_at": now,
+                "provider_lease_until": now + self.lease,
+                "next_reconcile_at": now + timedelta(seconds=provider.capabilities.reconcile_after_seconds),
+                "reconcile_attempts": 0,
+            }
+            await repository.insert_attempt(
+                tx,
+                PaymentAttempt(
+                    id=new_id("att"),
+                    payment_id=payment.id,
+                    number=number,
+                    provider=provider.name,
+                    payment_method=confirmation.payment_method,
+                    provider_account_id=account_id,
+                    provider_reference=None,
+                    status=state.S.PENDING,
+                    failure_code=None,
+                    failure_message=None,
+                    created_at=now,
+                    updated_at=now,
+                ),
+            )
+            state.start_attempt(tx, payment, changed, source="api")
+            log.info("payment_confirmed", payment_id=payment.id, provider=provider.name, attempt=number)
+            if provider.capabilities.in_process:
+                failure = await self._start_in_tx(tx, provider, payment)
+        if provider.capabilities.in_process:
+            if failure is not None:
+                raise provider_error(failure, payment) from failure
+            return payment
+        return await self._start(provider, payment)
+
+    async def methods(self, merchant_id: str, livemode: bool, currency: str) -> list[str]:
+        """The providers this merchant can be paid through by a customer, for that currency and mode:
+        its own active accounts (or the deployment's, where accounts are shared); the sandbox only in
+        test mode; never cash (a customer cannot declare cash paid: the merchant records it)."""
+        found: list[str] = []
+        for name in self.registry.names():
+            provider = self.registry.get(name)
+            if name in MERCHANT_ONLY or provider is None or currency not in provider.capabilities.currencies:
+                continue
+            account_id = (
+                await self.registry.active_account(merchant_id, name, livemode)
+                if name in ACCOUNT_PROVIDERS
+                else None
+            )
+            if self.registry.configured(name, livemode, account_id):
+                found.append(name)
+        return found
+
+    async def attempts(self, principal: Principal, payment_id: str) -> list[PaymentAttempt]:
+        await self.get(principal, payment_id)
+        return await repository.list_attempts(self.db, payment_id)
 
     async def _resume(self, principal: Principal, key: str, fingerprint: str) -> Payment:
         """A retry of a key whose payment exists: its payment, leased to this request if still pending."""
@@ -239,8 +322,8 @@ class PaymentService:
                 raise IdempotencyKeyReused(
                     "This Idempotency-Key was already used with a different request; use a new key."
                 )
-            if payment.status != state.S.PENDING:
-                return payment
+            if payment.status != state.S.PENDING or payment.attempt > 0:
+                return payment  # settled, or since confirmed: the confirm's own path owns its rail
             # A retry of a request that never heard back from the provider: resume it, once at a time.
             if not await repository.claim_provider_lease(tx, payment.id, datetime.now(UTC) + self.lease):
                 raise IdempotencyKeyInUse(
@@ -293,6 +376,16 @@ class PaymentService:
             raise PaymentNotCancelable(
                 f"A payment with status {payment.status!r} cannot be canceled.", status_now=payment.status
             )
+        if payment.provider is None:  # no rail yet: nothing to tell any provider
+            async with self.db.transaction() as tx:
+                locked = await repository.lock(tx, payment.id)
+                assert locked is not None
+                state.move(tx, locked, state.S.CANCELED, source="api")
+            if locked.status != state.S.CANCELED:
+                raise PaymentNotCancelable(
+                    f"A payment with status {locked.status!r} cannot be canceled.", status_now=locked.status
+                )
+            return locked
         provider = await self._provider(payment)
         if not provider.capabilities.cancel:
             raise PaymentNotCancelable(f"{payment.provider} payments cannot be canceled.")
@@ -316,15 +409,66 @@ class PaymentService:
             raise provider_error(e, payment) from e
 
 
+def _confirmable(payment: Payment) -> None:
+    if payment.status == state.S.REQUIRES_PAYMENT_METHOD:
+        return
+    if payment.status == state.S.FAILED and payment.allow_retries:
+        return  # a definitive no from the provider: the customer may try again
+    raise PaymentAlreadyConfirmed(
+        f"This payment was already confirmed (status {payment.status!r})"
+        + ("; it does not allow retries." if payment.status == state.S.FAILED else "."),
+        status_now=payment.status,
+    )
+
+
+def _checked_phone(value: str) -> str:
+    try:
+        return normalize_phone(value)
+    except PydanticCustomError as e:
+        raise InvalidPhone(
+            str(e), errors=[{"loc": ["body", "customer", "phone"], "type": "invalid_phone", "msg": str(e)}]
+        ) from e
+
+
+def _checked_email(value: str) -> str:
+    try:
+        return normalize_email(value)
+    except PydanticCustomError as e:
+        raise InvalidEmail(
+            str(e), errors=[{"loc": ["body", "customer", "email"], "type": "invalid_email", "msg": str(e)}]
+        ) from e
+
+
+def _attempt_row(payment: Payment, number: int, at: datetime) -> PaymentAttempt:
+    """The attempt a payment is on now, as a row (a payment created with its rail, before a retry)."""
+    assert payment.provider is not None
+    return PaymentAttempt(
+        id=new_id("att"),
+        payment_id=payment.id,
+        number=number,
+        provider=payment.provider,
+        payment_method=payment.payment_method,
+        provider_account_id=payment.provider_account_id,
+        provider_reference=payment.provider_reference,
+        status=payment.status,
+        failure_code=payment.failure_code,
+        failure_message=payment.failure_message,
+        created_at=at,
+        updated_at=payment.updated_at,
+    )
+
+
 def _new_row(
     principal: Principal,
     body: PaymentCreate,
     key: str,
     fingerprint: str,
-    provider: PaymentProvider,
+    provider: PaymentProvider | None,
     lease: timedelta,
     account_id: str | None,
 ) -> Payment:
+    """A new payment: pending and leased to this request when it names its rail; else waiting for a
+    confirm (requires_payment_method: no lease, nothing for the reconciler to ask)."""
     now = datetime.now(UTC)
     customer = body.customer
     payment_id = new_id("pay")
@@ -335,7 +479,7 @@ def _new_row(
         amount=body.amount,
         amount_refunded=0,
         currency=body.currency,
-        status=state.S.PENDING,
+        status=state.S.PENDING if provider is not None else state.S.REQUIRES_PAYMENT_METHOD,
         provider=body.provider,
         payment_method=body.payment_method,
         customer_name=customer.name if customer else None,
@@ -352,8 +496,12 @@ def _new_row(
         failure_message=None,
         idempotency_key=key,
         request_fingerprint=fingerprint,
-        provider_lease_until=now + lease,
-        next_reconcile_at=now + timedelta(seconds=provider.capabilities.reconcile_after_seconds),
+        provider_lease_until=now + lease if provider is not None else None,
+        next_reconcile_at=(
+            now + timedelta(seconds=provider.capabilities.reconcile_after_seconds)
+            if provider is not None
+            else None
+        ),
         reconcile_attempts=0,
         created_at=now,
         updated_at=now,
@@ -363,6 +511,8 @@ def _new_row(
         provider_account_id=account_id,
         client_secret=new_client_secret(payment_id),
         checkout_id=new_checkout_id(),
+        locale=body.locale,
+        allow_retries=body.allow_retries,
     )
 
 
@@ -387,7 +537,7 @@ async def sync_payment(db: Database, registry: Providers, payment_id: str, *, so
         if (
             payment.status == state.S.REQUIRES_ACTION
             and ttl is not None
-            and payment.created_at + timedelta(seconds=ttl) <= datetime.now(UTC)
+            and started_at(payment) + timedelta(seconds=ttl) <= datetime.now(UTC)
         ):
             # The provider, just asked, still waits for the customer, and the customer's time is up.
             state.move(tx, payment, state.S.EXPIRED, source=source)

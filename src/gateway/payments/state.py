@@ -16,7 +16,7 @@ import structlog
 from gateway.db.database import Tx
 from gateway.events.repository import append_event
 from gateway.payments.models import Payment
-from gateway.payments.repository import save
+from gateway.payments.repository import mirror_attempt, save
 from gateway.payments.schemas import payment_json
 from gateway.providers.base import PaymentResult
 from gateway.providers.details import MethodDetails, MobileMoney, details_json
@@ -124,6 +124,38 @@ def move(
     if not can_move(payment.status, target):
         _reject(tx, payment, target, source=source, reason="illegal_transition")
         return False
+    _moved(
+        tx,
+        payment,
+        target,
+        source=source,
+        failure_code=failure_code,
+        failure_message=failure_message,
+        changed=changed,
+    )
+    return True
+
+
+def start_attempt(tx: Tx, payment: Payment, changed: dict[str, Any], *, source: str) -> None:
+    """The confirm path's move into a new attempt (`changed`: its rail, its number, already set on
+    `payment`): requires_payment_method -> pending, or failed -> pending when the merchant allows
+    retries. Only this function leaves `failed`: for webhooks and the reconciler it stays final."""
+    assert payment.status in (S.REQUIRES_PAYMENT_METHOD, S.FAILED), payment.status
+    changes = changed | {"failure_code": None, "failure_message": None, "completed_at": None}
+    _set(payment, changes)
+    _moved(tx, payment, S.PENDING, source=source, changed=changes)
+
+
+def _moved(
+    tx: Tx,
+    payment: Payment,
+    target: str,
+    *,
+    source: str,
+    failure_code: str | None = None,
+    failure_message: str | None = None,
+    changed: dict[str, Any] | None = None,
+) -> None:
     previous = payment.status
     now = datetime.now(UTC)
     changes: dict[str, Any] = {"status": target, "updated_at": now, "provider_lease_until": None}
@@ -136,6 +168,7 @@ def move(
         changes["completed_at"] = now
     _set(payment, changes)
     save(tx, payment, (changed or {}) | changes)
+    mirror_attempt(tx, payment)
     append_event(
         tx,
         merchant_id=payment.merchant_id,
@@ -148,7 +181,6 @@ def move(
         data=payment_json(payment),
     )
     log.info("payment_status_changed", payment_id=payment.id, previous=previous, status=target, source=source)
-    return True
 
 
 def apply_result(tx: Tx, payment: Payment, result: PaymentResult, *, source: str) -> bool:
@@ -189,6 +221,8 @@ def apply_result(tx: Tx, payment: Payment, result: PaymentResult, *, source: str
         changed["provider_lease_until"] = None
         _set(payment, changed)
         save(tx, payment, changed)
+        if "provider_reference" in changed:
+            mirror_attempt(tx, payment)
     return moved
 
 
