@@ -105,7 +105,7 @@ async def checkout_confirm(
     if not security.csrf_ok(payment.client_secret, checkout_id, nonce, csrf_token):
         return _back(checkout_id, "csrf")
     client = request.client.host if request.client else "unknown"
-    if not await service.within_limits(ctx, checkout_id, client):
+    if not await service.within_limits(ctx, payment, client):
         return _back(checkout_id, "rate_limited")
     checkout = await service.load(ctx, _payments(request), payment)
     if not checkout.can_confirm:

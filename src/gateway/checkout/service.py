@@ -8,15 +8,12 @@ and the payment's client secret, which never leaves the server.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Final
 
-from limits import RateLimitItem
-from limits import parse as parse_limit
-from redis.exceptions import RedisError
-
+from gateway.api.ratelimit import check_confirm
 from gateway.context import AppContext
+from gateway.errors import RateLimited
 from gateway.merchants import repository as merchants
 from gateway.merchants.service import Principal
 from gateway.payments import repository as payments_repo
@@ -76,26 +73,11 @@ async def confirm(payments: PaymentService, payment: Payment, confirmation: Conf
     return await payments.confirm(principal_of(payment), payment.id, payment.client_secret, confirmation)
 
 
-async def within_limits(ctx: AppContext, checkout_id: str, address: str) -> bool:
-    """Spends one confirm of the checkout's quota and one of the address's; False when either is
-    spent. Redis away: allowed (the limits fail open, as the API's do)."""
-    limiter = ctx.rate_limits
-    if limiter is None:
-        return True
-    settings = ctx.settings.rate_limits
+async def within_limits(ctx: AppContext, payment: Payment, address: str) -> bool:
+    """Spends one confirm of the payment's quota and one of the address's, the same quotas as
+    POST /v1/payments/{id}/confirm (settings.rate_limits.confirm_per_payment, confirm_per_ip)."""
     try:
-        for item, ident in (
-            (_parse(settings.checkout_per_checkout), ("checkout", checkout_id)),
-            (_parse(settings.checkout_per_address), ("checkout-address", address)),
-        ):
-            quota = await limiter.check(address, item, *ident).result()
-            if quota is not None and not quota.allowed:
-                return False
-    except (RedisError, OSError):
-        return True
+        await check_confirm(ctx, payment.id, address, None)
+    except RateLimited:
+        return False
     return True
-
-
-@functools.cache
-def _parse(text: str) -> RateLimitItem:
-    return parse_limit(text)
