@@ -81,8 +81,8 @@ class PhoneFormat:
         return rf"\+?{self.dial_code}[0-9]{{{n}}}|0[0-9]{{{n}}}"
 
     def normalize(self, raw: str) -> str | None:
-        """`+254 712 345 678`, `0712345678`, `254712345678` -> `254712345678`; None if not a number
-        of this country."""
+        """`+254 712 345 678`, `0712345678`, `254712345678` -> `+254712345678` (E.164, as the
+        providers take customer.phone); None if not a number of this country."""
         digits = "".join(ch for ch in raw if not ch.isspace() and ch not in "-().")
         digits = digits.removeprefix("+")
         if not digits.isdigit() or not digits.isascii():
@@ -90,7 +90,7 @@ class PhoneFormat:
         if digits.startswith("0") and len(digits) == self.national_digits + 1:
             digits = self.dial_code + digits[1:]
         if digits.startswith(self.dial_code) and len(digits) == len(self.dial_code) + self.national_digits:
-            return digits
+            return "+" + digits
         return None
 
 

@@ -8,9 +8,10 @@ endpoints the checkout id authorizes: a WebSocket, Server-Sent Events, then poll
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 import structlog
-from fastapi import APIRouter, Form, Path, Request, WebSocket
+from fastapi import APIRouter, Path, Request, WebSocket
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.api.deps import Ctx
@@ -88,16 +89,10 @@ async def checkout_page(request: Request, checkout_id: CheckoutId, ctx: Ctx) -> 
 
 
 @router.post("/{checkout_id}")
-async def checkout_confirm(
-    request: Request,
-    checkout_id: CheckoutId,
-    ctx: Ctx,
-    csrf_token: Annotated[str | None, Form(max_length=128)] = None,
-    method: Annotated[str | None, Form(max_length=40)] = None,
-    scenario: Annotated[str | None, Form(max_length=40)] = None,
-    phone: Annotated[str | None, Form(max_length=40)] = None,
-    email: Annotated[str | None, Form(max_length=200)] = None,
-) -> Response:
+async def checkout_confirm(request: Request, checkout_id: CheckoutId, ctx: Ctx) -> Response:
+    form = await _form(request)
+    csrf_token, method, scenario = form.get("csrf_token"), form.get("method"), form.get("scenario")
+    phone, email = form.get("phone"), form.get("email")
     payment = await service.find(ctx, checkout_id)
     if payment is None:
         return _not_found(request)
@@ -125,6 +120,18 @@ async def checkout_confirm(
         # A redirect rail: straight to the provider's page, which brings the customer back here.
         return _secure(RedirectResponse(url, status_code=303))
     return _back(checkout_id)
+
+
+_FIELDS = {"csrf_token": 128, "method": 40, "scenario": 40, "phone": 40, "email": 200}
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The form's fields (application/x-www-form-urlencoded, as a browser posts it): the known ones,
+    each cut at its length; anything else is ignored."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return {}
+    pairs = parse_qsl((await request.body()).decode("utf-8", "replace"), max_num_fields=20)
+    return {k: v[: _FIELDS[k]] for k, v in reversed(pairs) if k in _FIELDS}
 
 
 def _confirmation(
