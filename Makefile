@@ -10,7 +10,7 @@ STAMP := $(VENV)/.synced
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
-	@echo "make test   run the whole test suite against real PostgreSQL and Redis"
+	@echo "make test   run the whole test suite against real PostgreSQL and Redis (installs chromium for tests/browser)"
 	@echo "make faults only the fault suite (tests/faults/; part of make test too): kills and outages"
 	@echo "make lint   ruff, mypy and the import-layering contracts"
 	@echo "make api-check  a generated client and schemathesis against the live gateway's OpenAPI (~5 min)"
