@@ -38,7 +38,7 @@ async def create(client: httpx.AsyncClient, merchant: Merchant, **body: Any) -> 
 
 
 def path_of(payment: dict[str, Any]) -> str:
-    return urlsplit(payment["checkout_url"]).path
+    return str(urlsplit(payment["checkout_url"]).path)
 
 
 async def open_page(client: httpx.AsyncClient, payment: dict[str, Any]) -> tuple[httpx.Response, str]:
