@@ -32,7 +32,12 @@ from gateway.settings import (
 from support import ADMIN_TOKEN, JWT_KEYS, RETRY_SCHEDULE, SECRETS_KEYS, Gateway, Merchant
 
 UNREACHED_LIMITS = RateLimitSettings(
-    live="100000/second", test="100000/second", failed_auth="1000000/minute", admin="100000/second"
+    live="100000/second",
+    test="100000/second",
+    failed_auth="1000000/minute",
+    admin="100000/second",
+    confirm_per_payment="100000/minute",
+    confirm_per_ip="100000/minute",
 )
 
 

@@ -89,7 +89,8 @@ class _Metrics:
         )
         self.webhooks_processed = Counter(
             "gateway_inbound_webhooks_processed_total",
-            "Stored provider webhook events processed: processed, no_change, ignored, unmatched, failed.",
+            "Stored provider webhook events processed: processed, no_change, ignored, unmatched, stale, "
+            "failed.",
             ("provider", "outcome"),
             registry=None,
         )

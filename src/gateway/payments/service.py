@@ -1,4 +1,5 @@
-"""Payments: create, read, list, cancel and sync, over the provider registry and the state machine."""
+"""Payments: create, confirm, read, list, cancel and sync, over the provider registry and the state
+machine (answers.py renders them, sync.py asks providers, rails.py checks and addresses a rail)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pydantic_core import PydanticCustomError
 
 from gateway.db.database import Database, Tx
 from gateway.errors import (
-    GatewayError,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InvalidEmail,
@@ -20,12 +20,8 @@ from gateway.errors import (
     NotFound,
     PaymentAlreadyConfirmed,
     PaymentNotCancelable,
-    ProviderError,
-    ProviderMisconfiguredError,
     ProviderNotConfigured,
-    ProviderTimeout,
     ProviderUnknown,
-    problem_body,
 )
 from gateway.events import repository as event_log
 from gateway.events.models import Event
@@ -33,33 +29,22 @@ from gateway.kit.ids import new_id
 from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
 from gateway.payments import repository, state
+from gateway.payments.answers import Rendered, provider_error, render_payment
 from gateway.payments.fields import normalize_email, normalize_phone
 from gateway.payments.models import Payment, PaymentAttempt
-from gateway.payments.rails import check_rail, payment_ref, rail_request, started_at
-from gateway.payments.schemas import PaymentCreate, PaymentFilters, dump, payment_json
+from gateway.payments.rails import check_rail, payment_ref, rail_request
+from gateway.payments.schemas import PaymentCreate, PaymentFilters
 from gateway.payments.secrets import client_secret_matches, new_checkout_id, new_client_secret
+from gateway.payments.sync import sync_payment
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import (
     PaymentProvider,
     PaymentResult,
     ProviderFailure,
-    ProviderMisconfigured,
-    ProviderTimedOut,
 )
 from gateway.providers.catalog import ACCOUNT_PROVIDERS
 
 log = structlog.get_logger("gateway.payments")
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A finished answer: the status and the exact bytes the client gets (and a replay repeats)."""
-
-    status: int
-    body: bytes
-    media_type: str = "application/json"
-    # The answer repeats an earlier request's (found in PostgreSQL, Redis having forgotten it).
-    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,32 +59,6 @@ class Confirmation:
 
 # Rails a customer may not choose from a browser: cash is recorded as collected by the merchant.
 MERCHANT_ONLY = frozenset({"cash"})
-
-
-def render_payment(
-    payment: Payment,
-    request_id: str | None,
-    *,
-    created: bool = False,
-    replayed: bool = False,
-    client_secret: bool = False,
-    view: dict[str, Any] | None = None,
-) -> Rendered:
-    """A declined payment answers 402 with the payment inside; anything else answers with the payment.
-    `view`: the payment as this caller may see it (default: payment_json, with the client secret if
-    `client_secret`, for answers to a secret or restricted key)."""
-    out = view if view is not None else payment_json(payment, client_secret=client_secret)
-    if payment.status == state.S.FAILED and payment.failure_code:
-        body = problem_body(
-            status=402,
-            code=payment.failure_code,
-            title="The payment was declined",
-            detail=payment.failure_message or "The provider declined the payment.",
-            request_id=request_id,
-            payment=out,
-        )
-        return Rendered(402, body, "application/problem+json", replayed)
-    return Rendered(201 if created else 200, dump(out), replayed=replayed)
 
 
 class PaymentService:
@@ -514,49 +473,3 @@ def _new_row(
         locale=body.locale,
         allow_retries=body.allow_retries,
     )
-
-
-async def sync_payment(db: Database, registry: Providers, payment_id: str, *, source: str) -> Payment:
-    """Asks the provider where a payment stands and applies the answer; the API's sync, unsigned
-    callbacks and the reconciler share it. A payment still waiting for its customer past the
-    provider's TTL expires. No transaction (or row lock) is held across the provider call."""
-    async with db.transaction() as tx:
-        payment = await repository.lock(tx, payment_id)
-    assert payment is not None
-    if payment.status in state.FINAL:
-        return payment
-    provider = await registry.for_payment(payment.provider, payment.provider_account_id)
-    if provider is None:
-        return payment
-    result = await provider.fetch_payment(payment_ref(payment))
-    async with db.transaction() as tx:
-        payment = await repository.lock(tx, payment_id)
-        assert payment is not None
-        state.apply_result(tx, payment, result, source=source)
-        ttl = provider.capabilities.action_ttl_seconds
-        if (
-            payment.status == state.S.REQUIRES_ACTION
-            and ttl is not None
-            and started_at(payment) + timedelta(seconds=ttl) <= datetime.now(UTC)
-        ):
-            # The provider, just asked, still waits for the customer, and the customer's time is up.
-            state.move(tx, payment, state.S.EXPIRED, source=source)
-    return payment
-
-
-def provider_error(
-    e: ProviderFailure,
-    payment: Payment,
-    *,
-    then: str = "The payment stays pending: retry with the same Idempotency-Key, or call sync.",
-    refund: str | None = None,
-) -> GatewayError:
-    """Maps a provider failure to our error; `then` tells the client what state it left behind.
-    `payment` in the problem is the payment object, as in a 402 (docs/api.md); `refund` an id."""
-    ids: dict[str, Any] = {"payment": payment_json(payment)} | ({"refund": refund} if refund else {})
-    if isinstance(e, ProviderTimedOut):
-        return ProviderTimeout("The provider did not answer in time. " + then, **ids)
-    if isinstance(e, ProviderMisconfigured):
-        log.error("provider_misconfigured", error=str(e), payment_id=payment.id, refund=refund)
-        return ProviderMisconfiguredError("The provider rejected the gateway's credentials. " + then, **ids)
-    return ProviderError("The provider failed. " + then, **ids)

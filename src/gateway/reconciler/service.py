@@ -16,7 +16,7 @@ import structlog
 from gateway.db.database import Database
 from gateway.payments import repository as payments
 from gateway.payments.rails import refund_ref
-from gateway.payments.service import sync_payment
+from gateway.payments.sync import sync_payment
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import ProviderFailure
 from gateway.refunds import repository as refunds

@@ -22,9 +22,9 @@ from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
 from gateway.payments import repository as payments
 from gateway.payments import state as payment_state
+from gateway.payments.answers import provider_error
 from gateway.payments.models import Payment
 from gateway.payments.rails import payment_ref
-from gateway.payments.service import provider_error
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import PaymentProvider, ProviderFailure, RefundRequest, RefundResult
 from gateway.refunds import repository, state

@@ -23,7 +23,7 @@ inbound_webhooks = Table(
     Column("payload", JSONB, nullable=False),
     timestamp("received_at", now=True),
     timestamp("processed_at"),
-    # processed | no_change | ignored | unmatched | failed
+    # processed | no_change | ignored | unmatched | stale (an earlier attempt's) | failed
     Column("outcome", String(32)),
     Column("attempts", SmallInteger, server_default="0", nullable=False),
     Column("last_error", Text),

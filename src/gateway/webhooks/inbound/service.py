@@ -15,7 +15,8 @@ from gateway.errors import NotFound, WebhookMalformed, WebhookSignatureInvalid
 from gateway.payments import repository as payments
 from gateway.payments import state
 from gateway.payments.models import Payment
-from gateway.payments.service import sync_payment
+from gateway.payments.rails import is_current, split_attempt_key
+from gateway.payments.sync import sync_payment
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import WebhookEvent, WebhookPayloadError, WebhookVerificationError
 from gateway.refunds import repository as refunds
@@ -113,22 +114,47 @@ class Source:
         return payment.provider == self.provider and (payment.provider_account_id or "") == self.account_id
 
 
+STALE = "stale"  # the outcome of an answer about an earlier attempt of a payment: never applied
+
+
 async def _payment_id(tx: Tx, source: Source, event: WebhookEvent) -> str | None:
-    """Ours, found by the provider's reference where the event carries one, else the id it names."""
+    """Ours, found by the provider's reference where the event carries one, else the id it names
+    (STALE when either names an earlier attempt than the payment's current one, see payments/rails.py)."""
     if event.provider_reference is not None:
         found = await payments.find_id_by_provider_reference(
             tx, source.provider, source.account_id, event.provider_reference
         )
         if found is not None:
             return found
+        earlier = await payments.find_attempt_by_provider_reference(
+            tx, source.provider, source.account_id, event.provider_reference
+        )
+        if earlier is not None:  # a reference the payment no longer holds: an earlier attempt's
+            log.info("webhook_earlier_attempt", payment_id=earlier[0], attempt=earlier[1])
+            return STALE
     return event.payment_id
+
+
+async def _current(tx: Tx, matched: str) -> Payment | str | None:
+    """The payment `matched` names, locked; STALE if the id the provider echoed is an earlier
+    attempt's key (`pay_…_2` after a third attempt started, or the bare id after a retry)."""
+    payment_id, _ = split_attempt_key(matched)
+    payment = await payments.lock(tx, payment_id)
+    if payment is not None and not is_current(payment, matched):
+        log.info("webhook_earlier_attempt", payment_id=payment.id, key=matched, attempt=payment.attempt)
+        return STALE
+    return payment
 
 
 async def _apply_payment_event(tx: Tx, source: Source, event: WebhookEvent) -> str:
     if event.result is None:
         return "ignored"
     payment_id = await _payment_id(tx, source, event)
-    payment = await payments.lock(tx, payment_id) if payment_id else None
+    if payment_id == STALE:
+        return STALE
+    payment = await _current(tx, payment_id) if payment_id else None
+    if isinstance(payment, str):
+        return payment
     if payment is None or not source.owns(payment):
         return "unmatched"
     structlog.contextvars.bind_contextvars(payment_id=payment.id)
@@ -140,8 +166,12 @@ async def _confirm_by_query(
     db: Database, registry: Providers, tx: Tx, source: Source, event: WebhookEvent
 ) -> str:
     """A callback that proves nothing only says "look now": apply what the provider answers to a status
-    query. A payment of another provider or account is not ours to ask about: unmatched, nothing is asked."""
-    payment_id = await _payment_id(tx, source, event)
+    query (about the payment's current attempt). A payment of another provider or account is not ours
+    to ask about: unmatched, nothing is asked; a callback about an earlier attempt: stale, nothing asked."""
+    matched = await _payment_id(tx, source, event)
+    if matched == STALE:
+        return STALE
+    payment_id = split_attempt_key(matched)[0] if matched else None
     before = (
         await payments.status_at(tx, payment_id, source.provider, source.account_id) if payment_id else None
     )
