@@ -175,6 +175,7 @@ def dev(
                 port=settings.port,
                 log_config=None,
                 access_log=False,
+                ws_ping_interval=settings.stream_heartbeat_seconds,  # the WebSockets' heartbeats
                 timeout_graceful_shutdown=10,
             )
         )
@@ -240,6 +241,7 @@ def serve(
             workers=workers or settings.workers,
             log_config=None,
             access_log=False,
+            ws_ping_interval=settings.stream_heartbeat_seconds,  # the WebSockets' heartbeats
             proxy_headers=True,
             timeout_graceful_shutdown=20,
         )

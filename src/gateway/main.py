@@ -35,6 +35,7 @@ from gateway.refunds.router import router as refunds_router
 from gateway.runtime import Loops, runtime
 from gateway.settings import Settings, get_settings
 from gateway.streams.router import router as stream_router
+from gateway.streams.ws_router import router as socket_router
 from gateway.webhooks.inbound.router import router as inbound_router
 from gateway.webhooks.outbound.router import router as outbound_router
 
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         payments_router,
         refunds_router,
         stream_router,  # before events: /v1/events/stream is not an event id
+        socket_router,  # WebSockets: /v1/payments/{id}/ws, /v1/events/ws
         events_router,
         providers_router,
         provider_accounts_router,

@@ -219,7 +219,8 @@ class Settings(BaseSettings, ProviderSettings):
     # In-process cache of API-key lookups; revocations take effect within this many seconds.
     api_key_cache_seconds: float = Field(30.0, ge=0)
     # Live streams (/v1/events/stream, /v1/payments/{id}/stream) send a comment line this often so
-    # proxies keep the connection open and clients notice a dead one.
+    # proxies keep the connection open and clients notice a dead one; WebSockets (/v1/events/ws,
+    # /v1/payments/{id}/ws) a ping (uvicorn's ws_ping_interval, set by the `gateway` command).
     stream_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
 
     def keyring(self) -> Keyring | None:

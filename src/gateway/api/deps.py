@@ -8,6 +8,7 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from starlette.datastructures import QueryParams
 
 from gateway.context import AppContext
 from gateway.errors import AuthenticationError, InsufficientScope
@@ -25,6 +26,17 @@ Ctx = Annotated[AppContext, Depends(_ctx)]
 
 # Where a middleware that resolved the request's key leaves the principal, so it is looked up once.
 PRINCIPAL_STATE = "principal"
+
+# Browsers cannot send headers on a WebSocket or an EventSource: their publishable key rides in the
+# query of the live streams (`?key=pk_…&client_secret=…`). No other key is ever taken from a URL.
+QUERY_KEY = "key"
+
+
+def query_key(query: QueryParams | str) -> str | None:
+    """The key a browser sent in the query, if any (the caller checks it is a publishable one)."""
+    params = QueryParams(query) if isinstance(query, str) else query
+    return params.get(QUERY_KEY) or None
+
 
 _PUBLISHABLE_REFUSAL = (
     "A publishable key may only confirm and read a payment with its client secret (in a browser); "

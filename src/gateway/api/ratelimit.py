@@ -17,6 +17,13 @@ A key that fails to authenticate is not answered here: the request goes on and i
 the 401 or 403 as always (one renderer, and only the routes know which credentials they take: the
 admin token, Basic on /v1/oauth/token). Here the 401 is only counted.
 
+WebSocket handshakes (/v1/payments/{id}/ws, /v1/events/ws) are limited as requests: a handshake
+counts once against its key (or, without one, its address), whatever the socket does afterwards;
+a refused handshake is the same 429 (a WebSocket denial response), an accepted one carries the
+RateLimit-* headers, and a handshake refused with 401 counts as a failed authentication. Browsers
+send their publishable key in the query (`key=pk_…`, they cannot send headers): it is the key
+counted when there is no Authorization header.
+
 Redis away: the check fails, the request goes on without RateLimit headers and the limits say so
 in one warning per 10 s (payments must not stop because the limiter cannot count).
 """
@@ -29,12 +36,14 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.boundary import OutageLog
-from gateway.api.deps import PRINCIPAL_STATE
+from gateway.api.deps import PRINCIPAL_STATE, query_key
 from gateway.context import AppContext
 from gateway.errors import GatewayError, RateLimited, render_gateway_error
 from gateway.ratelimit import Check, Granted, Quota
 
 _STATE_KEY = "rate_limit"
+_LIMITED_SCOPES = ("http", "websocket")
+_DENIAL = "websocket.http.response"
 WEBHOOKS = "/v1/webhooks/"
 ADMIN = "/v1/admin"
 
@@ -73,7 +82,7 @@ class RateLimits:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not limited(scope["path"]):
+        if scope["type"] not in _LIMITED_SCOPES or not limited(scope["path"]):
             await self.app(scope, receive, send)
             return
         ctx: AppContext = scope["app"].state.ctx
@@ -89,7 +98,8 @@ class RateLimits:
             check = limiter.check(address, limiter.admin, "admin", address)
         else:
             principal = None
-            secret = _bearer(scope)
+            header = _bearer(scope)
+            secret = header or _query_key(scope)
             if secret:
                 # A refused key: the route answers it, and its 401 is counted below.
                 with contextlib.suppress(GatewayError):
@@ -97,7 +107,8 @@ class RateLimits:
             if principal is None:
                 check = limiter.check(address)
             else:
-                state[PRINCIPAL_STATE] = principal
+                if header:  # a query key is only counted: the routes that take one check it themselves
+                    state[PRINCIPAL_STATE] = principal
                 quota = limiter.per_key(principal.livemode, principal.rate_limit)
                 check = limiter.check(address, quota, "key", principal.key_id)
         pending = state[_STATE_KEY] = _Pending(check, self._outages)
@@ -105,7 +116,14 @@ class RateLimits:
 
         async def send_with_quota(message: Message) -> None:
             nonlocal replaced
-            if message["type"] == "http.response.start":
+            if message["type"] == "websocket.accept":
+                quota = await pending.result()
+                if quota is not None:
+                    message["headers"] = [*message.get("headers", ()), *quota.headers()]
+            elif message["type"] == "websocket.http.response.start":  # a refused handshake
+                if message["status"] == 401:
+                    limiter.count_failure(address)
+            elif message["type"] == "http.response.start":
                 quota = await pending.result()
                 if quota is not None and not pending.refused:
                     if not quota.allowed:  # answered before the gate (a replay): refused all the same
@@ -133,12 +151,17 @@ class RateLimitGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pending: _Pending | None = scope.get("state", {}).get(_STATE_KEY) if scope["type"] == "http" else None
+        pending: _Pending | None = (
+            scope.get("state", {}).get(_STATE_KEY) if scope["type"] in _LIMITED_SCOPES else None
+        )
         if pending is not None:
             quota = await pending.result()
             if quota is not None and not quota.allowed:
                 pending.refused = True
-                await _refusal(quota, scope)(scope, receive, send)
+                if scope["type"] == "websocket" and _DENIAL not in scope.get("extensions", {}):
+                    await send({"type": "websocket.close", "code": 1008, "reason": "rate_limited"})
+                    return
+                await _refusal(quota, scope)(scope, receive, send)  # a WebSocket's: its denial response
                 return
         await self.app(scope, receive, send)
 
@@ -196,3 +219,12 @@ async def check_confirm(ctx: AppContext, payment_id: str, address: str, request_
 
 
 _CONFIRM_OUTAGES = OutageLog("rate_limits_unavailable", "let_through_since_last_warning", "gateway.ratelimit")
+
+
+def _query_key(scope: Scope) -> str | None:
+    """A browser's publishable key in the query (`key=pk_…`); no other key is taken from a URL."""
+    query: bytes = scope.get("query_string", b"")
+    if b"key=pk_" not in query:  # most requests: no parsing
+        return None
+    key = query_key(query.decode("latin-1"))
+    return key if key is not None and key.startswith("pk_") else None

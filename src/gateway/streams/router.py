@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
@@ -12,9 +12,11 @@ from gateway.api.deps import Ctx, EventsRead
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
 from gateway.events.router import EventTypes, parse_types
+from gateway.merchants.service import Principal
 from gateway.payments.service import PaymentService
 from gateway.streams import feed
 from gateway.streams import service as streams
+from gateway.streams.handshake import PAYMENT_STREAM, methods_for
 
 router = APIRouter(route_class=GatewayRoute)
 
@@ -63,24 +65,42 @@ async def stream_events(
     summary="One payment's changes, live, until its outcome is known (Server-Sent Events)",
     description="First the payment itself (its current state), then its events as they happen; the "
     "stream ends after the event that takes it out of `pending`/`requires_action`/`processing`. With "
-    "`Last-Event-ID`: the events after it instead of the payment; 204 once the last one was sent.",
+    "`Last-Event-ID`: the events after it instead of the payment; 204 once the last one was sent. "
+    "Browsers: `?key=pk_…&client_secret=…` instead of the header, and each message is then the "
+    "payment's public subset (as `GET /v1/payments/{id}` shows it to a publishable key).",
     responses={
         **_sse_response("The payment, then its events"),
         204: {"description": "The stream had already ended for this Last-Event-ID: stop reconnecting"},
-        **error_responses(401, 404, 422),
+        **error_responses(401, 403, 404, 422),
     },
 )
 async def stream_payment(
     request: Request,
     payment_id: Annotated[str, Path(description="A payment id, `pay_…`", max_length=40)],
     ctx: Ctx,
-    principal: EventsRead,
+    principal: Annotated[Principal, Depends(PAYMENT_STREAM)],
     last_event_id: LastEventId = None,
+    key: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Browsers only (EventSource sends no headers): your publishable key "
+            "(`pk_…`), with `client_secret`; any other key is refused here (401)",
+        ),
+    ] = None,
+    client_secret: Annotated[
+        str | None,
+        Query(max_length=200, description="The payment's client secret (with a publishable key)"),
+    ] = None,
 ) -> Response:
     last = feed.checked_last_event_id(last_event_id)
     payments: PaymentService = request.app.state.payments
+    public_methods = None
+    if principal.key_type == "publishable":
+        payment = await payments.get_with_secret(principal, payment_id, client_secret)
+        public_methods = await methods_for(payments, payment)
     view = await feed.payment_view(ctx, payments, principal, payment_id)
     if view.already_sent_end(last):
         # EventSource clients reconnect when a stream ends; 204 is what tells them to stop.
         return Response(status_code=204)
-    return await streams.payment_stream(ctx, payments, principal, view, last)
+    return await streams.payment_stream(ctx, payments, principal, view, last, public_methods)

@@ -8,8 +8,9 @@
 Heartbeats are WebSocket pings, sent by the server (uvicorn's `ws_ping_interval`, which the `gateway`
 command sets to GATEWAY_STREAM_HEARTBEAT_SECONDS); a client that stops answering them is dropped.
 
-Close codes: 1000 the payment's outcome is known; 1001 the server is shutting down (reconnect to
-another replica); 1013 the live feed broke or Redis is away (reconnect, resume: nothing is lost).
+Close codes: 1000 the payment's outcome is known; 1001 the feed ended without it (uvicorn itself
+closes every socket with 1012 as it shuts down: reconnect to another replica); 1013 the live feed
+broke or Redis is away (reconnect, resume: nothing is lost).
 """
 
 from __future__ import annotations
