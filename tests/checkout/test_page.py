@@ -16,6 +16,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from ratelimits.serving import serving
 from support import Gateway, Merchant
 
 RETURN = "https://shop.example/orders/42"
@@ -158,14 +159,22 @@ async def test_bad_posts_write_nothing(
     assert 'role="alert"' in page.text
 
 
-async def test_posts_are_limited_per_payment(client: httpx.AsyncClient, merchant: Merchant) -> None:
-    payment = await create(client, merchant)
-    _, token = await open_page(client, payment)
-    seen = []
-    for _ in range(11):  # GATEWAY_RATE_LIMITS__CONFIRM_PER_PAYMENT: 10/minute
-        r = await client.post(path_of(payment), data={"csrf_token": token, "method": "nope"})
-        seen.append(r.headers["location"].rpartition("=")[2])
-    assert seen == ["method_missing"] * 10 + ["rate_limited"]
+async def test_posts_are_limited_per_payment_and_per_address(gateway: Gateway, merchant: Merchant) -> None:
+    """The confirm quotas of POST /v1/payments/{id}/confirm, spent by the form too."""
+    unreached = {"live": "100000/second", "test": "100000/second", "failed_auth": "1000000/minute"}
+    n = uuid.uuid4().int
+    address = f"10.{n % 250}.{n // 250 % 250}.{n // 62500 % 250 + 1}"
+    async with serving(
+        gateway, address, confirm_per_payment="3/minute", confirm_per_ip="5/minute", **unreached
+    ) as (client, _):
+        first, second = await create(client, merchant), await create(client, merchant)
+        seen = []
+        for payment in (first, first, first, first, second, second, second):
+            _, token = await open_page(client, payment)
+            r = await client.post(path_of(payment), data={"csrf_token": token, "method": "nope"})
+            seen.append(r.headers["location"].rpartition("=")[2])
+    # 3 per payment; then 5 per address, which counts every post (the one refused per payment too).
+    assert seen == ["method_missing"] * 3 + ["rate_limited", "method_missing"] + ["rate_limited"] * 2
 
 
 async def test_live_endpoints_show_the_public_subset(client: httpx.AsyncClient, merchant: Merchant) -> None:
