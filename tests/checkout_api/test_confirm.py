@@ -126,6 +126,10 @@ async def test_the_browser_reads_the_public_subset_with_the_client_secret(
     ):
         r = await client.get(f"/v1/payments/{p['id']}", params=params, headers=key.auth)
         assert_problem(r, 404, "resource_missing")
+    # A secret no payment has (longer than any) is refused as the document says, whoever asks.
+    for key in (shop.publishable, shop.secret):
+        r = await client.get(f"/v1/payments/{p['id']}", params={"client_secret": "s" * 101}, headers=key.auth)
+        assert_problem(r, 422, "validation_error")
     # A secret key needs no secret and still gets the whole payment.
     r = await client.get(
         f"/v1/payments/{p['id']}", params={"client_secret": "wrong"}, headers=shop.secret.auth

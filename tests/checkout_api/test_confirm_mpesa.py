@@ -4,6 +4,7 @@ answered by respx (tests/drivers/mpesa.py), with bodies as /work/shared/provider
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,8 +13,26 @@ import respx
 
 from checkout_api.shop import Shop, attempts, confirm, create, new_shop
 from drivers.mpesa import PHONE, FakeDaraja, callback_headers, receipt, stk_callback
-from providers.test_mpesa import FROZEN, SAMPLE_PASSWORD, SAMPLE_TIMESTAMP, adapter_of
+from gateway.providers.mpesa.adapter import MpesaProvider
+from gateway.providers.registry import _Instrumented
 from support import MPESA_CALLBACK_TOKEN, Gateway, wait_for
+
+# The official sample's Timestamp and the Password it makes with the sandbox shortcode and passkey
+# (as tests/providers/test_mpesa.py): 09:24:08 in Nairobi (EAT, UTC+3) is 06:24:08 UTC.
+SAMPLE_TIMESTAMP = "20210628092408"
+SAMPLE_PASSWORD = (
+    "MTc0Mzc5YmZiMjc5ZjlhYTliZGJjZjE1OGU5N2RkNzFhNDY3Y2QyZTBjODkzMDU5YjEwZjc4"
+    "ZTZiNzJhZGExZWQyYzkxOTIwMjEwNjI4MDkyNDA4"
+)
+FROZEN = datetime(2021, 6, 28, 6, 24, 8, tzinfo=UTC)
+
+
+def adapter_of(gateway: Gateway) -> MpesaProvider:
+    wrapped = gateway.ctx.registry.get("mpesa")
+    assert isinstance(wrapped, _Instrumented)
+    inner = wrapped._inner
+    assert isinstance(inner, MpesaProvider)
+    return inner
 
 
 @pytest.fixture
@@ -101,7 +120,7 @@ async def test_confirm_pushes_the_prompt_then_the_callback_settles_it(
     )
 
     async def settled() -> bool:
-        return (await public(client, shop, p))["status"] == "succeeded"
+        return bool((await public(client, shop, p))["status"] == "succeeded")
 
     await wait_for(settled)
     assert await attempts(gateway, p["id"]) == [(1, "mpesa", "succeeded", checkout)]
@@ -121,7 +140,7 @@ async def test_a_retry_after_a_cancel_is_a_new_push_and_the_old_callback_moves_n
     await callback(client, stk_callback(old, daraja.merchant_request_of[old], 1032))
 
     async def failed() -> bool:
-        return (await public(client, shop, p))["status"] == "failed"
+        return bool((await public(client, shop, p))["status"] == "failed")
 
     await wait_for(failed)
     assert (await public(client, shop, p))["last_payment_error"]["code"] == "customer_canceled"
@@ -177,7 +196,7 @@ async def test_a_retry_after_a_cancel_is_a_new_push_and_the_old_callback_moves_n
     )
 
     async def paid() -> bool:
-        return (await public(client, shop, p))["status"] == "succeeded"
+        return bool((await public(client, shop, p))["status"] == "succeeded")
 
     await wait_for(paid)
     assert [s for _, _, s, _ in await attempts(gateway, p["id"])] == ["failed", "succeeded"]

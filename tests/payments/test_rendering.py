@@ -58,7 +58,9 @@ method_details = (
     )
     | st.fixed_dictionaries({"type": st.just("cash"), "till": maybe_text})
 )
-statuses = st.sampled_from(["pending", "requires_action", "succeeded", "failed", "refunded"])
+statuses = st.sampled_from(
+    ["requires_payment_method", "pending", "requires_action", "succeeded", "failed", "refunded"]
+)
 
 
 @st.composite
@@ -72,7 +74,7 @@ def rows(draw: st.DrawFn) -> Payment:
         amount_refunded=draw(st.integers(0, 10)),
         currency=draw(st.sampled_from(["KES", "XOF", "USD", "JPY"])),
         status=draw(statuses),
-        provider=draw(st.sampled_from(["sandbox", "mpesa", "cash"])),
+        provider=draw(st.sampled_from(["sandbox", "mpesa", "cash", None])),
         payment_method=draw(maybe_text),
         customer_name=draw(maybe_text),
         customer_email=draw(maybe_text),
@@ -100,6 +102,10 @@ def rows(draw: st.DrawFn) -> Payment:
         provider_account_id=None,
         client_secret="pay_01jq2v3w4x5y6z7a8b9c0d1e2f_secret_x",
         checkout_id="cs_x",
+        locale=draw(st.sampled_from([None, "en", "fr"])),
+        allow_retries=draw(st.booleans()),
+        payment_link_id=draw(st.none() | st.just("plink_01jq2v3w4x5y6z7a8b9c0d1e2f")),
+        attempt=draw(st.integers(0, 3)),
     )
 
 
@@ -116,6 +122,19 @@ def _shuffled(details: dict[str, Any] | None, rnd: Any) -> dict[str, Any] | None
 @given(rows())
 def test_payment_json_is_byte_identical_to_the_model(row: Payment) -> None:
     assert dump(payment_json(row)) == payment_out(row).model_dump_json().encode()
+    shown = payment_json(row, client_secret=True)
+    assert dump(shown) == payment_out(row, client_secret=True).model_dump_json().encode()
+    assert shown["client_secret"] == row.client_secret
+
+
+def test_the_client_secret_is_shown_only_when_asked() -> None:
+    """Events, webhooks and streams render the default: no client secret, in the same shape."""
+    row = _fixed()
+    hidden, shown = payment_json(row), payment_json(row, client_secret=True)
+    assert list(hidden) == list(shown)
+    assert (hidden["client_secret"], shown["client_secret"]) == (None, row.client_secret)
+    assert row.client_secret not in dump(hidden).decode()
+    assert hidden["checkout_url"].endswith(f"/checkout/{row.checkout_id}")
 
 
 def test_a_row_has_every_column_of_the_model_in_table_order() -> None:
@@ -151,5 +170,9 @@ def _fixed() -> Payment:
         "reconcile_attempts": 0,
         "created_at": now,
         "updated_at": now,
+        "client_secret": "pay_x_secret_y",
+        "checkout_id": "cs_z",
+        "allow_retries": True,
+        "attempt": 0,
     }
     return Payment(**values)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
@@ -62,4 +62,12 @@ def require_timezone(name: str, ts: datetime | None) -> datetime | None:
             f"{name} needs a time zone (RFC 3339, e.g. 2026-01-31T00:00:00Z).",
             errors=[{"loc": ["query", name], "msg": "time zone required", "type": "timezone_required"}],
         )
+    if ts is not None:
+        try:
+            ts.astimezone(UTC)  # 0001-01-01T00:00+02:00 is before the first instant PostgreSQL holds
+        except OverflowError as e:
+            raise InvalidRequest(
+                f"{name} is out of range.",
+                errors=[{"loc": ["query", name], "msg": "out of range", "type": "datetime_out_of_range"}],
+            ) from e
     return ts

@@ -127,11 +127,12 @@ async def list_payments(request: Request, principal: PaymentsRead) -> Response:
     )
 
 
+_CLIENT_SECRET_MAX = 100
 _CLIENT_SECRET_PARAMETER = {
     "name": "client_secret",
     "in": "query",
     "required": False,
-    "schema": {"type": "string", "maxLength": 100},
+    "schema": {"type": "string", "maxLength": _CLIENT_SECRET_MAX},
     "description": "The payment's client secret: with a publishable key (a browser), the answer is "
     "the payment's public subset (PublicPaymentOut); a wrong or missing secret is 404. A secret or "
     "restricted key needs none and gets the whole payment.",
@@ -150,8 +151,18 @@ async def retrieve_payment(
     request: Request, payment_id: PaymentId, principal: PaymentsReadOrClient
 ) -> Response:
     service = _service(request)
+    secret = request.query_params.get("client_secret")
+    if secret is not None and len(secret) > _CLIENT_SECRET_MAX:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "client_secret"),
+                    "msg": f"String should have at most {_CLIENT_SECRET_MAX} characters",
+                    "type": "string_too_long",
+                }
+            ]
+        )
     if principal.key_type == "publishable":
-        secret = request.query_params.get("client_secret")
         payment = await service.get_with_secret(principal, payment_id, secret)
         methods = await service.methods(principal.merchant_id, principal.livemode, payment.currency)
         return _raw_json(public_payment_json(payment, methods))
