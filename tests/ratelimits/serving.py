@@ -27,7 +27,7 @@ async def serving(
     address: str,
     redis_url: str | None = None,
     *,
-    settings_update: dict[str, Any] | None = None,
+    settings_update: Any = None,  # a mapping of Settings fields (Any: **limits of str share the keywords)
     **limits: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     """A gateway on its own port whose rate limits are `limits` (the rest as the session gateway's,
