@@ -21,7 +21,7 @@ from gateway.embedded import EmbeddedServers, free_port
 from gateway.events.publisher import channel
 from gateway.main import create_app
 from gateway.settings import SandboxSettings, Settings, WebhookSettings
-from gateway.streams import service as streams
+from gateway.streams import feed
 from sse import Message, Stream
 from support import ACTION_DELAY, SANDBOX_SECRET, Gateway, Merchant, wait_for, with_sandbox
 
@@ -141,7 +141,7 @@ async def test_a_stream_on_one_gateway_receives_events_written_through_another(
 async def test_last_event_id_resumes_with_exactly_the_missed_events_then_goes_live(
     client: httpx.AsyncClient, merchant: Merchant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(streams, "REPLAY_BATCH", 3)  # the four missed events take two reads
+    monkeypatch.setattr(feed, "REPLAY_BATCH", 3)  # the four missed events take two reads
     seen = await pay(client, merchant)
     last_seen = (await log_oldest_first(client, merchant))[-1]
     assert (last_seen["type"], last_seen["data"]["object"]["id"]) == ("payment.succeeded", seen["id"])
@@ -193,8 +193,8 @@ async def test_payment_stream_sends_the_payment_then_its_changes_and_ends_with_i
         first = await stream.next()
         assert first is not None
         # The payment itself, as GET /v1/payments/{id} shows it, but for its client secret: streams
-        # carry what events carry, never the secret (docs/api.md, "Checkout: client secret and confirm").
-        assert first.data == current | {"client_secret": None}
+        # carry none (contract 1: only answers to a secret or restricted key show it).
+        assert first.data == {**current, "client_secret": None}
         assert await stream.ready() == []
         headers, body = SANDBOX.success_webhook(p)  # the customer acts: the sandbox says so
         assert (await client.post("/v1/webhooks/sandbox", content=body, headers=headers)).status_code == 200
@@ -224,7 +224,7 @@ async def test_payment_stream_sends_the_payment_then_its_changes_and_ends_with_i
     async with client.stream("GET", url, headers=merchant.auth) as r:
         only = await Stream(r).end()
     now = (await client.get(f"/v1/payments/{p['id']}", headers=merchant.auth)).json()
-    assert [(m.id, m.data) for m in only] == [(trail[2]["id"], now | {"client_secret": None})]
+    assert [(m.id, m.data) for m in only] == [(trail[2]["id"], {**now, "client_secret": None})]
     assert now["status"] == "succeeded"
 
 
