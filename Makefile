@@ -6,11 +6,11 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test faults lint fmt check check-container serve migrate clean help bench profile api-check
+.PHONY: dev test chromium faults lint fmt check check-container serve migrate clean help bench profile api-check
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
-	@echo "make test   run the whole test suite against real PostgreSQL and Redis"
+	@echo "make test   run the whole test suite against real PostgreSQL and Redis (installs chromium for tests/browser)"
 	@echo "make faults only the fault suite (tests/faults/; part of make test too): kills and outages"
 	@echo "make lint   ruff, mypy and the import-layering contracts"
 	@echo "make api-check  a generated client and schemathesis against the live gateway's OpenAPI (~5 min)"
@@ -29,8 +29,14 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 dev: $(STAMP)
 	$(VENV)/bin/gateway dev
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/pytest
+
+# The browser tests (tests/browser/) drive Debian's chromium through Playwright (no browser download).
+chromium:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
 # The fault suite alone (make test runs it as well): real processes killed and servers stopped.
 faults: $(STAMP)

@@ -17,6 +17,7 @@ from gateway import metrics
 from gateway.api.boundary import ErrorBoundary
 from gateway.api.providers import router as providers_router
 from gateway.api.ratelimit import RateLimitGate, RateLimits
+from gateway.checkout.router import router as checkout_router
 from gateway.context import AppContext
 from gateway.errors import install_error_handlers
 from gateway.events.router import router as events_router
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix="/v1")
     app.include_router(payment_link_pages)  # /l/{slug}: the customer's, outside /v1 and its key limits
+    app.include_router(checkout_router)  # the hosted checkout: /checkout/..., not under /v1
     if admin_router.enabled(settings):  # else /v1/admin does not exist: a plain 404
         app.include_router(admin_router.router, prefix="/v1")
 

@@ -23,16 +23,23 @@ Serve = Callable[..., contextlib.AbstractAsyncContextManager[tuple[httpx.AsyncCl
 
 @contextlib.asynccontextmanager
 async def serving(
-    gateway: Gateway, address: str, redis_url: str | None = None, **limits: Any
+    gateway: Gateway,
+    address: str,
+    redis_url: str | None = None,
+    *,
+    settings_update: Any = None,  # a mapping of Settings fields (Any: **limits of str share the keywords)
+    **limits: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
-    """A gateway on its own port whose rate limits are `limits` (the rest as the session gateway's;
-    `enabled=False` turns them off), and a client calling it from `address`."""
+    """A gateway on its own port whose rate limits are `limits` (the rest as the session gateway's,
+    changed by `settings_update`; `enabled=False` turns them off), and a client calling it from
+    `address`."""
     port = free_port()
     settings = gateway.ctx.settings.model_copy(
         update={
             "port": port,
             "rate_limits": RateLimitSettings(**limits),
             "redis_url": redis_url or gateway.ctx.settings.redis_url,
+            **(settings_update or {}),
         }
     )
     app = create_app(settings)

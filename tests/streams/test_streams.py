@@ -193,8 +193,8 @@ async def test_payment_stream_sends_the_payment_then_its_changes_and_ends_with_i
         first = await stream.next()
         assert first is not None
         # The payment itself, as GET /v1/payments/{id} shows it, but for its client secret: streams
-        # carry what events carry, never the secret (docs/api.md, "Checkout: client secret and confirm").
-        assert first.data == current | {"client_secret": None}
+        # carry none (contract 1: only answers to a secret or restricted key show it).
+        assert first.data == {**current, "client_secret": None}
         assert await stream.ready() == []
         headers, body = SANDBOX.success_webhook(p)  # the customer acts: the sandbox says so
         assert (await client.post("/v1/webhooks/sandbox", content=body, headers=headers)).status_code == 200
@@ -224,7 +224,7 @@ async def test_payment_stream_sends_the_payment_then_its_changes_and_ends_with_i
     async with client.stream("GET", url, headers=merchant.auth) as r:
         only = await Stream(r).end()
     now = (await client.get(f"/v1/payments/{p['id']}", headers=merchant.auth)).json()
-    assert [(m.id, m.data) for m in only] == [(trail[2]["id"], now | {"client_secret": None})]
+    assert [(m.id, m.data) for m in only] == [(trail[2]["id"], {**now, "client_secret": None})]
     assert now["status"] == "succeeded"
 
 

@@ -178,3 +178,12 @@ async def claim_for_reconcile(q: Queries, limit: int, backoff: float, max_backof
 
 async def count_due_for_reconcile(q: Queries, cap: int) -> int:
     return await query.count_due_for_reconcile(q, "payments", UNSETTLED, cap=cap)
+
+
+_BY_CHECKOUT_ID = f"SELECT {_C} FROM payments WHERE checkout_id = $1"
+
+
+async def get_by_checkout_id(q: Queries, checkout_id: str) -> Payment | None:
+    """The payment of a hosted checkout (`/checkout/{checkout_id}`): the unguessable id is its only
+    credential, so the caller shows no more than the checkout page does."""
+    return PAYMENTS.one(await q.fetchrow(_BY_CHECKOUT_ID, checkout_id))

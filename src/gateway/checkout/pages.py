@@ -1,0 +1,106 @@
+"""The checkout's HTML: one Jinja2 template per page, fed by `view()`, which decides what the
+customer sees for each state of the payment."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from gateway.checkout import assets
+from gateway.checkout.display import format_money, phone_format
+from gateway.checkout.i18n import Messages
+from gateway.checkout.service import MOBILE_MONEY, OPEN, REDIRECT, SANDBOX_SCENARIOS, Checkout
+
+# How long the page counts down for a mobile-money prompt (M-Pesa's STK push lives about a minute
+# and a half; MoMo's longer): after it, the page says it is still waiting for the outcome.
+PROMPT_SECONDS: Final = 90
+# The error codes a redirect back to the page may carry (?error=): anything else is shown as generic.
+# The first live channel the script tries: "ws" (then SSE, then polling) or "sse" (then polling).
+LIVE: Final = "ws"
+ERRORS: Final = frozenset(
+    {"invalid_phone", "method_missing", "csrf", "rate_limited", "provider", "not_retryable", "generic"}
+)
+
+ENV: Final = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+ENV.globals["asset"] = assets.url
+
+
+def _kind(method: str) -> str:
+    if method in MOBILE_MONEY:
+        return "mobile"
+    if method in REDIRECT:
+        return "redirect"
+    return method if method in ("cash", "sandbox") else "other"
+
+
+def _masked(phone: str | None) -> str:
+    digits = "".join(ch for ch in phone or "" if ch.isdigit())
+    return "•" * max(0, len(digits) - 3) + digits[-3:] if digits else ""
+
+
+def stage(c: Checkout) -> str:
+    """choose | approve | redirect | cash | waiting | succeeded | failed | expired | canceled"""
+    p = c.payment
+    if p.status == "requires_payment_method":
+        return "choose"
+    if p.status in OPEN:
+        kind = (p.next_action or {}).get("type")
+        if kind == "mobile_money_prompt":
+            return "approve"
+        if kind == "redirect_to_url" and p.provider != "sandbox":
+            return "redirect"
+        if kind == "collect_cash":
+            return "cash"
+        return "waiting"
+    if p.status in ("succeeded", "partially_refunded", "refunded"):
+        return "succeeded"
+    return p.status if p.status in ("failed", "expired", "canceled") else "waiting"
+
+
+def view(c: Checkout, locale: str, csrf: str, error: str | None) -> dict[str, Any]:
+    p = c.payment
+    t = Messages(locale)
+    amount = format_money(p.amount, p.currency, locale)
+    phones = phone_format(p.currency)
+    action = p.next_action or {}
+    redirect = (action.get("redirect_to_url") or {}).get("url")
+    prompt = action.get("mobile_money_prompt") or {}
+    deadline = p.updated_at + timedelta(seconds=PROMPT_SECONDS)
+    return {
+        "t": t,
+        "locale": locale,
+        "checkout_id": p.checkout_id,
+        "merchant": c.merchant_name,
+        "amount": amount,
+        "currency": p.currency,
+        "description": p.description,
+        "livemode": p.livemode,
+        "status": p.status,
+        "stage": stage(c),
+        "can_confirm": c.can_confirm,
+        "methods": [{"id": m, "kind": _kind(m), "label": t(f"method.{m}")} for m in c.methods],
+        "scenarios": [{"id": s, "label": t(f"scenario.{s}")} for s in SANDBOX_SCENARIOS],
+        "phone": phones,
+        "csrf": csrf,
+        "error": t(f"error.{error if error in ERRORS else 'generic'}") if error else None,
+        "provider": t(f"method.{p.provider}") if p.provider else "",
+        "redirect_url": redirect,
+        "prompt_phone": _masked(prompt.get("phone") or p.customer_phone),
+        "deadline": int(deadline.timestamp()),
+        "failure_code": p.failure_code,
+        "has_return": bool(p.return_url),
+        "live": LIVE,
+    }
+
+
+def render(name: str, context: dict[str, Any]) -> str:
+    return ENV.get_template(name).render(context)

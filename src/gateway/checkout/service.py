@@ -1,0 +1,83 @@
+"""The hosted checkout's reads and its one write (confirm), over the payments service.
+
+The checkout id is the page's only credential: what is read here is what the page shows (the
+public subset of the payment, the merchant's name, the methods). Confirm acts as the payment's own
+browser would with the publishable key: a publishable principal of the payment's merchant and mode,
+and the payment's client secret, which never leaves the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from gateway.api.ratelimit import check_confirm
+from gateway.context import AppContext
+from gateway.errors import RateLimited
+from gateway.merchants import repository as merchants
+from gateway.merchants.service import Principal
+from gateway.payments import repository as payments_repo
+from gateway.payments.models import Payment
+from gateway.payments.service import Confirmation, PaymentService
+
+# How the page collects each rail (anything else is shown as a plain "continue").
+MOBILE_MONEY: Final = frozenset({"mpesa", "momo"})
+REDIRECT: Final = frozenset({"paystack", "flutterwave", "wave", "stripe"})
+# The sandbox's scenarios a customer can pick on the page (README, "Sandbox test values").
+SANDBOX_SCENARIOS: Final = (
+    "pm_success",
+    "pm_card_declined",
+    "pm_insufficient_funds",
+    "pm_action_success",
+    "pm_action_failure",
+)
+OPEN: Final = frozenset({"pending", "requires_action", "processing"})
+
+
+@dataclass(frozen=True)
+class Checkout:
+    payment: Payment
+    merchant_name: str
+    methods: list[str]
+
+    @property
+    def can_confirm(self) -> bool:
+        p = self.payment
+        return p.status == "requires_payment_method" or (p.status == "failed" and p.allow_retries)
+
+
+def principal_of(payment: Payment) -> Principal:
+    """The browser's identity for this payment: its merchant and mode, as a publishable key."""
+    return Principal(
+        merchant_id=payment.merchant_id,
+        livemode=payment.livemode,
+        key_id=f"checkout:{payment.checkout_id}",
+        key_type="publishable",
+    )
+
+
+async def find(ctx: AppContext, checkout_id: str) -> Payment | None:
+    if not checkout_id.startswith("cs_") or len(checkout_id) > 40:
+        return None
+    return await payments_repo.get_by_checkout_id(ctx.db, checkout_id)
+
+
+async def load(ctx: AppContext, payments: PaymentService, payment: Payment) -> Checkout:
+    merchant = await merchants.get(ctx.db, payment.merchant_id)
+    name = merchant.name if merchant is not None else ""
+    methods = await payments.methods(payment.merchant_id, payment.livemode, payment.currency)
+    return Checkout(payment, name, methods)
+
+
+async def confirm(payments: PaymentService, payment: Payment, confirmation: Confirmation) -> Payment:
+    return await payments.confirm(principal_of(payment), payment.id, payment.client_secret, confirmation)
+
+
+async def within_limits(ctx: AppContext, payment: Payment, address: str) -> bool:
+    """Spends one confirm of the payment's quota and one of the address's, the same quotas as
+    POST /v1/payments/{id}/confirm (settings.rate_limits.confirm_per_payment, confirm_per_ip)."""
+    try:
+        await check_confirm(ctx, payment.id, address, None)
+    except RateLimited:
+        return False
+    return True
