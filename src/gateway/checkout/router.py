@@ -21,8 +21,9 @@ from gateway.checkout.display import phone_format
 from gateway.checkout.i18n import Messages, pick_locale
 from gateway.context import AppContext
 from gateway.errors import GatewayError
+from gateway.payments.drafts import Confirmation
 from gateway.payments.models import Payment
-from gateway.payments.service import Confirmation, PaymentService
+from gateway.payments.service import PaymentService
 
 log = structlog.get_logger("gateway.checkout")
 

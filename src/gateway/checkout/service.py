@@ -17,8 +17,9 @@ from gateway.errors import RateLimited
 from gateway.merchants import repository as merchants
 from gateway.merchants.service import Principal
 from gateway.payments import repository as payments_repo
+from gateway.payments.drafts import Confirmation
 from gateway.payments.models import Payment
-from gateway.payments.service import Confirmation, PaymentService
+from gateway.payments.service import PaymentService
 
 # How the page collects each rail (anything else is shown as a plain "continue").
 MOBILE_MONEY: Final = frozenset({"mpesa", "momo"})

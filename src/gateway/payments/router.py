@@ -22,6 +22,7 @@ from gateway.events.schemas import EventList, event_out
 from gateway.idempotency.guard import OptionalIdempotency, RequiredIdempotency
 from gateway.kit.pagination import Page
 from gateway.payments.answers import render_payment
+from gateway.payments.drafts import Confirmation
 from gateway.payments.fields import normalize_email
 from gateway.payments.public import PublicPaymentOut, public_payment_json
 from gateway.payments.schemas import (
@@ -36,7 +37,7 @@ from gateway.payments.schemas import (
     dump,
     payment_json,
 )
-from gateway.payments.service import Confirmation, PaymentService
+from gateway.payments.service import PaymentService
 
 router = APIRouter(prefix="/payments", tags=["payments"], route_class=GatewayRoute)
 # The two hot reads (retrieve, list) on LeanRoute: FastAPI documents them, a lean handler runs them.

@@ -4,21 +4,16 @@ machine (answers.py renders them, sync.py asks providers, rails.py checks and ad
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from pydantic_core import PydanticCustomError
 
 from gateway.db.database import Database, Tx
 from gateway.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
-    InvalidEmail,
-    InvalidPhone,
     NotFound,
-    PaymentAlreadyConfirmed,
     PaymentNotCancelable,
     ProviderNotConfigured,
     ProviderUnknown,
@@ -30,11 +25,19 @@ from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
 from gateway.payments import repository, state
 from gateway.payments.answers import Rendered, provider_error, render_payment
-from gateway.payments.fields import normalize_email, normalize_phone
+from gateway.payments.drafts import (
+    MERCHANT_ONLY,
+    Confirmation,
+    attempt_row,
+    checked_email,
+    checked_phone,
+    confirmable,
+    new_row,
+)
 from gateway.payments.models import Payment, PaymentAttempt
 from gateway.payments.rails import check_rail, payment_ref, rail_request
 from gateway.payments.schemas import PaymentCreate, PaymentFilters
-from gateway.payments.secrets import client_secret_matches, new_checkout_id, new_client_secret
+from gateway.payments.secrets import client_secret_matches
 from gateway.payments.sync import sync_payment
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import (
@@ -45,20 +48,6 @@ from gateway.providers.base import (
 from gateway.providers.catalog import ACCOUNT_PROVIDERS
 
 log = structlog.get_logger("gateway.payments")
-
-
-@dataclass(frozen=True)
-class Confirmation:
-    """What a confirm chooses: the rail, and what the customer gave it (phone in E.164 or as typed)."""
-
-    provider: str
-    payment_method: str | None = None
-    phone: str | None = None
-    email: str | None = None
-
-
-# Rails a customer may not choose from a browser: cash is recorded as collected by the merchant.
-MERCHANT_ONLY = frozenset({"cash"})
 
 
 class PaymentService:
@@ -150,7 +139,7 @@ class PaymentService:
                 phone=body.customer.phone if body.customer else None,
                 payment_method=body.payment_method,
             )
-        row = _new_row(principal, body, idempotency_key, fingerprint, provider, self.lease, account_id)
+        row = new_row(principal, body, idempotency_key, fingerprint, provider, self.lease, account_id)
         row.payment_link_id = payment_link_id
 
         failure: ProviderFailure | None = None
@@ -208,15 +197,15 @@ class PaymentService:
         requires_payment_method is 409 payment_already_confirmed, unless it failed and the merchant
         allows retries: then a new attempt, which the provider knows under a key of its own."""
         payment = await self.get_with_secret(principal, payment_id, client_secret)
-        _confirmable(payment)
+        confirmable(payment)
         if principal.key_type == "publishable" and confirmation.provider in MERCHANT_ONLY:
             raise ProviderNotConfigured(
                 f"{confirmation.provider} payments are recorded by the merchant, not confirmed by the "
                 "customer.",
                 param="provider",
             )
-        phone = _checked_phone(confirmation.phone) if confirmation.phone else payment.customer_phone
-        email = _checked_email(confirmation.email) if confirmation.email else payment.customer_email
+        phone = checked_phone(confirmation.phone) if confirmation.phone else payment.customer_phone
+        email = checked_email(confirmation.email) if confirmation.email else payment.customer_email
         provider, account_id = await self._rail(
             principal,
             confirmation.provider,
@@ -230,11 +219,11 @@ class PaymentService:
             locked = await repository.lock(tx, payment.id)
             assert locked is not None
             payment = locked
-            _confirmable(payment)  # another confirm may have won the row meanwhile
+            confirmable(payment)  # another confirm may have won the row meanwhile
             now = datetime.now(UTC)
             if payment.attempt == 0 and payment.provider is not None:
                 # Created with its rail: that was attempt 1; it is recorded now, before the retry.
-                await repository.insert_attempt(tx, _attempt_row(payment, 1, payment.created_at))
+                await repository.insert_attempt(tx, attempt_row(payment, 1, payment.created_at))
                 payment.attempt = 1
             number = payment.attempt + 1
             changed: dict[str, Any] = {
@@ -395,110 +384,3 @@ class PaymentService:
             return await sync_payment(self.db, self.registry, payment_id, source="sync")
         except ProviderFailure as e:
             raise provider_error(e, payment) from e
-
-
-def _confirmable(payment: Payment) -> None:
-    if payment.status == state.S.REQUIRES_PAYMENT_METHOD:
-        return
-    if payment.status == state.S.FAILED and payment.allow_retries:
-        return  # a definitive no from the provider: the customer may try again
-    raise PaymentAlreadyConfirmed(
-        f"This payment was already confirmed (status {payment.status!r})"
-        + ("; it does not allow retries." if payment.status == state.S.FAILED else "."),
-        status_now=payment.status,
-    )
-
-
-def _checked_phone(value: str) -> str:
-    try:
-        return normalize_phone(value)
-    except PydanticCustomError as e:
-        raise InvalidPhone(
-            str(e), errors=[{"loc": ["body", "customer", "phone"], "type": "invalid_phone", "msg": str(e)}]
-        ) from e
-
-
-def _checked_email(value: str) -> str:
-    try:
-        return normalize_email(value)
-    except PydanticCustomError as e:
-        raise InvalidEmail(
-            str(e), errors=[{"loc": ["body", "customer", "email"], "type": "invalid_email", "msg": str(e)}]
-        ) from e
-
-
-def _attempt_row(payment: Payment, number: int, at: datetime) -> PaymentAttempt:
-    """The attempt a payment is on now, as a row (a payment created with its rail, before a retry)."""
-    assert payment.provider is not None
-    return PaymentAttempt(
-        id=new_id("att"),
-        payment_id=payment.id,
-        number=number,
-        provider=payment.provider,
-        payment_method=payment.payment_method,
-        provider_account_id=payment.provider_account_id,
-        provider_reference=payment.provider_reference,
-        status=payment.status,
-        failure_code=payment.failure_code,
-        failure_message=payment.failure_message,
-        created_at=at,
-        updated_at=payment.updated_at,
-    )
-
-
-def _new_row(
-    principal: Principal,
-    body: PaymentCreate,
-    key: str,
-    fingerprint: str,
-    provider: PaymentProvider | None,
-    lease: timedelta,
-    account_id: str | None,
-) -> Payment:
-    """A new payment: pending and leased to this request when it names its rail; else waiting for a
-    confirm (requires_payment_method: no lease, nothing for the reconciler to ask)."""
-    now = datetime.now(UTC)
-    customer = body.customer
-    payment_id = new_id("pay")
-    return Payment(
-        id=payment_id,
-        merchant_id=principal.merchant_id,
-        livemode=principal.livemode,
-        amount=body.amount,
-        amount_refunded=0,
-        currency=body.currency,
-        status=state.S.PENDING if provider is not None else state.S.REQUIRES_PAYMENT_METHOD,
-        provider=body.provider,
-        payment_method=body.payment_method,
-        customer_name=customer.name if customer else None,
-        customer_email=customer.email if customer else None,
-        customer_phone=customer.phone if customer else None,
-        customer_location=customer.location if customer else None,
-        description=body.description,
-        reference=body.reference,
-        metadata_=body.metadata,
-        return_url=body.return_url,
-        provider_reference=None,
-        next_action=None,
-        failure_code=None,
-        failure_message=None,
-        idempotency_key=key,
-        request_fingerprint=fingerprint,
-        provider_lease_until=now + lease if provider is not None else None,
-        next_reconcile_at=(
-            now + timedelta(seconds=provider.capabilities.reconcile_after_seconds)
-            if provider is not None
-            else None
-        ),
-        reconcile_attempts=0,
-        created_at=now,
-        updated_at=now,
-        completed_at=None,
-        payment_method_details=None,
-        provider_receipt=None,
-        provider_account_id=account_id,
-        client_secret=new_client_secret(payment_id),
-        checkout_id=new_checkout_id(),
-        locale=body.locale,
-        allow_retries=body.allow_retries,
-    )
