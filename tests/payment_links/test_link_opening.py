@@ -4,6 +4,7 @@ amount is checked against the link's bounds."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -169,6 +170,43 @@ async def test_a_single_use_link_stops_after_its_first_success(
     assert await link_payments(gateway, link["id"]) == 1
     got = (await client.get(f"/v1/payment-links/{link['id']}", headers=merchant.auth)).json()
     assert (got["active"], got["paid_at"] is not None) == (False, True)
+
+
+async def test_a_single_use_link_is_paid_once_even_by_two_customers_at_once(
+    gateway: Gateway, client: httpx.AsyncClient, merchant: Merchant
+) -> None:
+    link = await create_link(client, merchant, reusable=False)
+    slug = slug_of(link)
+    opened = []
+    for _ in range(4):  # four browsers, four payments of the one link
+        async with httpx.AsyncClient(base_url=gateway.base_url) as b:
+            opened.append((await payment_row(gateway, checkout_of(await b.get(f"/l/{slug}"))))["id"])
+    a, b, c, d = opened
+
+    async def confirm_raw(payment_id: str, method: str) -> httpx.Response:
+        return await client.post(
+            f"/v1/payments/{payment_id}/confirm",
+            json={"provider": "sandbox", "payment_method": method},
+            headers=merchant.auth | key(),
+        )
+
+    # A customer step under way on one payment holds the link: another customer is refused, and
+    # nothing of that payment changes.
+    assert (await confirm_raw(a, "pm_action_success")).json()["status"] == "requires_action"
+    assert_problem(await confirm_raw(b, "pm_success"), 410, "payment_link_inactive")
+    assert (
+        await gateway.scalar("SELECT status FROM payments WHERE id = :id", id=b) == "requires_payment_method"
+    )
+    assert await gateway.scalar("SELECT count(*) FROM payment_attempts WHERE payment_id = :id", id=b) == 0
+    # Once it is canceled, the link is free again; two customers at the same moment: one pays.
+    assert (await client.post(f"/v1/payments/{a}/cancel", headers=merchant.auth | key())).status_code == 200
+    answers = await asyncio.gather(confirm_raw(c, "pm_success"), confirm_raw(d, "pm_success"))
+    assert sorted(r.status_code for r in answers) == [200, 410], [r.text for r in answers]
+    paid = await gateway.scalar(
+        "SELECT count(*) FROM payments WHERE payment_link_id = :l AND status = 'succeeded'", l=link["id"]
+    )
+    assert paid == 1
+    assert_problem(await confirm_raw(b, "pm_success"), 410, "payment_link_inactive")
 
 
 async def test_expired_deactivated_and_unknown_links(

@@ -34,6 +34,17 @@ _FOR_LINK = f"SELECT {_C} FROM payments WHERE checkout_id = $1 AND payment_link_
 _LINK_PAID = (
     "UPDATE payment_links SET paid_at = now(), updated_at = now() WHERE id = :{p} AND paid_at IS NULL"
 )
+# Locks a single-use link's row (so its payments' confirms take turns) and says whether another of
+# its payments is paid or on its way to being paid. NULL for a reusable link: nothing to hold.
+_LINK_TAKEN = """
+SELECT EXISTS (
+    SELECT 1 FROM payments p
+    WHERE p.payment_link_id = l.id AND p.id <> $2
+      AND p.status NOT IN ('requires_payment_method', 'failed', 'canceled', 'expired')
+) OR l.paid_at IS NOT NULL
+FROM payment_links l WHERE l.id = $1 AND NOT l.reusable
+FOR UPDATE OF l
+"""
 _STATUS_AT = (
     "SELECT status FROM payments WHERE id = $1 AND provider = $2 AND coalesce(provider_account_id, '') = $3"
 )
@@ -70,6 +81,14 @@ def mark_link_paid(tx: Tx, link_id: str) -> None:
     name = f"paid_{link_id}"  # once per link and transaction
     if all(d[0] != name for d in tx.deferred):
         tx.defer(name, _LINK_PAID.format(p=f"{name}_id"), {f"{name}_id": link_id})
+
+
+async def single_use_link_taken(tx: Tx, link_id: str, payment_id: str) -> bool:
+    """For a confirm of `payment_id`, made from the link: whether the link is single-use and another
+    of its payments is paid or being paid. Locks the link's row until the commit, so two customers
+    confirming at once take turns and the second sees the first."""
+    taken: bool | None = await tx.fetchval(_LINK_TAKEN, link_id, payment_id)
+    return bool(taken)
 
 
 async def status_at(q: Queries, payment_id: str, provider: str, account_id: str) -> str | None:

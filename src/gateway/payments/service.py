@@ -14,6 +14,7 @@ from gateway.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     NotFound,
+    PaymentLinkInactive,
     PaymentNotCancelable,
     ProviderNotConfigured,
     ProviderUnknown,
@@ -220,6 +221,12 @@ class PaymentService:
             assert locked is not None
             payment = locked
             confirmable(payment)  # another confirm may have won the row meanwhile
+            if payment.payment_link_id is not None and await repository.single_use_link_taken(
+                tx, payment.payment_link_id, payment.id
+            ):
+                raise PaymentLinkInactive(
+                    "This single-use payment link is already paid, or being paid by another customer."
+                )
             now = datetime.now(UTC)
             if payment.attempt == 0 and payment.provider is not None:
                 # Created with its rail: that was attempt 1; it is recorded now, before the retry.
