@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from gateway.webhooks.inbound import repository as inbox
-from gateway.webhooks.inbound.service import sweep_once
+from gateway.webhooks.inbound.service import process, sweep_once
 from support import Gateway, wait_for
 
 ERROR = "WebhookPayloadError: provider 'ghost' is no longer registered"
@@ -82,3 +82,23 @@ async def test_the_running_sweeper_stops_at_its_configured_max_attempts(gateway:
         "last_error": ERROR,
         "processed": False,
     }
+
+
+async def test_two_processes_failing_the_same_attempt_count_it_once_and_the_cap_holds(
+    gateway: Gateway,
+) -> None:
+    """One process claims the row between another's rollback and its count of the failure: both
+    counted it, once. And a row at its cap is not claimed again."""
+    inbox_id = await store_failing(gateway)
+    await gateway.execute(
+        "UPDATE inbound_webhooks SET received_at = now() + interval '1 day', attempts = 2 WHERE id = :i",
+        i=inbox_id,
+    )
+    db = gateway.ctx.db
+    await inbox.record_failure(db, inbox_id, ERROR, 2)
+    await inbox.record_failure(db, inbox_id, ERROR, 2)  # the other process, same attempt
+    assert (await row(gateway, inbox_id))["attempts"] == 3
+    assert await process(db, gateway.ctx.registry, inbox_id, max_attempts=3) is None
+    assert (await row(gateway, inbox_id))["attempts"] == 3
+    assert await process(db, gateway.ctx.registry, inbox_id, max_attempts=4) == "failed"
+    assert (await row(gateway, inbox_id))["attempts"] == 4

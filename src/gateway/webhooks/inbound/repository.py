@@ -16,13 +16,18 @@ RETURNING id
 """
 _CLAIM = (
     f"SELECT {INBOX.columns} FROM inbound_webhooks "  # noqa: S608
-    "WHERE id = $1 AND processed_at IS NULL FOR UPDATE SKIP LOCKED"
+    "WHERE id = $1 AND processed_at IS NULL AND ($2::int IS NULL OR attempts < $2) FOR UPDATE SKIP LOCKED"
 )
 _FINISH = """
 UPDATE inbound_webhooks SET processed_at = now(), outcome = $2, last_error = $3, attempts = attempts + 1
 WHERE id = $1
 """
-_FAILED = "UPDATE inbound_webhooks SET attempts = attempts + 1, last_error = $2 WHERE id = $1"
+# Counted once per attempt number: two processes that failed the same attempt (one claimed the row
+# between the other's rollback and its count) count it once, so the cap holds.
+_FAILED = (
+    "UPDATE inbound_webhooks SET attempts = attempts + 1, last_error = $2"
+    " WHERE id = $1 AND ($3::int IS NULL OR attempts = $3)"
+)
 _DUE = """
 SELECT id FROM inbound_webhooks
 WHERE processed_at IS NULL AND attempts < $2 AND received_at < now() - make_interval(secs => $1)
@@ -41,17 +46,19 @@ async def store(
     return inbox_id
 
 
-async def claim(tx: Tx, inbox_id: str) -> InboundWebhook | None:
-    """Locks an unprocessed row; None if it is done or another worker holds it right now."""
-    return INBOX.one(await tx.fetchrow(_CLAIM, inbox_id))
+async def claim(tx: Tx, inbox_id: str, max_attempts: int | None) -> InboundWebhook | None:
+    """Locks an unprocessed row with attempts left (`max_attempts` None: no cap); None if it is done,
+    given up on, or another worker holds it right now."""
+    return INBOX.one(await tx.fetchrow(_CLAIM, inbox_id, max_attempts))
 
 
 async def finish(q: Queries, inbox_id: str, outcome: str, error: str | None = None) -> None:
     await q.execute(_FINISH, inbox_id, outcome, error)
 
 
-async def record_failure(q: Queries, inbox_id: str, error: str) -> None:
-    await q.execute(_FAILED, inbox_id, error[:2000])
+async def record_failure(q: Queries, inbox_id: str, error: str, seen: int | None) -> None:
+    """One failed attempt; `seen`: the attempts the row had when it was claimed (None: not read)."""
+    await q.execute(_FAILED, inbox_id, error[:2000], seen)
 
 
 async def due(q: Queries, older_than_seconds: float, max_attempts: int, limit: int = 100) -> list[str]:

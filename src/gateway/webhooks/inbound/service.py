@@ -70,15 +70,20 @@ async def receive(
     return stored, provider.capabilities.webhook_ack
 
 
-async def process(db: Database, registry: Providers, inbox_id: str) -> str | None:
-    """Applies one stored event; safe to run twice or concurrently. Returns the outcome, None if skipped."""
+async def process(
+    db: Database, registry: Providers, inbox_id: str, max_attempts: int | None = None
+) -> str | None:
+    """Applies one stored event; safe to run twice or concurrently. Returns the outcome, None if
+    skipped (done, given up on after `max_attempts` (the sweeper's cap; None for a delivery as it
+    arrives), or held by another worker)."""
     provider_name = "unknown"  # until the event is read (for the metrics of a failure before that)
+    seen: int | None = None
     try:
         async with db.transaction() as tx:
-            row = await inbox.claim(tx, inbox_id)
+            row = await inbox.claim(tx, inbox_id, max_attempts)
             if row is None:
                 return None
-            provider_name = row.provider
+            provider_name, seen = row.provider, row.attempts
             provider = await registry.for_payment(row.provider, row.account_id or None)
             if provider is None:
                 raise WebhookPayloadError(f"provider {row.provider!r} is no longer registered")
@@ -98,7 +103,7 @@ async def process(db: Database, registry: Providers, inbox_id: str) -> str | Non
     except Exception as e:
         log.exception("webhook_processing_failed", inbox_id=inbox_id)
         metrics.webhook_processed(provider_name, "failed")
-        await inbox.record_failure(db, inbox_id, f"{type(e).__name__}: {e}")
+        await inbox.record_failure(db, inbox_id, f"{type(e).__name__}: {e}", seen)
         return "failed"
 
 
@@ -201,7 +206,7 @@ async def sweep_once(
     due = await inbox.due(db, older_than_seconds, max_attempts)
     done = 0
     for inbox_id in due:
-        if await process(db, registry, inbox_id) is not None:
+        if await process(db, registry, inbox_id, max_attempts) is not None:
             done += 1
     if due:
         log.info("webhook_sweep", due=len(due), processed=done)
