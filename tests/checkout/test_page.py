@@ -13,11 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import orjson
 import pytest
+import respx
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from drivers.paystack import initialize_answer
 from ratelimits.serving import serving
-from support import Gateway, Merchant
+from support import PAYSTACK_API, Gateway, Merchant
 
 RETURN = "https://shop.example/orders/42"
 
@@ -217,3 +219,37 @@ async def test_return_is_signed_once_the_outcome_is_known(
     query = parse_qs(urlsplit(location).query)
     expected = hmac.new(payment["client_secret"].encode(), payment["id"].encode(), hashlib.sha256).hexdigest()
     assert query == {"payment_id": [payment["id"]], "signature": [expected]}
+
+
+async def test_a_redirect_rail_sends_the_customer_back_to_the_checkout_not_to_the_merchant(
+    client: httpx.AsyncClient, merchant: Merchant, gateway: Gateway, provider_http: respx.Router
+) -> None:
+    """Paystack hears the checkout page as its callback_url (the page shows the outcome, then goes
+    on to the merchant's signed return_url); an API confirm keeps the payment's return_url."""
+    sent: list[dict[str, Any]] = []
+
+    def initialize(req: httpx.Request) -> httpx.Response:
+        body = orjson.loads(req.content)
+        sent.append(body)
+        return httpx.Response(200, json=initialize_answer(body["reference"]))
+
+    provider_http.post(f"{PAYSTACK_API}/transaction/initialize").mock(side_effect=initialize)
+    payment = await create(client, merchant, currency="NGN", amount=50_000)
+    _, token = await open_page(client, payment)
+    r = await client.post(path_of(payment), data={"csrf_token": token, "method": "paystack"})
+    assert r.status_code == 303, r.text
+    assert r.headers["location"].startswith("https://checkout.paystack.com/")
+    assert len(sent) == 1
+    # (checkout_url's host is the process's last started app's: compare the path under this one's.)
+    assert sent[0]["callback_url"] == gateway.ctx.settings.base_url + path_of(payment)
+    assert RETURN not in orjson.dumps(sent[0]).decode()
+
+    other = await create(client, merchant, currency="NGN", amount=50_000)
+    confirmed = await client.post(
+        f"/v1/payments/{other['id']}/confirm",
+        json={"provider": "paystack"},
+        headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert len(sent) == 2
+    assert sent[1]["callback_url"] == RETURN

@@ -7,6 +7,7 @@ endpoints the checkout id authorizes: a WebSocket, Server-Sent Events, then poll
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -111,6 +112,8 @@ async def checkout_confirm(request: Request, checkout_id: CheckoutId, ctx: Ctx) 
     confirmation = _confirmation(payment, method, scenario, phone, email)
     if confirmation is None:
         return _back(checkout_id, "invalid_phone")
+    # A redirect rail brings the customer back to this page (the outcome, then the signed return).
+    confirmation = replace(confirmation, return_to=f"{ctx.settings.base_url}/checkout/{checkout_id}")
     try:
         payment = await service.confirm(_payments(request), payment, confirmation)
     except GatewayError as e:

@@ -27,6 +27,9 @@ class Confirmation:
     payment_method: str | None = None
     phone: str | None = None
     email: str | None = None
+    # Where a redirect rail sends the customer back: the hosted checkout's own page when it confirms
+    # (it shows the outcome, then goes on to the merchant's signed return_url); else return_url.
+    return_to: str | None = None
 
 
 # Rails a customer may not choose from a browser: cash is recorded as collected by the merchant.

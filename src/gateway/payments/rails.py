@@ -96,8 +96,9 @@ def check_rail(
         )
 
 
-def rail_request(p: Payment) -> PaymentRequest:
-    """What the provider is asked to collect, under the current attempt's key."""
+def rail_request(p: Payment, return_to: str | None = None) -> PaymentRequest:
+    """What the provider is asked to collect, under the current attempt's key; a redirect rail sends
+    the customer back to `return_to`, else to the payment's return_url."""
     return PaymentRequest(
         payment_id=attempt_key(p.id, p.attempt),
         amount=p.amount,
@@ -109,7 +110,7 @@ def rail_request(p: Payment) -> PaymentRequest:
         description=p.description,
         reference=p.reference,
         metadata=p.metadata_,
-        return_url=p.return_url,
+        return_url=return_to or p.return_url,
     )
 
 

@@ -93,12 +93,12 @@ class PaymentService:
         return provider, account_id
 
     async def _start_in_tx(
-        self, tx: Tx, provider: PaymentProvider, payment: Payment
+        self, tx: Tx, provider: PaymentProvider, payment: Payment, return_to: str | None = None
     ) -> ProviderFailure | None:
         """An in-process rail (cash, the sandbox) answers inside the transaction that starts it: a
         crash before the commit leaves no trace anywhere (one commit per payment)."""
         try:
-            result = await provider.create_payment(rail_request(payment))
+            result = await provider.create_payment(rail_request(payment, return_to))
         except ProviderFailure as e:
             payment.provider_lease_until = None
             repository.save(tx, payment, {"provider_lease_until": None})
@@ -106,12 +106,14 @@ class PaymentService:
         state.apply_result(tx, payment, result, source="api")
         return None
 
-    async def _start(self, provider: PaymentProvider, payment: Payment) -> Payment:
+    async def _start(
+        self, provider: PaymentProvider, payment: Payment, return_to: str | None = None
+    ) -> Payment:
         """Calls the provider for a committed, leased payment and applies its answer. The row is
         committed before the provider hears of it: a crash from here on leaves a row to resume (a
         retry with the same key, or the reconciler)."""
         try:
-            result = await provider.create_payment(rail_request(payment))
+            result = await provider.create_payment(rail_request(payment, return_to))
         except ProviderFailure as e:
             async with self.db.transaction() as tx:
                 await repository.release_provider_lease(tx, payment.id)
@@ -268,12 +270,12 @@ class PaymentService:
             state.start_attempt(tx, payment, changed, source="api")
             log.info("payment_confirmed", payment_id=payment.id, provider=provider.name, attempt=number)
             if provider.capabilities.in_process:
-                failure = await self._start_in_tx(tx, provider, payment)
+                failure = await self._start_in_tx(tx, provider, payment, confirmation.return_to)
         if provider.capabilities.in_process:
             if failure is not None:
                 raise provider_error(failure, payment) from failure
             return payment
-        return await self._start(provider, payment)
+        return await self._start(provider, payment, confirmation.return_to)
 
     async def methods(self, merchant_id: str, livemode: bool, currency: str) -> list[str]:
         """The providers this merchant can be paid through by a customer, for that currency and mode:
