@@ -41,7 +41,7 @@ from starlette.routing import Route
 from gateway.idempotency.store import CLAIM_OR_READ
 from gateway.idempotency.store import fingerprint as request_fingerprint
 from gateway.kit.ids import new_id
-from gateway.payments.schemas import PaymentCreate
+from gateway.payments.requests import PaymentCreate
 
 IDEMPOTENCY_TTL = 86_400
 JSON = "application/json"

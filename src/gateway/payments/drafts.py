@@ -14,7 +14,7 @@ from gateway.merchants.service import Principal
 from gateway.payments import state
 from gateway.payments.fields import normalize_email, normalize_phone
 from gateway.payments.models import Payment, PaymentAttempt
-from gateway.payments.schemas import PaymentCreate
+from gateway.payments.requests import PaymentCreate
 from gateway.payments.secrets import new_checkout_id, new_client_secret
 from gateway.providers.base import PaymentProvider
 

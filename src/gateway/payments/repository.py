@@ -10,7 +10,7 @@ from gateway.db.database import Queries, Tx
 from gateway.db.query import Where, claim_due_for_reconcile, paginate
 from gateway.kit.pagination import Page
 from gateway.payments.models import PAYMENT_ATTEMPTS, PAYMENTS, Payment, PaymentAttempt
-from gateway.payments.schemas import PaymentFilters
+from gateway.payments.requests import PaymentFilters
 
 _C = PAYMENTS.columns
 _INSERT = PAYMENTS.insert_sql(f"ON CONFLICT (merchant_id, idempotency_key) DO NOTHING RETURNING {_C}")

@@ -25,13 +25,10 @@ from gateway.payments.answers import render_payment
 from gateway.payments.drafts import Confirmation
 from gateway.payments.fields import normalize_email
 from gateway.payments.public import PublicPaymentOut, public_payment_json
+from gateway.payments.requests import PaymentConfirm, PaymentCreate, PaymentFilters, PaymentListQuery
 from gateway.payments.schemas import (
     PaymentAttemptList,
-    PaymentConfirm,
-    PaymentCreate,
-    PaymentFilters,
     PaymentList,
-    PaymentListQuery,
     PaymentOut,
     attempt_out,
     dump,

@@ -37,7 +37,7 @@ from gateway.payments.drafts import (
 )
 from gateway.payments.models import Payment, PaymentAttempt
 from gateway.payments.rails import check_rail, payment_ref, rail_request
-from gateway.payments.schemas import PaymentCreate, PaymentFilters
+from gateway.payments.requests import PaymentCreate, PaymentFilters
 from gateway.payments.secrets import client_secret_matches
 from gateway.payments.sync import sync_payment
 from gateway.provider_accounts.directory import Providers
