@@ -115,6 +115,9 @@ class ReconcilerSettings(BaseModel):
     # Between two questions about the same object: doubling from `backoff_seconds` up to the max.
     backoff_seconds: float = Field(60.0, gt=0)
     max_backoff_seconds: float = Field(3_600.0, gt=0)
+    # A payment nobody confirmed (requires_payment_method: its checkout or link was abandoned)
+    # expires this long after its creation, as a Stripe Checkout session does after 24 hours.
+    unconfirmed_expire_after_seconds: float = Field(86_400.0, ge=60)
 
 
 def _limit(v: str) -> str:
