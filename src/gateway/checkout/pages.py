@@ -3,7 +3,7 @@ customer sees for each state of the payment."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -13,10 +13,8 @@ from gateway.checkout import assets
 from gateway.checkout.display import format_money, phone_format
 from gateway.checkout.i18n import Messages
 from gateway.checkout.service import MOBILE_MONEY, OPEN, REDIRECT, SANDBOX_SCENARIOS, Checkout
+from gateway.payments.rails import started_at
 
-# How long the page counts down for a mobile-money prompt (M-Pesa's STK push lives about a minute
-# and a half; MoMo's longer): after it, the page says it is still waiting for the outcome.
-PROMPT_SECONDS: Final = 90
 # The error codes a redirect back to the page may carry (?error=): anything else is shown as generic.
 # The first live channel the script tries: "ws" (then SSE, then polling) or "sse" (then polling).
 LIVE: Final = "ws"
@@ -74,7 +72,9 @@ def view(c: Checkout, locale: str, csrf: str, error: str | None) -> dict[str, An
     action = p.next_action or {}
     redirect = (action.get("redirect_to_url") or {}).get("url")
     prompt = action.get("mobile_money_prompt") or {}
-    deadline = p.updated_at + timedelta(seconds=PROMPT_SECONDS)
+    # The prompt's countdown: the rail's own TTL from the attempt's start (the reconciler expires the
+    # payment then); none for a rail without one.
+    deadline = started_at(p) + timedelta(seconds=c.action_seconds) if c.action_seconds else None
     return {
         "t": t,
         "locale": locale,
@@ -95,11 +95,20 @@ def view(c: Checkout, locale: str, csrf: str, error: str | None) -> dict[str, An
         "provider": t(f"method.{p.provider}") if p.provider else "",
         "redirect_url": redirect,
         "prompt_phone": _masked(prompt.get("phone") or p.customer_phone),
-        "deadline": int(deadline.timestamp()),
+        "deadline": int(deadline.timestamp()) if deadline else None,
+        "time_left": _clock(deadline),
         "failure_code": p.failure_code,
         "has_return": bool(p.return_url),
         "live": LIVE,
     }
+
+
+def _clock(deadline: datetime | None) -> str:
+    """m:ss left, as the script shows it (the page without JavaScript shows it once)."""
+    if deadline is None:
+        return ""
+    left = max(0, int((deadline - datetime.now(UTC)).total_seconds()))
+    return f"{left // 60}:{left % 60:02d}"
 
 
 def render(name: str, context: dict[str, Any]) -> str:

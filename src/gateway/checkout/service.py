@@ -40,6 +40,8 @@ class Checkout:
     payment: Payment
     merchant_name: str
     methods: list[str]
+    # How long the customer has to act on the current attempt (its rail's prompt, else its TTL).
+    action_seconds: float | None = None
 
     @property
     def can_confirm(self) -> bool:
@@ -67,7 +69,10 @@ async def load(ctx: AppContext, payments: PaymentService, payment: Payment) -> C
     merchant = await merchants.get(ctx.db, payment.merchant_id)
     name = merchant.name if merchant is not None else ""
     methods = await payments.methods(payment.merchant_id, payment.livemode, payment.currency)
-    return Checkout(payment, name, methods)
+    rail = payments.registry.get(payment.provider) if payment.provider else None
+    caps = rail.capabilities if rail else None
+    seconds = caps and (caps.prompt_seconds or caps.action_ttl_seconds)
+    return Checkout(payment, name, methods, seconds or None)
 
 
 async def confirm(payments: PaymentService, payment: Payment, confirmation: Confirmation) -> Payment:
