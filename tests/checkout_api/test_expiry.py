@@ -58,7 +58,10 @@ async def test_an_abandoned_payment_expires_once_and_is_never_confirmed(
     body = assert_problem(r, 409, "payment_already_confirmed")
     assert body["status_now"] == "expired"
     assert gateway.calls("sandbox.create_payment") == calls_before
-    assert await gateway.scalar("SELECT count(*) FROM payment_attempts WHERE payment_id = :id", id=old["id"]) == 0
+    assert (
+        await gateway.scalar("SELECT count(*) FROM payment_attempts WHERE payment_id = :id", id=old["id"])
+        == 0
+    )
 
 
 async def test_the_time_allowed_is_a_setting_and_confirmed_payments_never_expire_this_way(
@@ -69,7 +72,7 @@ async def test_the_time_allowed_is_a_setting_and_confirmed_payments_never_expire
     r = await confirm(
         client, shop.publishable, confirmed, {"provider": "sandbox", "payment_method": "pm_success"}
     )
-    assert r.status_code == 200 and r.json()["status"] == "succeeded"
+    assert (r.status_code, r.json()["status"]) == (200, "succeeded")
     for p in (waiting, confirmed):
         await age(gateway, p["id"], 7_200)
 

@@ -45,9 +45,14 @@ def _masked(phone: str | None) -> str:
     return "•" * max(0, len(digits) - 3) + digits[-3:] if digits else ""
 
 
-def stage(c: Checkout) -> str:
-    """choose | approve | redirect | cash | waiting | succeeded | failed | expired | canceled"""
+def stage(c: Checkout, chosen: str | None = None) -> str:
+    """choose | approve | redirect | cash | waiting | succeeded | failed | expired | canceled
+
+    `chosen`: the method the customer picked without a confirm (cash: paid in person, recorded by
+    the merchant), shown while the payment still waits for it."""
     p = c.payment
+    if chosen == "cash" and "cash" in c.methods and c.can_confirm:
+        return "cash"
     if p.status == "requires_payment_method":
         return "choose"
     if p.status in OPEN:
@@ -64,7 +69,7 @@ def stage(c: Checkout) -> str:
     return p.status if p.status in ("failed", "expired", "canceled") else "waiting"
 
 
-def view(c: Checkout, locale: str, csrf: str, error: str | None) -> dict[str, Any]:
+def view(c: Checkout, locale: str, csrf: str, error: str | None, chosen: str | None = None) -> dict[str, Any]:
     p = c.payment
     t = Messages(locale)
     amount = format_money(p.amount, p.currency, locale)
@@ -85,7 +90,8 @@ def view(c: Checkout, locale: str, csrf: str, error: str | None) -> dict[str, An
         "description": p.description,
         "livemode": p.livemode,
         "status": p.status,
-        "stage": stage(c),
+        "stage": stage(c, chosen),
+        "cash_instructions": c.cash_instructions,
         "can_confirm": c.can_confirm,
         "methods": [{"id": m, "kind": _kind(m), "label": t(f"method.{m}")} for m in c.methods],
         "scenarios": [{"id": s, "label": t(f"scenario.{s}")} for s in SANDBOX_SCENARIOS],

@@ -51,9 +51,7 @@ class Reconciler:
             await self._refund(refund_id)
         expired = await self.expire_unconfirmed()
         if due_payments or due_refunds or expired:
-            log.info(
-                "reconcile_round", payments=len(due_payments), refunds=len(due_refunds), expired=expired
-            )
+            log.info("reconcile_round", payments=len(due_payments), refunds=len(due_refunds), expired=expired)
         return len(due_payments) + len(due_refunds) + expired
 
     async def expire_unconfirmed(self) -> int:
