@@ -146,6 +146,9 @@ class RateLimitSettings(BaseModel):
     # and confirms from one client IP: a client secret or a phone number cannot be tried at speed.
     confirm_per_payment: LimitText = "10/minute"
     confirm_per_ip: LimitText = "30/minute"
+    # Payment link opens that may make a payment (no cookie of an earlier one) from one client IP: a
+    # crawler or a loop cannot fill the table. Generous: mobile carriers put many phones behind one IP.
+    link_opens_per_ip: LimitText = "60/minute"
 
 
 class AccountsSettings(BaseModel):
