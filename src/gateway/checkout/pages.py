@@ -22,6 +22,9 @@ ERRORS: Final = frozenset(
     {"invalid_phone", "method_missing", "csrf", "rate_limited", "provider", "not_retryable", "generic"}
 )
 
+# The name of the company whose page a redirect rail sends the customer to (not translated).
+BRANDS: Final = {"paystack": "Paystack", "flutterwave": "Flutterwave", "wave": "Wave", "stripe": "Stripe"}
+
 ENV: Final = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -98,7 +101,7 @@ def view(c: Checkout, locale: str, csrf: str, error: str | None, chosen: str | N
         "phone": phones,
         "csrf": csrf,
         "error": t(f"error.{error if error in ERRORS else 'generic'}") if error else None,
-        "provider": t(f"method.{p.provider}") if p.provider else "",
+        "provider": BRANDS.get(p.provider or "", t(f"method.{p.provider}") if p.provider else ""),
         "redirect_url": redirect,
         "prompt_phone": _masked(prompt.get("phone") or p.customer_phone),
         "deadline": int(deadline.timestamp()) if deadline else None,
