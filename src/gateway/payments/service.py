@@ -298,7 +298,8 @@ class PaymentService:
             )
             if self.registry.configured(name, livemode, account_id):
                 found.append(name)
-        return found
+        # The rails that pay at once first; cash (in person) and the sandbox (test) last.
+        return sorted(found, key=lambda name: name in ("cash", "sandbox"))
 
     async def attempts(self, principal: Principal, payment_id: str) -> list[PaymentAttempt]:
         await self.get(principal, payment_id)
