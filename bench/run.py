@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from bench import report
+from bench import openloop, report
 from bench.infra import (
     RESULTS_DIR,
     ROOT,
@@ -405,6 +405,7 @@ class Bench:
         self.runs: list[dict[str, Any]] = []
         self.memory: list[dict[str, Any]] = []
         self.logs: list[dict[str, Any]] = []
+        self.open_loop: list[dict[str, Any]] = []
         self.scenarios = [s for s in SCENARIOS if s.info.name in cfg.scenarios]
         self._run_no = 0
         self._nonce = uuid.uuid4().hex[:8]
@@ -497,6 +498,29 @@ class Bench:
         self.ctx.db.execute("CHECKPOINT")
         self._dirty = False
 
+    def run_open_loop(self, app: App) -> None:
+        """After the wrk runs: requests on a schedule, timed from when each was due (bench/openloop.py)."""
+        specs = openloop.plan(self.runs, app.workers, self.cfg.mode == "quick")
+        if not specs:
+            say("  open loop: skipped (it takes its rate from the create scenario, not measured)")
+            return
+        for spec in specs:
+            if spec.kind == "get" and self._dirty:
+                self._settle()
+            self._run_no += 1
+            ids = self.ctx.ids_file() if spec.kind == "get" else None
+            run_id = f"b{self._nonce}-{self._run_no}"
+            r = openloop.run(self.procs, app.base_url, self.ctx.api_key, spec, ids, run_id, self.groups)
+            self._dirty = self._dirty or spec.kind == "create"
+            self.open_loop.append(r)
+            lat = r["latency_ms"]
+            say(
+                f"  open loop {spec.name:12} {spec.rate:.0f} req/s sent, {r['achieved_rps']:.0f} answered/s "
+                f"p50 {lat.get('p50', 0):6.1f}  p90 {lat.get('p90', 0):6.1f}  p99 {lat.get('p99', 0):6.1f}  "
+                f"max {lat.get('max', 0):6.1f} ms  (generator {r['generator_cpu_cores']:.2f} cores; "
+                f"{r['non_2xx']} non-2xx, {sum(r['errors'].values())} errors, {r['unanswered']} unanswered)"
+            )
+
     def run_workers(self, workers: int) -> None:
         cfg = self.cfg
         say(f"\n== {workers} worker(s): starting the gateway and the floor")
@@ -535,6 +559,8 @@ class Bench:
                                 self._one(app, sc, load, connections, "warmup", rep)
                                 warmed.add((app_name, sc.info.name))
                             self._one(app, sc, load, connections, "measured", rep)
+            if workers == report.PRIMARY[0] and os.environ.get("BENCH_OPENLOOP", "") != "0":
+                self.run_open_loop(gateway)
             for app in (gateway, floor):
                 self.memory.append({"app": app.name, "workers_count": workers, "workers": app.memory()})
                 if not app.proc.alive():
@@ -654,7 +680,9 @@ def bench_main() -> int:
             "ratios": report.ratios(summary, infos),
             "memory": bench.memory,
             "logs": bench.logs,
-            "targets": report.targets(summary, infos, bench.memory, bench.runs),
+            "open_loop": bench.open_loop,
+            "targets": report.targets(summary, infos, bench.memory, bench.runs)
+            + report.open_loop_targets(bench.open_loop),
             "runs": bench.runs,
         }
         md = report.markdown(data, infos)
