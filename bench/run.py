@@ -15,6 +15,8 @@ Environment (all optional):
   BENCH_KEEP=1            keep the run directory (.data/bench-*: server data and logs)
   BENCH_STRICT=1          exit 3 when a target fails
   BENCH_NOTE="..."        a line recorded with the results (what this run tries)
+  BENCH_OPENLOOP=0        no open-loop runs (bench/openloop.py) after the wrk scenarios
+  BENCH_OPENLOOP_DURATION seconds per open-loop run (quick 10, full 20)
 """
 
 from __future__ import annotations
@@ -183,28 +185,28 @@ class Scenario:
 
 SCENARIOS: list[Scenario] = [
     Scenario(
-        ScenarioInfo("create", "create payment (pm_success)", "create", "201", ratio_target=0.5, writes=True),
+        ScenarioInfo("create", "create payment (pm_success)", "create", "201", ratio_target=0.7, writes=True),
         lambda ctx: Load("POST", "/v1/payments", CREATE_JSON, "unique"),
         lambda ctx: Load("POST", "/v1/payments", CREATE_JSON, "unique"),
     ),
     Scenario(
-        ScenarioInfo("replay", "idempotent replay (one key)", "replay", "201", ratio_target=0.8),
+        ScenarioInfo("replay", "idempotent replay (one key)", "replay", "201", ratio_target=1.0),
         lambda ctx: Load("POST", "/v1/payments", CREATE_JSON, ctx.replay_keys["gateway"]),
         lambda ctx: Load("POST", "/floor/replay", CREATE_JSON, ctx.replay_keys["floor"]),
     ),
     Scenario(
-        ScenarioInfo("get", "GET /v1/payments/{id}", "get", "200", ratio_target=0.7, reads=True),
+        ScenarioInfo("get", "GET /v1/payments/{id}", "get", "200", ratio_target=0.85, reads=True),
         lambda ctx: Load("GET", "/v1/payments/", ids_file=ctx.ids_file()),
         lambda ctx: Load("GET", "/v1/payments/", ids_file=ctx.ids_file()),
     ),
     Scenario(
         ScenarioInfo(
-            "list", "GET /v1/payments?limit=10&status=succeeded", "get", "200", ratio_target=0.5, reads=True
+            "list", "GET /v1/payments?limit=10&status=succeeded", "get", "200", ratio_target=0.75, reads=True
         ),
         lambda ctx: Load("GET", LIST_PATH),
     ),
     Scenario(
-        ScenarioInfo("json", "bare JSON (/healthz vs /floor/json)", "json", "200"),
+        ScenarioInfo("json", "bare JSON (/healthz vs /floor/json)", "json", "200", ratio_target=0.6),
         lambda ctx: Load("GET", "/healthz"),
         lambda ctx: Load("GET", "/floor/json"),
     ),
