@@ -46,6 +46,9 @@ CREATE_P99_MS = 25.0
 GET_P99_MS = 10.0
 DEFAULT_CONNECTIONS = 64
 DRAIN_TIMEOUT_S = 10.0
+# uvicorn closes a keep-alive connection idle for 5 s; one idle for this long is closed here and
+# replaced rather than reused (a request written into a connection the server is closing is lost).
+IDLE_REUSE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -92,10 +95,11 @@ class _Requests:
 
 
 class _Conn:
-    __slots__ = ("reader", "writer")
+    __slots__ = ("reader", "used", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader, self.writer = reader, writer
+        self.used = 0.0  # when its last answer came in (the loop's clock)
 
 
 async def _exchange(conn: _Conn, request: bytes) -> int:
@@ -129,6 +133,11 @@ class Generator:
         self.recording = False
 
     async def _acquire(self) -> _Conn:
+        loop = asyncio.get_running_loop()
+        # Released last, taken first: the stale ones are the oldest, at the bottom.
+        while self.idle and loop.time() - self.idle[0].used > IDLE_REUSE_S:
+            self.idle.pop(0).writer.close()
+            self.opened -= 1
         while not self.idle:
             if self.opened < self.max_connections:
                 self.opened += 1
@@ -172,7 +181,7 @@ class Generator:
                 self.errors[type(e).__name__] += 1
             self._release(None)
             return
-        done = loop.time()
+        done = conn.used = loop.time()
         self._release(conn)
         if record:
             self.statuses[status] += 1
