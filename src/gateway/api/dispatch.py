@@ -147,8 +147,8 @@ class RouteIndex:
                 scope.update(child_scope)
                 await route.handle(scope, receive, send)
                 return
-            if match is not Match.NONE:
-                break  # a partial match (another method): the router decides between them
+            # Partial (the path fits, the method does not: GET /v1/payments before its POST): as
+            # Router.app, a later full match wins; with none, the router answers from the partial.
         await self.fallback(scope, receive, send)
 
 
