@@ -33,7 +33,7 @@ from gateway.middleware import RequestIdMiddleware
 from gateway.openapi import install_openapi
 from gateway.payment_links.router import public as payment_link_pages
 from gateway.payment_links.router import router as payment_links_router
-from gateway.payments.router import reads as payment_reads
+from gateway.payments.router import hot as payment_hot_paths
 from gateway.payments.router import router as payments_router
 from gateway.refunds.router import router as refunds_router
 from gateway.runtime import Loops, runtime
@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every route straight onto the app, flat: FastAPI 0.16x's included routers cost more to match
     # through than most handlers (gateway/api/dispatch.py).
     for router in (
-        payment_reads,
+        payment_hot_paths,
         payments_router,
         refunds_router,
         payment_links_router,
