@@ -115,6 +115,9 @@ class ReconcilerSettings(BaseModel):
     # Between two questions about the same object: doubling from `backoff_seconds` up to the max.
     backoff_seconds: float = Field(60.0, gt=0)
     max_backoff_seconds: float = Field(3_600.0, gt=0)
+    # A payment nobody confirmed (requires_payment_method: its checkout or link was abandoned)
+    # expires this long after its creation, as a Stripe Checkout session does after 24 hours.
+    unconfirmed_expire_after_seconds: float = Field(86_400.0, ge=60)
 
 
 def _limit(v: str) -> str:
@@ -143,6 +146,9 @@ class RateLimitSettings(BaseModel):
     # and confirms from one client IP: a client secret or a phone number cannot be tried at speed.
     confirm_per_payment: LimitText = "10/minute"
     confirm_per_ip: LimitText = "30/minute"
+    # Payment link opens that may make a payment (no cookie of an earlier one) from one client IP: a
+    # crawler or a loop cannot fill the table. Generous: mobile carriers put many phones behind one IP.
+    link_opens_per_ip: LimitText = "60/minute"
 
 
 class AccountsSettings(BaseModel):

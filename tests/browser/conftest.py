@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright
 
 from browser.fake_daraja import FakeDaraja, fake_daraja
+from browser.fake_paystack import FakePaystack, fake_paystack
 from gateway.merchants.service import create_merchant
 from ratelimits.serving import serving
 from support import Gateway
@@ -34,21 +35,29 @@ class Checkout:
     client: httpx.AsyncClient  # the gateway's API
     base_url: str
     daraja: FakeDaraja
+    paystack: FakePaystack
     times: dict[str, float] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="session")
-async def checkout_gateway(gateway: Gateway) -> AsyncIterator[Checkout]:
-    async with fake_daraja() as daraja:
+async def checkout_gateway(
+    gateway: Gateway, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Checkout]:
+    async with fake_daraja() as daraja, fake_paystack("", tmp_path_factory.mktemp("paystack")) as paystack:
         base = gateway.ctx.settings
         mpesa = base.mpesa.model_copy(
             update={"test": base.mpesa.test.model_copy(update={"base_url": daraja.url})}
         )
         sandbox = base.sandbox.model_copy(update={"action_delay_seconds": 1.0})
-        async with serving(
-            gateway, "127.0.0.1", settings_update={"mpesa": mpesa, "sandbox": sandbox}, **LIMITS
-        ) as (client, _app):
-            yield Checkout(client, str(client.base_url).rstrip("/"), daraja)
+        update = {
+            "mpesa": mpesa,
+            "sandbox": sandbox,
+            "paystack": base.paystack.model_copy(update={"base_url": paystack.api_url}),
+        }
+        async with serving(gateway, "127.0.0.1", settings_update=update, **LIMITS) as (client, _app):
+            base_url = str(client.base_url).rstrip("/")
+            paystack.webhook_url = f"{base_url}/v1/webhooks/paystack"
+            yield Checkout(client, base_url, daraja, paystack)
 
 
 @pytest.fixture(scope="session")

@@ -231,3 +231,47 @@ async def test_unknown_checkout_is_a_plain_404(checkout_gateway: Checkout, tab: 
     assert r.status == 404
     await expect(tab.page.get_by_role("heading", name="Checkout not found")).to_be_visible()
     tab.console_errors.clear()  # chromium reports the 404 itself, which is this test's point
+
+
+async def test_a_redirect_rail_there_and_back(
+    checkout_gateway: Checkout, shop: dict[str, str], browser: Browser
+) -> None:
+    """Paystack: the form post goes to Paystack's page (allowed by the CSP's form-action); a customer
+    who comes back unpaid sees "continue with Paystack"; paid, Paystack's webhook settles it and its
+    redirect brings the customer back to the checkout, which shows the outcome, then the shop."""
+    paystack = checkout_gateway.paystack
+    payment = await create(
+        checkout_gateway, shop, amount=50_000, currency="NGN", customer={"email": "ada@example.com"}
+    )
+    async with open_tab(browser, ignore_https_errors=True) as t:
+        page = t.page
+        landed = await shop_route(page)
+        await page.goto(payment["checkout_url"])
+        await page.get_by_label("Card or bank (Paystack)").check()
+        await page.get_by_role("button", name="Pay ₦500.00").click()
+        await expect(page.get_by_role("heading", name="Pay NGN 500.00")).to_be_visible()
+        assert page.url.startswith(paystack.page_url)
+        started = next(s for s in paystack.started.values() if s.reference == f"pay-{payment['id'][4:]}-test")
+        assert (started.amount, started.currency) == (50_000, "NGN")
+        assert started.callback_url == payment["checkout_url"]
+
+        # Back without paying: the checkout says where to finish.
+        await page.go_back()
+        await page.reload()
+        await expect(page.locator("[data-state=redirect]")).to_be_visible()
+        await shot(page, "redirect")
+        await page.get_by_role("link", name="Go to Paystack").click()
+        await expect(page.get_by_role("heading", name="Pay NGN 500.00")).to_be_visible()
+
+        await page.get_by_role("button", name="Pay now").click()
+        await expect(page.locator("[data-state=succeeded]")).to_be_visible(timeout=15_000)
+        assert page.url.startswith(payment["checkout_url"])
+        r = await checkout_gateway.client.get(f"/v1/payments/{payment['id']}", headers=shop)
+        assert (r.json()["status"], r.json()["provider"]) == ("succeeded", "paystack")
+        await page.get_by_role("link", name="Return to Mama Mboga Shop").click()
+        await page.wait_for_url(f"{SHOP}/**")
+        query = parse_qs(urlsplit(landed[-1]).query)
+        assert query["payment_id"] == [payment["id"]]
+        key = payment["client_secret"].encode()
+        assert query["signature"] == [hmac.new(key, payment["id"].encode(), hashlib.sha256).hexdigest()]
+        assert t.console_errors == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from gateway.payments import repository as payments
 from gateway.payments import state
 from payment_links.links import create_link, key, link_payments, slug_of
+from ratelimits.serving import serving
 from support import Gateway, Merchant, assert_problem
 
 JSON = {"Accept": "application/json"}
@@ -331,3 +333,32 @@ async def test_the_payment_list_filters_by_link(
     assert len(everything.json()["data"]) == 4
     theirs = await client.get("/v1/payments", params={"payment_link": one["id"]}, headers=other_merchant.auth)
     assert theirs.json()["data"] == []
+
+
+async def test_opens_that_make_payments_are_limited_per_address(gateway: Gateway, merchant: Merchant) -> None:
+    """A crawler (or a chat app's link preview, in a loop) cannot fill the payments table; a browser
+    going back to its own payment (its cookie) spends nothing."""
+    unreached = {"live": "100000/second", "test": "100000/second", "failed_auth": "1000000/minute"}
+    n = uuid.uuid4().int
+    address = f"10.{n % 250}.{n // 250 % 250}.{n // 62500 % 250 + 1}"
+    async with serving(gateway, address, link_opens_per_ip="3/minute", **unreached) as (client, _):
+        link = await create_link(
+            client, merchant, amount=1500, currency="KES", description="Tea", reusable=True
+        )
+        made = []
+        for _ in range(3):
+            client.cookies.clear()
+            made.append(checkout_of(await client.get(f"/l/{slug_of(link)}")))
+        assert len(set(made)) == 3
+        # Back to its own payment: no new row, nothing spent.
+        assert checkout_of(await client.get(f"/l/{slug_of(link)}")) == made[-1]
+
+        client.cookies.clear()
+        r = await client.get(f"/l/{slug_of(link)}")
+        assert r.status_code == 429
+        assert r.headers["content-type"].startswith("text/html")
+        assert int(r.headers["retry-after"]) > 0
+        assert "rate_limited" in r.text
+        problem = assert_problem(await client.get(f"/l/{slug_of(link)}", headers=JSON), 429, "rate_limited")
+        assert "payment link opens" in problem["detail"]
+    assert await link_payments(gateway, link["id"]) == 3

@@ -231,7 +231,6 @@ async def test_each_merchant_and_each_mode_sees_only_its_own(
     ("path", "status", "code"),
     [
         ("/v1/provider-accounts/sandbox", 422, "provider_account_not_supported"),
-        ("/v1/provider-accounts/cash", 422, "provider_account_not_supported"),
         ("/v1/provider-accounts/stripee", 422, "provider_unknown"),
     ],
 )

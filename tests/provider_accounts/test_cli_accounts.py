@@ -107,10 +107,10 @@ async def test_set_refuses_bad_input_and_never_echoes_it(
     )
     assert (r.returncode, r.stderr.strip()) == (2, "No merchant 'mer_nobody'.")
     r = await gateway_cli(
-        tmp_path, env, "provider-accounts", "set", merchant.id, "cash", stdin=json.dumps(creds)
+        tmp_path, env, "provider-accounts", "set", merchant.id, "sandbox", stdin=json.dumps(creds)
     )
     assert r.returncode == 2
-    assert r.stderr.startswith("cash runs inside the gateway: it takes no account.")
+    assert r.stderr.startswith("sandbox runs inside the gateway: it takes no account.")
     # Without a keyring.
     no_keys = {k: v for k, v in env.items() if k != "GATEWAY_SECRETS_KEYS"}
     r = await gateway_cli(

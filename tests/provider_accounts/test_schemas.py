@@ -215,7 +215,8 @@ async def test_live_mode_checks(client: httpx.AsyncClient, gateway: Gateway, mer
 @pytest.mark.parametrize(
     ("body", "loc", "type_"),
     [
-        ({}, ["body", "credentials"], "missing"),
+        # No credentials object is an empty one (cash takes none): Paystack's then names its field.
+        ({}, ["body", "credentials", "secret_key"], "missing"),
         ({"credentials": "sk_test_abc"}, ["body", "credentials"], "dict_type"),
         ({"credentials": {}, "extra": 1}, ["body", "extra"], "extra_forbidden"),
     ],

@@ -201,6 +201,20 @@ async def check_confirm(ctx: AppContext, payment_id: str, address: str, request_
         limiter.check(address, limiter.confirm_per_payment, "confirm", payment_id),
         limiter.check(address, limiter.confirm_per_ip, "confirm_ip", address),
     )
+    await _spend("confirms", checks)
+
+
+async def check_link_open(ctx: AppContext, address: str) -> None:
+    """Spends one of the address's payment link opens without a payment of its own yet
+    (settings.rate_limits.link_opens_per_ip): each may make a payment row. 429 rate_limited."""
+    limiter = ctx.rate_limits
+    if limiter is not None:
+        await _spend(
+            "payment link opens", (limiter.check(address, limiter.link_opens_per_ip, "link_ip", address),)
+        )
+
+
+async def _spend(what: str, checks: tuple[Check | Granted, ...]) -> None:
     for check in checks:
         try:
             quota = await check.result()
@@ -212,7 +226,7 @@ async def check_confirm(ctx: AppContext, payment_id: str, address: str, request_
                 if other is not check:
                     other.forget()
             raise RateLimited(
-                f"Too many confirms (limit {quota.limit} per {quota.window} s); "
+                f"Too many {what} (limit {quota.limit} per {quota.window} s); "
                 f"retry after {quota.retry_after} s.",
                 headers={"Retry-After": str(quota.retry_after)},
             )

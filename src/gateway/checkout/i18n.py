@@ -44,6 +44,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "redirect_button": "Go to {provider}",
         "cash_title": "Pay in cash",
         "cash_body": "Pay {amount} in cash to {merchant}. This page will update once they confirm it.",
+        "cash_other": "Choose another way to pay",
         "succeeded_title": "Payment received",
         "succeeded_body": "{merchant} received {amount}. Thank you.",
         "failed_title": "Payment failed",
@@ -103,6 +104,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "cash_title": "Payer en espèces",
         "cash_body": "Payez {amount} en espèces à {merchant}. Cette page se mettra à jour dès sa "
         "confirmation.",
+        "cash_other": "Choisir un autre moyen de paiement",
         "succeeded_title": "Paiement reçu",
         "succeeded_body": "{merchant} a reçu {amount}. Merci.",
         "failed_title": "Le paiement a échoué",

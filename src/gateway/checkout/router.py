@@ -22,7 +22,7 @@ from gateway.checkout.display import phone_format
 from gateway.checkout.i18n import Messages, pick_locale
 from gateway.context import AppContext
 from gateway.errors import GatewayError
-from gateway.payments.drafts import Confirmation
+from gateway.payments.drafts import MERCHANT_ONLY, Confirmation
 from gateway.payments.models import Payment
 from gateway.payments.service import PaymentService
 
@@ -75,7 +75,8 @@ async def checkout_page(request: Request, checkout_id: CheckoutId, ctx: Ctx) -> 
     if not nonce or len(nonce) > _NONCE_MAX:
         nonce = security.new_nonce()
     csrf = security.csrf_token(payment.client_secret, checkout_id, nonce)
-    context = pages.view(checkout, locale, csrf, request.query_params.get("error"))
+    query = request.query_params
+    context = pages.view(checkout, locale, csrf, query.get("error"), query.get("method"))
     name = "fragment.html" if request.headers.get("x-checkout-fragment") else "page.html"
     response = HTMLResponse(pages.render(name, context))
     response.set_cookie(
@@ -109,6 +110,9 @@ async def checkout_confirm(request: Request, checkout_id: CheckoutId, ctx: Ctx) 
         return _back(checkout_id, None if payment.status != "failed" else "not_retryable")
     if not method or method not in checkout.methods:
         return _back(checkout_id, "method_missing")
+    if method in MERCHANT_ONLY:
+        # Cash is paid in person and recorded by the merchant: nothing to confirm, the page says how.
+        return _secure(RedirectResponse(f"/checkout/{checkout_id}?method={method}", status_code=303))
     confirmation = _confirmation(payment, method, scenario, phone, email)
     if confirmation is None:
         return _back(checkout_id, "invalid_phone")

@@ -20,6 +20,7 @@ from gateway.payments import repository as payments_repo
 from gateway.payments.drafts import Confirmation
 from gateway.payments.models import Payment
 from gateway.payments.service import PaymentService
+from gateway.provider_accounts import repository as provider_accounts
 
 # How the page collects each rail (anything else is shown as a plain "continue").
 MOBILE_MONEY: Final = frozenset({"mpesa", "momo"})
@@ -40,6 +41,10 @@ class Checkout:
     payment: Payment
     merchant_name: str
     methods: list[str]
+    # How long the customer has to act on the current attempt (its rail's prompt, else its TTL).
+    action_seconds: float | None = None
+    # What a customer who chooses cash is told (the merchant's cash account's `instructions`).
+    cash_instructions: str | None = None
 
     @property
     def can_confirm(self) -> bool:
@@ -67,7 +72,18 @@ async def load(ctx: AppContext, payments: PaymentService, payment: Payment) -> C
     merchant = await merchants.get(ctx.db, payment.merchant_id)
     name = merchant.name if merchant is not None else ""
     methods = await payments.methods(payment.merchant_id, payment.livemode, payment.currency)
-    return Checkout(payment, name, methods)
+    rail = payments.registry.get(payment.provider) if payment.provider else None
+    caps = rail.capabilities if rail else None
+    seconds = caps and (caps.prompt_seconds or caps.action_ttl_seconds)
+    return Checkout(payment, name, methods, seconds or None, await _cash_instructions(ctx, payment, methods))
+
+
+async def _cash_instructions(ctx: AppContext, payment: Payment, methods: list[str]) -> str | None:
+    if "cash" not in methods:
+        return None
+    account = await provider_accounts.active(ctx.db, payment.merchant_id, "cash", payment.livemode)
+    text = account.settings.get("instructions") if account is not None else None
+    return text if isinstance(text, str) and text else None
 
 
 async def confirm(payments: PaymentService, payment: Payment, confirmation: Confirmation) -> Payment:

@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.api.deps import Ctx, PaymentsRead, PaymentsWrite
 from gateway.api.pagination import Paging, checked_page
+from gateway.api.ratelimit import check_link_open
 from gateway.api.responses import json_response
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses
@@ -148,7 +149,9 @@ def _page(name: str, status: int, **values: object) -> HTMLResponse:
 def _error_page(request: Request, e: GatewayError) -> Response:
     if _wants_json(request):
         raise e
-    return _page("error.html", e.status, title=e.title, detail=e.detail, code=e.code)
+    page = _page("error.html", e.status, title=e.title, detail=e.detail, code=e.code)
+    page.headers.update(e.headers)  # Retry-After of a 429
+    return page
 
 
 def _form(
@@ -171,7 +174,10 @@ def _form(
 async def _open(
     request: Request, ctx: Ctx, service: PaymentLinkService, slug: str, amount: int | None, csrf: str
 ) -> Response:
-    opened = await service.open(slug, request.cookies.get(PAYMENT_COOKIE), amount)
+    earlier = request.cookies.get(PAYMENT_COOKIE)
+    if earlier is None:
+        await check_link_open(ctx, request.client.host if request.client else "unknown")
+    opened = await service.open(slug, earlier, amount)
     if opened.payment is None:
         return _form(ctx, opened.link, csrf)
     response = RedirectResponse(f"/checkout/{opened.payment.checkout_id}", status_code=303)

@@ -105,6 +105,11 @@ payments = Table(
         "next_reconcile_at",
         postgresql_where=text("status IN ('pending', 'requires_action', 'processing')"),
     ),
+    Index(
+        "ix_payments_unconfirmed",
+        "created_at",
+        postgresql_where=text("status = 'requires_payment_method'"),
+    ),
 )
 
 

@@ -199,6 +199,19 @@ async def count_due_for_reconcile(q: Queries, cap: int) -> int:
     return await query.count_due_for_reconcile(q, "payments", UNSETTLED, cap=cap)
 
 
+# Oldest first, each row locked for its move to expired; rows a confirm holds are left for later.
+_UNCONFIRMED_BEFORE = f"""
+SELECT {_C} FROM payments
+WHERE status = 'requires_payment_method' AND created_at <= $1
+ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+"""
+
+
+async def lock_unconfirmed_before(tx: Tx, cutoff: datetime, limit: int) -> list[Payment]:
+    """Payments nobody confirmed since before `cutoff` (ix_payments_unconfirmed), locked."""
+    return PAYMENTS.many(await tx.fetch(_UNCONFIRMED_BEFORE, cutoff, limit))
+
+
 _BY_CHECKOUT_ID = f"SELECT {_C} FROM payments WHERE checkout_id = $1"
 
 

@@ -280,11 +280,16 @@ class PaymentService:
     async def methods(self, merchant_id: str, livemode: bool, currency: str) -> list[str]:
         """The providers this merchant can be paid through by a customer, for that currency and mode:
         its own active accounts (or the deployment's, where accounts are shared); the sandbox only in
-        test mode; never cash (a customer cannot declare cash paid: the merchant records it)."""
+        test mode; cash only where the merchant has a cash account in that mode (the customer then
+        pays in person and the merchant records it: a customer never confirms cash)."""
         found: list[str] = []
         for name in self.registry.names():
             provider = self.registry.get(name)
-            if name in MERCHANT_ONLY or provider is None or currency not in provider.capabilities.currencies:
+            if provider is None or currency not in provider.capabilities.currencies:
+                continue
+            if name in MERCHANT_ONLY:
+                if await self.registry.active_account(merchant_id, name, livemode) is not None:
+                    found.append(name)
                 continue
             account_id = (
                 await self.registry.active_account(merchant_id, name, livemode)

@@ -14,12 +14,13 @@ _CREDENTIALS = (
     "Flutterwave `secret_key`, `secret_hash`; M-Pesa `consumer_key`, `consumer_secret`, `shortcode`, "
     "`passkey`, optional `till_number`, `initiator_name`, `security_credential`; MoMo `subscription_key`, "
     "`api_user`, `api_key`, `target_environment`, optional `disbursement_subscription_key`, "
-    "`disbursement_api_user`, `disbursement_api_key`; Wave `api_key`, `webhook_secret`. A key that says its "
-    "mode (`sk_test_…`) must be of your key's mode."
+    "`disbursement_api_user`, `disbursement_api_key`; Wave `api_key`, `webhook_secret`; cash none (`{}`). "
+    "A key that says its mode (`sk_test_…`) must be of your key's mode."
 )
 _SETTINGS = (
     "The provider's settings that are not secret: M-Pesa `transaction_type` (`CustomerPayBillOnline`, "
-    "`CustomerBuyGoodsOnline`: then `till_number` is required); MoMo `base_url` (required in live mode). "
+    "`CustomerBuyGoodsOnline`: then `till_number` is required); MoMo `base_url` (required in live mode); "
+    "cash `instructions` (shown on the checkout to a customer who chooses cash; up to 300 characters). "
     "The other providers take none."
 )
 
@@ -27,7 +28,7 @@ _SETTINGS = (
 class ProviderAccountIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    credentials: dict[str, Any] = Field(description=_CREDENTIALS)
+    credentials: dict[str, Any] = Field(default_factory=dict, description=_CREDENTIALS)
     settings: dict[str, Any] = Field(default_factory=dict, description=_SETTINGS)
 
 
@@ -39,9 +40,10 @@ class ProviderAccountOut(BaseModel):
     status: Literal["active", "deleted"]
     credentials: dict[str, str] = Field(description="Each credential field's last four characters: `…abcd`")
     settings: dict[str, Any]
-    webhook_url: str = Field(
+    webhook_url: str | None = Field(
         description="Register this URL at the provider: its notifications for this account go there. "
-        "For M-Pesa and MoMo, which sign nothing, it ends in a secret token: keep it private."
+        "For M-Pesa and MoMo, which sign nothing, it ends in a secret token: keep it private. "
+        "Null for cash, which sends none."
     )
     created: datetime
     updated: datetime
@@ -53,7 +55,7 @@ class ProviderAccountList(BaseModel):
     has_more: bool = False
 
 
-def account_out(account: ProviderAccount, webhook_url: str) -> ProviderAccountOut:
+def account_out(account: ProviderAccount, webhook_url: str | None) -> ProviderAccountOut:
     return ProviderAccountOut(
         id=account.id,
         provider=account.provider,

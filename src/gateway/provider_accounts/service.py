@@ -50,9 +50,12 @@ class Shown:
     account: ProviderAccount
     callback_token: str | None = field(default=None, repr=False)
 
-    def webhook_url(self, base_url: str) -> str:
-        """Where the provider sends this account's notifications (the merchant registers it there)."""
+    def webhook_url(self, base_url: str) -> str | None:
+        """Where the provider sends this account's notifications (the merchant registers it there);
+        None for an account that gets none (cash)."""
         a = self.account
+        if not ACCOUNTS[a.provider].webhooks:
+            return None
         url = f"{base_url.rstrip('/')}/v1/webhooks/{a.provider}/{a.id}"
         return f"{url}/{self.callback_token}" if self.callback_token else url
 

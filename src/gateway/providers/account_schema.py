@@ -51,11 +51,14 @@ def require_prefix(value: str, info: ValidationInfo, *, test: tuple[str, ...], l
 @dataclass(frozen=True)
 class AccountSchema:
     """One provider's account: its credentials and settings models; `callback_token` for providers
-    that sign nothing (the gateway adds a secret token to their callback URL)."""
+    that sign nothing (the gateway adds a secret token to their callback URL); `webhooks` False for
+    one that sends none."""
 
     credentials: type[AccountModel]
     settings: type[AccountModel]
     callback_token: bool = False
+    # False for an account the provider never notifies (cash): it has no webhook URL.
+    webhooks: bool = True
 
 
 class AccountInvalid(Exception):

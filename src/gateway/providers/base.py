@@ -51,6 +51,9 @@ class Capabilities:
     reconcile_after_seconds: float = 120.0
     # ...and a payment still waiting for its customer this long after creation expires (None: never).
     action_ttl_seconds: float | None = 3_600.0
+    # How long the customer's prompt (a phone's STK menu) stays open, where shorter than the TTL: the
+    # hosted checkout counts down from it. None: the prompt lives as long as the payment may wait.
+    prompt_seconds: float | None = None
     # Providers that collect from a phone (M-Pesa, MoMo): (customer.phone in E.164 or None, livemode) ->
     # why the provider cannot take it, or None. Asked before the payment exists: a refusal is a 422
     # `invalid_phone`, and nothing is stored or sent.

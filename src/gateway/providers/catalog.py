@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from gateway.providers.account_schema import AccountSchema
 from gateway.providers.base import PaymentProvider
+from gateway.providers.cash.account import CashAccountCredentials, CashAccountSettings
 from gateway.providers.cash.adapter import CashProvider
 from gateway.providers.config import PerModeSettings
 from gateway.providers.flutterwave.account import FlutterwaveAccountCredentials, FlutterwaveAccountSettings
@@ -62,14 +63,17 @@ ACCOUNTS: dict[str, AccountSchema] = {
     "mpesa": AccountSchema(MpesaAccountCredentials, MpesaAccountSettings, callback_token=True),
     "momo": AccountSchema(MomoAccountCredentials, MomoAccountSettings, callback_token=True),
     "wave": AccountSchema(WaveAccountCredentials, WaveAccountSettings),
+    # No credentials, no webhooks: an active cash account offers cash on the merchant's checkout.
+    "cash": AccountSchema(CashAccountCredentials, CashAccountSettings, webhooks=False),
 }
 # Providers that run in the gateway itself and so have no account of a merchant's own.
-WITHOUT_ACCOUNTS = frozenset({"sandbox", "cash"})
+WITHOUT_ACCOUNTS = frozenset({"sandbox"})
 
 
-# Providers a merchant may bring its own account for; the sandbox and cash hold no money of anyone's,
-# so every merchant uses the deployment's.
-ACCOUNT_PROVIDERS = frozenset(ACCOUNTS)
+# Providers whose payments go through the merchant's own account; the sandbox and cash hold no money
+# of anyone's, so their payments go through the deployment's adapter (a cash account only says
+# whether customers may choose cash on the checkout).
+ACCOUNT_PROVIDERS = frozenset(ACCOUNTS) - {"cash"}
 
 
 def _one_mode(group: PerModeSettings, livemode: bool, values: dict[str, Any]) -> PerModeSettings:

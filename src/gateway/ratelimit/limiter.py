@@ -164,6 +164,7 @@ class RateLimiter:
         self.admin = parse_limit(settings.admin)
         self.confirm_per_payment = parse_limit(settings.confirm_per_payment)
         self.confirm_per_ip = parse_limit(settings.confirm_per_ip)
+        self.link_opens_per_ip = parse_limit(settings.link_opens_per_ip)
         self._overrides: dict[int, RateLimitItem] = {}
         self._views: dict[tuple[RateLimitItem, tuple[str, ...], str], _View] = {}
         self._failed_here: dict[str, float] = {}  # address -> when this process last saw it fail

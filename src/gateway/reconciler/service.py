@@ -2,19 +2,22 @@
 
 Callbacks get lost (M-Pesa and MoMo say so outright), so every unsettled payment and refund is
 queried some time after creation and then with doubling backoff, and a payment whose customer never
-acted expires after the provider's TTL (after a last query). Safe with any number of replicas: rows
-are claimed with FOR UPDATE SKIP LOCKED by moving their next question into the future.
+acted expires after the provider's TTL (after a last query), and a payment nobody confirmed (an
+abandoned checkout) expires after `unconfirmed_expire_after_seconds`. Safe with any number of
+replicas: rows are claimed with FOR UPDATE SKIP LOCKED by moving their next question into the future.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from gateway.db.database import Database
 from gateway.payments import repository as payments
+from gateway.payments import state
 from gateway.payments.rails import refund_ref
 from gateway.payments.sync import sync_payment
 from gateway.provider_accounts.directory import Providers
@@ -46,9 +49,20 @@ class Reconciler:
             await self._payment(payment_id)
         for refund_id in due_refunds:
             await self._refund(refund_id)
-        if due_payments or due_refunds:
-            log.info("reconcile_round", payments=len(due_payments), refunds=len(due_refunds))
-        return len(due_payments) + len(due_refunds)
+        expired = await self.expire_unconfirmed()
+        if due_payments or due_refunds or expired:
+            log.info("reconcile_round", payments=len(due_payments), refunds=len(due_refunds), expired=expired)
+        return len(due_payments) + len(due_refunds) + expired
+
+    async def expire_unconfirmed(self) -> int:
+        """Moves payments nobody confirmed in time to `expired` (event and all, in one transaction):
+        no provider was ever called for them, so there is nobody to ask first."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.unconfirmed_expire_after_seconds)
+        async with self.db.transaction() as tx:
+            stale = await payments.lock_unconfirmed_before(tx, cutoff, self.settings.batch_size)
+            for payment in stale:
+                state.move(tx, payment, state.S.EXPIRED, source="reconciler")
+        return len(stale)
 
     async def _payment(self, payment_id: str) -> None:
         try:

@@ -104,6 +104,8 @@ class MpesaProvider(HttpProvider[Account]):
             webhook_ack=ACK,
             reconcile_after_seconds=settings.reconcile_after_seconds,
             action_ttl_seconds=settings.action_ttl_seconds,
+            # The STK menu closes on the phone after about a minute and a half (then result 1037).
+            prompt_seconds=90.0,
             amount_multiple_of=tf.KES,
             check_phone=_check_phone,
         )
