@@ -42,6 +42,7 @@ from gateway.idempotency.store import CLAIM_OR_READ
 from gateway.idempotency.store import fingerprint as request_fingerprint
 from gateway.kit.ids import new_id
 from gateway.payments.requests import PaymentCreate
+from gateway.payments.secrets import new_checkout_id, new_client_secret
 
 IDEMPOTENCY_TTL = 86_400
 JSON = "application/json"
@@ -57,8 +58,9 @@ INSERT_PAYMENT = """
 INSERT INTO payments (id, merchant_id, livemode, amount, currency, status, provider, payment_method,
     customer_name, customer_email, customer_phone, customer_location, description, reference, metadata,
     return_url, provider_reference, idempotency_key, request_fingerprint, created_at, updated_at,
-    completed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $20)
+    completed_at, client_secret, checkout_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $20,
+    $21, $22)
 """
 INSERT_EVENT = """
 INSERT INTO events (id, merchant_id, livemode, type, payment_id, previous_status, status, source, data,
@@ -242,6 +244,8 @@ class Floor:
                     key,
                     fingerprint,
                     now,
+                    new_client_secret(payment_id),
+                    new_checkout_id(),
                 )
                 await conn.execute(
                     INSERT_EVENT,

@@ -176,6 +176,74 @@ def targets(
     return out
 
 
+def open_loop_targets(open_loop: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The open-loop runs' p99 targets (bench/openloop.py), and that every request was answered 2xx."""
+    out = []
+    for r in open_loop:
+        goal = r.get("target_p99_ms")
+        if goal is None:
+            continue
+        p99 = r["latency_ms"].get("p99")
+        failed = r["non_2xx"] + sum(r["errors"].values()) + r["unanswered"]
+        measured = "no answer" if p99 is None else f"{p99:.1f} ms at {r['rate']:.0f} req/s"
+        if failed:
+            measured += f" ({failed} failed or unanswered)"
+        out.append(
+            {
+                "target": f"open loop: {r['name']} p99 from the intended send time",
+                "goal": f"<= {goal:.0f} ms",
+                "measured": measured,
+                "result": "PASS" if p99 is not None and p99 <= goal and not failed else "FAIL",
+            }
+        )
+    return out
+
+
+def open_loop_table(open_loop: list[dict[str, Any]]) -> str:
+    lines = [
+        "| run | rate sent (basis) | answered/s | p50 / p90 / p99 / max ms | target p99 | result "
+        "| non-2xx / errors / unanswered | send lag p99 / max ms | generator cores (µs/req) "
+        "| gateway cores | PostgreSQL cores |",
+        "|---|---|---:|---|---|---|---|---|---|---:|---:|",
+    ]
+    for r in open_loop:
+        lat, lag = r["latency_ms"], r["send_lag_ms"]
+        goal = r.get("target_p99_ms")
+        p99 = lat.get("p99")
+        failed = r["non_2xx"] + sum(r["errors"].values()) + r["unanswered"]
+        if goal is None:
+            verdict = "—"
+        else:
+            verdict = "**PASS**" if p99 is not None and p99 <= goal and not failed else "**FAIL**"
+        cores = r.get("cpu_cores", {})
+        lines.append(
+            f"| {r['name']} | {r['rate']:.0f} ({r['rate_basis']}) | {r['achieved_rps']:.0f} | "
+            f"{lat.get('p50', 0):.1f} / {lat.get('p90', 0):.1f} / {lat.get('p99', 0):.1f} / "
+            f"{lat.get('max', 0):.1f} | {'—' if goal is None else f'<= {goal:.0f} ms'} | {verdict} | "
+            f"{r['non_2xx']} / {sum(r['errors'].values())} / {r['unanswered']} | "
+            f"{lag.get('p99', 0):.1f} / {lag.get('max', 0):.1f} | "
+            f"{r['generator_cpu_cores']:.2f} ({r['generator_cpu_us_per_request']:.0f}) | "
+            f"{cores.get('gateway', 0):.2f} | {cores.get('postgres', 0):.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _open_loop_section(data: dict[str, Any]) -> str:
+    rows = data.get("open_loop")
+    if not rows:
+        return ""
+    return f"""
+## Open loop (latency from the intended send time; bench/openloop.py)
+
+{open_loop_table(rows)}
+
+Requests sent on a fixed schedule whatever the gateway does, each timed from the instant it was
+due to the last byte of its answer (no coordinated omission: waiting for a connection or for a
+late generator counts). Send lag: how late the generator sent; if it nears the latencies, the
+generator, not the gateway, made them.
+"""
+
+
 # --- Markdown ----------------------------------------------------------------------------------
 
 
@@ -315,6 +383,7 @@ PostgreSQL, Redis or wrk (the idle app, the harness, anything else running): it 
 
 {cpu_table(data["summary"], scenarios, m["nproc"])}
 
+{_open_loop_section(data)}
 ## Memory
 
 {memory_table(data["memory"])}

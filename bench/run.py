@@ -15,6 +15,8 @@ Environment (all optional):
   BENCH_KEEP=1            keep the run directory (.data/bench-*: server data and logs)
   BENCH_STRICT=1          exit 3 when a target fails
   BENCH_NOTE="..."        a line recorded with the results (what this run tries)
+  BENCH_OPENLOOP=0        no open-loop runs (bench/openloop.py) after the wrk scenarios
+  BENCH_OPENLOOP_DURATION seconds per open-loop run (quick 10, full 20)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from bench import report
+from bench import openloop, report
 from bench.infra import (
     RESULTS_DIR,
     ROOT,
@@ -183,28 +185,28 @@ class Scenario:
 
 SCENARIOS: list[Scenario] = [
     Scenario(
-        ScenarioInfo("create", "create payment (pm_success)", "create", "201", ratio_target=0.5, writes=True),
+        ScenarioInfo("create", "create payment (pm_success)", "create", "201", ratio_target=0.7, writes=True),
         lambda ctx: Load("POST", "/v1/payments", CREATE_JSON, "unique"),
         lambda ctx: Load("POST", "/v1/payments", CREATE_JSON, "unique"),
     ),
     Scenario(
-        ScenarioInfo("replay", "idempotent replay (one key)", "replay", "201", ratio_target=0.8),
+        ScenarioInfo("replay", "idempotent replay (one key)", "replay", "201", ratio_target=1.0),
         lambda ctx: Load("POST", "/v1/payments", CREATE_JSON, ctx.replay_keys["gateway"]),
         lambda ctx: Load("POST", "/floor/replay", CREATE_JSON, ctx.replay_keys["floor"]),
     ),
     Scenario(
-        ScenarioInfo("get", "GET /v1/payments/{id}", "get", "200", ratio_target=0.7, reads=True),
+        ScenarioInfo("get", "GET /v1/payments/{id}", "get", "200", ratio_target=0.85, reads=True),
         lambda ctx: Load("GET", "/v1/payments/", ids_file=ctx.ids_file()),
         lambda ctx: Load("GET", "/v1/payments/", ids_file=ctx.ids_file()),
     ),
     Scenario(
         ScenarioInfo(
-            "list", "GET /v1/payments?limit=10&status=succeeded", "get", "200", ratio_target=0.5, reads=True
+            "list", "GET /v1/payments?limit=10&status=succeeded", "get", "200", ratio_target=0.75, reads=True
         ),
         lambda ctx: Load("GET", LIST_PATH),
     ),
     Scenario(
-        ScenarioInfo("json", "bare JSON (/healthz vs /floor/json)", "json", "200"),
+        ScenarioInfo("json", "bare JSON (/healthz vs /floor/json)", "json", "200", ratio_target=0.6),
         lambda ctx: Load("GET", "/healthz"),
         lambda ctx: Load("GET", "/floor/json"),
     ),
@@ -405,6 +407,7 @@ class Bench:
         self.runs: list[dict[str, Any]] = []
         self.memory: list[dict[str, Any]] = []
         self.logs: list[dict[str, Any]] = []
+        self.open_loop: list[dict[str, Any]] = []
         self.scenarios = [s for s in SCENARIOS if s.info.name in cfg.scenarios]
         self._run_no = 0
         self._nonce = uuid.uuid4().hex[:8]
@@ -497,6 +500,29 @@ class Bench:
         self.ctx.db.execute("CHECKPOINT")
         self._dirty = False
 
+    def run_open_loop(self, app: App) -> None:
+        """After the wrk runs: requests on a schedule, timed from when each was due (bench/openloop.py)."""
+        specs = openloop.plan(self.runs, app.workers, self.cfg.mode == "quick")
+        if not specs:
+            say("  open loop: skipped (it takes its rate from the create scenario, not measured)")
+            return
+        for spec in specs:
+            if spec.kind == "get" and self._dirty:
+                self._settle()
+            self._run_no += 1
+            ids = self.ctx.ids_file() if spec.kind == "get" else None
+            run_id = f"b{self._nonce}-{self._run_no}"
+            r = openloop.run(self.procs, app.base_url, self.ctx.api_key, spec, ids, run_id, self.groups)
+            self._dirty = self._dirty or spec.kind == "create"
+            self.open_loop.append(r)
+            lat = r["latency_ms"]
+            say(
+                f"  open loop {spec.name:12} {spec.rate:.0f} req/s sent, {r['achieved_rps']:.0f} answered/s "
+                f"p50 {lat.get('p50', 0):6.1f}  p90 {lat.get('p90', 0):6.1f}  p99 {lat.get('p99', 0):6.1f}  "
+                f"max {lat.get('max', 0):6.1f} ms  (generator {r['generator_cpu_cores']:.2f} cores; "
+                f"{r['non_2xx']} non-2xx, {sum(r['errors'].values())} errors, {r['unanswered']} unanswered)"
+            )
+
     def run_workers(self, workers: int) -> None:
         cfg = self.cfg
         say(f"\n== {workers} worker(s): starting the gateway and the floor")
@@ -535,6 +561,8 @@ class Bench:
                                 self._one(app, sc, load, connections, "warmup", rep)
                                 warmed.add((app_name, sc.info.name))
                             self._one(app, sc, load, connections, "measured", rep)
+            if workers == report.PRIMARY[0] and os.environ.get("BENCH_OPENLOOP", "") != "0":
+                self.run_open_loop(gateway)
             for app in (gateway, floor):
                 self.memory.append({"app": app.name, "workers_count": workers, "workers": app.memory()})
                 if not app.proc.alive():
@@ -654,7 +682,9 @@ def bench_main() -> int:
             "ratios": report.ratios(summary, infos),
             "memory": bench.memory,
             "logs": bench.logs,
-            "targets": report.targets(summary, infos, bench.memory, bench.runs),
+            "open_loop": bench.open_loop,
+            "targets": report.targets(summary, infos, bench.memory, bench.runs)
+            + report.open_loop_targets(bench.open_loop),
             "runs": bench.runs,
         }
         md = report.markdown(data, infos)

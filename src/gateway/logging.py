@@ -21,7 +21,19 @@ def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     return event_dict
 
 
+# The level configure_logging set (0 until it runs: structlog's default logs everything).
+_level = 0
+
+
+def enabled(level: int) -> bool:
+    """Whether lines of `level` are written: a caller on the hot path skips building one that would
+    be dropped (the access log: a filtered call still costs a lazy logger's lookup and its fields)."""
+    return level >= _level
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
+    global _level
+    _level = logging.getLevelName(level)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -43,7 +55,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         factory = structlog.PrintLoggerFactory(sys.stderr)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        wrapper_class=structlog.make_filtering_bound_logger(_level),
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )

@@ -3,6 +3,7 @@ and the request metrics (one timing serves both)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -11,6 +12,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
+from gateway.logging import enabled
 
 log = structlog.get_logger("gateway.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -63,13 +65,14 @@ class RequestIdMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             metrics.observe_request(scope, status, elapsed)
-            log.info(
-                "request",
-                method=scope["method"],
-                path=_loggable(scope["path"]),
-                status=status,
-                ms=round(elapsed * 1000, 1),
-            )
+            if enabled(logging.INFO):
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=_loggable(scope["path"]),
+                    status=status,
+                    ms=round(elapsed * 1000, 1),
+                )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket's line, when it ends: the handshake's status (101 accepted, or the refusal's

@@ -1,66 +1,229 @@
-"""A route class for the hot read endpoints: FastAPI documents them, a lean handler runs them.
+"""A route class for the hot endpoints: FastAPI documents them, a lean handler runs them.
 
 FastAPI's general request handler (its dependency solver, exit stacks, parameter machinery) cost
-a GET of a payment more than the database query (bench/README.md). `LeanRoute` keeps everything
-FastAPI derives from the endpoint's signature (the OpenAPI operation, the path's validation) and
-replaces only the per-request handler (GatewayRoute's checks still run first), for endpoints whose
-parameters are the request, path parameters, and dependencies that take the request alone (the
-principal). Anything else is refused when the route is built, not at request time.
+a GET of a payment more than the database query, and a quarter of a create (bench/README.md).
+`LeanRoute` keeps everything FastAPI derives from the endpoint's signature (the OpenAPI operation,
+the parameters' validation) and replaces only the per-request handler (GatewayRoute's checks still
+run first). It runs what the hot endpoints take: the request, path and header parameters, one JSON
+body model, and coroutine dependencies of the request and headers (the principal, the
+Idempotency-Key), in FastAPI's order (dependencies, then path, header and body errors together)
+and with FastAPI's own validation functions, so the answers are FastAPI's. Anything else is
+refused when the route is built, not at request time.
 """
 
 from __future__ import annotations
 
+import email.message
+import inspect
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi.dependencies.utils import request_params_to_args
-from fastapi.exceptions import RequestValidationError
+from fastapi import params
+from fastapi._compat import ModelField, Undefined
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api.routing import GatewayRoute, Handler
 
 
 class LeanRoute(GatewayRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.app = lean_app(self.get_route_handler(), self.app, kwargs.get("max_body_size"))
+
     def inner_handler(self) -> Handler:
-        dependant = self.dependant
-        extra = (
-            dependant.query_params,
-            dependant.header_params,
-            dependant.cookie_params,
-            dependant.body_params,
+        return lean_handler(self)
+
+
+class BareLeanRoute(APIRoute):
+    """A lean handler without GatewayRoute's checks of the bytes (which are about /v1's bodies and
+    inputs): for the health probes, which take nothing and must stay the cheapest answer there is."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.app = lean_app(self.get_route_handler(), self.app, kwargs.get("max_body_size"))
+
+    def get_route_handler(self) -> Handler:
+        return lean_handler(self)
+
+
+def lean_app(handler: Handler, framework_app: ASGIApp, max_body_size: int | None) -> ASGIApp:
+    """The route's ASGI app: FastAPI's `request_response` less what a lean handler never uses, its
+    two exit stacks (for dependencies with `yield`, which a lean route refuses) and its exception
+    boundary (the app's ExceptionMiddleware, just outside the router, renders what the handler
+    raises with the same handlers). A route with a body limit of its own keeps FastAPI's app."""
+    if max_body_size is not None:
+        return framework_app
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
+
+
+_FAILED = object()  # a dependency not called: its parameters had errors
+
+
+@dataclass(frozen=True)
+class _Dep:
+    """A dependency as FastAPI resolves it: its own dependencies first, then its headers."""
+
+    name: str | None
+    call: Callable[..., Any]
+    request_name: str | None
+    headers: list[ModelField]
+    subs: tuple[_Dep, ...]
+    cached: bool
+
+
+def _dep(sub: Dependant, path: str) -> _Dep:
+    unsupported = (
+        sub.path_params
+        or sub.query_params
+        or sub.cookie_params
+        or sub.body_params
+        or sub.websocket_param_name
+        or sub.http_connection_param_name
+        or sub.response_param_name
+        or sub.background_tasks_param_name
+        or sub.security_scopes_param_name
+        or sub.concurrency is not None
+    )
+    if unsupported or sub.call is None or not inspect.iscoroutinefunction(_function(sub.call)):
+        raise TypeError(f"{path}: a LeanRoute's dependencies are coroutines of the request and headers")
+    return _Dep(
+        sub.name,
+        sub.call,
+        sub.request_param_name,
+        list(sub.header_params),
+        tuple(_dep(s, path) for s in sub.dependencies),
+        sub.use_cache,
+    )
+
+
+def _function(call: Callable[..., Any]) -> Any:
+    return call if inspect.isfunction(call) or inspect.ismethod(call) else getattr(call, "__call__", None)  # noqa: B004
+
+
+async def _solve(
+    subs: tuple[_Dep, ...], request: Request, cache: dict[Any, Any], errors: list[Any]
+) -> dict[str, Any]:
+    """FastAPI's solve_dependencies for these dependencies: in order, each after its own, each not
+    called when its parameters had errors (collected), each called once per request when cached."""
+    values: dict[str, Any] = {}
+    for dep in subs:
+        solved = await _call(dep, request, cache, errors)
+        if solved is not _FAILED and dep.name is not None:
+            values[dep.name] = solved
+    return values
+
+
+async def _call(dep: _Dep, request: Request, cache: dict[Any, Any], errors: list[Any]) -> Any:
+    before = len(errors)
+    values = await _solve(dep.subs, request, cache, errors)
+    if dep.headers:
+        header_values, header_errors = request_params_to_args(dep.headers, request.headers)
+        errors.extend(header_errors)
+        values.update(header_values)
+    if len(errors) > before:
+        return _FAILED
+    if dep.cached and dep.call in cache:
+        return cache[dep.call]
+    if dep.request_name is not None:
+        values[dep.request_name] = request
+    solved = await dep.call(**values)
+    cache.setdefault(dep.call, solved)
+    return solved
+
+
+async def _json_body(request: Request, strict: bool) -> Any:
+    """The body as FastAPI's request handler reads it for a JSON body parameter."""
+    try:
+        body_bytes = await request.body()
+        if not body_bytes:
+            return Undefined
+        content_type = request.headers.get("content-type")
+        if content_type == "application/json":  # the usual case, without parsing the header
+            return await request.json()
+        if not content_type:
+            return await request.json() if not strict else body_bytes
+        message = email.message.Message()
+        message["content-type"] = content_type
+        if message.get_content_maintype() == "application":
+            subtype = message.get_content_subtype()
+            if subtype == "json" or subtype.endswith("+json"):
+                return await request.json()
+        return body_bytes
+    except json.JSONDecodeError as e:
+        error = {"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error", "input": {}}
+        raise RequestValidationError([{**error, "ctx": {"error": e.msg}}], body=e.doc) from e
+    except HTTPException:
+        raise
+    except Exception as e:
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from e
+
+
+def lean_handler(route: APIRoute) -> Handler:
+    """The route's endpoint called with what FastAPI would give it (the request, path and header
+    parameters, a JSON body model, coroutine dependencies of the request and headers), in FastAPI's
+    order and with its own validation and error shapes; refuses at build time what it cannot run."""
+    dependant = route.dependant
+    unsupported = (
+        dependant.query_params
+        or dependant.cookie_params
+        or dependant.background_tasks_param_name
+        or dependant.response_param_name
+        or dependant.websocket_param_name
+        or dependant.http_connection_param_name
+        or dependant.security_scopes_param_name
+        or len(dependant.body_params) > 1
+        or (route.body_field is not None and isinstance(route.body_field.field_info, params.Form))
+    )
+    if unsupported:
+        raise TypeError(
+            f"{route.path}: a LeanRoute takes only the request and path parameters, headers, one JSON body"
         )
-        if any(extra) or dependant.background_tasks_param_name or dependant.response_param_name:
-            raise TypeError(f"{self.path}: a LeanRoute takes only the request and path parameters")
-        calls: list[tuple[str, str, Callable[..., Any]]] = []
-        for sub in dependant.dependencies:
-            plain = not (
-                sub.dependencies
-                or sub.path_params
-                or sub.query_params
-                or sub.header_params
-                or sub.body_params
-            )
-            if not plain or sub.request_param_name is None or sub.name is None or sub.call is None:
-                raise TypeError(f"{self.path}: a LeanRoute's dependencies take the request alone")
-            calls.append((sub.name, sub.request_param_name, sub.call))
-        path_params = dependant.path_params
-        request_name = dependant.request_param_name
-        endpoint = dependant.call
-        assert endpoint is not None
+    subs = tuple(_dep(sub, route.path) for sub in dependant.dependencies)
+    path_params = dependant.path_params
+    header_params = dependant.header_params
+    body_params = dependant.body_params
+    embed = route._embed_body_fields
+    strict = bool(route.strict_content_type)
+    request_name = dependant.request_param_name
+    endpoint = dependant.call
+    assert endpoint is not None
 
-        async def handler(request: Request) -> Response:
-            values: dict[str, Any] = {}
-            for name, request_param, call in calls:  # dependencies first, as FastAPI (401 before 422)
-                values[name] = await call(**{request_param: request})
-            # FastAPI's own validation of path parameters: the same coercions and error shapes.
-            path_values, errors = request_params_to_args(path_params, request.path_params)
-            if errors:
-                raise RequestValidationError(errors)
+    async def handler(request: Request) -> Response:
+        body = await _json_body(request, strict) if body_params else Undefined
+        errors: list[Any] = []
+        cache: dict[Any, Any] = {}
+        values = await _solve(subs, request, cache, errors)  # dependencies first, as FastAPI (401 before 422)
+        # FastAPI's own validation of each parameter: the same coercions and error shapes.
+        if path_params:
+            path_values, path_errors = request_params_to_args(path_params, request.path_params)
             values.update(path_values)
-            if request_name is not None:
-                values[request_name] = request
-            response: Response = await endpoint(**values)
-            return response
+            errors += path_errors
+        if header_params:
+            header_values, header_errors = request_params_to_args(header_params, request.headers)
+            values.update(header_values)
+            errors += header_errors
+        if body_params:
+            body_values, body_errors = await request_body_to_args(body_params, body, embed)
+            values.update(body_values)
+            errors += body_errors
+        if errors:
+            raise RequestValidationError(errors, body=body if body is not Undefined else None)
+        if request_name is not None:
+            values[request_name] = request
+        response: Response = await endpoint(**values)
+        return response
 
-        return handler
+    return handler

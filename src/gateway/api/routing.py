@@ -91,7 +91,9 @@ def _at(document: Any, path: tuple[str | int, ...]) -> Any:
 async def refuse_unusable(request: Request, json_body: bool) -> None:
     """Raises what is wrong with the request's bytes (see the module's docstring), if anything."""
     errors = [_nul_error(("path", k)) for k, v in request.path_params.items() if "\x00" in str(v)]
-    if "\x00" in request.url.query or "%00" in request.url.query:
+    # The raw query string (Starlette's `url.query` is these bytes as latin-1, but builds the URL).
+    query: bytes = request.scope.get("query_string", b"")
+    if b"\x00" in query or b"%00" in query:
         errors += [_nul_error(("query", k)) for k, v in request.query_params.multi_items() if "\x00" in k + v]
     if json_body:
         content_type = request.headers.get("content-type")

@@ -68,7 +68,7 @@ class IdempotencyGuard:
         # The prefix the API's routers are included under (main.py), so a route's own path matches
         # what follows it.
         self.prefix = prefix
-        self._routes: list[tuple[APIRoute, BearerPrincipal]] | None = None
+        self._routes: list[tuple[APIRoute, BearerPrincipal, bool]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -142,25 +142,29 @@ class IdempotencyGuard:
             return True
         if self._routes is None:
             self._routes = _scoped_routes(scope["app"].routes)
-        path = scope["path"][len(self.prefix) - 1 :]  # the routers' paths, below the /v1 prefix
+        # A route of an included router has its own path, below the /v1 prefix; one on the app (as
+        # main.py puts them, flat: api/dispatch.py), the whole path.
+        full = scope["path"]
+        below = full[len(self.prefix) - 1 :]
         method = scope["method"]
-        for route, access in self._routes:
-            if method in (route.methods or ()) and route.path_regex.match(path):
+        for route, access, included in self._routes:
+            if method in (route.methods or ()) and route.path_regex.match(below if included else full):
                 return access.allows(principal)
         return False  # no such route: the app answers 404 or 405, nothing to claim
 
 
-def _scoped_routes(routes: list[Any]) -> list[tuple[APIRoute, BearerPrincipal]]:
-    """Every mutating API route with its principal's check (included routers' routes too)."""
-    found: list[tuple[APIRoute, BearerPrincipal]] = []
+def _scoped_routes(routes: list[Any], included: bool = False) -> list[tuple[APIRoute, BearerPrincipal, bool]]:
+    """Every mutating API route with its principal's check, and whether it came from an included
+    router (included routers' routes too: FastAPI keeps an included router whole)."""
+    found: list[tuple[APIRoute, BearerPrincipal, bool]] = []
     for route in routes:
-        included = getattr(route, "original_router", None)  # FastAPI keeps an included router whole
-        if included is not None:
-            found += _scoped_routes(included.routes)
+        router = getattr(route, "original_router", None)
+        if router is not None:
+            found += _scoped_routes(router.routes, included=True)
         elif isinstance(route, APIRoute) and (route.methods or set()) & _MUTATING:
             access = access_of(route)
             if access is not None:
-                found.append((route, access))
+                found.append((route, access, included))
     return found
 
 
