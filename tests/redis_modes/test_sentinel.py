@@ -33,7 +33,7 @@ async def test_the_client_asks_the_sentinel_for_the_master(
     try:
         pool = client.connection_pool
         assert isinstance(pool, SentinelConnectionPool)
-        assert await pool.get_master_address() == ("127.0.0.1", servers.redis.port)
+        assert await pool.get_master_address() == ("127.0.0.1", servers.redis.port)  # type: ignore[no-untyped-call]
         assert await client.ping() is True
     finally:
         await client.aclose()
