@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from redis.asyncio.sentinel import SentinelConnectionPool
 
 from gateway.embedded import EmbeddedServers
 from gateway.embedded_redis_modes import EmbeddedSentinel
 from gateway.redis_client import connect_redis, parse_sentinel_url
+from gateway.settings import Settings
 from redis_modes.checks import gateway_works_through
 from support import Gateway, Merchant
 
@@ -63,3 +65,9 @@ def test_sentinel_urls_are_read_as_other_tools_write_them(tmp_path: Path) -> Non
     ]:
         with pytest.raises(ValueError, match=why):
             parse_sentinel_url(bad)
+
+
+def test_a_sentinel_url_without_its_service_stops_the_settings() -> None:
+    with pytest.raises(ValidationError, match="names its service"):
+        Settings(redis_url="redis+sentinel://h1:26379")
+    assert Settings(redis_url="redis+sentinel://h1/svc").redis_url == "redis+sentinel://h1/svc"
