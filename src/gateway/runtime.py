@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 
 from gateway import metrics
 from gateway.broadcast import Broadcast
@@ -28,6 +27,7 @@ from gateway.providers.catalog import build_registry
 from gateway.ratelimit import RateLimiter
 from gateway.reconciler.service import Reconciler
 from gateway.redis_batch import RedisBatcher
+from gateway.redis_client import connect_redis
 from gateway.settings import Settings
 from gateway.webhooks.inbound import service as inbound
 from gateway.webhooks.outbound.outbox import FOLLOWERS
@@ -82,7 +82,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
     if settings.metrics_port:
         metrics.enable()
     # A Redis that cannot be reached fails fast (a 503), not after the OS's connect timeout.
-    redis = Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=2)
+    redis = connect_redis(settings.redis_url, health_check_interval=30, socket_connect_timeout=2)
     batcher = RedisBatcher(redis)
     publisher = EventPublisher(batcher)
     db = await Database.connect(settings.database_url, settings.database)

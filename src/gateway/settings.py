@@ -18,6 +18,7 @@ from gateway.providers.paystack.settings import PaystackSettings
 from gateway.providers.sandbox.settings import SandboxSettings
 from gateway.providers.stripe.settings import StripeSettings
 from gateway.providers.wave.settings import WaveSettings
+from gateway.redis_client import is_sentinel_url, parse_sentinel_url
 
 # The provider groups are re-exported: their home is each provider's package (settings.py there).
 __all__ = [
@@ -50,8 +51,12 @@ def _database_url(v: str) -> str:
 
 
 def _redis_url(v: str) -> str:
-    if v and not v.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    if is_sentinel_url(v):
+        parse_sentinel_url(v)  # its ValueError says what is wrong
+    elif v and not v.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(
+            "must be a redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel:// URL"
+        )
     return v
 
 
@@ -59,6 +64,10 @@ class DatabaseSettings(BaseModel):
     # The asyncpg pool of each worker process: every request and background loop of the process
     # shares it. Enough for 16-32 requests in flight without opening connections under load.
     pool_size: int = Field(20, ge=1, le=200)
+    # The database URL is a PgBouncer in transaction pooling mode (or another pooler that hands each
+    # transaction any server connection): no prepared statement outlives its statement
+    # (gateway/db/database.connect_options; docs/scale-out.md says what it costs).
+    pgbouncer: bool = False
 
 
 class IdempotencySettings(BaseModel):

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from redis.asyncio import Redis
 
 from gateway.broadcast import Broadcast
 from gateway.commands.common import keyring_or_exit, settings_or_exit, with_dev_servers
@@ -26,6 +25,7 @@ from gateway.merchants import repository as merchants
 from gateway.provider_accounts import service
 from gateway.provider_accounts.schemas import account_out
 from gateway.providers.account_schema import AccountInvalid
+from gateway.redis_client import connect_redis
 from gateway.settings import Settings
 
 provider_accounts = typer.Typer(
@@ -52,7 +52,7 @@ def _ready(*, redis: bool) -> Settings:
 async def _connected(settings: Settings) -> AsyncIterator[tuple[Database, Broadcast | None]]:
     """The database, and the broadcast that tells running gateways to drop what they cached."""
     db = await Database.connect(settings.database_url, settings.database)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = connect_redis(settings.redis_url) if settings.redis_url else None
     try:
         yield db, Broadcast(redis) if redis is not None else None
     finally:

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.commands.common import servers_or_exit
@@ -25,6 +24,7 @@ from gateway.merchants.keys import KeyManager
 from gateway.merchants.models import KEY_TYPES, ApiKey
 from gateway.merchants.scopes import SCOPES
 from gateway.merchants.service import NewMerchant, create_merchant
+from gateway.redis_client import connect_redis
 from gateway.settings import Settings
 
 merchants = typer.Typer(help="Merchants and their API keys.", no_args_is_help=True)
@@ -46,7 +46,7 @@ async def new_merchant(settings: Settings, name: str, livemode: bool) -> NewMerc
 @asynccontextmanager
 async def _manager(settings: Settings) -> AsyncIterator[KeyManager]:
     db = await Database.connect(settings.database_url, settings.database)
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2) if settings.redis_url else None
+    redis = connect_redis(settings.redis_url, socket_connect_timeout=2) if settings.redis_url else None
     try:
         yield KeyManager(db, redis)
     finally:
