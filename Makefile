@@ -6,7 +6,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test chromium faults lint fmt check check-container serve migrate clean help bench profile api-check
+.PHONY: dev test chromium pgbouncer faults lint fmt check check-container serve migrate clean help bench profile api-check
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 dev: $(STAMP)
 	$(VENV)/bin/gateway dev
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium pgbouncer
 	$(VENV)/bin/pytest
 
 # The browser tests (tests/browser/) drive Debian's chromium through Playwright (no browser download).
@@ -37,6 +37,13 @@ chromium:
 	@command -v chromium >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+# PgBouncer (transaction pooling) in front of the embedded PostgreSQL: Debian's package, run by the
+# tests' launcher (gateway/embedded.py) as operators run it in front of managed PostgreSQL.
+pgbouncer:
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends pgbouncer; }
 
 # The fault suite alone (make test runs it as well): real processes killed and servers stopped.
 faults: $(STAMP)
