@@ -6,7 +6,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test chromium pgbouncer faults lint fmt check check-container serve migrate clean help bench profile api-check
+.PHONY: dev test chromium pgbouncer faults lint fmt check check-container serve migrate clean help bench bench-scaleout profile api-check
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
@@ -16,6 +16,7 @@ help:
 	@echo "make api-check  a generated client and schemathesis against the live gateway's OpenAPI (~5 min)"
 	@echo "make check-container  hadolint on the Dockerfile, compose.yaml and deploy/kubernetes/ against their schemas"
 	@echo "make bench  the gateway against a bare-stack floor with wrk (BENCH_QUICK=1: ~3 min); see bench/README.md"
+	@echo "make bench-scaleout  1 and 2 gateway replicas on one PostgreSQL (through PgBouncer) and Redis, exactly-once checks"
 	@echo "make profile  a py-spy flame graph of a gateway worker under create-payment load"
 
 $(CURDIR)/.tools/bin/uv:
@@ -84,6 +85,13 @@ check-container: $(STAMP)
 bench: $(STAMP)
 	@sh bench/ensure-wrk.sh
 	$(VENV)/bin/python -m bench.run
+	@if [ -n "$(BENCH_SCALEOUT)" ] && [ "$(BENCH_SCALEOUT)" != 0 ]; then $(MAKE) --no-print-directory bench-scaleout; fi
+
+# Replicas on one PostgreSQL (through PgBouncer) and one Redis: throughput, CPU per request and the
+# exactly-once checks (~4 min; BENCH_QUICK=1: ~3). bench/README.md, "Scale-out".
+bench-scaleout: $(STAMP) pgbouncer
+	@sh bench/ensure-wrk.sh
+	$(VENV)/bin/python -m bench.scaleout
 
 # py-spy is in the `bench` dependency group, synced here only (--inexact keeps the rest as it is).
 profile: $(STAMP)
