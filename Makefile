@@ -10,7 +10,8 @@ STAMP := $(VENV)/.synced
 
 help:
 	@echo "make dev    run the gateway with embedded PostgreSQL and Redis on http://127.0.0.1:8000"
-	@echo "make test   run the whole test suite against real PostgreSQL and Redis (installs chromium for tests/browser)"
+	@echo "make test   run the whole test suite against real PostgreSQL and Redis (installs chromium for tests/browser),"
+	@echo "           then the transaction paths again through PgBouncer (installs pgbouncer)"
 	@echo "make faults only the fault suite (tests/faults/; part of make test too): kills and outages"
 	@echo "make lint   ruff, mypy and the import-layering contracts"
 	@echo "make api-check  a generated client and schemathesis against the live gateway's OpenAPI (~5 min)"
@@ -30,8 +31,12 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 dev: $(STAMP)
 	$(VENV)/bin/gateway dev
 
+# The second pass: the transaction paths again, through a real PgBouncer in transaction mode (~70 s).
+PGBOUNCER_TESTS := tests/payments tests/refunds tests/webhooks tests/reconciler
+
 test: $(STAMP) chromium pgbouncer
 	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --pgbouncer $(PGBOUNCER_TESTS)
 
 # The browser tests (tests/browser/) drive Debian's chromium through Playwright (no browser download).
 chromium:

@@ -7,9 +7,11 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
+from gateway.db.database import sqlalchemy_connect_args
 from gateway.schema import metadata
-from gateway.settings import get_settings
+from gateway.settings import DatabaseSettings, get_settings
 
 config = context.config
 target_metadata = metadata
@@ -22,6 +24,12 @@ def _url() -> str:
     return url
 
 
+def _database() -> DatabaseSettings:
+    # `gateway.cli.run_migrations` hands its caller's settings over; the alembic command reads ours.
+    given = config.attributes.get("database")
+    return given if isinstance(given, DatabaseSettings) else get_settings().database
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
@@ -29,7 +37,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url())
+    # One connection, closed at the end (NullPool): behind PgBouncer nothing outlives the run.
+    engine = create_async_engine(
+        _url(), poolclass=NullPool, connect_args=sqlalchemy_connect_args(_database())
+    )
     async with engine.connect() as conn:
         await conn.run_sync(_run)
     await engine.dispose()

@@ -1,6 +1,9 @@
 """Real PostgreSQL and Redis (the project's own launcher) and a real uvicorn server on 127.0.0.1.
 
 Each test makes its own merchants, so tests never see each other's rows and need no truncation.
+With `--pgbouncer` (make test's second pass over the transaction paths) the gateway, its
+migrations and the worker processes tests start reach PostgreSQL through a real PgBouncer in
+transaction mode, with GATEWAY_DATABASE__PGBOUNCER=true.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from gateway.embedded import EmbeddedServers, free_port
 from gateway.main import create_app
 from gateway.merchants.service import create_merchant
 from gateway.settings import (
+    DatabaseSettings,
     DeliverySettings,
     RateLimitSettings,
     ReconcilerSettings,
@@ -41,11 +45,20 @@ UNREACHED_LIMITS = RateLimitSettings(
 )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--pgbouncer",
+        action="store_true",
+        help="the gateway's database through a real PgBouncer in transaction mode (make pgbouncer)",
+    )
+
+
 @pytest.fixture(scope="session")
-def servers() -> Iterator[EmbeddedServers]:
+def servers(request: pytest.FixtureRequest) -> Iterator[EmbeddedServers]:
     root = Path(tempfile.mkdtemp(prefix="gateway-test-")) / "servers"
-    with EmbeddedServers(root, ephemeral=True) as s:
-        run_migrations(s.postgres.url)
+    through = bool(request.config.getoption("--pgbouncer"))
+    with EmbeddedServers(root, ephemeral=True, with_pgbouncer=through) as s:
+        run_migrations(s.database_url, DatabaseSettings(pgbouncer=through))
         yield s
 
 
@@ -54,7 +67,8 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
     port = free_port()
     settings = Settings(
         environment="test",
-        database_url=servers.postgres.url,
+        database_url=servers.database_url,
+        database=DatabaseSettings(pgbouncer=servers.pgbouncer is not None),
         redis_url=servers.redis.url,
         host="127.0.0.1",
         port=port,

@@ -16,6 +16,7 @@ from standardwebhooks.webhooks import Webhook
 
 from gateway.context import AppContext
 from gateway.db.database import positional
+from gateway.embedded import EmbeddedServers
 from gateway.main import create_app
 from gateway.settings import DeliverySettings, Settings
 from gateway.webhooks.outbound.worker import DeliveryWorker
@@ -176,3 +177,13 @@ def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert r.headers.get("x-request-id")
     assert problem["request_id"] == r.headers["x-request-id"]
     return problem
+
+
+def servers_env(servers: EmbeddedServers) -> dict[str, str]:
+    """The environment of a `gateway` process the tests start: the session's servers, reached as
+    the session's gateway reaches them (through PgBouncer under `--pgbouncer`)."""
+    return {
+        "GATEWAY_DATABASE_URL": servers.database_url,
+        "GATEWAY_DATABASE__PGBOUNCER": "true" if servers.pgbouncer is not None else "false",
+        "GATEWAY_REDIS_URL": servers.redis.url,
+    }

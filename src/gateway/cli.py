@@ -24,7 +24,7 @@ from gateway.commands.keys import keys, merchants, new_merchant
 from gateway.listening import Listening, listen_once
 from gateway.logging import get_logger
 from gateway.metrics_server import exporting
-from gateway.settings import Settings, get_settings
+from gateway.settings import DatabaseSettings, Settings, get_settings
 
 log = get_logger("gateway.cli")
 
@@ -47,21 +47,23 @@ def alembic_dir() -> Path:
     raise typer.BadParameter("cannot find the alembic/ migrations directory; set GATEWAY_ALEMBIC_DIR")
 
 
-def run_migrations(database_url: str) -> None:
+def run_migrations(database_url: str, database: DatabaseSettings | None = None) -> None:
+    """alembic upgrade head; `database` (default: the environment's) says how to connect (PgBouncer)."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(alembic_dir()))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    cfg.attributes["database"] = database or get_settings().database
     command.upgrade(cfg, "head")
 
 
-async def _merchant_exists(database_url: str, merchant_id: str) -> bool:
+async def _merchant_exists(settings: Settings, database_url: str, merchant_id: str) -> bool:
     from gateway.db.database import Database
     from gateway.merchants import repository
 
-    db = await Database.connect(database_url, get_settings().database)
+    db = await Database.connect(database_url, settings.database)
     try:
         return await repository.get(db, merchant_id) is not None
     finally:
@@ -73,7 +75,7 @@ def _demo_merchant(settings: Settings, database_url: str) -> tuple[str, str]:
     path = Path(settings.data_dir) / "demo-merchant.json"
     if path.exists():
         saved = json.loads(path.read_text())
-        if asyncio.run(_merchant_exists(database_url, saved["merchant_id"])):
+        if asyncio.run(_merchant_exists(settings, database_url, saved["merchant_id"])):
             return saved["merchant_id"], saved["secret_key"]
     settings = settings.model_copy(update={"database_url": database_url})
     made = asyncio.run(new_merchant(settings, "Demo merchant", False))
@@ -156,7 +158,7 @@ def dev(
             dev_key = SecretStr(devstate.dev_secrets_key(data))
             settings = settings.model_copy(update={"secrets_keys": dev_key})
         keyring_or_exit(settings)
-        run_migrations(settings.database_url)
+        run_migrations(settings.database_url, settings.database)
         merchant_id, key = _demo_merchant(settings, settings.database_url)
         # Other terminals' `gateway merchants create` and `gateway listen` find the servers here.
         running = devstate.DevServers(
@@ -287,7 +289,7 @@ def migrate() -> None:
     if not settings.database_url:
         typer.secho("Set GATEWAY_DATABASE_URL.", fg="red", err=True)
         raise typer.Exit(2)
-    run_migrations(settings.database_url)
+    run_migrations(settings.database_url, settings.database)
     typer.echo("migrations applied")
 
 

@@ -82,12 +82,14 @@ class _Processes:
 class _Backlog:
     """The queues in PostgreSQL, at scrape time: the same from every exporter of a deployment."""
 
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, database: DatabaseSettings):
         self.database_url = database_url
+        # One connection, as the deployment connects (through PgBouncer or not).
+        self.database = database.model_copy(update={"pool_size": 1})
 
     async def _read(self) -> tuple[deliveries.Queue, int, int]:
         async with asyncio.timeout(BACKLOG_TIMEOUT_SECONDS):
-            db = await Database.connect(self.database_url, DatabaseSettings(pool_size=1))
+            db = await Database.connect(self.database_url, self.database)
             try:
                 return (
                     await deliveries.queue(db, BACKLOG_CAP),
@@ -175,7 +177,7 @@ def exporting(settings: Settings) -> Iterator[None]:
     registry = CollectorRegistry()
     registry.register(_Processes(directory))
     if settings.database_url:
-        registry.register(_Backlog(settings.database_url))
+        registry.register(_Backlog(settings.database_url, settings.database))
     host, port = settings.metrics_host, settings.metrics_port
     _Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
     server = make_server(host, port, _only_metrics(make_wsgi_app(registry)), _Server, _Quiet)

@@ -59,6 +59,10 @@ class DatabaseSettings(BaseModel):
     # The asyncpg pool of each worker process: every request and background loop of the process
     # shares it. Enough for 16-32 requests in flight without opening connections under load.
     pool_size: int = Field(20, ge=1, le=200)
+    # The database URL is a PgBouncer in transaction pooling mode (or another pooler that hands each
+    # transaction any server connection): no prepared statement outlives its statement
+    # (gateway/db/database.connect_options; docs/scale-out.md says what it costs).
+    pgbouncer: bool = False
 
 
 class IdempotencySettings(BaseModel):

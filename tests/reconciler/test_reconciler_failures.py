@@ -34,7 +34,7 @@ from gateway.embedded import EmbeddedServers, free_port
 from gateway.reconciler.service import Reconciler
 from gateway.settings import ReconcilerSettings
 from receiver import serving
-from support import PAYSTACK_API, PAYSTACK_SECRET_KEY, Gateway, Merchant, wait_for
+from support import PAYSTACK_API, PAYSTACK_SECRET_KEY, Gateway, Merchant, servers_env, wait_for
 
 DRIVER = PaystackDriver()
 
@@ -241,8 +241,7 @@ async def test_a_worker_process_logs_each_provider_failure_once_as_a_warning(
         paystack.unavailable, paystack.silent = reference(down["id"]), reference(slow["id"])
         env = {
             **os.environ,
-            "GATEWAY_DATABASE_URL": servers.postgres.url,
-            "GATEWAY_REDIS_URL": servers.redis.url,
+            **servers_env(servers),
             "GATEWAY_LOG_LEVEL": "WARNING",
             "GATEWAY_LOG_JSON": "true",
             "GATEWAY_PAYSTACK__BASE_URL": f"http://127.0.0.1:{paystack.port}",

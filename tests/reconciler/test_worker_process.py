@@ -13,7 +13,7 @@ import httpx
 
 from gateway.embedded import EmbeddedServers
 from sse import Stream
-from support import Gateway, Merchant, wait_for, with_sandbox
+from support import Gateway, Merchant, servers_env, wait_for, with_sandbox
 
 METHOD = "pm_action_success"  # the customer acts; the sandbox reports it only when asked
 
@@ -40,8 +40,7 @@ async def test_a_payment_the_worker_process_reconciles_reaches_an_open_stream(
     payment_id = r.json()["id"]
     env = {
         **os.environ,
-        "GATEWAY_DATABASE_URL": servers.postgres.url,
-        "GATEWAY_REDIS_URL": servers.redis.url,
+        **servers_env(servers),
         "GATEWAY_LOG_LEVEL": "INFO",
         "GATEWAY_SANDBOX__ACTION_DELAY_SECONDS": "0",  # its simulated customer has already paid
         "GATEWAY_RECONCILER__INTERVAL_SECONDS": "0.2",

@@ -21,7 +21,7 @@ from gateway.kit.ssrf import UnsafeUrl, check_url
 from gateway.merchants.service import create_merchant
 from gateway.settings import DeliverySettings
 from receiver import running_receiver
-from support import RETRY_SCHEDULE, Gateway, Merchant, configured_app, wait_for
+from support import RETRY_SCHEDULE, Gateway, Merchant, configured_app, servers_env, wait_for
 
 
 def key() -> dict[str, str]:
@@ -303,8 +303,7 @@ async def test_two_worker_processes_deliver_each_event_exactly_once(
 ) -> None:
     env = {
         **os.environ,
-        "GATEWAY_DATABASE_URL": servers.postgres.url,
-        "GATEWAY_REDIS_URL": servers.redis.url,
+        **servers_env(servers),
         "GATEWAY_LOG_LEVEL": "INFO",
         "GATEWAY_DELIVERY__ALLOW_PRIVATE_TARGETS": "true",
         "GATEWAY_DELIVERY__POLL_INTERVAL_SECONDS": "0.05",

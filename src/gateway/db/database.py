@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -75,6 +76,33 @@ async def _reset(conn: Any) -> None:
 
 def dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def connect_options(settings: DatabaseSettings) -> dict[str, Any]:
+    """asyncpg's connection keywords for every pool of the gateway.
+
+    Behind PgBouncer in transaction mode each transaction (and each statement outside one) may run
+    on a different server connection, so a statement prepared on one is unknown on the next, or is
+    another client's statement of the same name. Without a cache asyncpg prepares each statement
+    unnamed and parses it again in the message flow that runs it (two parses per statement: the cost
+    docs/scale-out.md measures). The gateway keeps no other session state: no SET, advisory lock,
+    LISTEN, cursor or temporary table, and `_reset` only rolls back."""
+    return {"statement_cache_size": 0} if settings.pgbouncer else {}
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def sqlalchemy_connect_args(settings: DatabaseSettings) -> dict[str, Any]:
+    """SQLAlchemy's asyncpg dialect (alembic's engine) prepares every statement by name, whatever
+    asyncpg's cache: behind PgBouncer the names must be unique across clients, and its own cache off."""
+    if not settings.pgbouncer:
+        return {}
+    return connect_options(settings) | {
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
 
 
 class Tx:
@@ -164,6 +192,7 @@ class Database:
             init=_init,
             reset=_reset,
             server_settings={"application_name": "gateway"},
+            **connect_options(settings),
         )
         return cls(pool)
 
