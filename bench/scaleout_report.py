@@ -36,11 +36,16 @@ def per_core(ms: float) -> str:
     return f"{1000 / ms:,.0f}" if ms else "—"
 
 
+def busy(run: dict[str, Any]) -> str:
+    """Cores the whole machine was busy on average: at the machine's count, CPU is what limits."""
+    return f"{run['cpu_seconds']['machine'] / run['elapsed_s']:.2f}" if run["elapsed_s"] else "—"
+
+
 def results_table(layouts: list[dict[str, Any]]) -> str:
     lines = [
         "| layout | scenario | throughput | p99 ms | gateway API CPU ms | + worker | PostgreSQL | PgBouncer "
-        "| Redis | stack CPU ms | per gateway core | per stack core | errors / non-2xx |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Redis | stack CPU ms | per gateway core | per stack core | machine busy | errors / non-2xx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lo in layouts:
         for run in lo["runs"]:
@@ -57,7 +62,7 @@ def results_table(layouts: list[dict[str, Any]]) -> str:
                 f"| {lo['layout']} | {run['scenario']} | {rate} | {run['latency_ms_p99']:.1f} "
                 f"| {ms['api']:.2f} | {ms['worker']:.2f} | {ms['postgres']:.2f} | {ms['pgbouncer']:.2f} "
                 f"| {ms['redis']:.2f} | {stack:.2f} | {per_core(gateway)}/s | {per_core(stack)}/s "
-                f"| {run['socket_errors']} / {run['non_2xx']} |"
+                f"| {busy(run)} | {run['socket_errors']} / {run['non_2xx']} |"
             )
     return "\n".join(lines)
 
@@ -143,7 +148,8 @@ CPU ms per request (per completed payment for `async`), from /proc: the replicas
 their `gateway worker` processes, and each server; "stack" is all of them. "Per core" is 1000
 divided by those: the requests one core of that kind serves, which holds however many cores a
 deployment has as long as each replica gets its own. On this machine every layout shares the same
-{m["nproc"]} cores, so a second replica cannot add throughput here: compare CPU per request.
+{m["nproc"]} cores ("machine busy": cores in use, wrk and this harness's stream readers included),
+so a second replica cannot add throughput here: compare CPU per request.
 
 {results_table(layouts)}
 
