@@ -106,6 +106,12 @@ def _banner(settings: Settings, merchant_id: str, key: str) -> str:
 """
 
 
+# `gateway serve` on SIGTERM: requests in flight get this long to finish (as long as the default
+# GATEWAY_PROVIDER_TIMEOUT_SECONDS, the longest a request waits on a provider) before uvicorn cuts
+# them. Orchestrators' grace periods are sized from it (deploy/kubernetes/20-api.yaml).
+SERVE_GRACEFUL_SHUTDOWN_SECONDS = 20
+
+
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -245,7 +251,7 @@ def serve(
             access_log=False,
             ws_ping_interval=settings.stream_heartbeat_seconds,  # the WebSockets' heartbeats
             proxy_headers=True,
-            timeout_graceful_shutdown=20,
+            timeout_graceful_shutdown=SERVE_GRACEFUL_SHUTDOWN_SECONDS,
         )
 
 
