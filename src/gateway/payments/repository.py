@@ -29,6 +29,11 @@ SELECT id FROM payments
 WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
 LIMIT 1
 """
+_LOCK_BY_PROVIDER_REFERENCE = f"""
+SELECT {_C} FROM payments
+WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
+LIMIT 1 FOR UPDATE
+"""
 _FOR_LINK = f"SELECT {_C} FROM payments WHERE checkout_id = $1 AND payment_link_id = $2"
 # The payment_links table by name, so payments need not import payment_links (which builds on them).
 _LINK_PAID = (
@@ -103,6 +108,14 @@ async def find_id_by_provider_reference(
 ) -> str | None:
     found: str | None = await q.fetchval(_BY_PROVIDER_REFERENCE, provider, reference, account_id)
     return found
+
+
+async def lock_by_provider_reference(
+    tx: Tx, provider: str, account_id: str, reference: str
+) -> Payment | None:
+    """The payment the provider knows by `reference` through that account, locked as `lock` locks
+    (one round trip where finding its id and then locking it took two)."""
+    return PAYMENTS.one(await tx.fetchrow(_LOCK_BY_PROVIDER_REFERENCE, provider, reference, account_id))
 
 
 async def claim_provider_lease(q: Queries, payment_id: str, until: datetime) -> bool:

@@ -210,13 +210,31 @@ async def _current(tx: Tx, matched: str) -> Payment | str | None:
     return payment
 
 
+async def _locate(tx: Tx, source: Source, event: WebhookEvent) -> Payment | str | None:
+    """`_payment_id` then `_current`, with the lookup by the provider's reference and the lock in one
+    statement: the payment, locked; STALE; or None."""
+    if event.provider_reference is not None:
+        found = await payments.lock_by_provider_reference(
+            tx, source.provider, source.account_id, event.provider_reference
+        )
+        if found is not None:
+            if not is_current(found, found.id):
+                log.info("webhook_earlier_attempt", payment_id=found.id, key=found.id, attempt=found.attempt)
+                return STALE
+            return found
+        earlier = await payments.find_attempt_by_provider_reference(
+            tx, source.provider, source.account_id, event.provider_reference
+        )
+        if earlier is not None:  # a reference the payment no longer holds: an earlier attempt's
+            log.info("webhook_earlier_attempt", payment_id=earlier[0], attempt=earlier[1])
+            return STALE
+    return await _current(tx, event.payment_id) if event.payment_id else None
+
+
 async def _apply_payment_event(tx: Tx, source: Source, event: WebhookEvent) -> str:
     if event.result is None:
         return "ignored"
-    payment_id = await _payment_id(tx, source, event)
-    if payment_id == STALE:
-        return STALE
-    payment = await _current(tx, payment_id) if payment_id else None
+    payment = await _locate(tx, source, event)
     if isinstance(payment, str):
         return payment
     if payment is None or not source.owns(payment):
