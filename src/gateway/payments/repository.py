@@ -83,7 +83,7 @@ async def find_for_link(q: Queries, link_id: str, checkout_id: str) -> Payment |
 def mark_link_paid(tx: Tx, link_id: str) -> None:
     """A payment made from a link succeeded: the link's first success is its `paid_at` (which stops a
     single-use link). Written at the commit with the payment's move, in the same transaction."""
-    name = f"paid_{link_id}"  # once per link and transaction
+    name = tx.name_for("paid", link_id)  # once per link and transaction
     if all(d[0] != name for d in tx.deferred):
         tx.defer(name, _LINK_PAID.format(p=f"{name}_id"), {f"{name}_id": link_id})
 
@@ -176,7 +176,7 @@ def mirror_attempt(tx: Tx, payment: Payment) -> None:
     """Writes the payment's status, reference and failure to its current attempt's row at the commit."""
     if payment.attempt < 1:
         return
-    name = f"att_{payment.id}"
+    name = tx.name_for("att", payment.id)  # a second move of the payment replaces its write
     tx.deferred[:] = [d for d in tx.deferred if d[0] != name]
     tx.defer(
         name,

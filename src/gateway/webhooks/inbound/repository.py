@@ -68,9 +68,7 @@ async def store_processing(
 def finish_at_commit(tx: Tx, inbox_id: str, outcome: str) -> None:
     """The outcome of a row `store_processing` wrote, sent with the transaction's other writes at
     its commit (one statement, no round trip of its own; neither column is indexed: a HOT update)."""
-    # Named by position, not by id: the commit's statement text stays the same from one transaction
-    # to the next, so asyncpg prepares it once per connection instead of once per webhook.
-    name = f"inbox{sum(1 for d in tx.deferred if d[0].startswith('inbox'))}"
+    name = tx.name_for("inbox", inbox_id)
     tx.defer(name, _OUTCOME.format(n=name), {f"{name}_outcome": outcome, f"{name}_id": inbox_id})
 
 
