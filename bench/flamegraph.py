@@ -24,6 +24,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.asyncpath import start_provider
 from bench.infra import (
     RESULTS_DIR,
     ROOT,
@@ -39,7 +40,14 @@ from bench.infra import (
     wrk_binary,
     wrk_command,
 )
-from bench.run import SCENARIOS, Context, check_gateway, create_bench_merchant, start_gateway
+from bench.run import (
+    ACTION_DELAY_SECONDS,
+    SCENARIOS,
+    Context,
+    check_gateway,
+    create_bench_merchant,
+    start_gateway,
+)
 
 # A frame in py-spy's raw (collapsed) output with --nolineno: "function (path/to/file.py)".
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*)\)$")
@@ -190,6 +198,10 @@ def profile_main() -> int:
                 db = Db(servers.postgres.url)
                 ctx = Context(db, merchant_id, api_key, run_dir)
                 gateway = start_gateway(procs, servers, 1, run_dir)
+                # The sandbox's webhooks come from the stand-in provider's process, as in `make bench`.
+                start_provider(
+                    procs, servers.redis.url, merchant_id, gateway, None, run_dir, ACTION_DELAY_SECONDS
+                )
                 check_gateway(gateway, ctx)
                 if scenario.info.name in ("get", "list"):
                     say("seeding payments to read")

@@ -15,6 +15,11 @@ per request is the least any gateway keeping our guarantees must do:
 - GET /v1/payments/{id}: one `SELECT` by primary key (scoped to the merchant and mode), rendered as
   the gateway renders a payment.
 - GET /floor/json: a bare JSON answer (the framework's own cost).
+- The asynchronous path's floor: a create with `pm_action_success` inserts the payment waiting
+  (`requires_action`) and, after its commit, PUBLISHes it for the bench's stand-in provider
+  (bench/provider.py), which 0.2 s later POSTs the sandbox's signed webhook to /floor/webhook: the
+  Standard Webhooks signature verified on the raw bytes (the sandbox's scheme and secret), then one
+  transaction: the payment's `UPDATE … WHERE status = 'requires_action'` and its event.
 
 Configured by FLOOR_DATABASE_URL (any postgresql:// URL) and FLOOR_REDIS_URL; run it with
 `uvicorn bench.floor:create_app --factory`.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -41,10 +47,18 @@ from starlette.routing import Route
 from gateway.idempotency.store import CLAIM_OR_READ
 from gateway.idempotency.store import fingerprint as request_fingerprint
 from gateway.kit.ids import new_id
+from gateway.kit.signing import verify_standard_webhook
 from gateway.payments.requests import PaymentCreate
 from gateway.payments.secrets import new_checkout_id, new_client_secret
+from gateway.providers.sandbox.settings import SandboxSettings
 
 IDEMPOTENCY_TTL = 86_400
+# The asynchronous path (bench/provider.py): creates with this test value wait for a webhook, which
+# the stand-in provider sends, signed as the sandbox signs, to WEBHOOK_PATH.
+ASYNC_METHOD = "pm_action_success"
+PROVIDER_CHANNEL = "floor:payments"
+WEBHOOK_PATH = "/floor/webhook"
+WEBHOOK_SECRET = SandboxSettings().webhook_secret.get_secret_value()
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 
@@ -59,13 +73,19 @@ INSERT INTO payments (id, merchant_id, livemode, amount, currency, status, provi
     customer_name, customer_email, customer_phone, customer_location, description, reference, metadata,
     return_url, provider_reference, idempotency_key, request_fingerprint, created_at, updated_at,
     completed_at, client_secret, checkout_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $20,
-    $21, $22)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21,
+    $22, $23)
 """
 INSERT_EVENT = """
 INSERT INTO events (id, merchant_id, livemode, type, payment_id, previous_status, status, source, data,
     created_at)
-VALUES ($1, $2, $3, $4, $5, NULL, $6, 'api', $7, $8)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+# The webhook's state change: only a payment still waiting, and only for the money it was made for.
+COMPLETE_PAYMENT = f"""
+UPDATE payments SET status = $2, updated_at = $3, completed_at = $3
+WHERE id = $1 AND status = 'requires_action' AND amount = $4
+RETURNING merchant_id, {_PAYMENT_COLUMNS}
 """
 SELECT_PAYMENT = (
     f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = $1 AND merchant_id = $2 AND livemode = $3"
@@ -186,12 +206,15 @@ class Floor:
         now = datetime.now(UTC)
         payment_id = new_id("pay")
         customer = body.customer
+        # The asynchronous path's create: the payment waits for the provider's webhook (below).
+        waiting = body.payment_method == ASYNC_METHOD
+        status = "requires_action" if waiting else "succeeded"
         row: dict[str, Any] = {
             "id": payment_id,
             "amount": body.amount,
             "amount_refunded": 0,
             "currency": body.currency,
-            "status": "succeeded",
+            "status": status,
             "provider": body.provider,
             "payment_method": body.payment_method,
             "customer_name": customer.name if customer else None,
@@ -209,7 +232,7 @@ class Floor:
             "return_url": body.return_url,
             "created_at": now,
             "updated_at": now,
-            "completed_at": now,
+            "completed_at": None if waiting else now,
         }
         payment = _payment_json(row)
         answer = _dumps(payment)
@@ -229,7 +252,7 @@ class Floor:
                     livemode,
                     body.amount,
                     body.currency,
-                    "succeeded",
+                    status,
                     body.provider,
                     body.payment_method,
                     row["customer_name"],
@@ -244,6 +267,7 @@ class Floor:
                     key,
                     fingerprint,
                     now,
+                    None if waiting else now,
                     new_client_secret(payment_id),
                     new_checkout_id(),
                 )
@@ -252,16 +276,55 @@ class Floor:
                     new_id("evt"),
                     merchant_id,
                     livemode,
-                    "payment.succeeded",
+                    f"payment.{status}",
                     payment_id,
-                    "succeeded",
+                    None,
+                    status,
+                    "api",
                     payment,
                     now,
                 )
         except BaseException:
             await self.redis.delete(rkey)
             raise
+        if waiting:
+            # How the bench's stand-in provider (bench/provider.py) hears of the payment, as it hears
+            # of the gateway's from its live events: one PUBLISH, after the commit.
+            message = {"type": "payment.requires_action", "data": {"object": payment}}
+            await self.redis.publish(PROVIDER_CHANNEL, _dumps(message))
         return Response(answer, status_code=201, media_type=JSON)
+
+    async def webhook(self, request: Request) -> Response:
+        """The asynchronous path's floor: a provider's signed webhook (the sandbox's scheme and
+        secret) verified on the raw bytes, then one state change and its event in one transaction.
+        No inbox row: a repeat finds the payment no longer waiting and changes nothing."""
+        raw = await request.body()
+        h = request.headers
+        msg_id, ts, sig = h.get("webhook-id"), h.get("webhook-timestamp"), h.get("webhook-signature")
+        if not (msg_id and ts and sig) or not verify_standard_webhook(
+            WEBHOOK_SECRET, msg_id, ts, raw, sig, now=int(time.time())
+        ):
+            return _problem(401, "webhook_signature_invalid", "The signature could not be verified.")
+        data = orjson.loads(raw)["data"]
+        status = data["status"]
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(COMPLETE_PAYMENT, data["payment_id"], status, now, data["amount"])
+            if row is not None:
+                await conn.execute(
+                    INSERT_EVENT,
+                    new_id("evt"),
+                    row["merchant_id"],
+                    row["livemode"],
+                    f"payment.{status}",
+                    row["id"],
+                    "requires_action",
+                    status,
+                    "webhook",
+                    _payment_json(row),
+                    now,
+                )
+        return Response(b'{"received":true}', media_type=JSON)
 
     async def replay(self, request: Request) -> Response:
         principal = await self.principal(request)
@@ -342,12 +405,17 @@ def create_app() -> Starlette:
         assert floor is not None
         return await floor.get_payment(request)
 
+    async def webhook(request: Request) -> Response:
+        assert floor is not None
+        return await floor.webhook(request)
+
     return Starlette(
         routes=[
             Route("/v1/payments", create_payment, methods=["POST"]),
             Route("/v1/payments/{payment_id}", get_payment, methods=["GET"]),
             Route("/floor/replay", replay, methods=["POST"]),
             Route("/floor/json", bare_json, methods=["GET"]),
+            Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import asyncpath
+
 # The issue's targets: 2 gateway workers, 16 connections, this machine.
 PRIMARY = (2, 16)
 RSS_LIMIT_MIB = 150.0
@@ -63,6 +65,8 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 k: round(statistics.median(r["completion_lag_ms"][k] for r in rs), 1) for k in ("p50", "p99")
             }
             s["incomplete"] = sum(r["incomplete"] for r in rs)
+            for key in asyncpath.PER_COMPLETED:
+                s[key] = _median_of(rs, key)
         out.append(s)
     return out
 
@@ -84,7 +88,7 @@ def throughput(s: dict[str, Any]) -> float:
 
 def ratios(summary: list[dict[str, Any]], scenarios: list[ScenarioInfo]) -> list[dict[str, Any]]:
     idx = _index(summary)
-    out = []
+    out = asyncpath.ratios(summary)
     for sc in scenarios:
         for (app, name, workers, connections), s in sorted(idx.items()):
             if app != "gateway" or name != sc.name:
@@ -173,6 +177,7 @@ def targets(
         f"{socket_errors} socket errors, {non_2xx} non-2xx, {incomplete} async payments not completed",
         socket_errors == 0 and non_2xx == 0 and incomplete == 0,
     )
+    out += asyncpath.targets(summary, PRIMARY)
     return out
 
 
@@ -300,8 +305,9 @@ def cpu_table(summary: list[dict[str, Any]], scenarios: list[ScenarioInfo], npro
     idx = _index(summary)
     w, c = PRIMARY
     lines = [
-        f"| scenario | app | app | PostgreSQL | Redis | wrk | other | whole machine (of {nproc}) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        f"| scenario | app | app | PostgreSQL | Redis | wrk | stand-in provider | other "
+        f"| whole machine (of {nproc}) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for sc in scenarios:
         for app, name in (("gateway", sc.name), ("floor", sc.name)):
@@ -311,7 +317,8 @@ def cpu_table(summary: list[dict[str, Any]], scenarios: list[ScenarioInfo], npro
             cores = s["cpu_cores"]
             lines.append(
                 f"| {sc.title} | {app} | {cores.get(app, 0):.2f} | {cores.get('postgres', 0):.2f} | "
-                f"{cores.get('redis', 0):.2f} | {cores.get('wrk', 0):.2f} | {cores.get('other', 0):.2f} | "
+                f"{cores.get('redis', 0):.2f} | {cores.get('wrk', 0):.2f} | {cores.get('provider', 0):.2f} | "
+                f"{cores.get('other', 0):.2f} | "
                 f"{cores.get('machine', 0):.2f} |"
             )
     return "\n".join(lines)
@@ -338,6 +345,20 @@ def logs_list(logs: list[dict[str, Any]]) -> str:
         events = ", ".join(f"{name}: {n}" for name, n in entry["events"].items()) or "nothing"
         lines.append(f"- {entry['workers_count']} worker(s): {events}")
     return "\n".join(lines) or "- nothing"
+
+
+def _async_section(summary: list[dict[str, Any]]) -> str:
+    table = asyncpath.table(summary)
+    if not table:
+        return ""
+    return f"""## The asynchronous path, per completed payment
+
+{table}
+
+CPU per completed payment: from the start of the run until every payment it created has completed
+(its last webhooks included), divided by those payments. The stand-in provider (bench/provider.py)
+sends the sandbox's webhooks from a process of its own; its CPU is not the app's.
+"""
 
 
 def markdown(data: dict[str, Any], scenarios: list[ScenarioInfo]) -> str:
@@ -379,6 +400,7 @@ request answered: less noisy than requests/s on a shared box, and what an optimi
 "other" in the table below is the machine's busy time not accounted to the app under test,
 PostgreSQL, Redis or wrk (the idle app, the harness, anything else running): it should be near 0.
 
+{_async_section(data["summary"])}
 ## Where the CPU went ({PRIMARY[0]} workers, {PRIMARY[1]} connections; cores busy on average)
 
 {cpu_table(data["summary"], scenarios, m["nproc"])}

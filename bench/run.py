@@ -32,13 +32,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import openloop, report
+from bench import asyncpath, openloop, report
 from bench.infra import (
     RESULTS_DIR,
     ROOT,
@@ -48,7 +48,6 @@ from bench.infra import (
     Load,
     Processes,
     Servers,
-    WrkResult,
     children_cpu_seconds,
     cpu_snapshot,
     cpu_used,
@@ -212,8 +211,16 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         ScenarioInfo(
-            "async", "async path: pm_action_success + webhook", "create", "201", async_path=True, writes=True
+            "async",
+            "async path: pm_action_success + webhook",
+            "create",
+            "201",
+            ratio_target=asyncpath.RATIO_TARGET,
+            async_path=True,
+            writes=True,
         ),
+        lambda ctx: Load("POST", "/v1/payments", ACTION_JSON, "unique"),
+        # The async floor: its create waits too, and its webhook route completes it (bench/floor.py).
         lambda ctx: Load("POST", "/v1/payments", ACTION_JSON, "unique"),
     ),
 ]
@@ -283,49 +290,6 @@ def check_floor(app: App, gateway: App, ctx: Context) -> None:
             raise BenchError(f"gateway GET of a floor payment: {g}")
 
 
-# --- the asynchronous path: payments completed per second, counted in the database ----------
-
-
-def measure_async(ctx: Context, started: datetime, ended: datetime, wrk: WrkResult) -> dict[str, Any]:
-    window_start = ended - timedelta(seconds=wrk.duration_s)
-    completed = ctx.db.value(
-        "SELECT count(*) FROM payments WHERE merchant_id = $1 AND payment_method = 'pm_action_success' "
-        "AND status = 'succeeded' AND completed_at >= $2 AND completed_at < $3",
-        ctx.merchant_id,
-        window_start,
-        ended,
-    )
-    # Let the last webhooks land (and the next run start clean); anything left is a lost completion.
-    drain_started = time.monotonic()
-    pending = -1
-    while time.monotonic() - drain_started < 30:
-        pending = ctx.db.value(
-            "SELECT count(*) FROM payments WHERE merchant_id = $1 AND payment_method = 'pm_action_success' "
-            "AND status = 'requires_action'",
-            ctx.merchant_id,
-        )
-        if pending == 0:
-            break
-        time.sleep(0.2)
-    lag = ctx.db.fetch(
-        "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP "
-        "(ORDER BY extract(epoch FROM completed_at - created_at)) AS q FROM payments "
-        "WHERE merchant_id = $1 AND payment_method = 'pm_action_success' AND created_at >= $2 "
-        "AND created_at < $3 AND completed_at IS NOT NULL",
-        ctx.merchant_id,
-        started,
-        ended,
-    )
-    q = lag[0]["q"] or [0.0, 0.0]
-    return {
-        "completed": completed,
-        "completed_per_s": round(completed / wrk.duration_s, 1) if wrk.duration_s else 0.0,
-        "completion_lag_ms": {"p50": round(q[0] * 1000, 1), "p99": round(q[1] * 1000, 1)},
-        "drain_s": round(time.monotonic() - drain_started, 2),
-        "incomplete": pending,
-    }
-
-
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -357,6 +321,9 @@ def gateway_env(servers: Servers, port: int) -> dict[str, str]:
             # The sandbox's webhooks come back to this gateway, like any provider's would.
             "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "GATEWAY_SANDBOX__ACTION_DELAY_SECONDS": str(ACTION_DELAY_SECONDS),
+            # The sandbox's webhooks are sent by the stand-in provider's process (bench/provider.py),
+            # as a real provider's are sent by its servers: not billed to the gateway's CPU.
+            "GATEWAY_SANDBOX__SEND_WEBHOOKS": "false",
             # The limiter on the measured path (one script per request, pipelined with the claim), at
             # a limit above any scenario's load (a few thousand req/s on one key): it counts, never refuses.
             "GATEWAY_RATE_LIMITS__ENABLED": "true",
@@ -436,7 +403,7 @@ class Bench:
         cpu = cpu_used(cpu_before, cpu_snapshot(self.groups), elapsed)
         cpu["wrk"] = round((children_cpu_seconds() - wrk_before) / elapsed, 2)
         # Everything else: the idle app, this harness, and anything else running on the machine.
-        known = cpu[app.name] + cpu["postgres"] + cpu["redis"] + cpu["wrk"]
+        known = cpu[app.name] + cpu["postgres"] + cpu["redis"] + cpu["wrk"] + cpu.get("provider", 0.0)
         cpu["other"] = round(max(cpu["machine"] - known, 0.0), 2)
         ended = datetime.now(UTC)
         record: dict[str, Any] = {
@@ -454,7 +421,12 @@ class Bench:
             "postgres_cpu_ms_per_request": _per_request(cpu["postgres"], elapsed, result.requests),
         }
         if sc.info.async_path:
-            record.update(measure_async(self.ctx, started, ended, result))
+            ctx = self.ctx
+            record.update(
+                asyncpath.measure(
+                    ctx.db, ctx.merchant_id, app.name, started, ended, result, cpu_before, self.groups
+                )
+            )
         self.runs.append(record)
         if result.socket_errors or result.non_2xx:
             record["statuses"] = self._statuses(app, load, connections)
@@ -537,9 +509,21 @@ class Bench:
             "/floor/json",
         )
         self.groups.update(gateway=gateway.proc.pid, floor=floor.proc.pid)
+        provider = asyncpath.start_provider(
+            self.procs,
+            self.servers.redis.url,
+            self.ctx.merchant_id,
+            gateway,
+            floor,
+            self.ctx.run_dir,
+            ACTION_DELAY_SECONDS,
+        )
+        self.groups["provider"] = provider.pid
         try:
             check_gateway(gateway, self.ctx)
             check_floor(floor, gateway, self.ctx)
+            if any(s.info.async_path for s in self.scenarios):
+                asyncpath.check_floor(floor, self.ctx.api_key, ACTION_JSON)
             apps = {"gateway": gateway, "floor": floor}
             for connections in cfg.connections:
                 reps = cfg.repeats(workers, connections)
@@ -572,6 +556,7 @@ class Bench:
             if events:
                 say(f"  the gateway logged (WARNING and above): {events}")
         finally:
+            self.procs.stop(provider)
             self.procs.stop(gateway.proc)
             self.procs.stop(floor.proc)
 

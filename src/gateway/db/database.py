@@ -109,7 +109,7 @@ class Tx:
     """One open transaction: its connection, the events to write and publish, and the writes left
     for the commit."""
 
-    __slots__ = ("before_commit", "conn", "deferred", "event_followers", "events", "updates")
+    __slots__ = ("before_commit", "conn", "deferred", "event_followers", "events", "names", "updates")
 
     def __init__(self, conn: Any, event_followers: tuple[tuple[str, str], ...] = ()):
         self.conn = conn
@@ -121,6 +121,7 @@ class Tx:
         self.deferred: list[tuple[str, str, dict[str, Any]]] = []
         # (table, id) -> (spec, field -> value): merged per row, as a statement updates a row once.
         self.updates: dict[tuple[str, str], tuple[RowSpec[Any], dict[str, Any]]] = {}
+        self.names: dict[str, dict[str, str]] = {}
 
     async def fetch(self, sql: str, *args: Any) -> list[Record]:
         return await self.conn.fetch(sql, *args)  # type: ignore[no-any-return]
@@ -143,6 +144,14 @@ class Tx:
             self.updates[key][1].update(changes)
         else:
             self.updates[key] = (spec, dict(changes))
+
+    def name_for(self, kind: str, key: str) -> str:
+        """The name of a deferred write about `key` (a row's id): `kind0`, `kind1`… in the order of
+        first use in this transaction, never the id itself, so that the commit's statement has the
+        same text from one transaction to the next and asyncpg prepares it once per connection (a
+        name made of the id made every commit a new statement: prepared, planned, cached, evicted)."""
+        names = self.names.setdefault(kind, {})
+        return names.setdefault(key, f"{kind}{len(names)}")
 
     def defer(self, name: str, body: str, params: dict[str, Any]) -> None:
         """A write for the commit's statement: `name AS (body)`. `body` takes `:name` parameters,

@@ -29,6 +29,11 @@ SELECT id FROM payments
 WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
 LIMIT 1
 """
+_LOCK_BY_PROVIDER_REFERENCE = f"""
+SELECT {_C} FROM payments
+WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
+LIMIT 1 FOR UPDATE
+"""
 _FOR_LINK = f"SELECT {_C} FROM payments WHERE checkout_id = $1 AND payment_link_id = $2"
 # The payment_links table by name, so payments need not import payment_links (which builds on them).
 _LINK_PAID = (
@@ -78,7 +83,7 @@ async def find_for_link(q: Queries, link_id: str, checkout_id: str) -> Payment |
 def mark_link_paid(tx: Tx, link_id: str) -> None:
     """A payment made from a link succeeded: the link's first success is its `paid_at` (which stops a
     single-use link). Written at the commit with the payment's move, in the same transaction."""
-    name = f"paid_{link_id}"  # once per link and transaction
+    name = tx.name_for("paid", link_id)  # once per link and transaction
     if all(d[0] != name for d in tx.deferred):
         tx.defer(name, _LINK_PAID.format(p=f"{name}_id"), {f"{name}_id": link_id})
 
@@ -103,6 +108,14 @@ async def find_id_by_provider_reference(
 ) -> str | None:
     found: str | None = await q.fetchval(_BY_PROVIDER_REFERENCE, provider, reference, account_id)
     return found
+
+
+async def lock_by_provider_reference(
+    tx: Tx, provider: str, account_id: str, reference: str
+) -> Payment | None:
+    """The payment the provider knows by `reference` through that account, locked as `lock` locks
+    (one round trip where finding its id and then locking it took two)."""
+    return PAYMENTS.one(await tx.fetchrow(_LOCK_BY_PROVIDER_REFERENCE, provider, reference, account_id))
 
 
 async def claim_provider_lease(q: Queries, payment_id: str, until: datetime) -> bool:
@@ -163,7 +176,7 @@ def mirror_attempt(tx: Tx, payment: Payment) -> None:
     """Writes the payment's status, reference and failure to its current attempt's row at the commit."""
     if payment.attempt < 1:
         return
-    name = f"att_{payment.id}"
+    name = tx.name_for("att", payment.id)  # a second move of the payment replaces its write
     tx.deferred[:] = [d for d in tx.deferred if d[0] != name]
     tx.defer(
         name,

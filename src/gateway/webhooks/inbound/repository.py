@@ -14,6 +14,14 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (provider, account_id, provider_event_id) DO NOTHING
 RETURNING id
 """
+# Stored by the request that applies it, in the same transaction: processed as it becomes visible.
+_STORE_PROCESSING = """
+INSERT INTO inbound_webhooks (id, provider, account_id, provider_event_id, event_type, payload, processed_at)
+VALUES ($1, $2, $3, $4, $5, $6, now())
+ON CONFLICT (provider, account_id, provider_event_id) DO NOTHING
+RETURNING id
+"""
+_OUTCOME = "UPDATE inbound_webhooks SET outcome = :{n}_outcome, attempts = 1 WHERE id = :{n}_id"
 _CLAIM = (
     f"SELECT {INBOX.columns} FROM inbound_webhooks "  # noqa: S608
     "WHERE id = $1 AND processed_at IS NULL AND ($2::int IS NULL OR attempts < $2) FOR UPDATE SKIP LOCKED"
@@ -44,6 +52,24 @@ async def store(
         _STORE, new_id("iwh"), provider, account_id, event_id, event_type, payload
     )
     return inbox_id
+
+
+async def store_processing(
+    tx: Tx, provider: str, account_id: str, event_id: str, event_type: str, payload: dict[str, Any]
+) -> str | None:
+    """Stores a notification that `tx` processes before it commits (`finish_at_commit`); None if
+    it was already stored. Never seen unprocessed: the row and its outcome commit together."""
+    inbox_id: str | None = await tx.fetchval(
+        _STORE_PROCESSING, new_id("iwh"), provider, account_id, event_id, event_type, payload
+    )
+    return inbox_id
+
+
+def finish_at_commit(tx: Tx, inbox_id: str, outcome: str) -> None:
+    """The outcome of a row `store_processing` wrote, sent with the transaction's other writes at
+    its commit (one statement, no round trip of its own; neither column is indexed: a HOT update)."""
+    name = tx.name_for("inbox", inbox_id)
+    tx.defer(name, _OUTCOME.format(n=name), {f"{name}_outcome": outcome, f"{name}_id": inbox_id})
 
 
 async def claim(tx: Tx, inbox_id: str, max_attempts: int | None) -> InboundWebhook | None:

@@ -18,7 +18,12 @@ from gateway.payments.models import Payment
 from gateway.payments.rails import is_current, split_attempt_key
 from gateway.payments.sync import sync_payment
 from gateway.provider_accounts.directory import Providers
-from gateway.providers.base import WebhookEvent, WebhookPayloadError, WebhookVerificationError
+from gateway.providers.base import (
+    PaymentProvider,
+    WebhookEvent,
+    WebhookPayloadError,
+    WebhookVerificationError,
+)
 from gateway.refunds import repository as refunds
 from gateway.refunds.service import apply_refund_result
 from gateway.webhooks.inbound import repository as inbox
@@ -55,11 +60,26 @@ async def receive(
         log.warning("webhook_malformed", provider=provider_name, reason=str(e))
         metrics.webhook_received(provider_name, "malformed")
         raise WebhookMalformed(str(e)) from e
+    account = account_id or ""
+    if not provider.capabilities.query_before_acting:
+        try:
+            outcomes = await _store_and_apply(db, provider, provider_name, account, events)
+        except Exception:
+            # Stored and processed the usual way below: acknowledged, then retried in the background
+            # and by the sweeper (a failure of the inline attempt has rolled back, so nothing half done).
+            log.exception("webhook_inline_processing_failed", provider=provider_name)
+        else:
+            applied = [o for o in outcomes if o is not None]
+            metrics.webhook_received(provider_name, "accepted", len(applied))
+            metrics.webhook_received(provider_name, "duplicate", len(events) - len(applied))
+            for outcome in applied:
+                metrics.webhook_processed(provider_name, outcome)  # committed
+            return [], provider.capabilities.webhook_ack
     stored = []
     async with db.transaction() as tx:
         for event in events:
             inbox_id = await inbox.store(
-                tx, provider_name, account_id or "", event.event_id, event.event_type, event.payload
+                tx, provider_name, account, event.event_id, event.event_type, event.payload
             )
             if inbox_id is None:
                 log.info("webhook_duplicate", provider=provider_name, event_id=event.event_id)
@@ -68,6 +88,32 @@ async def receive(
     metrics.webhook_received(provider_name, "accepted", len(stored))
     metrics.webhook_received(provider_name, "duplicate", len(events) - len(stored))
     return stored, provider.capabilities.webhook_ack
+
+
+async def _store_and_apply(
+    db: Database, provider: PaymentProvider, provider_name: str, account_id: str, events: list[WebhookEvent]
+) -> list[str | None]:
+    """A notification that proves itself, stored and applied in one transaction before it is
+    acknowledged: one commit instead of two, and no second read of what was just stored. The inbox
+    row is inserted first (a concurrent duplicate waits on its unique key, then is dropped), marked
+    processed with the outcome at the commit; a crash before the commit stores nothing and the
+    provider, unanswered, sends it again. Returns each event's outcome, None for a duplicate."""
+    outcomes: list[str | None] = []
+    source = Source(provider_name, account_id)
+    async with db.transaction() as tx:
+        for event in events:
+            inbox_id = await inbox.store_processing(
+                tx, provider_name, account_id, event.event_id, event.event_type, event.payload
+            )
+            if inbox_id is None:
+                log.info("webhook_duplicate", provider=provider_name, event_id=event.event_id)
+                outcomes.append(None)
+                continue
+            # Read from the stored payload, as the background processing reads it.
+            outcome = await _apply(db, None, tx, provider, source, provider.interpret_webhook(event.payload))
+            inbox.finish_at_commit(tx, inbox_id, outcome)
+            outcomes.append(outcome)
+    return outcomes
 
 
 async def process(
@@ -88,15 +134,7 @@ async def process(
             if provider is None:
                 raise WebhookPayloadError(f"provider {row.provider!r} is no longer registered")
             event = provider.interpret_webhook(row.payload)
-            source = Source(row.provider, row.account_id)
-            if provider.capabilities.query_before_acting and event.result is not None:
-                outcome = await _confirm_by_query(db, registry, tx, source, event)
-            elif event.refund_result is not None:
-                outcome = await _apply_refund_event(tx, source, event)
-            else:
-                outcome = await _apply_payment_event(tx, source, event)
-            if outcome == "unmatched":
-                log.warning("webhook_unmatched", provider=row.provider, event_id=row.provider_event_id)
+            outcome = await _apply(db, registry, tx, provider, Source(row.provider, row.account_id), event)
             await inbox.finish(tx, inbox_id, outcome)
         metrics.webhook_processed(provider_name, outcome)  # committed
         return outcome
@@ -105,6 +143,27 @@ async def process(
         metrics.webhook_processed(provider_name, "failed")
         await inbox.record_failure(db, inbox_id, f"{type(e).__name__}: {e}", seen)
         return "failed"
+
+
+async def _apply(
+    db: Database,
+    registry: Providers | None,
+    tx: Tx,
+    provider: PaymentProvider,
+    source: Source,
+    event: WebhookEvent,
+) -> str:
+    """One event's effect, in `tx`; its outcome. `registry`: for a provider queried before acting."""
+    if provider.capabilities.query_before_acting and event.result is not None:
+        assert registry is not None
+        outcome = await _confirm_by_query(db, registry, tx, source, event)
+    elif event.refund_result is not None:
+        outcome = await _apply_refund_event(tx, source, event)
+    else:
+        outcome = await _apply_payment_event(tx, source, event)
+    if outcome == "unmatched":
+        log.warning("webhook_unmatched", provider=source.provider, event_id=event.event_id)
+    return outcome
 
 
 @dataclass(frozen=True)
@@ -151,13 +210,31 @@ async def _current(tx: Tx, matched: str) -> Payment | str | None:
     return payment
 
 
+async def _locate(tx: Tx, source: Source, event: WebhookEvent) -> Payment | str | None:
+    """`_payment_id` then `_current`, with the lookup by the provider's reference and the lock in one
+    statement: the payment, locked; STALE; or None."""
+    if event.provider_reference is not None:
+        found = await payments.lock_by_provider_reference(
+            tx, source.provider, source.account_id, event.provider_reference
+        )
+        if found is not None:
+            if not is_current(found, found.id):
+                log.info("webhook_earlier_attempt", payment_id=found.id, key=found.id, attempt=found.attempt)
+                return STALE
+            return found
+        earlier = await payments.find_attempt_by_provider_reference(
+            tx, source.provider, source.account_id, event.provider_reference
+        )
+        if earlier is not None:  # a reference the payment no longer holds: an earlier attempt's
+            log.info("webhook_earlier_attempt", payment_id=earlier[0], attempt=earlier[1])
+            return STALE
+    return await _current(tx, event.payment_id) if event.payment_id else None
+
+
 async def _apply_payment_event(tx: Tx, source: Source, event: WebhookEvent) -> str:
     if event.result is None:
         return "ignored"
-    payment_id = await _payment_id(tx, source, event)
-    if payment_id == STALE:
-        return STALE
-    payment = await _current(tx, payment_id) if payment_id else None
+    payment = await _locate(tx, source, event)
     if isinstance(payment, str):
         return payment
     if payment is None or not source.owns(payment):
