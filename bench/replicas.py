@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import asyncpath
 from bench import exactly_once as check
 from bench.infra import (
     App,
@@ -32,7 +33,6 @@ from bench.run import (
     CREATE_JSON,
     Context,
     extra_gateway_env,
-    measure_async,
 )
 from gateway.embedded import EmbeddedPgBouncer, free_port
 
@@ -190,7 +190,12 @@ class Stack:
             "cpu_seconds": seconds,
         }
         if scenario == "async":
-            record.update(measure_async(self.ctx, started, ended, results[0]))
+            # Completions and lag only: CPU is counted per process group above, for every scenario.
+            record.update(
+                asyncpath.measure(
+                    self.ctx.db, self.ctx.merchant_id, "gateway", started, ended, results[0], {}, {}
+                )
+            )
         record["connections_seen"] = self.connections_seen()
         return record
 
