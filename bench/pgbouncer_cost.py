@@ -19,7 +19,8 @@ from typing import Any
 from bench.datapath import _payment
 from gateway.cli import run_migrations
 from gateway.db.database import Database
-from gateway.embedded import EmbeddedPostgres, start_pgbouncer
+from gateway.embedded import EmbeddedPostgres
+from gateway.embedded_pgbouncer import start_pgbouncer
 from gateway.merchants.service import create_merchant
 from gateway.payments import repository
 from gateway.settings import DatabaseSettings

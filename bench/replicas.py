@@ -34,7 +34,8 @@ from bench.run import (
     Context,
     extra_gateway_env,
 )
-from gateway.embedded import EmbeddedPgBouncer, free_port
+from gateway.embedded import free_port
+from gateway.embedded_pgbouncer import EmbeddedPgBouncer
 
 SCENARIOS = {
     "create": Load("POST", "/v1/payments", CREATE_JSON, "unique"),

@@ -69,7 +69,7 @@ from bench.run import (
     server_facts,
 )
 from bench.scaleout_report import markdown
-from gateway.embedded import EmbeddedPgBouncer, start_pgbouncer
+from gateway.embedded_pgbouncer import EmbeddedPgBouncer, start_pgbouncer
 
 # The merchant's endpoint takes one event per payment: the outcome every scenario produces.
 DELIVERED_EVENT = "payment.succeeded"

@@ -28,7 +28,8 @@ import yaml
 from pydantic import AliasChoices, BaseModel
 
 from gateway.cli import SERVE_GRACEFUL_SHUTDOWN_SECONDS
-from gateway.embedded import EmbeddedServers, free_port, start_pgbouncer
+from gateway.embedded import EmbeddedServers, free_port
+from gateway.embedded_pgbouncer import start_pgbouncer
 from gateway.kit.secretbox import new_key_text
 from gateway.main import create_app
 from gateway.merchants import tokens

@@ -10,7 +10,8 @@ import uuid
 import httpx
 import pytest
 
-from gateway.embedded import EmbeddedPgBouncer, EmbeddedServers
+from gateway.embedded import EmbeddedServers
+from gateway.embedded_pgbouncer import EmbeddedPgBouncer
 from support import Gateway, Merchant, wait_for
 
 BODY = {"amount": 2500, "currency": "KES", "provider": "sandbox", "payment_method": "pm_success"}
