@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -243,7 +244,13 @@ class PaypalProvider(HttpProvider[PaypalCredentials]):
             answer = await self._post_order(ref.livemode, ref.payment_id, self._order_body(request))
             if not answer.ok:
                 raise b.ProviderUnavailable(f"paypal: replayed create answered {answer.status}")
-            return await self._settle(self._object(answer, "create order"), ref.payment_id, ref.livemode)
+            # A replay repeats the first answer, as it was then [P]: where the order stands now is
+            # read next.
+            order_id = self._object(answer, "create order").get("id")
+            if not isinstance(order_id, str):
+                raise b.ProviderUnavailable("paypal: replayed create answered without an order id")
+            ref = dataclasses.replace(ref, provider_reference=order_id)
+        assert ref.provider_reference is not None
         order = await self._get_order(ref.provider_reference, ref.livemode)
         if order is None:
             ttl = self.capabilities.action_ttl_seconds or 0
