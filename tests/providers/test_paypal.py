@@ -79,7 +79,8 @@ async def waiting(client: httpx.AsyncClient, merchant: Merchant, **over: Any) ->
 async def stored(gateway: Gateway, event_id: str) -> int:
     return int(
         await gateway.scalar(
-            "SELECT count(*) FROM inbound_webhooks WHERE provider = 'paypal' AND provider_event_id = :e", e=event_id
+            "SELECT count(*) FROM inbound_webhooks WHERE provider = 'paypal' AND provider_event_id = :e",
+            e=event_id,
         )
     )
 

@@ -27,12 +27,12 @@ from gateway.providers.momo.settings import MomoSettings
 from gateway.providers.mpesa.account import MpesaAccountCredentials, MpesaAccountSettings
 from gateway.providers.mpesa.adapter import MpesaProvider
 from gateway.providers.mpesa.settings import MpesaSettings
-from gateway.providers.paystack.account import PaystackAccountCredentials, PaystackAccountSettings
-from gateway.providers.paystack.adapter import PaystackProvider
-from gateway.providers.paystack.settings import PaystackSettings
 from gateway.providers.paypal.account import PaypalAccountCredentials, PaypalAccountSettings
 from gateway.providers.paypal.adapter import PaypalProvider
 from gateway.providers.paypal.settings import PaypalSettings
+from gateway.providers.paystack.account import PaystackAccountCredentials, PaystackAccountSettings
+from gateway.providers.paystack.adapter import PaystackProvider
+from gateway.providers.paystack.settings import PaystackSettings
 from gateway.providers.registry import ProviderRegistry
 from gateway.providers.sandbox.adapter import SandboxProvider
 from gateway.providers.sandbox.settings import SandboxSettings
