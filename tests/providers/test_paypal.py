@@ -29,6 +29,7 @@ from fakes.paypal import (
 )
 from gateway.providers.base import WebhookVerificationError
 from gateway.providers.paypal import transformers as tf
+from gateway.providers.paypal.adapter import PaypalProvider
 from gateway.providers.paypal.settings import TOKEN_KEY_PREFIX
 from gateway.reconciler.service import Reconciler
 from gateway.settings import ReconcilerSettings
@@ -380,12 +381,12 @@ async def test_paypal_unreachable_for_verification_is_503_with_retry_after_and_n
     assert routes["capture"].call_count == 0
 
 
-def test_verify_webhook_alone_never_accepts_a_delivery(gateway: Gateway) -> None:
-    adapter = gateway.ctx.registry.get("paypal")
-    assert adapter is not None
-    inner = adapter._inner  # type: ignore[attr-defined]
+async def test_verify_webhook_alone_never_accepts_a_delivery(gateway: Gateway) -> None:
+    adapter = PaypalProvider(gateway.ctx.settings.paypal, gateway.ctx.redis, 2)
+    headers, body = FakePaypal().deliver(event("CHECKOUT.ORDER.APPROVED", "checkout-order", {"id": "5O1"}))
     with pytest.raises(WebhookVerificationError):
-        inner.verify_webhook({"paypal-transmission-id": "x"}, b"{}")
+        adapter.verify_webhook(headers, body)
+    await adapter.aclose()
 
 
 # --- refunds ---------------------------------------------------------------------------------------
