@@ -90,6 +90,8 @@ class Order:
     status: str = "PAYER_ACTION_REQUIRED"
     capture: dict[str, Any] | None = None
     decline: bool = False
+    # The capture's status when PayPal makes it (PENDING: e.g. an eCheck, or held for review).
+    capture_status: str = "COMPLETED"
     create_time: str = "2026-12-05T03:30:00Z"
 
     def body(self) -> dict[str, Any]:
@@ -138,7 +140,7 @@ class Order:
         }
         self.capture = {
             "id": paypal_id("3C"),
-            "status": "COMPLETED",
+            "status": self.capture_status,
             "amount": money,
             "final_capture": True,
             "seller_protection": {"status": "ELIGIBLE", "dispute_categories": ["ITEM_NOT_RECEIVED"]},

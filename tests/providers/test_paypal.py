@@ -283,6 +283,56 @@ async def test_the_reconciler_captures_an_order_approved_while_no_webhook_came(
     ]
 
 
+async def test_a_pending_capture_is_processing_until_paypal_says_it_completed(
+    client: httpx.AsyncClient, merchant: Merchant, paypal: tuple[FakePaypal, Routes]
+) -> None:
+    fake, routes = paypal
+    p = await waiting(client, merchant)
+    order = fake.settle(p, "APPROVED")
+    order.capture_status = "PENDING"
+    r = await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)
+    assert r.json()["status"] == "processing", r.text
+    assert order.capture is not None
+    order.capture["status"] = "COMPLETED"
+    headers, body = fake.deliver(event("PAYMENT.CAPTURE.COMPLETED", "capture", capture_resource(order)))
+    assert (await client.post("/v1/webhooks/paypal", content=body, headers=headers)).status_code == 200
+
+    async def succeeded() -> bool:
+        return bool((await get(client, merchant, f"/v1/payments/{p['id']}"))["status"] == "succeeded")
+
+    await wait_for(succeeded)
+    assert routes["capture"].call_count == 1
+    assert [t for t, _ in await trail(client, merchant, p["id"])][-2:] == [
+        "payment.processing",
+        "payment.succeeded",
+    ]
+
+
+async def test_a_denied_capture_fails_the_payment(
+    client: httpx.AsyncClient, merchant: Merchant, paypal: tuple[FakePaypal, Routes]
+) -> None:
+    fake, _ = paypal
+    p = await waiting(client, merchant)
+    order = fake.settle(p, "APPROVED")
+    order.capture_status = "PENDING"
+    await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)
+    assert order.capture is not None
+    order.capture["status"] = "DECLINED"
+    order.capture["status_details"] = {"reason": "DECLINED_BY_RISK_FRAUD_FILTERS"}
+    headers, body = fake.deliver(event("PAYMENT.CAPTURE.DENIED", "capture", capture_resource(order)))
+    assert (await client.post("/v1/webhooks/paypal", content=body, headers=headers)).status_code == 200
+
+    async def failed() -> bool:
+        return bool((await get(client, merchant, f"/v1/payments/{p['id']}"))["status"] == "failed")
+
+    await wait_for(failed)
+    after = await get(client, merchant, f"/v1/payments/{p['id']}")
+    assert (after["failure_code"], after["failure_message"]) == (
+        "payment_declined",
+        "PayPal declined the payment (DECLINED_BY_RISK_FRAUD_FILTERS).",
+    )
+
+
 async def test_a_declined_funding_source_fails_the_payment_and_is_not_captured_again(
     client: httpx.AsyncClient, merchant: Merchant, paypal: tuple[FakePaypal, Routes]
 ) -> None:

@@ -269,7 +269,10 @@ class PaypalProvider(HttpProvider[PaypalCredentials]):
         if payment.provider_reference is None:
             raise b.ProviderUnavailable("paypal: the payment has no order to refund")
         order = await self._get_order(payment.provider_reference, payment.livemode)
-        capture = tf.capture_of(order) if order is not None else None
+        try:
+            capture = tf.capture_of(order) if order is not None else None
+        except tf.UnexpectedAnswer as e:
+            raise self._unexpected("refund", e) from e
         capture_id = capture.get("id") if capture is not None else None
         if not isinstance(capture_id, str):
             raise b.ProviderUnavailable(f"paypal: order {payment.provider_reference} has no capture")

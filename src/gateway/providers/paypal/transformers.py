@@ -61,7 +61,10 @@ def money_of(amount: Any) -> tuple[int, str]:
     if currency not in CURRENCY_EXPONENTS:
         # Unknown to us: can never equal a payment's currency, so a mismatch check still fires.
         return 0, currency
-    return from_major(value, currency), currency
+    try:
+        return from_major(value, currency), currency
+    except (ValueError, TypeError) as e:
+        raise UnexpectedAnswer(f"amount {value!r} {currency}: {e}") from e
 
 
 # --- requests --------------------------------------------------------------------------------------
@@ -237,7 +240,7 @@ def capture_result(capture: Mapping[str, Any], order_id: str) -> PaymentResult:
 REFUND_STATUSES = {"COMPLETED": "succeeded", "PENDING": "pending", "CANCELLED": "failed", "FAILED": "failed"}
 
 
-def refund_result(refund: Mapping[str, Any], currency: str) -> RefundResult:
+def refund_result(refund: Mapping[str, Any], currency: str | None) -> RefundResult:
     raw = refund.get("status")
     status = REFUND_STATUSES.get(raw) if isinstance(raw, str) else None
     refund_id = refund.get("id")
@@ -307,7 +310,7 @@ def interpret(payload: dict[str, Any]) -> WebhookEvent:
             )
         if event_type in REFUND_EVENTS:
             named = resource.get("custom_id")
-            refund = refund_result(resource, "")
+            refund = refund_result(resource, None)
             return WebhookEvent(
                 event_id=event_id,
                 event_type=event_type,
