@@ -6,14 +6,12 @@ from __future__ import annotations
 from pydantic import Field, ValidationInfo, field_validator
 
 from gateway.providers.account_schema import AccountModel, Credential, settings_of
-from gateway.providers.mpesa.settings import B2CCommandID, MpesaTransactionType, Shortcode
+from gateway.providers.mpesa.settings import MpesaTransactionType, Shortcode
 
 
 class MpesaAccountSettings(AccountModel):
     # PayBill (CustomerPayBillOnline) or Till (CustomerBuyGoodsOnline: PartyB is the till number).
     transaction_type: MpesaTransactionType = "CustomerPayBillOnline"
-    # Payouts (B2C): the CommandID of every payout through this account.
-    b2c_command_id: B2CCommandID = "BusinessPayment"
 
 
 class MpesaAccountCredentials(AccountModel):
@@ -25,7 +23,8 @@ class MpesaAccountCredentials(AccountModel):
     # The API operator allowed to reverse (refund), and its SecurityCredential: both or neither.
     initiator_name: Credential | None = None
     security_credential: Credential | None = Field(None, validate_default=True)
-    # Payouts (B2C): the disbursement shortcode and its API operator: all three or none.
+    # Payouts (B2C): the disbursement shortcode and its API operator: all three or none (CommandID
+    # BusinessPayment).
     b2c_shortcode: Shortcode = None
     b2c_initiator_name: Credential | None = None
     b2c_security_credential: Credential | None = Field(None, validate_default=True)

@@ -61,7 +61,7 @@ def check_destination(
     return None
 
 
-def body(b2c: B2C, request: PayoutRequest, *, result_url: str) -> dict[str, Any]:
+def body(b2c: B2C, request: PayoutRequest, *, command_id: str, result_url: str) -> dict[str, Any]:
     """`POST /mpesa/b2c/v3/paymentrequest`. OriginatorConversationID is our payout id: Daraja echoes
     it in the Result, which is how the Result finds its payout."""
     assert request.destination.phone is not None
@@ -69,7 +69,7 @@ def body(b2c: B2C, request: PayoutRequest, *, result_url: str) -> dict[str, Any]
         "OriginatorConversationID": request.payout_id,
         "InitiatorName": b2c.initiator,
         "SecurityCredential": b2c.security_credential,
-        "CommandID": b2c.command_id,
+        "CommandID": command_id,
         "Amount": request.amount // tf.KES,
         "PartyA": b2c.shortcode,
         "PartyB": tf.msisdn(request.destination.phone),

@@ -64,7 +64,9 @@ class MpesaPayouts:
         problem = tf.amount_problem(request.amount, request.currency)
         if problem is not None:
             return payout_failed(*problem)
-        body = b2c.body(account.b2c, request, result_url=self._callback_url)
+        body = b2c.body(
+            account.b2c, request, command_id=self._settings.b2c_command_id, result_url=self._callback_url
+        )
         # One POST, never repeated here: a timeout or an unreadable answer leaves the payout pending.
         status, data = await self._post(account, b2c.B2C_PATH, body, seconds=self._timeout)
         result = b2c.answer_result(status, data)

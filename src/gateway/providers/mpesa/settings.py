@@ -52,7 +52,6 @@ class B2C:
     shortcode: str
     initiator: str
     security_credential: str = field(repr=False)
-    command_id: str
 
 
 @dataclass(frozen=True)
@@ -100,14 +99,12 @@ class MpesaMode(BaseModel):
     b2c_shortcode: Shortcode = None
     b2c_initiator_name: str | None = None
     b2c_security_credential: SecretStr | None = None
-    # BusinessPayment (registered customers), SalaryPayment (registered or not) or PromotionPayment.
-    b2c_command_id: B2CCommandID = "BusinessPayment"
 
     def b2c(self) -> B2C | None:
         credential = secret_text(self.b2c_security_credential)
         if not (self.b2c_shortcode and self.b2c_initiator_name and credential):
             return None
-        return B2C(self.b2c_shortcode, self.b2c_initiator_name, credential, self.b2c_command_id)
+        return B2C(self.b2c_shortcode, self.b2c_initiator_name, credential)
 
     def credentials(self, mode: str) -> Account | None:
         key, secret = secret_text(self.consumer_key), secret_text(self.consumer_secret)
@@ -150,6 +147,9 @@ class MpesaSettings(PerModeSettings):
     # errorCodes ("The transaction is being processed"), and these ResultCodes.
     stk_query_pending_error_codes: list[str] = Field(default_factory=lambda: ["500.001.1001"])
     stk_query_pending_result_codes: list[str] = Field(default_factory=lambda: ["4999"])
+    # The B2C CommandID of every payout: BusinessPayment (registered customers only), SalaryPayment
+    # (registered or not) or PromotionPayment (a congratulatory message).
+    b2c_command_id: B2CCommandID = "BusinessPayment"
     # The reconciler first asks about an unsettled M-Pesa payment or refund this long after creation...
     reconcile_after_seconds: float = Field(90.0, ge=0)
     # ...and a prompt still unanswered this long after creation expires (after a last STK Query).
