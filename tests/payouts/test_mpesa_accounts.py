@@ -8,8 +8,8 @@ import json
 import httpx
 import respx
 
+from payouts.daraja import daraja, payout_body, result
 from payouts.helpers import key, payout_events
-from payouts.test_mpesa_b2c import daraja, payout_body, result
 from provider_account_data import credentials
 from support import Gateway, Merchant, assert_problem, wait_for
 
