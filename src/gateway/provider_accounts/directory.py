@@ -33,6 +33,7 @@ from gateway.provider_accounts.sealing import unseal
 from gateway.providers.accounts import mode_name
 from gateway.providers.base import PaymentProvider, ProviderMisconfigured
 from gateway.providers.catalog import ACCOUNT_PROVIDERS, build_account_adapter
+from gateway.providers.payouts import PayoutProvider, payout_side
 from gateway.providers.registry import ProviderRegistry
 from gateway.settings import Settings
 
@@ -133,6 +134,20 @@ class Providers:
             raise ServiceUnavailable(
                 "This account's secrets cannot be opened right now.", headers={"Retry-After": "60"}
             ) from e
+
+    # --- payouts (providers/payouts.py): the same accounts, the adapter's payout side -----------
+
+    async def for_new_payout(
+        self, merchant_id: str, name: str, livemode: bool
+    ) -> tuple[PayoutProvider | None, str | None]:
+        """The payout side of the adapter a new payout goes through (None: this rail pays nothing
+        out), and the merchant's account id (None: the deployment's); chosen as for a new payment."""
+        adapter, account_id = await self.for_new_payment(merchant_id, name, livemode)
+        return payout_side(adapter), account_id
+
+    async def for_payout(self, name: str, account_id: str | None) -> PayoutProvider | None:
+        """The payout side of an existing payout's adapter (its account's, deleted or not)."""
+        return payout_side(await self.for_payment(name, account_id))
 
     async def active_account(self, merchant_id: str, name: str, livemode: bool) -> str | None:
         key = (merchant_id, name, livemode)

@@ -10,12 +10,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
 
 from gateway.kit.signing import constant_time_equal
 from gateway.providers.details import MethodDetails
+
+if TYPE_CHECKING:
+    from gateway.providers.payouts import PayoutUpdate
 
 CALLBACK_TOKEN_HEADER = "gateway-callback-token"
 
@@ -172,6 +175,8 @@ class WebhookEvent:
     refund_id: str | None = None
     refund_reference: str | None = None
     refund_result: RefundResult | None = None
+    # A payout's notification (providers/payouts.py): which payout, and its outcome.
+    payout: PayoutUpdate | None = None
 
 
 def payment_failed(code: str, message: str | None) -> PaymentResult:

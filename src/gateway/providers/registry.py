@@ -23,6 +23,14 @@ from gateway.providers.base import (
     RemotelyVerified,
     WebhookEvent,
 )
+from gateway.providers.payouts import (
+    PayoutCapabilities,
+    PayoutProvider,
+    PayoutRef,
+    PayoutRequest,
+    PayoutResult,
+    payout_side,
+)
 
 log = structlog.get_logger("gateway.providers")
 R = TypeVar("R")
@@ -87,6 +95,30 @@ class _Instrumented:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+    def payout_side(self) -> PayoutProvider | None:
+        """The adapter's payout side, counted and timed like its payment calls; None if it pays nothing."""
+        inner = payout_side(self._inner)
+        return None if inner is None else _InstrumentedPayouts(self, inner)
+
+
+class _InstrumentedPayouts:
+    """The payout side of an instrumented adapter (providers/payouts.py)."""
+
+    def __init__(self, outer: _Instrumented, inner: PayoutProvider):
+        self._outer = outer
+        self._inner = inner
+        self.name = inner.name
+        self.payout_capabilities: PayoutCapabilities = inner.payout_capabilities
+
+    def payouts_configured(self, livemode: bool) -> bool:
+        return self._inner.payouts_configured(livemode)
+
+    async def create_payout(self, request: PayoutRequest) -> PayoutResult:
+        return await self._outer._call("create_payout", self._inner.create_payout(request))
+
+    async def fetch_payout(self, ref: PayoutRef) -> PayoutResult:
+        return await self._outer._call("fetch_payout", self._inner.fetch_payout(ref))
 
 
 class ProviderRegistry:
