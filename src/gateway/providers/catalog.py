@@ -30,6 +30,9 @@ from gateway.providers.mpesa.settings import MpesaSettings
 from gateway.providers.paystack.account import PaystackAccountCredentials, PaystackAccountSettings
 from gateway.providers.paystack.adapter import PaystackProvider
 from gateway.providers.paystack.settings import PaystackSettings
+from gateway.providers.razorpay.account import RazorpayAccountCredentials, RazorpayAccountSettings
+from gateway.providers.razorpay.adapter import RazorpayProvider
+from gateway.providers.razorpay.settings import RazorpaySettings
 from gateway.providers.registry import ProviderRegistry
 from gateway.providers.sandbox.adapter import SandboxProvider
 from gateway.providers.sandbox.settings import SandboxSettings
@@ -51,6 +54,7 @@ class ProviderSettings(BaseModel):
     mpesa: MpesaSettings = MpesaSettings()
     wave: WaveSettings = WaveSettings()
     momo: MomoSettings = MomoSettings()
+    razorpay: RazorpaySettings = RazorpaySettings()
     # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
 
@@ -65,6 +69,7 @@ ACCOUNTS: dict[str, AccountSchema] = {
     "wave": AccountSchema(WaveAccountCredentials, WaveAccountSettings),
     # No credentials, no webhooks: an active cash account offers cash on the merchant's checkout.
     "cash": AccountSchema(CashAccountCredentials, CashAccountSettings, webhooks=False),
+    "razorpay": AccountSchema(RazorpayAccountCredentials, RazorpayAccountSettings),
 }
 # Providers that run in the gateway itself and so have no account of a merchant's own.
 WITHOUT_ACCOUNTS = frozenset({"sandbox"})
@@ -132,6 +137,10 @@ def build_account_adapter(
         flutterwave = _one_mode(settings.flutterwave, livemode, values)
         assert isinstance(flutterwave, FlutterwaveSettings)
         return FlutterwaveProvider(flutterwave, timeout, accounts=flutterwave.accounts())
+    if provider == "razorpay":
+        razorpay = _one_mode(settings.razorpay, livemode, values)
+        assert isinstance(razorpay, RazorpaySettings)
+        return RazorpayProvider(razorpay, timeout, accounts=razorpay.accounts())
     raise ValueError(f"{provider} takes no merchant accounts")
 
 
@@ -153,5 +162,6 @@ def build_registry(settings: ProviderSettings, redis: Redis, base_url: str) -> P
             StripeProvider(settings.stripe, timeout, accounts=settings.stripe.accounts()),
             PaystackProvider(settings.paystack, timeout, accounts=settings.paystack.accounts()),
             FlutterwaveProvider(settings.flutterwave, timeout, accounts=settings.flutterwave.accounts()),
+            RazorpayProvider(settings.razorpay, timeout, accounts=settings.razorpay.accounts()),
         ]
     )
