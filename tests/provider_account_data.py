@@ -22,6 +22,7 @@ SECRET_FIELDS = {
     "mpesa": ("consumer_key", "consumer_secret", "passkey", "security_credential"),
     "momo": ("subscription_key", "api_key", "disbursement_subscription_key", "disbursement_api_key"),
     "wave": ("api_key", "webhook_secret"),
+    "razorpay": ("key_secret", "webhook_secret"),
 }
 
 
@@ -66,6 +67,12 @@ def credentials(provider: str, *, live: bool = False) -> dict[str, str]:
         return {
             "api_key": f"wave_sn_{'prod' if live else 'test'}_{_r(32)}",
             "webhook_secret": f"wave_sn_WHS_{_r(32)}",
+        }
+    if provider == "razorpay":
+        return {
+            "key_id": f"rzp_{mode}_{_r(14)}",
+            "key_secret": _r(24),
+            "webhook_secret": f"whs-{_r(24)}",
         }
     raise AssertionError(provider)
 
