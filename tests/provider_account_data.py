@@ -23,6 +23,7 @@ SECRET_FIELDS = {
     "momo": ("subscription_key", "api_key", "disbursement_subscription_key", "disbursement_api_key"),
     "wave": ("api_key", "webhook_secret"),
     "paypal": ("client_secret",),
+    "razorpay": ("key_secret", "webhook_secret"),
 }
 
 
@@ -70,6 +71,12 @@ def credentials(provider: str, *, live: bool = False) -> dict[str, str]:
         }
     if provider == "paypal":
         return {"client_id": f"A{_r(40)}", "client_secret": f"E{_r(40)}", "webhook_id": _r(17).upper()}
+    if provider == "razorpay":
+        return {
+            "key_id": f"rzp_{mode}_{_r(14)}",
+            "key_secret": _r(24),
+            "webhook_secret": f"whs-{_r(24)}",
+        }
     raise AssertionError(provider)
 
 

@@ -57,7 +57,7 @@ def test_env_example_lists_every_setting() -> None:
     assert listed == expected
 
 
-PROVIDERS = ["stripe", "paystack", "flutterwave", "wave", "mpesa", "momo"]
+PROVIDERS = ["stripe", "paystack", "flutterwave", "wave", "mpesa", "momo", "razorpay"]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -29,6 +29,7 @@ BRANDS: Final = {
     "wave": "Wave",
     "stripe": "Stripe",
     "paypal": "PayPal",
+    "razorpay": "Razorpay",
 }
 
 ENV: Final = Environment(
@@ -47,6 +48,15 @@ def _kind(method: str) -> str:
     if method in REDIRECT:
         return "redirect"
     return method if method in ("cash", "sandbox") else "other"
+
+
+def _post_fields(action: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """The fields of a next step that is a form posted to the provider (`method: POST`), as text."""
+    target = action.get("redirect_to_url") or {}
+    fields = target.get("fields")
+    if target.get("method") != "POST" or not isinstance(fields, dict):
+        return None
+    return [(str(k), str(v)) for k, v in fields.items()]
 
 
 def _masked(phone: str | None) -> str:
@@ -85,6 +95,8 @@ def view(c: Checkout, locale: str, csrf: str, error: str | None, chosen: str | N
     phones = phone_format(p.currency)
     action = p.next_action or {}
     redirect = (action.get("redirect_to_url") or {}).get("url")
+    # A rail whose page is reached by a form post (Razorpay's Hosted Checkout): its fields, else None.
+    form = _post_fields(action)
     prompt = action.get("mobile_money_prompt") or {}
     # The prompt's countdown: the rail's own TTL from the attempt's start (the reconciler expires the
     # payment then); none for a rail without one.
@@ -109,6 +121,7 @@ def view(c: Checkout, locale: str, csrf: str, error: str | None, chosen: str | N
         "error": t(f"error.{error if error in ERRORS else 'generic'}") if error else None,
         "provider": BRANDS.get(p.provider or "", t(f"method.{p.provider}") if p.provider else ""),
         "redirect_url": redirect,
+        "redirect_fields": form,
         "prompt_phone": _masked(prompt.get("phone") or p.customer_phone),
         "deadline": int(deadline.timestamp()) if deadline else None,
         "time_left": _clock(deadline),

@@ -99,6 +99,10 @@ async def checkout_confirm(request: Request, checkout_id: CheckoutId, ctx: Ctx) 
     payment = await service.find(ctx, checkout_id)
     if payment is None:
         return _not_found(request)
+    if not csrf_token and not method:
+        # A provider posting the customer back (Razorpay's callback_url: razorpay_payment_id, …): no
+        # evidence of anything; the page shows what the gateway knows.
+        return _back(checkout_id)
     nonce = request.cookies.get(security.CSRF_COOKIE)
     if not security.csrf_ok(payment.client_secret, checkout_id, nonce, csrf_token):
         return _back(checkout_id, "csrf")
@@ -124,10 +128,16 @@ async def checkout_confirm(request: Request, checkout_id: CheckoutId, ctx: Ctx) 
         log.info("checkout_confirm_refused", checkout_payment=payment.id, code=e.code)
         return _back(checkout_id, _error_of(e, payment))
     url = ((payment.next_action or {}).get("redirect_to_url") or {}).get("url")
-    if url and method != "sandbox" and payment.status in service.OPEN:
+    if url and method != "sandbox" and payment.status in service.OPEN and not _posted(payment):
         # A redirect rail: straight to the provider's page, which brings the customer back here.
         return _secure(RedirectResponse(url, status_code=303))
     return _back(checkout_id)
+
+
+def _posted(payment: Payment) -> bool:
+    """A provider page reached by a form post (Razorpay's Hosted Checkout): a redirect cannot post, so
+    the page shows the form and its button instead."""
+    return ((payment.next_action or {}).get("redirect_to_url") or {}).get("method") == "POST"
 
 
 _FIELDS = {"csrf_token": 128, "method": 40, "scenario": 40, "phone": 40, "email": 200}

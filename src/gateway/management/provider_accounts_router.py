@@ -23,7 +23,10 @@ from gateway.providers.account_schema import AccountInvalid
 
 router = APIRouter(tags=["provider accounts"], route_class=GatewayRoute)
 ProviderName = Annotated[
-    str, Path(description="`stripe`, `paystack`, `flutterwave`, `mpesa`, `momo`, `wave`", max_length=32)
+    str,
+    Path(
+        description="`stripe`, `paystack`, `flutterwave`, `mpesa`, `momo`, `wave`, `razorpay`", max_length=32
+    ),
 ]
 
 

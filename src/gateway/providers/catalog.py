@@ -33,6 +33,9 @@ from gateway.providers.paypal.settings import PaypalSettings
 from gateway.providers.paystack.account import PaystackAccountCredentials, PaystackAccountSettings
 from gateway.providers.paystack.adapter import PaystackProvider
 from gateway.providers.paystack.settings import PaystackSettings
+from gateway.providers.razorpay.account import RazorpayAccountCredentials, RazorpayAccountSettings
+from gateway.providers.razorpay.adapter import RazorpayProvider
+from gateway.providers.razorpay.settings import RazorpaySettings
 from gateway.providers.registry import ProviderRegistry
 from gateway.providers.sandbox.adapter import SandboxProvider
 from gateway.providers.sandbox.settings import SandboxSettings
@@ -55,6 +58,7 @@ class ProviderSettings(BaseModel):
     wave: WaveSettings = WaveSettings()
     momo: MomoSettings = MomoSettings()
     paypal: PaypalSettings = PaypalSettings()
+    razorpay: RazorpaySettings = RazorpaySettings()
     # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
 
@@ -70,6 +74,7 @@ ACCOUNTS: dict[str, AccountSchema] = {
     # No credentials, no webhooks: an active cash account offers cash on the merchant's checkout.
     "cash": AccountSchema(CashAccountCredentials, CashAccountSettings, webhooks=False),
     "paypal": AccountSchema(PaypalAccountCredentials, PaypalAccountSettings),
+    "razorpay": AccountSchema(RazorpayAccountCredentials, RazorpayAccountSettings),
 }
 # Providers that run in the gateway itself and so have no account of a merchant's own.
 WITHOUT_ACCOUNTS = frozenset({"sandbox"})
@@ -141,6 +146,10 @@ def build_account_adapter(
         paypal = _one_mode(settings.paypal, livemode, values)
         assert isinstance(paypal, PaypalSettings)
         return PaypalProvider(paypal, redis, timeout, accounts=paypal.accounts())
+    if provider == "razorpay":
+        razorpay = _one_mode(settings.razorpay, livemode, values)
+        assert isinstance(razorpay, RazorpaySettings)
+        return RazorpayProvider(razorpay, timeout, accounts=razorpay.accounts())
     raise ValueError(f"{provider} takes no merchant accounts")
 
 
@@ -163,5 +172,6 @@ def build_registry(settings: ProviderSettings, redis: Redis, base_url: str) -> P
             PaystackProvider(settings.paystack, timeout, accounts=settings.paystack.accounts()),
             FlutterwaveProvider(settings.flutterwave, timeout, accounts=settings.flutterwave.accounts()),
             PaypalProvider(settings.paypal, redis, timeout, accounts=settings.paypal.accounts()),
+            RazorpayProvider(settings.razorpay, timeout, accounts=settings.razorpay.accounts()),
         ]
     )
