@@ -27,6 +27,9 @@ from gateway.providers.momo.settings import MomoSettings
 from gateway.providers.mpesa.account import MpesaAccountCredentials, MpesaAccountSettings
 from gateway.providers.mpesa.adapter import MpesaProvider
 from gateway.providers.mpesa.settings import MpesaSettings
+from gateway.providers.orange.account import OrangeAccountCredentials, OrangeAccountSettings
+from gateway.providers.orange.adapter import OrangeProvider
+from gateway.providers.orange.settings import OrangeSettings
 from gateway.providers.paystack.account import PaystackAccountCredentials, PaystackAccountSettings
 from gateway.providers.paystack.adapter import PaystackProvider
 from gateway.providers.paystack.settings import PaystackSettings
@@ -51,6 +54,7 @@ class ProviderSettings(BaseModel):
     mpesa: MpesaSettings = MpesaSettings()
     wave: WaveSettings = WaveSettings()
     momo: MomoSettings = MomoSettings()
+    orange: OrangeSettings = OrangeSettings()
     # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
 
@@ -65,6 +69,8 @@ ACCOUNTS: dict[str, AccountSchema] = {
     "wave": AccountSchema(WaveAccountCredentials, WaveAccountSettings),
     # No credentials, no webhooks: an active cash account offers cash on the merchant's checkout.
     "cash": AccountSchema(CashAccountCredentials, CashAccountSettings, webhooks=False),
+    # Each notification carries the notif_token of its payment: no callback token in the URL.
+    "orange": AccountSchema(OrangeAccountCredentials, OrangeAccountSettings),
 }
 # Providers that run in the gateway itself and so have no account of a merchant's own.
 WITHOUT_ACCOUNTS = frozenset({"sandbox"})
@@ -132,6 +138,10 @@ def build_account_adapter(
         flutterwave = _one_mode(settings.flutterwave, livemode, values)
         assert isinstance(flutterwave, FlutterwaveSettings)
         return FlutterwaveProvider(flutterwave, timeout, accounts=flutterwave.accounts())
+    if provider == "orange":
+        orange = _one_mode(settings.orange, livemode, values)
+        assert isinstance(orange, OrangeSettings)
+        return OrangeProvider(orange, redis, webhooks, timeout, accounts=orange.accounts())
     raise ValueError(f"{provider} takes no merchant accounts")
 
 
@@ -153,5 +163,8 @@ def build_registry(settings: ProviderSettings, redis: Redis, base_url: str) -> P
             StripeProvider(settings.stripe, timeout, accounts=settings.stripe.accounts()),
             PaystackProvider(settings.paystack, timeout, accounts=settings.paystack.accounts()),
             FlutterwaveProvider(settings.flutterwave, timeout, accounts=settings.flutterwave.accounts()),
+            OrangeProvider(
+                settings.orange, redis, webhooks + "/orange", timeout, accounts=settings.orange.accounts()
+            ),
         ]
     )

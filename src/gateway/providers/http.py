@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar, Unpack
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -109,6 +110,7 @@ class ProviderClient(httpx.AsyncClient):
         mode: str = "",
         headers: Mapping[str, str] | None = None,
         body: dict[str, Any] | None = None,
+        form: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         deadline_seconds: float | None = None,
         credentials_checked: bool = True,
@@ -117,12 +119,16 @@ class ProviderClient(httpx.AsyncClient):
         """One request. Transport failures raise; so do 401/403 (unless `credentials_checked` is off,
         for a provider that answers them about a token it renews) and 5xx/429 (unless
         `outages_checked` is off, for a provider whose 5xx bodies carry verdicts). Everything else
-        comes back as an Answer. `deadline_seconds` bounds the whole request, not each read."""
+        comes back as an Answer. `deadline_seconds` bounds the whole request, not each read. `form`
+        sends an application/x-www-form-urlencoded body instead of JSON (OAuth token endpoints)."""
         sent = dict(headers or {})
         content = None
         if body is not None:
             content = orjson.dumps(body)
             sent["Content-Type"] = "application/json"
+        elif form is not None:
+            content = urlencode(form).encode()
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
         path = httpx.URL(url).path
         started = time.perf_counter()
         status = 0
