@@ -104,15 +104,15 @@ async def _proven(
 ) -> bool:
     """For providers whose notifications carry a secret they issued with the payment (Orange's
     notif_token): each event's secret against what the payment it names keeps. An event naming no
-    payment of this account passes (it is stored and flagged unmatched; nothing can move); one naming
-    an earlier attempt is checked against nothing, and fails."""
+    payment of this account, or an attempt other than its current one, has nothing to be checked
+    against, and fails: nothing unproven is stored."""
     for event in events:
         if event.payment_id is None:
             return False
         payment_id, _ = split_attempt_key(event.payment_id)
         found = await payments.private_at(db, payment_id, source.provider, source.account_id)
         if found is None:
-            continue
+            return False
         attempt, private = found
         if not check(event.proof, private if names_attempt(attempt, event.payment_id) else None):
             return False
