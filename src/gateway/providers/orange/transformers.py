@@ -19,7 +19,13 @@ import orjson
 
 from gateway.kit.money import exponent, to_major_string
 from gateway.kit.signing import constant_time_equal
-from gateway.providers.base import PaymentRequest, PaymentResult, WebhookEvent, WebhookPayloadError
+from gateway.providers.base import (
+    PaymentRequest,
+    PaymentResult,
+    WebhookEvent,
+    WebhookPayloadError,
+    WebhookVerificationError,
+)
 from gateway.providers.details import MobileMoney
 
 OPERATOR = "orange"  # payment_method_details.operator
@@ -104,10 +110,11 @@ def access_token(body: Any) -> tuple[str, int]:
 
 
 def error_message(body: Any) -> str:
-    """A short reason from an error answer (`message`, `description`, `error_description`)."""
+    """A short reason from an error answer: Orange's `description` says more than its `message`
+    ("Bad Request"), then OAuth's `error_description`."""
     if not isinstance(body, dict):
         return ""
-    for key in ("message", "description", "error_description", "error"):
+    for key in ("description", "message", "error_description", "error"):
         value = body.get(key)
         if isinstance(value, str) and value:
             return value[:300]
@@ -190,7 +197,7 @@ def stored_payload(body: Mapping[str, Any], order_id: str) -> tuple[dict[str, An
         raise WebhookPayloadError("the notification names another order than its URL")
     token = body.get("notif_token")
     if not isinstance(token, str) or not token:
-        raise WebhookPayloadError("the notification carries no notif_token")
+        raise WebhookVerificationError("the notification carries no notif_token")
     payload = {k: v for k, v in body.items() if k != "notif_token"}
     payload["order_id"] = order_id
     return payload, token
