@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import respx
 
-from checkout_api.shop import confirm, create, new_shop
+from checkout_api.shop import create, new_shop
 from drivers.orange import RETURN_URL, FakeOrange, notification
 from support import (
     ORANGE_CLIENT_ID,
@@ -67,22 +67,33 @@ async def test_an_orange_account_offers_orange_for_its_currencies_and_its_notifi
         assert "orange" in r.json()["payment_methods"]
         page = await c.get(urlsplit(str(xof["checkout_url"])).path)
         assert "orange" in methods_on_page(page.text)
+        assert "Orange Money" in page.text
         r = await c.get(
             f"/v1/payments/{kes['id']}",
             params={"client_secret": kes["client_secret"]},
             headers=shop.publishable.auth,
         )
         assert "orange" not in r.json()["payment_methods"]
-        page = await c.get(urlsplit(str(kes["checkout_url"])).path)
-        assert "orange" not in methods_on_page(page.text)
+        kes_page = await c.get(urlsplit(str(kes["checkout_url"])).path)
+        assert "orange" not in methods_on_page(kes_page.text)
 
-        # Confirmed with Orange: the notif_url names the account, then the order.
-        r = await confirm(c, shop.secret, xof, {"provider": "orange"})
-        assert (r.status_code, r.json()["status"]) == (200, "requires_action"), r.text
+        # The customer chooses Orange on the page: off to Orange's payment page, which sends them back
+        # to the checkout; the notif_url names the account, then the order.
+        token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
+        assert token is not None
+        page_path = urlsplit(str(xof["checkout_url"])).path
+        r = await c.post(page_path, data={"csrf_token": token.group(1), "method": "orange"})
+        assert r.status_code == 303, r.text
+        order = fake.orders[xof["id"]]
+        assert r.headers["location"] == order.payment_url
         sent = json.loads(routes["webpayment"].calls.last.request.content)
         path = f"/v1/webhooks/orange/{account['id']}/{xof['id']}"
         assert sent["notif_url"] == f"{gateway.base_url}{path}"
+        assert sent["return_url"] == sent["cancel_url"] == gateway.ctx.settings.base_url + page_path
         assert (sent["currency"], sent["amount"], sent["order_id"]) == ("OUV", 5000, xof["id"])
+        back = await c.get(page_path)
+        assert 'data-state="redirect"' in back.text
+        assert "Orange Money" in back.text
 
         order = fake.settle(xof["id"], "SUCCESS")
         headers, raw = notification(xof["id"], "SUCCESS", order.notif_token, order.txnid)

@@ -23,7 +23,13 @@ ERRORS: Final = frozenset(
 )
 
 # The name of the company whose page a redirect rail sends the customer to (not translated).
-BRANDS: Final = {"paystack": "Paystack", "flutterwave": "Flutterwave", "wave": "Wave", "stripe": "Stripe"}
+BRANDS: Final = {
+    "paystack": "Paystack",
+    "flutterwave": "Flutterwave",
+    "wave": "Wave",
+    "stripe": "Stripe",
+    "orange": "Orange Money",
+}
 
 ENV: Final = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
