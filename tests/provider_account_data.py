@@ -22,6 +22,7 @@ SECRET_FIELDS = {
     "mpesa": ("consumer_key", "consumer_secret", "passkey", "security_credential"),
     "momo": ("subscription_key", "api_key", "disbursement_subscription_key", "disbursement_api_key"),
     "wave": ("api_key", "webhook_secret"),
+    "paypal": ("client_secret",),
 }
 
 
@@ -67,6 +68,8 @@ def credentials(provider: str, *, live: bool = False) -> dict[str, str]:
             "api_key": f"wave_sn_{'prod' if live else 'test'}_{_r(32)}",
             "webhook_secret": f"wave_sn_WHS_{_r(32)}",
         }
+    if provider == "paypal":
+        return {"client_id": f"A{_r(40)}", "client_secret": f"E{_r(40)}", "webhook_id": _r(17).upper()}
     raise AssertionError(provider)
 
 

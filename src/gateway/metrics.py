@@ -262,7 +262,7 @@ def provider_call(provider: str, operation: str, seconds: float, error: str | No
 
 
 def webhook_received(provider: str, outcome: str, count: int = 1) -> None:
-    """outcome: accepted, duplicate (per event), rejected, malformed (per call)."""
+    """outcome: accepted, duplicate (per event), rejected, malformed, unverifiable (per call)."""
     if _metrics is not None and count:
         _metrics.webhooks_received.labels(provider, outcome).inc(count)
 

@@ -15,7 +15,7 @@ from gateway.provider_accounts.sealing import unseal
 from provider_account_data import assert_no_secret, credentials, hint, live_key, secret_values, settings_for
 from support import Gateway, Merchant, assert_problem, configured_app
 
-PROVIDERS = ["stripe", "paystack", "flutterwave", "mpesa", "momo", "wave"]
+PROVIDERS = ["stripe", "paystack", "flutterwave", "mpesa", "momo", "wave", "paypal"]
 SIGN_NOTHING = {"mpesa", "momo"}
 
 

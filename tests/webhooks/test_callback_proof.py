@@ -30,6 +30,7 @@ RAILS = {
     "Wave": "wave",
     "Sandbox": "sandbox",
     "Cash": "cash",
+    "PayPal": "paypal",
     "Orange Money": "orange",
 }
 

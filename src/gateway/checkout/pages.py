@@ -28,6 +28,7 @@ BRANDS: Final = {
     "flutterwave": "Flutterwave",
     "wave": "Wave",
     "stripe": "Stripe",
+    "paypal": "PayPal",
     "orange": "Orange Money",
 }
 

@@ -279,3 +279,13 @@ class PaymentProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class RemotelyVerified(Protocol):
+    """A provider whose webhooks are proven only by asking it (PayPal's verify-webhook-signature).
+    The inbound service awaits this instead of verify_webhook, on the raw bytes, before anything is
+    stored: WebhookVerificationError/PayloadError as verify_webhook raises them; ProviderFailure when
+    the provider could not be asked (the delivery is refused with 503 and the provider sends it again)."""
+
+    async def verify_webhook_async(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]: ...

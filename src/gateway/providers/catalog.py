@@ -30,6 +30,9 @@ from gateway.providers.mpesa.settings import MpesaSettings
 from gateway.providers.orange.account import OrangeAccountCredentials, OrangeAccountSettings
 from gateway.providers.orange.adapter import OrangeProvider
 from gateway.providers.orange.settings import OrangeSettings
+from gateway.providers.paypal.account import PaypalAccountCredentials, PaypalAccountSettings
+from gateway.providers.paypal.adapter import PaypalProvider
+from gateway.providers.paypal.settings import PaypalSettings
 from gateway.providers.paystack.account import PaystackAccountCredentials, PaystackAccountSettings
 from gateway.providers.paystack.adapter import PaystackProvider
 from gateway.providers.paystack.settings import PaystackSettings
@@ -54,6 +57,7 @@ class ProviderSettings(BaseModel):
     mpesa: MpesaSettings = MpesaSettings()
     wave: WaveSettings = WaveSettings()
     momo: MomoSettings = MomoSettings()
+    paypal: PaypalSettings = PaypalSettings()
     orange: OrangeSettings = OrangeSettings()
     # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
@@ -69,6 +73,7 @@ ACCOUNTS: dict[str, AccountSchema] = {
     "wave": AccountSchema(WaveAccountCredentials, WaveAccountSettings),
     # No credentials, no webhooks: an active cash account offers cash on the merchant's checkout.
     "cash": AccountSchema(CashAccountCredentials, CashAccountSettings, webhooks=False),
+    "paypal": AccountSchema(PaypalAccountCredentials, PaypalAccountSettings),
     # Each notification carries the notif_token of its payment: no callback token in the URL.
     "orange": AccountSchema(OrangeAccountCredentials, OrangeAccountSettings),
 }
@@ -138,6 +143,10 @@ def build_account_adapter(
         flutterwave = _one_mode(settings.flutterwave, livemode, values)
         assert isinstance(flutterwave, FlutterwaveSettings)
         return FlutterwaveProvider(flutterwave, timeout, accounts=flutterwave.accounts())
+    if provider == "paypal":
+        paypal = _one_mode(settings.paypal, livemode, values)
+        assert isinstance(paypal, PaypalSettings)
+        return PaypalProvider(paypal, redis, timeout, accounts=paypal.accounts())
     if provider == "orange":
         orange = _one_mode(settings.orange, livemode, values)
         assert isinstance(orange, OrangeSettings)
@@ -163,6 +172,7 @@ def build_registry(settings: ProviderSettings, redis: Redis, base_url: str) -> P
             StripeProvider(settings.stripe, timeout, accounts=settings.stripe.accounts()),
             PaystackProvider(settings.paystack, timeout, accounts=settings.paystack.accounts()),
             FlutterwaveProvider(settings.flutterwave, timeout, accounts=settings.flutterwave.accounts()),
+            PaypalProvider(settings.paypal, redis, timeout, accounts=settings.paypal.accounts()),
             OrangeProvider(
                 settings.orange, redis, webhooks + "/orange", timeout, accounts=settings.orange.accounts()
             ),

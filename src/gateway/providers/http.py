@@ -119,10 +119,10 @@ class ProviderClient(httpx.AsyncClient):
         """One request. Transport failures raise; so do 401/403 (unless `credentials_checked` is off,
         for a provider that answers them about a token it renews) and 5xx/429 (unless
         `outages_checked` is off, for a provider whose 5xx bodies carry verdicts). Everything else
-        comes back as an Answer. `deadline_seconds` bounds the whole request, not each read. `form`
-        sends an application/x-www-form-urlencoded body instead of JSON (OAuth token endpoints)."""
+        comes back as an Answer. `deadline_seconds` bounds the whole request, not each read. `body` is
+        sent as JSON, `form` (an OAuth token request's) as application/x-www-form-urlencoded."""
         sent = dict(headers or {})
-        content = None
+        content: bytes | None = None
         if body is not None:
             content = orjson.dumps(body)
             sent["Content-Type"] = "application/json"

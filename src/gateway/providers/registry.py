@@ -20,6 +20,7 @@ from gateway.providers.base import (
     RefundRef,
     RefundRequest,
     RefundResult,
+    RemotelyVerified,
     WebhookEvent,
 )
 
@@ -72,6 +73,13 @@ class _Instrumented:
         return await self._call("fetch_refund", self._inner.fetch_refund(ref))
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        return self._inner.verify_webhook(headers, body)
+
+    async def verify_webhook_async(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        """The adapter's own asynchronous verification where it has one (counted as a provider
+        call: it asks the provider), else its verify_webhook."""
+        if isinstance(self._inner, RemotelyVerified):
+            return await self._call("verify_webhook", self._inner.verify_webhook_async(headers, body))
         return self._inner.verify_webhook(headers, body)
 
     def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:

@@ -12,7 +12,8 @@ import structlog
 
 from gateway import metrics
 from gateway.db.database import Database, Tx
-from gateway.errors import NotFound, WebhookMalformed, WebhookSignatureInvalid
+from gateway.errors import NotFound, ServiceUnavailable, WebhookMalformed, WebhookSignatureInvalid
+from gateway.outages import OUTAGE_RETRY_AFTER
 from gateway.payments import repository as payments
 from gateway.payments import state
 from gateway.payments.models import Payment
@@ -21,6 +22,8 @@ from gateway.payments.sync import sync_payment
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import (
     PaymentProvider,
+    ProviderFailure,
+    RemotelyVerified,
     WebhookEvent,
     WebhookPayloadError,
     WebhookVerificationError,
@@ -52,7 +55,19 @@ async def receive(
             f"No provider named {provider_name!r}" + (f" with account {account_id!r}." if account_id else ".")
         )
     try:
-        events = provider.verify_webhook(headers, body)
+        if isinstance(provider, RemotelyVerified):
+            events = await provider.verify_webhook_async(headers, body)
+        else:
+            events = provider.verify_webhook(headers, body)
+    except ProviderFailure as e:
+        # The provider that must vouch for the delivery could not be asked: nothing is stored, and
+        # the 503 makes it send the delivery again later.
+        log.warning("webhook_unverifiable", provider=provider_name, reason=str(e))
+        metrics.webhook_received(provider_name, "unverifiable")
+        raise ServiceUnavailable(
+            f"{provider_name} could not be asked to verify the webhook; send it again later.",
+            headers={"Retry-After": OUTAGE_RETRY_AFTER},
+        ) from e
     except WebhookVerificationError as e:
         log.warning("webhook_rejected", provider=provider_name, reason=str(e))
         metrics.webhook_received(provider_name, "rejected")
