@@ -67,6 +67,12 @@ MPESA_INITIATOR = "apiop37"
 MPESA_SECURITY_CREDENTIAL = "c2VjdXJpdHktY3JlZGVudGlhbC1vZi10aGUtdGVzdC1pbml0aWF0b3I="
 MPESA_CALLBACK_TOKEN = "mpesa-cb-Vq7Lm2Xp9Rt4Kw8Zs3Nd6Hy1"
 
+# Orange Money Web Payment: an Orange Developer app and a WebPay merchant key (docs/providers/orange.md).
+ORANGE_API = "https://orange.test"
+ORANGE_CLIENT_ID = "orange-test-client-id-0123456789ab"
+ORANGE_CLIENT_SECRET = "orange-test-client-secret-9876543210"
+ORANGE_MERCHANT_KEY = "e9afd305"
+
 
 @dataclass
 class Gateway:

@@ -20,6 +20,16 @@ class Driver:
     # False where the provider's notifications carry no currency (M-Pesa: KES only), so a success
     # naming another currency cannot be written.
     names_currency = True
+    # False where the provider's notifications name no money at all (Orange: status and txnid only).
+    names_money = True
+    # False where the provider has no refund API (Orange's WebPay): a refund is a 422.
+    refunds = True
+    # False where a notification proves itself only against the payment it names (Orange's
+    # notif_token): one naming no payment of ours cannot be authenticated, and is refused.
+    stores_unknown_notifications = True
+    # False where a status query needs what only the create's answer carried (Orange's pay_token): a
+    # create that timed out cannot be asked about, and (its payment page never shown) cannot be paid.
+    resolves_timeouts = True
 
     def settings(self) -> BaseModel | None:
         """The provider's settings group for the test gateway (None: its defaults)."""

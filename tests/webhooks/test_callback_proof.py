@@ -31,6 +31,7 @@ RAILS = {
     "Sandbox": "sandbox",
     "Cash": "cash",
     "PayPal": "paypal",
+    "Orange Money": "orange",
 }
 
 

@@ -30,6 +30,7 @@ BRANDS: Final = {
     "stripe": "Stripe",
     "paypal": "PayPal",
     "razorpay": "Razorpay",
+    "orange": "Orange Money",
 }
 
 ENV: Final = Environment(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -83,6 +83,10 @@ payments = Table(
     Column("attempt", SmallInteger, server_default="0", nullable=False),
     # When the current attempt started (NULL: at created_at): the rail's clock (its TTLs) runs from it.
     timestamp("attempted_at"),
+    # What the rail keeps about the current attempt and never shows (Orange Money's pay_token, which its
+    # status query needs, and the digest of its notif_token): read by the adapter only (PaymentRef.private),
+    # never in a response, an event or a log; cleared when another attempt starts.
+    Column("provider_private", JSONB),
     # The database backstop of idempotency: one payment per (merchant, key), whatever Redis knows.
     UniqueConstraint("merchant_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -156,6 +160,7 @@ class Payment:
     payment_link_id: str | None = None
     attempt: int = 0
     attempted_at: datetime | None = None
+    provider_private: dict[str, Any] | None = field(default=None, repr=False)
 
 
 PAYMENTS = RowSpec(payments, Payment)

@@ -33,8 +33,13 @@ def split_attempt_key(key: str) -> tuple[str, int | None]:
 
 def is_current(payment: Payment, key: str) -> bool:
     """Whether `key` (the id a provider echoed) names the payment's current attempt."""
+    return names_attempt(payment.attempt, key)
+
+
+def names_attempt(attempt: int, key: str) -> bool:
+    """Whether `key` names attempt `attempt` of its payment (0: none started, the payment's own id)."""
     _, number = split_attempt_key(key)
-    return (number or 1) == max(payment.attempt, 1)
+    return (number or 1) == max(attempt, 1)
 
 
 def started_at(p: Payment) -> datetime:
@@ -126,6 +131,7 @@ def payment_ref(p: Payment) -> PaymentRef:
         payment_method=p.payment_method,
         receipt=p.provider_receipt,
         customer_phone=p.customer_phone,
+        private=p.provider_private,
     )
 
 

@@ -54,6 +54,11 @@ _STATUS_AT = (
     "SELECT status FROM payments WHERE id = $1 AND provider = $2 AND coalesce(provider_account_id, '') = $3"
 )
 
+_PRIVATE_AT = (
+    "SELECT attempt, provider_private FROM payments "
+    "WHERE id = $1 AND provider = $2 AND coalesce(provider_account_id, '') = $3"
+)
+
 
 async def insert(q: Queries, row: Payment) -> Payment | None:
     """Inserts unless (merchant, idempotency key) exists; None means another request got there first."""
@@ -101,6 +106,15 @@ async def status_at(q: Queries, payment_id: str, provider: str, account_id: str)
     account); None if there is no such payment."""
     status: str | None = await q.fetchval(_STATUS_AT, payment_id, provider, account_id)
     return status
+
+
+async def private_at(
+    q: Queries, payment_id: str, provider: str, account_id: str
+) -> tuple[int, dict[str, Any] | None] | None:
+    """(current attempt, what its rail keeps private) of a payment paid through `provider` and that
+    account; None if there is no such payment. For a notification's check, before anything is stored."""
+    row = await q.fetchrow(_PRIVATE_AT, payment_id, provider, account_id)
+    return None if row is None else (row[0], row[1])
 
 
 async def find_id_by_provider_reference(

@@ -243,6 +243,7 @@ class PaymentService:
                 "customer_email": email,
                 "provider_reference": None,
                 "provider_receipt": None,
+                "provider_private": None,
                 "payment_method_details": None,
                 "attempt": number,
                 "attempted_at": now,

@@ -202,6 +202,8 @@ def apply_result(tx: Tx, payment: Payment, result: PaymentResult, *, source: str
         changed |= _details_changes(payment, result.payment_method_details)
     if result.provider_reference and payment.provider_reference is None:
         changed["provider_reference"] = result.provider_reference
+    if result.private is not None and result.private != payment.provider_private:
+        changed["provider_private"] = dict(result.private)
     if (
         result.status == S.REQUIRES_ACTION
         and result.next_action is not None

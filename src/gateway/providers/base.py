@@ -68,6 +68,11 @@ class Capabilities:
     # happened if that transaction never commits. Everywhere else the payment row is committed
     # before the provider is called, so a crash after the call leaves a row to resume.
     in_process: bool = False
+    # Providers whose notifications carry a per-payment secret they issued at the payment's creation
+    # (Orange Money's notif_token): (the secret a notification carries, the private data the payment
+    # it names keeps (PaymentResult.private) or None) -> whether the notification is authentic. Asked
+    # as the notification arrives; a False is a 401 and nothing is stored, asked or moved.
+    check_notification: Callable[[str | None, Mapping[str, Any] | None], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,8 @@ class PaymentRef:
     # The provider's receipt for the money (M-Pesa's MpesaReceiptNumber, which a reversal names).
     receipt: str | None = None
     customer_phone: str | None = None  # E.164, as the merchant gave it
+    # What the adapter asked to keep about this attempt (PaymentResult.private), e.g. Orange's pay_token.
+    private: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,9 @@ class PaymentResult:
     currency: str | None = None
     # How the customer paid, as far as the provider says (None: it says nothing, or not yet).
     payment_method_details: MethodDetails | None = None
+    # What the rail must keep about this attempt and never show (Orange's pay_token and its
+    # notif_token's digest): stored on the payment (provider_private), handed back in PaymentRef.private.
+    private: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,9 @@ class WebhookEvent:
     refund_result: RefundResult | None = None
     # A payout's notification (providers/payouts.py): which payout, and its outcome.
     payout: PayoutUpdate | None = None
+    # The per-payment secret the notification carried (Orange's notif_token), for
+    # capabilities.check_notification; never part of `payload`, which is stored.
+    proof: str | None = field(default=None, repr=False)
 
 
 def payment_failed(code: str, message: str | None) -> PaymentResult:

@@ -27,6 +27,9 @@ from gateway.providers.momo.settings import MomoSettings
 from gateway.providers.mpesa.account import MpesaAccountCredentials, MpesaAccountSettings
 from gateway.providers.mpesa.adapter import MpesaProvider
 from gateway.providers.mpesa.settings import MpesaSettings
+from gateway.providers.orange.account import OrangeAccountCredentials, OrangeAccountSettings
+from gateway.providers.orange.adapter import OrangeProvider
+from gateway.providers.orange.settings import OrangeSettings
 from gateway.providers.paypal.account import PaypalAccountCredentials, PaypalAccountSettings
 from gateway.providers.paypal.adapter import PaypalProvider
 from gateway.providers.paypal.settings import PaypalSettings
@@ -59,6 +62,7 @@ class ProviderSettings(BaseModel):
     momo: MomoSettings = MomoSettings()
     paypal: PaypalSettings = PaypalSettings()
     razorpay: RazorpaySettings = RazorpaySettings()
+    orange: OrangeSettings = OrangeSettings()
     # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
 
@@ -75,6 +79,8 @@ ACCOUNTS: dict[str, AccountSchema] = {
     "cash": AccountSchema(CashAccountCredentials, CashAccountSettings, webhooks=False),
     "paypal": AccountSchema(PaypalAccountCredentials, PaypalAccountSettings),
     "razorpay": AccountSchema(RazorpayAccountCredentials, RazorpayAccountSettings),
+    # Each notification carries the notif_token of its payment: no callback token in the URL.
+    "orange": AccountSchema(OrangeAccountCredentials, OrangeAccountSettings),
 }
 # Providers that run in the gateway itself and so have no account of a merchant's own.
 WITHOUT_ACCOUNTS = frozenset({"sandbox"})
@@ -150,6 +156,10 @@ def build_account_adapter(
         razorpay = _one_mode(settings.razorpay, livemode, values)
         assert isinstance(razorpay, RazorpaySettings)
         return RazorpayProvider(razorpay, timeout, accounts=razorpay.accounts())
+    if provider == "orange":
+        orange = _one_mode(settings.orange, livemode, values)
+        assert isinstance(orange, OrangeSettings)
+        return OrangeProvider(orange, redis, webhooks, timeout, accounts=orange.accounts())
     raise ValueError(f"{provider} takes no merchant accounts")
 
 
@@ -173,5 +183,8 @@ def build_registry(settings: ProviderSettings, redis: Redis, base_url: str) -> P
             FlutterwaveProvider(settings.flutterwave, timeout, accounts=settings.flutterwave.accounts()),
             PaypalProvider(settings.paypal, redis, timeout, accounts=settings.paypal.accounts()),
             RazorpayProvider(settings.razorpay, timeout, accounts=settings.razorpay.accounts()),
+            OrangeProvider(
+                settings.orange, redis, webhooks + "/orange", timeout, accounts=settings.orange.accounts()
+            ),
         ]
     )

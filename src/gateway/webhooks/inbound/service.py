@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -16,7 +17,7 @@ from gateway.outages import OUTAGE_RETRY_AFTER
 from gateway.payments import repository as payments
 from gateway.payments import state
 from gateway.payments.models import Payment
-from gateway.payments.rails import is_current, split_attempt_key
+from gateway.payments.rails import is_current, names_attempt, split_attempt_key
 from gateway.payments.sync import sync_payment
 from gateway.payouts.service import apply_update as apply_payout_update
 from gateway.provider_accounts.directory import Providers
@@ -78,6 +79,11 @@ async def receive(
         metrics.webhook_received(provider_name, "malformed")
         raise WebhookMalformed(str(e)) from e
     account = account_id or ""
+    check = provider.capabilities.check_notification
+    if check is not None and not await _proven(db, Source(provider_name, account), events, check):
+        log.warning("webhook_rejected", provider=provider_name, reason="notification secret differs")
+        metrics.webhook_received(provider_name, "rejected")
+        raise WebhookSignatureInvalid("The webhook's signature could not be verified.")
     if not provider.capabilities.query_before_acting:
         try:
             outcomes = await _store_and_apply(db, provider, provider_name, account, events)
@@ -105,6 +111,29 @@ async def receive(
     metrics.webhook_received(provider_name, "accepted", len(stored))
     metrics.webhook_received(provider_name, "duplicate", len(events) - len(stored))
     return stored, provider.capabilities.webhook_ack
+
+
+async def _proven(
+    db: Database,
+    source: Source,
+    events: list[WebhookEvent],
+    check: Callable[[str | None, Mapping[str, Any] | None], bool],
+) -> bool:
+    """For providers whose notifications carry a secret they issued with the payment (Orange's
+    notif_token): each event's secret against what the payment it names keeps. An event naming no
+    payment of this account, or an attempt other than its current one, has nothing to be checked
+    against, and fails: nothing unproven is stored."""
+    for event in events:
+        if event.payment_id is None:
+            return False
+        payment_id, _ = split_attempt_key(event.payment_id)
+        found = await payments.private_at(db, payment_id, source.provider, source.account_id)
+        if found is None:
+            return False
+        attempt, private = found
+        if not check(event.proof, private if names_attempt(attempt, event.payment_id) else None):
+            return False
+    return True
 
 
 async def _store_and_apply(

@@ -1,0 +1,1 @@
+"""Orange Money Web Payment (WebPay): docs/providers/orange.md."""
