@@ -191,6 +191,13 @@ class ProviderUnavailable(ProviderFailure):
     pass
 
 
+class ProviderOutage(ProviderUnavailable):
+    """The provider is known not to have taken the request: no connection was made, or it answered
+    5xx or 429 before acting on it. Routing (payments/routed.py) may send the payment to another
+    provider after this, and after nothing else that is unavailable (a broken connection mid-request
+    or an unreadable 2xx may hide a charge)."""
+
+
 class ProviderTimedOut(ProviderFailure):
     pass
 
