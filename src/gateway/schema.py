@@ -7,6 +7,7 @@ from gateway.payment_links.models import payment_links
 from gateway.payments.models import payment_attempts, payments
 from gateway.provider_accounts.models import provider_accounts
 from gateway.refunds.models import refunds
+from gateway.routing_rules.models import routing_rules
 from gateway.webhooks.inbound.models import inbound_webhooks
 from gateway.webhooks.outbound.models import webhook_attempts, webhook_deliveries, webhook_endpoints
 
@@ -21,6 +22,7 @@ __all__ = [
     "payments",
     "provider_accounts",
     "refunds",
+    "routing_rules",
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",
