@@ -83,6 +83,9 @@ payments = Table(
     Column("attempt", SmallInteger, server_default="0", nullable=False),
     # When the current attempt started (NULL: at created_at): the rail's clock (its TTLs) runs from it.
     timestamp("attempted_at"),
+    # A payment made with `"provider": "auto"`: its route (the providers its merchant's rules chose, in
+    # order) and each attempt along it (payments/routed.py); NULL for any other payment.
+    Column("routing", JSONB),
     # The database backstop of idempotency: one payment per (merchant, key), whatever Redis knows.
     UniqueConstraint("merchant_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -156,6 +159,7 @@ class Payment:
     payment_link_id: str | None = None
     attempt: int = 0
     attempted_at: datetime | None = None
+    routing: dict[str, Any] | None = None
 
 
 PAYMENTS = RowSpec(payments, Payment)

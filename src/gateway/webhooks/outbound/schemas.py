@@ -25,6 +25,7 @@ EVENT_TYPES = frozenset(
         "refund.succeeded",
         "refund.failed",
         "refund.transition_rejected",
+        "payment.rerouted",
     }
 )
 PATTERNS = EVENT_TYPES | {"*"} | {t.split(".", 1)[0] + ".*" for t in EVENT_TYPES}
