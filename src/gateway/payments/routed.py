@@ -2,10 +2,10 @@
 merchant with routing rules) goes to the first provider its merchant's rules choose
 (gateway.routing_rules), and on to the next one when a provider could not take it.
 
-Only a `ProviderOutage` moves a payment on: no connection was made, or the provider answered 5xx or
-429 before acting on it. A decline is the payment's answer; a timeout, a broken connection or an
-unreadable answer may hide a charge at the provider, so the payment stays pending there for the
-reconciler, and no other provider is asked.
+Only an outage (`providers.base.is_outage`) moves a payment on: no connection was made, or the
+provider answered 5xx or 429 before acting on it. A decline is the payment's answer; a timeout, a
+broken connection or an unreadable answer may hide a charge at the provider, so the payment stays
+pending there for the reconciler, and no other provider is asked.
 
 Each provider is an attempt (payment_attempts; attempt n > 1 reaches its provider under
 `rails.attempt_key`). The move to the next one is committed (attempt n closed as failed
@@ -35,7 +35,7 @@ from gateway.payments.models import Payment, PaymentAttempt
 from gateway.payments.rails import check_rail, rail_request
 from gateway.payments.requests import PaymentCreate
 from gateway.provider_accounts.directory import Providers
-from gateway.providers.base import PaymentProvider, PaymentResult, ProviderFailure, ProviderOutage
+from gateway.providers.base import PaymentProvider, PaymentResult, ProviderFailure, is_outage
 from gateway.routing_rules.service import AUTO, route, rules_of
 
 log = structlog.get_logger("gateway.payments.routed")
@@ -247,7 +247,7 @@ class Routing:
                         return await apply_answer(self.db, payment.id, result)
             if failure is None:
                 return payment
-            nxt = await self._next(principal, payment) if isinstance(failure, ProviderOutage) else None
+            nxt = await self._next(principal, payment) if is_outage(failure) else None
             if nxt is None:
                 if not leg.provider.capabilities.in_process:
                     async with self.db.transaction() as tx:

@@ -22,7 +22,6 @@ import structlog
 from gateway.providers.accounts import Accounts, mode_name
 from gateway.providers.base import (
     ProviderMisconfigured,
-    ProviderOutage,
     ProviderTimedOut,
     ProviderUnavailable,
     WebhookEvent,
@@ -134,7 +133,8 @@ class ProviderClient(httpx.AsyncClient):
         except (TimeoutError, httpx.TimeoutException) as e:
             raise ProviderTimedOut(f"{self.provider}: {method} {path} timed out ({type(e).__name__})") from e
         except httpx.ConnectError as e:  # no connection: the request never left
-            raise ProviderOutage(f"{self.provider}: {method} {path} failed: {type(e).__name__}") from e
+            failed = f"{self.provider}: {method} {path} failed: {type(e).__name__}"
+            raise ProviderUnavailable(failed, outage=True) from e
         except httpx.HTTPError as e:
             raise ProviderUnavailable(f"{self.provider}: {method} {path} failed: {type(e).__name__}") from e
         finally:
@@ -150,7 +150,8 @@ class ProviderClient(httpx.AsyncClient):
         if credentials_checked and answer.status in (401, 403):
             raise self.credentials_rejected(answer, mode, path)
         if outages_checked and (answer.status >= 500 or answer.status == 429):
-            raise ProviderOutage(f"{self.provider}: {method} {path} answered {answer.status}")
+            answered = f"{self.provider}: {method} {path} answered {answer.status}"
+            raise ProviderUnavailable(answered, outage=True)
         return answer
 
     def credentials_rejected(

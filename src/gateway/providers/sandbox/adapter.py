@@ -28,8 +28,8 @@ from gateway.providers.base import (
     PaymentRef,
     PaymentRequest,
     PaymentResult,
-    ProviderOutage,
     ProviderTimedOut,
+    ProviderUnavailable,
     RefundRef,
     RefundRequest,
     RefundResult,
@@ -115,7 +115,7 @@ class SandboxProvider:
         scenario = self._scenario(request.payment_method)
         reference = tf.reference_for(request.payment_id)
         if scenario.immediate == "error":
-            raise ProviderOutage("sandbox: simulated provider error (HTTP 500)")
+            raise ProviderUnavailable("sandbox: simulated provider error (HTTP 500)", outage=True)
         if scenario.immediate == "timeout":
             raise ProviderTimedOut("sandbox: simulated provider timeout")
         next_action = None
