@@ -15,6 +15,7 @@ import respx
 from drivers.flutterwave import DRIVER as FLUTTERWAVE
 from drivers.paystack import DRIVER as PAYSTACK
 from drivers.paystack import reference as paystack_reference
+from drivers.paystack import transaction, verify_answer
 from drivers.stripe import DRIVER as STRIPE
 from drivers.stripe import RETURN_URL, event, payment_intent, pi_id_for, signed
 from support import FLUTTERWAVE_API, PAYSTACK_API, STRIPE_API, Merchant, assert_problem, wait_for
@@ -231,4 +232,61 @@ async def test_a_retry_after_every_provider_failed_resumes_the_last_one_under_it
     assert await attempts_of(client, merchant, p["id"]) == [
         (1, "stripe", "failed", "provider_unavailable"),
         (2, "paystack", "requires_action", None),
+    ]
+
+
+async def test_sync_asks_the_provider_that_took_it_about_its_attempt(
+    client: httpx.AsyncClient, merchant: Merchant, provider_http: respx.Router
+) -> None:
+    await put_rules(client, merchant, ROUTE)
+    provider_http.post(f"{STRIPE_API}/v1/payment_intents").respond(502, json=STRIPE_OUTAGE)
+    PAYSTACK.mock_create(provider_http, "action")
+    r = await client.post("/v1/payments", json=payload(), headers=merchant.auth | new_key())
+    p = r.json()
+    assert p["provider"] == "paystack"
+    ref = paystack_reference(f"{p['id']}_2")
+    verify = provider_http.get(f"{PAYSTACK_API}/transaction/verify/{ref}").respond(
+        200, json=verify_answer(transaction(ref, 5_000, "KES", "success"))
+    )
+    r = await client.post(f"/v1/payments/{p['id']}/sync", headers=merchant.auth)
+    assert (r.status_code, r.json()["status"], r.json()["provider"]) == (200, "succeeded", "paystack")
+    assert verify.call_count == 1
+
+
+async def test_an_in_process_rail_falls_back_and_is_fallen_back_to(
+    client: httpx.AsyncClient, merchant: Merchant, provider_http: respx.Router
+) -> None:
+    # The sandbox's simulated 500 (answered inside the creating transaction) moves the payment on.
+    await put_rules(client, merchant, [{"provider": "sandbox"}, {"provider": "stripe"}])
+    STRIPE.mock_create(provider_http, "action")
+    stripe = provider_http.routes[-1]
+    r = await client.post(
+        "/v1/payments", json=payload(payment_method="pm_provider_error"), headers=merchant.auth | new_key()
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["provider"], r.json()["status"], stripe.call_count) == ("stripe", "requires_action", 1)
+    assert await event_types(client, merchant, r.json()["id"]) == [
+        "payment.created",
+        "payment.rerouted",
+        "payment.requires_action",
+    ]
+
+    # An outage at Stripe moves it to the sandbox, which answers inside the rerouting transaction.
+    await put_rules(client, merchant, [{"provider": "stripe"}, {"provider": "sandbox"}])
+    stripe.mock(side_effect=None).respond(503, json=STRIPE_OUTAGE)
+    r = await client.post(
+        "/v1/payments", json=payload(payment_method="pm_success"), headers=merchant.auth | new_key()
+    )
+    assert r.status_code == 201, r.text
+    p = r.json()
+    assert (p["provider"], p["status"], stripe.call_count) == ("sandbox", "succeeded", 2)
+    assert [a["outcome"] for a in p["routing"]["attempts"]] == ["provider_unavailable", "current"]
+    assert await event_types(client, merchant, p["id"]) == [
+        "payment.created",
+        "payment.rerouted",
+        "payment.succeeded",
+    ]
+    assert await attempts_of(client, merchant, p["id"]) == [
+        (1, "stripe", "failed", "provider_unavailable"),
+        (2, "sandbox", "succeeded", None),
     ]
