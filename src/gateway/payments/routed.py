@@ -208,7 +208,10 @@ class Routing:
             payment = await resume()
             if not resumable(payment) or payment.routing is None:
                 return render_payment(payment, request_id, created=True, replayed=True, client_secret=True)
-            current = await self.registry.for_payment(payment.provider, payment.provider_account_id)
+            try:
+                current = await self.registry.for_payment(payment.provider, payment.provider_account_id)
+            except ProviderFailure as e:  # its account's credentials cannot be opened
+                raise provider_error(e, payment, then="Nothing was sent to the provider.") from e
             assert current is not None
             leg = Leg(current, payment.provider_account_id)
             called = False
