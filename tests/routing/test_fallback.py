@@ -290,3 +290,27 @@ async def test_an_in_process_rail_falls_back_and_is_fallen_back_to(
         (1, "stripe", "failed", "provider_unavailable"),
         (2, "sandbox", "succeeded", None),
     ]
+
+
+async def test_a_retry_after_a_timeout_never_falls_back_whatever_the_provider_answers_now(
+    client: httpx.AsyncClient, merchant: Merchant, provider_http: respx.Router
+) -> None:
+    # The timed-out call may have made a charge at Stripe: an outage on the retry proves nothing
+    # about it, so the payment stays on Stripe and Paystack is never asked.
+    await put_rules(client, merchant, ROUTE)
+    STRIPE.mock_create(provider_http, "timeout")
+    stripe = provider_http.routes[-1]
+    paystack = provider_http.post(f"{PAYSTACK_API}/transaction/initialize").respond(500)
+    key = new_key()
+    body = payload(payment_method="pm_card_visa")
+    p = assert_problem(
+        await client.post("/v1/payments", json=body, headers=merchant.auth | key), 504, "provider_timeout"
+    )["payment"]
+    stripe.mock(side_effect=None).respond(503, json=STRIPE_OUTAGE)
+    r = await client.post("/v1/payments", json=body, headers=merchant.auth | key)
+    assert assert_problem(r, 502, "provider_error")["payment"]["id"] == p["id"]
+    assert (stripe.call_count, paystack.call_count) == (2, 0)
+    got = await get_payment(client, merchant, p["id"])
+    assert (got["status"], got["provider"]) == ("pending", "stripe")
+    assert got["routing"]["attempts"] == [{"number": 1, "provider": "stripe", "outcome": "current"}]
+    assert await event_types(client, merchant, p["id"]) == ["payment.created"]

@@ -12,8 +12,10 @@ Each provider is an attempt (payment_attempts; attempt n > 1 reaches its provide
 `provider_unavailable`, attempt n + 1 recorded, the payment's rail changed, `payment.rerouted`
 appended) before the next provider hears of the payment: a crash before that commit leaves the payment
 on the provider that failed, whose own key a retry resumes; a crash after it leaves it on the next
-one, which a retry resumes under that attempt's key. So no two providers are ever sent a payment that
-one of them may have taken, and an answer about an earlier attempt is stale (webhooks/inbound)."""
+one, which a retry resumes under that attempt's key. A resumed attempt never falls back: the
+earlier request's call may have reached the provider, whatever it answers now. So no two providers
+are ever sent a payment that one of them may have taken, and an answer about an earlier attempt is
+stale (webhooks/inbound)."""
 
 from __future__ import annotations
 
@@ -202,7 +204,7 @@ class Routing:
                 await repository.insert_attempt(tx, attempt_row(payment, 1, payment.created_at))
                 if first.provider.capabilities.in_process:
                     failure = await start_in_tx(tx, first.provider, payment)
-        called = True
+        called, resumed = True, False
         leg = first
         if payment is None:  # a retry of this key: its payment, resumed on its current provider
             payment = await resume()
@@ -214,10 +216,10 @@ class Routing:
                 raise provider_error(e, payment, then="Nothing was sent to the provider.") from e
             assert current is not None
             leg = Leg(current, payment.provider_account_id)
-            called = False
+            called, resumed = False, True
         elif not first.provider.capabilities.in_process:
             called = False
-        payment = await self._drive(principal, payment, leg, failure, called=called)
+        payment = await self._drive(principal, payment, leg, failure, called=called, resumed=resumed)
         return render_payment(payment, request_id, created=True, client_secret=True)
 
     async def _drive(
@@ -228,9 +230,15 @@ class Routing:
         failure: ProviderFailure | None,
         *,
         called: bool,
+        resumed: bool = False,
     ) -> Payment:
         """Starts the payment's current attempt (unless `called`: an in-process rail answered in the
-        transaction that started it, `failure` its error) and follows the route on each outage."""
+        transaction that started it, `failure` its error) and follows the route on each outage.
+
+        `resumed`: the attempt was started by an earlier request that never recorded how its call
+        ended (a timeout, a crash mid-call): the provider may hold that call's charge whatever it
+        answers now, so an outage now ends here (pending, for a retry or the reconciler) and moves
+        nothing to the next provider."""
         while True:
             if not called:
                 if leg.provider.capabilities.in_process:
@@ -250,7 +258,7 @@ class Routing:
                         return await apply_answer(self.db, payment.id, result)
             if failure is None:
                 return payment
-            nxt = await self._next(principal, payment) if is_outage(failure) else None
+            nxt = await self._next(principal, payment) if is_outage(failure) and not resumed else None
             if nxt is None:
                 if not leg.provider.capabilities.in_process:
                     async with self.db.transaction() as tx:
@@ -262,7 +270,7 @@ class Routing:
                 assert found is not None
                 return found
             payment, failure, called = moved
-            leg = nxt
+            leg, resumed = nxt, False
 
     async def _next(self, principal: Principal, payment: Payment) -> Leg | None:
         """The next provider of the payment's route not yet tried that can take it now."""
