@@ -93,6 +93,7 @@ def test_problem_schema_has_every_member_the_server_sends(doc: dict[str, Any]) -
         "refund",
         "required_scope",
         "error",
+        "refused",
     }
     # One type everywhere: the payment object, in a 402 decline as in a 502/504.
     assert problem["properties"]["payment"]["anyOf"] == [

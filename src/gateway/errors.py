@@ -221,6 +221,10 @@ class TooManyEndpoints(GatewayError):
     status, code, title = 422, "too_many_endpoints", "The merchant has as many endpoints as allowed"
 
 
+class NoRoute(GatewayError):
+    status, code, title = 422, "no_route", "No routing rule sends this payment to a provider that can take it"
+
+
 class ProviderError(GatewayError):
     status, code, title = 502, "provider_error", "The payment provider failed"
 

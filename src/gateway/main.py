@@ -29,6 +29,7 @@ from gateway.management import admin_router
 from gateway.management.keys_router import router as api_keys_router
 from gateway.management.oauth_router import router as oauth_router
 from gateway.management.provider_accounts_router import router as provider_accounts_router
+from gateway.management.routing_rules_router import router as routing_rules_router
 from gateway.middleware import RequestIdMiddleware
 from gateway.openapi import install_openapi
 from gateway.payment_links.router import public as payment_link_pages
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys_router,
         oauth_router,
         payouts_router,
+        routing_rules_router,
     ):
         include_flat(app, router, prefix="/v1")
     include_flat(app, payment_link_pages)  # /l/{slug}: the customer's, outside /v1 and its key limits

@@ -227,6 +227,8 @@ def count_events(events: Iterable[dict[str, Any]]) -> None:
             provider = event["data"]["provider"]
             if kind == "payment.created":
                 m.payments_created.labels(provider).inc()
+            elif kind == "payment.rerouted":  # no status change: the attempts carry it
+                continue
             elif kind == "payment.transition_rejected":
                 m.payment_rejections.labels(provider, event["data"]["rejected"]["reason"]).inc()
             else:

@@ -8,6 +8,7 @@ from gateway.payments.models import payment_attempts, payments
 from gateway.payouts.models import payout_daily_totals, payout_limits, payouts
 from gateway.provider_accounts.models import provider_accounts
 from gateway.refunds.models import refunds
+from gateway.routing_rules.models import routing_rules
 from gateway.webhooks.inbound.models import inbound_webhooks
 from gateway.webhooks.outbound.models import webhook_attempts, webhook_deliveries, webhook_endpoints
 
@@ -25,6 +26,7 @@ __all__ = [
     "payouts",
     "provider_accounts",
     "refunds",
+    "routing_rules",
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",

@@ -35,9 +35,9 @@ def new_id() -> int:
 
 
 def reference(payment_id: str, livemode: bool = False) -> str:
-    """The Paystack reference the gateway must use: `pay_x` -> `pay-x-test` (test) / `pay-x` (live)."""
-    prefix, body = payment_id.split("_", 1)
-    return f"{prefix}-{body}" + ("" if livemode else "-test")
+    """The Paystack reference the gateway must use: `pay_x` -> `pay-x-test` (test) / `pay-x` (live);
+    attempt n's `pay_x_n` -> `pay-x-n-test`."""
+    return payment_id.replace("_", "-") + ("" if livemode else "-test")
 
 
 def sign(body: bytes, key: str = PAYSTACK_SECRET_KEY) -> dict[str, str]:

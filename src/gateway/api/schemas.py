@@ -59,6 +59,11 @@ class Problem(BaseModel):
         None,
         description="POST /v1/oauth/token: RFC 6749's error name (`invalid_client`, `invalid_scope`, ...)",
     )
+    refused: list[dict[str, str]] | None = Field(
+        None,
+        description="`no_route`: the providers whose routing rules held but which cannot take the "
+        "payment (`provider`, `code`, `detail`)",
+    )
 
 
 _DESCRIPTIONS = {

@@ -149,3 +149,6 @@ Email = Annotated[
 ]
 # A provider token (pm_…), never card data.
 PaymentMethod = Annotated[str, AfterValidator(_payment_method)]
+# What kind of method a payment is paid by, as payment_method_details names it: routing rules match
+# it (a payment names it with `"provider": "auto"`), no provider is told it.
+PaymentMethodType = TypeAliasType("PaymentMethodType", Literal["card", "mobile_money", "cash"])

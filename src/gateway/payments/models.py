@@ -87,6 +87,9 @@ payments = Table(
     # status query needs, and the digest of its notif_token): read by the adapter only (PaymentRef.private),
     # never in a response, an event or a log; cleared when another attempt starts.
     Column("provider_private", JSONB),
+    # A payment made with `"provider": "auto"`: its route (the providers its merchant's rules chose, in
+    # order) and each attempt along it (payments/routed.py); NULL for any other payment.
+    Column("routing", JSONB),
     # The database backstop of idempotency: one payment per (merchant, key), whatever Redis knows.
     UniqueConstraint("merchant_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -161,6 +164,7 @@ class Payment:
     attempt: int = 0
     attempted_at: datetime | None = None
     provider_private: dict[str, Any] | None = field(default=None, repr=False)
+    routing: dict[str, Any] | None = None
 
 
 PAYMENTS = RowSpec(payments, Payment)

@@ -246,3 +246,15 @@ async def get_by_checkout_id(q: Queries, checkout_id: str) -> Payment | None:
     """The payment of a hosted checkout (`/checkout/{checkout_id}`): the unguessable id is its only
     credential, so the caller shows no more than the checkout page does."""
     return PAYMENTS.one(await q.fetchrow(_BY_CHECKOUT_ID, checkout_id))
+
+
+_CLOSE_ATTEMPT = """UPDATE payment_attempts SET status = $3, failure_code = $4, failure_message = $5,
+updated_at = now() WHERE payment_id = $1 AND number = $2"""
+
+
+async def close_attempt(
+    tx: Tx, payment_id: str, number: int, *, status: str, failure_code: str, failure_message: str
+) -> None:
+    """Ends an attempt the payment moves on from (a routed payment's provider that could not take
+    it) without touching the payment's own status."""
+    await tx.execute(_CLOSE_ATTEMPT, payment_id, number, status, failure_code, failure_message)

@@ -25,6 +25,7 @@ from gateway.payments.fields import (
     Email,
     Metadata,
     PaymentMethod,
+    PaymentMethodType,
     PaymentStatus,
     Phone,
 )
@@ -71,8 +72,10 @@ class PaymentCreate(BaseModel):
         min_length=1,
         max_length=32,
         pattern=r"^[a-z][a-z0-9_]*$",
-        description="The rail; leave it out to let the customer choose (status requires_payment_method, "
-        "then POST /v1/payments/{id}/confirm)",
+        description="The rail; `auto`: the first provider your routing rules choose (PUT "
+        "/v1/routing-rules), the next ones if it is unavailable. Leave it out to let the customer "
+        "choose (status requires_payment_method, then POST /v1/payments/{id}/confirm), or to route it "
+        "where you have routing rules",
     )
     payment_method: PaymentMethod | None = Field(
         None, min_length=1, max_length=100, description="Provider-specific method or token; never card data"
@@ -86,11 +89,18 @@ class PaymentCreate(BaseModel):
     allow_retries: bool = Field(
         True, description="Whether the customer may confirm again after a failed attempt"
     )
+    payment_method_type: PaymentMethodType | None = Field(
+        None, description="What kind of method pays it: routing rules match it (routed payments only)"
+    )
 
     @model_validator(mode="after")
     def _method_needs_provider(self) -> PaymentCreate:
         if self.payment_method is not None and self.provider is None:
             raise PydanticCustomError("missing_provider", "payment_method needs a provider")
+        if self.payment_method_type is not None and self.provider not in (None, "auto"):
+            raise PydanticCustomError(
+                "routing_only", 'payment_method_type chooses a route: use it with provider "auto" or none'
+            )
         return self
 
     @field_validator("return_url")

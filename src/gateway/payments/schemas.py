@@ -155,11 +155,44 @@ def _details(stored: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: stored.get(k) for k in _DETAIL_KEYS[stored["type"]]}
 
 
+def _routing(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """In the model's key order (JSONB keeps none)."""
+    if stored is None:
+        return None
+    return {
+        "route": stored["route"],
+        "attempts": [
+            {"number": a["number"], "provider": a["provider"], "outcome": a["outcome"]}
+            for a in stored["attempts"]
+        ],
+    }
+
+
 class CustomerOut(BaseModel):
     name: str | None
     email: str | None
     phone: str | None
     location: str | None
+
+
+RoutingOutcome = TypeAliasType("RoutingOutcome", Literal["provider_unavailable", "current"])
+
+
+class RoutingAttempt(BaseModel):
+    number: int = Field(description="The attempt's number (payment_attempts.number)")
+    provider: str
+    outcome: RoutingOutcome = Field(
+        description="`provider_unavailable`: the provider could not take the payment (no connection, "
+        "5xx or 429) and the next provider of the route was tried; `current`: the attempt the payment "
+        "is on (its status is the payment's)"
+    )
+
+
+class Routing(BaseModel):
+    """How a payment made with `"provider": "auto"` was routed."""
+
+    route: list[str] = Field(description="The providers the routing rules chose, in the order tried")
+    attempts: list[RoutingAttempt]
 
 
 class PaymentOut(BaseModel):
@@ -195,6 +228,9 @@ class PaymentOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    routing: Routing | None = Field(
+        description="A payment made with provider `auto`: its route and attempts; null for any other"
+    )
 
 
 class PaymentList(BaseModel):
@@ -260,6 +296,7 @@ def payment_json(p: Any, *, client_secret: bool = False) -> dict[str, Any]:
         "created_at": p.created_at,
         "updated_at": p.updated_at,
         "completed_at": p.completed_at,
+        "routing": _routing(p.routing),
     }
 
 
@@ -298,4 +335,5 @@ def payment_out(p: Any, *, client_secret: bool = False) -> PaymentOut:
         created_at=p.created_at,
         updated_at=p.updated_at,
         completed_at=p.completed_at,
+        routing=p.routing,
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from gateway.db.database import Database, Tx
+from gateway.db.database import Database
 from gateway.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
@@ -38,15 +38,16 @@ from gateway.payments.drafts import (
 from gateway.payments.models import Payment, PaymentAttempt
 from gateway.payments.rails import check_rail, payment_ref, rail_request
 from gateway.payments.requests import PaymentCreate, PaymentFilters
+from gateway.payments.routed import Routing, apply_answer, resumable, start_in_tx
 from gateway.payments.secrets import client_secret_matches
 from gateway.payments.sync import sync_payment
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import (
     PaymentProvider,
-    PaymentResult,
     ProviderFailure,
 )
 from gateway.providers.catalog import ACCOUNT_PROVIDERS
+from gateway.routing_rules.service import AUTO
 
 log = structlog.get_logger("gateway.payments")
 
@@ -56,6 +57,7 @@ class PaymentService:
         self.db = db
         self.registry = registry
         self.lease = timedelta(seconds=provider_timeout_seconds * 2)
+        self.routing = Routing(db, registry, self.lease)
 
     async def _provider(self, payment: Payment) -> PaymentProvider:
         """The adapter of an existing payment: through the account it was made with."""
@@ -92,20 +94,6 @@ class PaymentService:
         )
         return provider, account_id
 
-    async def _start_in_tx(
-        self, tx: Tx, provider: PaymentProvider, payment: Payment, return_to: str | None = None
-    ) -> ProviderFailure | None:
-        """An in-process rail (cash, the sandbox) answers inside the transaction that starts it: a
-        crash before the commit leaves no trace anywhere (one commit per payment)."""
-        try:
-            result = await provider.create_payment(rail_request(payment, return_to))
-        except ProviderFailure as e:
-            payment.provider_lease_until = None
-            repository.save(tx, payment, {"provider_lease_until": None})
-            return e
-        state.apply_result(tx, payment, result, source="api")
-        return None
-
     async def _start(
         self, provider: PaymentProvider, payment: Payment, return_to: str | None = None
     ) -> Payment:
@@ -118,7 +106,7 @@ class PaymentService:
             async with self.db.transaction() as tx:
                 await repository.release_provider_lease(tx, payment.id)
             raise provider_error(e, payment) from e
-        return await self._apply(payment.id, result)
+        return await apply_answer(self.db, payment.id, result)
 
     async def create(
         self,
@@ -130,7 +118,21 @@ class PaymentService:
         request_id: str | None,
         payment_link_id: str | None = None,
     ) -> Rendered:
-        """`payment_link_id`: the payment link it is made for (create_for_link), never from the API."""
+        """`payment_link_id`: the payment link it is made for (create_for_link), never from the API.
+        A routed payment (provider `auto`, or none from a merchant with rules) goes through
+        `self.routing` (payments/routed.py); a payment link's payment always waits for its confirm."""
+        if body.provider == AUTO or (body.provider is None and payment_link_id is None):
+            plan = await self.routing.plan(principal, body)
+            if plan is not None:
+                return await self.routing.create(
+                    principal,
+                    body,
+                    plan,
+                    idempotency_key=idempotency_key,
+                    fingerprint=fingerprint,
+                    request_id=request_id,
+                    resume=lambda: self._resume(principal, idempotency_key, fingerprint),
+                )
         provider: PaymentProvider | None = None
         account_id: str | None = None
         if body.provider is not None:
@@ -151,14 +153,14 @@ class PaymentService:
             if payment is not None:
                 state.record_created(tx, payment, source="api")
                 if provider is not None and provider.capabilities.in_process:
-                    failure = await self._start_in_tx(tx, provider, payment)
+                    failure = await start_in_tx(tx, provider, payment)
         if payment is not None and (provider is None or provider.capabilities.in_process):
             if failure is not None:
                 raise provider_error(failure, payment) from failure
             return render_payment(payment, request_id, created=True, client_secret=True)
         if payment is None:
             payment = await self._resume(principal, idempotency_key, fingerprint)
-            if payment.status != state.S.PENDING or payment.attempt > 0:
+            if not resumable(payment) or payment.routing is not None:
                 return render_payment(payment, request_id, created=True, replayed=True, client_secret=True)
         assert provider is not None  # a payment without a rail is never pending
         return render_payment(
@@ -271,7 +273,7 @@ class PaymentService:
             state.start_attempt(tx, payment, changed, source="api")
             log.info("payment_confirmed", payment_id=payment.id, provider=provider.name, attempt=number)
             if provider.capabilities.in_process:
-                failure = await self._start_in_tx(tx, provider, payment, confirmation.return_to)
+                failure = await start_in_tx(tx, provider, payment, confirmation.return_to)
         if provider.capabilities.in_process:
             if failure is not None:
                 raise provider_error(failure, payment) from failure
@@ -315,7 +317,7 @@ class PaymentService:
                 raise IdempotencyKeyReused(
                     "This Idempotency-Key was already used with a different request; use a new key."
                 )
-            if payment.status != state.S.PENDING or payment.attempt > 0:
+            if not resumable(payment):
                 return payment  # settled, or since confirmed: the confirm's own path owns its rail
             # A retry of a request that never heard back from the provider: resume it, once at a time.
             if not await repository.claim_provider_lease(tx, payment.id, datetime.now(UTC) + self.lease):
@@ -323,13 +325,6 @@ class PaymentService:
                     "This payment is being sent to the provider by another request; retry shortly.",
                     headers={"Retry-After": "1"},
                 )
-            return payment
-
-    async def _apply(self, payment_id: str, result: PaymentResult) -> Payment:
-        async with self.db.transaction() as tx:
-            payment = await repository.lock(tx, payment_id)
-            assert payment is not None
-            state.apply_result(tx, payment, result, source="api")
             return payment
 
     async def get(self, principal: Principal, payment_id: str) -> Payment:
@@ -386,7 +381,7 @@ class PaymentService:
             result = await provider.cancel_payment(payment_ref(payment))
         except ProviderFailure as e:
             raise provider_error(e, payment) from e
-        payment = await self._apply(payment.id, result)
+        payment = await apply_answer(self.db, payment.id, result)
         if payment.status != state.S.CANCELED:
             raise PaymentNotCancelable(
                 f"The provider had already settled the payment as {payment.status!r}.",

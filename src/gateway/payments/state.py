@@ -252,3 +252,30 @@ def record_refund(tx: Tx, payment: Payment, amount: int, *, source: str) -> None
     target = S.REFUNDED if payment.amount_refunded >= payment.amount else S.PARTIALLY_REFUNDED
     if not move(tx, payment, target, source=source, changed=changed):
         save(tx, payment, changed)
+
+
+def reroute(
+    tx: Tx, payment: Payment, changed: dict[str, Any], *, source: str, rerouted: dict[str, Any]
+) -> None:
+    """A routed payment's move to the next provider of its route after its current one could not take
+    it (payments/routed.py): still pending, on a new attempt (`changed`: its rail, number and lease).
+    Not a status change, so no payment.{status} event: payment.rerouted, in the same transaction,
+    with `data.object.rerouted` = {from_provider, to_provider, attempt, reason}."""
+    assert payment.status == S.PENDING, payment.status
+    changes = changed | {"updated_at": datetime.now(UTC), "next_action": None}
+    _set(payment, changes)
+    save(tx, payment, changes)
+    data = payment_json(payment)
+    data["rerouted"] = rerouted
+    append_event(
+        tx,
+        merchant_id=payment.merchant_id,
+        livemode=payment.livemode,
+        type="payment.rerouted",
+        source=source,
+        payment_id=payment.id,
+        previous_status=payment.status,
+        status=payment.status,
+        data=data,
+    )
+    log.info("payment_rerouted", payment_id=payment.id, **rerouted)

@@ -206,7 +206,18 @@ class ProviderFailure(Exception):
 
 
 class ProviderUnavailable(ProviderFailure):
-    pass
+    """No answer about the payment. `outage`: the provider is known not to have taken the request (no
+    connection was made, or it answered 5xx or 429 before acting on it); routing
+    (payments/routed.py) may send the payment to another provider after such a failure, and after no
+    other (a broken connection mid-request or an unreadable 2xx may hide a charge)."""
+
+    def __init__(self, *args: object, outage: bool = False):
+        super().__init__(*args)
+        self.outage = outage
+
+
+def is_outage(e: BaseException) -> bool:
+    return isinstance(e, ProviderUnavailable) and e.outage
 
 
 class ProviderTimedOut(ProviderFailure):

@@ -138,6 +138,9 @@ class ProviderClient(httpx.AsyncClient):
             status = r.status_code
         except (TimeoutError, httpx.TimeoutException) as e:
             raise ProviderTimedOut(f"{self.provider}: {method} {path} timed out ({type(e).__name__})") from e
+        except httpx.ConnectError as e:  # no connection: the request never left
+            failed = f"{self.provider}: {method} {path} failed: {type(e).__name__}"
+            raise ProviderUnavailable(failed, outage=True) from e
         except httpx.HTTPError as e:
             raise ProviderUnavailable(f"{self.provider}: {method} {path} failed: {type(e).__name__}") from e
         finally:
@@ -153,7 +156,8 @@ class ProviderClient(httpx.AsyncClient):
         if credentials_checked and answer.status in (401, 403):
             raise self.credentials_rejected(answer, mode, path)
         if outages_checked and (answer.status >= 500 or answer.status == 429):
-            raise ProviderUnavailable(f"{self.provider}: {method} {path} answered {answer.status}")
+            answered = f"{self.provider}: {method} {path} answered {answer.status}"
+            raise ProviderUnavailable(answered, outage=True)
         return answer
 
     def credentials_rejected(

@@ -116,7 +116,9 @@ KNOWN_EVENTS: Final = (
 )
 
 SIGNATURE_HEADER: Final = "x-paystack-signature"
-_REFERENCE_RE: Final = re.compile(r"pay-([0-9a-hjkmnp-tv-z]{26})(-test)?")
+# `-2`, `-3`...: an attempt after the first (payments/rails.attempt_key's `_n`; Paystack takes only
+# alphanumerics, `-`, `.` and `=` in a reference).
+_REFERENCE_RE: Final = re.compile(r"pay-([0-9a-hjkmnp-tv-z]{26})(-[0-9]+)?(-test)?")
 _DIGITS_RE: Final = re.compile(r"[0-9]{1,18}")
 
 
@@ -158,9 +160,9 @@ def subunits(value: Any) -> int:
 
 
 def reference_for(payment_id: str, livemode: bool) -> str:
-    """`pay_01h…` -> `pay-01h…` (live) or `pay-01h…-test` (test): stable across our retries."""
-    prefix, _, body = payment_id.partition("_")
-    return f"{prefix}-{body}" + ("" if livemode else "-test")
+    """`pay_01h…` -> `pay-01h…` (live) or `pay-01h…-test` (test), attempt n's `pay_01h…_n` ->
+    `pay-01h…-n(-test)`: stable across our retries."""
+    return payment_id.replace("_", "-") + ("" if livemode else "-test")
 
 
 def is_our_reference(reference: str, livemode: bool | None) -> bool:
@@ -168,7 +170,7 @@ def is_our_reference(reference: str, livemode: bool | None) -> bool:
     m = _REFERENCE_RE.fullmatch(reference)
     if m is None or livemode is None:
         return False
-    return (m.group(2) is None) == livemode
+    return (m.group(3) is None) == livemode
 
 
 def refund_key(transaction_reference: str, amount: int) -> str:

@@ -117,7 +117,7 @@ class SandboxProvider(SandboxPayouts):
         scenario = self._scenario(request.payment_method)
         reference = tf.reference_for(request.payment_id)
         if scenario.immediate == "error":
-            raise ProviderUnavailable("sandbox: simulated provider error (HTTP 500)")
+            raise ProviderUnavailable("sandbox: simulated provider error (HTTP 500)", outage=True)
         if scenario.immediate == "timeout":
             raise ProviderTimedOut("sandbox: simulated provider timeout")
         next_action = None

@@ -49,6 +49,8 @@ def _failure(e: stripe.StripeError, op: str) -> b.ProviderFailure:
         if isinstance(e.__cause__, httpx.TimeoutException):
             return b.ProviderTimedOut(f"stripe {op}: no answer in time ({type(e.__cause__).__name__})")
         cause = type(e.__cause__).__name__ if e.__cause__ else "connection error"
+        if isinstance(e.__cause__, httpx.ConnectError):  # the request never left
+            return b.ProviderUnavailable(f"stripe {op}: could not connect to Stripe ({cause})", outage=True)
         return b.ProviderUnavailable(f"stripe {op}: could not reach Stripe ({cause})")
     if isinstance(e, stripe.AuthenticationError | stripe.PermissionError):
         # Loud, and without the key: Stripe's own message masks it, and we do not repeat it anyway.
@@ -56,6 +58,8 @@ def _failure(e: stripe.StripeError, op: str) -> b.ProviderFailure:
         return b.ProviderMisconfigured(f"stripe {op}: Stripe rejected the secret key (HTTP {e.http_status})")
     if isinstance(e, stripe.IdempotencyError):
         log.error("stripe_idempotency_error", op=op, request_id=e.request_id)
+    if e.http_status is not None and (e.http_status >= 500 or e.http_status == 429):
+        return b.ProviderUnavailable(f"stripe {op}: {type(e).__name__} (HTTP {e.http_status})", outage=True)
     return b.ProviderUnavailable(f"stripe {op}: {type(e).__name__} (HTTP {e.http_status})")
 
 

@@ -269,9 +269,9 @@ async def _locate(tx: Tx, source: Source, event: WebhookEvent) -> Payment | str 
             tx, source.provider, source.account_id, event.provider_reference
         )
         if found is not None:
-            if not is_current(found, found.id):
-                log.info("webhook_earlier_attempt", payment_id=found.id, key=found.id, attempt=found.attempt)
-                return STALE
+            # The payment holds this reference now: its current attempt's (a new attempt starts with
+            # none; an earlier one's is found below, in payment_attempts). Its bare id is no echoed key
+            # to check: it would call every attempt after the first stale.
             return found
         earlier = await payments.find_attempt_by_provider_reference(
             tx, source.provider, source.account_id, event.provider_reference

@@ -30,6 +30,7 @@ EVENT_TYPES = frozenset(
         "payout.failed",
         "payout.canceled",
         "payout.transition_rejected",
+        "payment.rerouted",
     }
 )
 PATTERNS = EVENT_TYPES | {"*"} | {t.split(".", 1)[0] + ".*" for t in EVENT_TYPES}
