@@ -241,6 +241,22 @@ class WebhookMalformed(GatewayError):
     status, code, title = 400, "webhook_malformed", "The webhook body is not valid"
 
 
+class InvalidDestination(GatewayError):
+    status, code, title = 422, "invalid_destination", "The provider cannot pay out to this destination"
+
+
+class PayoutsNotSupported(GatewayError):
+    status, code, title = 422, "payouts_not_supported", "The provider cannot pay out"
+
+
+class PayoutLimitExceeded(GatewayError):
+    status, code, title = 422, "payout_limit_exceeded", "The payout exceeds the merchant's payout limit"
+
+
+class PayoutNotCancelable(GatewayError):
+    status, code, title = 409, "payout_not_cancelable", "The payout was already submitted to its provider"
+
+
 def _request_id(request: Request) -> str | None:
     rid: str | None = getattr(request.state, "request_id", None)
     return rid
@@ -303,6 +319,7 @@ SPECIFIC_VALIDATION_CODES = frozenset(
         "amount_too_large",
         "invalid_metadata",
         "card_number_not_allowed",
+        "invalid_destination",
     }
 )
 

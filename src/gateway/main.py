@@ -35,6 +35,7 @@ from gateway.payment_links.router import public as payment_link_pages
 from gateway.payment_links.router import router as payment_links_router
 from gateway.payments.router import hot as payment_hot_paths
 from gateway.payments.router import router as payments_router
+from gateway.payouts.router import router as payouts_router
 from gateway.refunds.router import router as refunds_router
 from gateway.runtime import Loops, runtime
 from gateway.settings import Settings, get_settings
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         outbound_router,
         api_keys_router,
         oauth_router,
+        payouts_router,
     ):
         include_flat(app, router, prefix="/v1")
     include_flat(app, payment_link_pages)  # /l/{slug}: the customer's, outside /v1 and its key limits

@@ -114,7 +114,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         payments=PaymentService(db, registry, settings.provider_timeout_seconds),
         publisher=publisher,
         delivery=DeliveryWorker(db, settings.delivery),
-        reconciler=Reconciler(db, registry, settings.reconciler),
+        reconciler=Reconciler(db, registry, settings.reconciler, settings.payouts),
     )
     if loops.sweeper:
         w = settings.webhooks

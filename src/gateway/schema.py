@@ -5,6 +5,7 @@ from gateway.events.models import events
 from gateway.merchants.models import api_keys, merchants
 from gateway.payment_links.models import payment_links
 from gateway.payments.models import payment_attempts, payments
+from gateway.payouts.models import payout_daily_totals, payout_limits, payouts
 from gateway.provider_accounts.models import provider_accounts
 from gateway.refunds.models import refunds
 from gateway.webhooks.inbound.models import inbound_webhooks
@@ -19,6 +20,9 @@ __all__ = [
     "payment_attempts",
     "payment_links",
     "payments",
+    "payout_daily_totals",
+    "payout_limits",
+    "payouts",
     "provider_accounts",
     "refunds",
     "webhook_attempts",

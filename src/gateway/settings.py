@@ -168,6 +168,30 @@ class AccountsSettings(BaseModel):
     shared_accounts: bool = True
 
 
+def _limits(v: dict[str, int]) -> dict[str, int]:
+    for currency, amount in v.items():
+        if currency != "*" and not (len(currency) == 3 and currency.isupper()):
+            raise ValueError(f"{currency!r}: keys are ISO 4217 codes or '*'")
+        if amount < 0:
+            raise ValueError(f"{currency}: a limit is not negative")
+    return v
+
+
+# Minor units per currency ("KES": 15000000 is KES 150,000); "*": any currency not named.
+PayoutLimits = Annotated[dict[str, int], AfterValidator(_limits)]
+
+
+class PayoutSettings(BaseModel):
+    """Money going out (env GATEWAY_PAYOUTS__...): the default limits every merchant gets per mode and
+    currency (a merchant's own, in payout_limits, replace them), per payout and per UTC day."""
+
+    max_per_payout: PayoutLimits = Field(default_factory=lambda: {"*": 10_000_000})
+    max_per_day: PayoutLimits = Field(default_factory=lambda: {"*": 50_000_000})
+    # A payout whose request died between its insert and its submission (never sent) is canceled by
+    # the reconciler this long after its creation; until then a retry with its Idempotency-Key sends it.
+    unsubmitted_cancel_after_seconds: float = Field(900.0, ge=60)
+
+
 class Settings(BaseSettings, ProviderSettings):
     """Everything the gateway reads; each provider's group comes from the provider catalog."""
 
@@ -218,6 +242,7 @@ class Settings(BaseSettings, ProviderSettings):
     delivery: DeliverySettings = DeliverySettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
     providers: AccountsSettings = AccountsSettings()
+    payouts: PayoutSettings = PayoutSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
 
     # The operator's bearer token for /v1/admin; unset, the admin API answers 404.

@@ -23,7 +23,10 @@ from auth.credentials import (
 )
 from support import JWT_KID, JWT_SECRET, Gateway, assert_problem, configured_app
 
-ALL_SCOPES = "payments:read payments:write refunds:write events:read webhooks:write provider_accounts:write"
+ALL_SCOPES = (
+    "payments:read payments:write refunds:write events:read webhooks:write provider_accounts:write "
+    "payouts:read payouts:write"
+)
 
 
 def claims_of(token: str) -> dict[str, object]:

@@ -129,5 +129,7 @@ RefundsWrite = Annotated[Principal, Scoped(scopes.REFUNDS_WRITE)]
 EventsRead = Annotated[Principal, Scoped(scopes.EVENTS_READ)]
 WebhooksWrite = Annotated[Principal, Scoped(scopes.WEBHOOKS_WRITE)]
 ProviderAccountsWrite = Annotated[Principal, Scoped(scopes.PROVIDER_ACCOUNTS_WRITE)]
+PayoutsRead = Annotated[Principal, Scoped(scopes.PAYOUTS_READ)]
+PayoutsWrite = Annotated[Principal, Scoped(scopes.PAYOUTS_WRITE)]
 # Key management: a secret key, or an access token made from one without narrowing.
 SecretKey = Annotated[Principal, Scoped(None)]

@@ -30,9 +30,12 @@ events = Table(
     # The object as the API showed it at that moment.
     Column("data", JSONB, nullable=False),
     timestamp("created_at", now=True),
+    # Set on payout events (payouts/state.py); a payout concerns no payment.
+    Column("payout_id", String(40), ForeignKey("payouts.id")),
     Index("ix_events_merchant_id_id", "merchant_id", text("id DESC")),
     Index("ix_events_payment_id_id", "payment_id", "id"),
     Index("ix_events_refund_id_id", "refund_id", "id", postgresql_where=text("refund_id IS NOT NULL")),
+    Index("ix_events_payout_id_id", "payout_id", "id", postgresql_where=text("payout_id IS NOT NULL")),
 )
 
 
@@ -49,6 +52,7 @@ class Event:
     source: str
     data: dict[str, Any]
     created_at: datetime
+    payout_id: str | None = None
 
 
 EVENTS = RowSpec(events, Event)

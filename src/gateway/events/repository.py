@@ -18,16 +18,16 @@ from gateway.kit.pagination import Page
 # statement, and returns what the writes that follow it (Database.event_followers) need.
 _EVENTS_BODY = """
     INSERT INTO events (id, merchant_id, livemode, type, source, data, payment_id, refund_id,
-                        previous_status, status, created_at)
+                        previous_status, status, created_at, payout_id)
     SELECT id, merchant_id, livemode, type, source, data::jsonb, payment_id, refund_id,
-           previous_status, status, created_at
+           previous_status, status, created_at, payout_id
     FROM unnest(CAST(:id AS varchar[]), CAST(:merchant_id AS varchar[]), CAST(:livemode AS boolean[]),
                 CAST(:type AS varchar[]), CAST(:source AS varchar[]), CAST(:data AS text[]),
                 CAST(:payment_id AS varchar[]), CAST(:refund_id AS varchar[]),
                 CAST(:previous_status AS varchar[]), CAST(:status AS varchar[]),
-                CAST(:created_at AS timestamptz[]))
+                CAST(:created_at AS timestamptz[]), CAST(:payout_id AS varchar[]))
          AS t(id, merchant_id, livemode, type, source, data, payment_id, refund_id, previous_status,
-              status, created_at)
+              status, created_at, payout_id)
     RETURNING id, merchant_id, livemode, type, created_at
 """
 _COLUMNS = (
@@ -42,6 +42,7 @@ _COLUMNS = (
     "previous_status",
     "status",
     "created_at",
+    "payout_id",
 )
 
 
@@ -62,6 +63,7 @@ class EventFields(TypedDict):
     previous_status: NotRequired[str | None]
     status: NotRequired[str | None]
     refund_id: NotRequired[str | None]
+    payout_id: NotRequired[str | None]
 
 
 def append_event(tx: Tx, **fields: Unpack[EventFields]) -> str:
@@ -71,6 +73,7 @@ def append_event(tx: Tx, **fields: Unpack[EventFields]) -> str:
         "id": new_id("evt"),
         "payment_id": None,
         "refund_id": None,
+        "payout_id": None,
         "previous_status": None,
         "status": None,
         **fields,

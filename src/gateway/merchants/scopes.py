@@ -14,6 +14,8 @@ REFUNDS_WRITE = "refunds:write"  # create refunds
 EVENTS_READ = "events:read"  # the events list and each event, the live streams
 WEBHOOKS_WRITE = "webhooks:write"  # webhook endpoints and their deliveries, reads too
 PROVIDER_ACCOUNTS_WRITE = "provider_accounts:write"  # provider accounts, reads too
+PAYOUTS_READ = "payouts:read"  # GET payouts
+PAYOUTS_WRITE = "payouts:write"  # create and cancel payouts (money going out: never implied by payments:*)
 
 SCOPES: tuple[str, ...] = (
     PAYMENTS_READ,
@@ -22,6 +24,8 @@ SCOPES: tuple[str, ...] = (
     EVENTS_READ,
     WEBHOOKS_WRITE,
     PROVIDER_ACCOUNTS_WRITE,
+    PAYOUTS_READ,
+    PAYOUTS_WRITE,
 )
 KNOWN_SCOPES = frozenset(SCOPES)
 

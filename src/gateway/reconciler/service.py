@@ -1,4 +1,4 @@
-"""The reconciler: asks providers about payments and refunds they never reported on.
+"""The reconciler: asks providers about payments, refunds and payouts they never reported on.
 
 Callbacks get lost (M-Pesa and MoMo say so outright), so every unsettled payment and refund is
 queried some time after creation and then with doubling backoff, and a payment whose customer never
@@ -20,20 +20,30 @@ from gateway.payments import repository as payments
 from gateway.payments import state
 from gateway.payments.rails import refund_ref
 from gateway.payments.sync import sync_payment
+from gateway.payouts import repository as payouts
+from gateway.payouts.service import PayoutService
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import ProviderFailure
 from gateway.refunds import repository as refunds
 from gateway.refunds.service import apply_refund_result
-from gateway.settings import ReconcilerSettings
+from gateway.settings import PayoutSettings, ReconcilerSettings
 
 log = structlog.get_logger("gateway.reconciler")
 
 
 class Reconciler:
-    def __init__(self, db: Database, registry: Providers, settings: ReconcilerSettings):
+    def __init__(
+        self,
+        db: Database,
+        registry: Providers,
+        settings: ReconcilerSettings,
+        payout_settings: PayoutSettings | None = None,
+    ):
         self.db = db
         self.registry = registry
         self.settings = settings
+        self.payout_settings = payout_settings or PayoutSettings()
+        self.payouts = PayoutService(db, registry, self.payout_settings)
 
     async def run_once(self) -> int:
         """One round: claim what is due, ask, apply. Returns how many objects were asked about."""
@@ -45,14 +55,28 @@ class Reconciler:
             due_refunds = await refunds.claim_for_reconcile(
                 tx, s.batch_size, s.backoff_seconds, s.max_backoff_seconds
             )
+            due_payouts = await payouts.claim_for_reconcile(
+                tx, s.batch_size, s.backoff_seconds, s.max_backoff_seconds
+            )
         for payment_id in due_payments:
             await self._payment(payment_id)
         for refund_id in due_refunds:
             await self._refund(refund_id)
+        for payout_id in due_payouts:
+            await self._payout(payout_id)
         expired = await self.expire_unconfirmed()
-        if due_payments or due_refunds or expired:
-            log.info("reconcile_round", payments=len(due_payments), refunds=len(due_refunds), expired=expired)
-        return len(due_payments) + len(due_refunds) + expired
+        expired += await self.payouts.cancel_unsubmitted(
+            self.payout_settings.unsubmitted_cancel_after_seconds, s.batch_size
+        )
+        if due_payments or due_refunds or due_payouts or expired:
+            log.info(
+                "reconcile_round",
+                payments=len(due_payments),
+                refunds=len(due_refunds),
+                payouts=len(due_payouts),
+                expired=expired,
+            )
+        return len(due_payments) + len(due_refunds) + len(due_payouts) + expired
 
     async def expire_unconfirmed(self) -> int:
         """Moves payments nobody confirmed in time to `expired` (event and all, in one transaction):
@@ -92,6 +116,15 @@ class Reconciler:
             log.warning("reconcile_provider_failed", refund_id=refund_id, error=type(e).__name__)
         except Exception:
             log.exception("reconcile_failed", refund_id=refund_id)
+
+    async def _payout(self, payout_id: str) -> None:
+        """Asks about a submitted payout (fetch_payout) and applies the answer; never sends it again."""
+        try:
+            await self.payouts.reconcile(payout_id)
+        except ProviderFailure as e:
+            log.warning("reconcile_provider_failed", payout_id=payout_id, error=type(e).__name__)
+        except Exception:
+            log.exception("reconcile_failed", payout_id=payout_id)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

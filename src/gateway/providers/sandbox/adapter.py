@@ -38,6 +38,7 @@ from gateway.providers.base import (
     json_object,
 )
 from gateway.providers.sandbox import transformers as tf
+from gateway.providers.sandbox.payouts import SandboxPayouts
 from gateway.providers.sandbox.settings import SandboxSettings
 
 log = structlog.get_logger("gateway.providers.sandbox")
@@ -68,7 +69,7 @@ SANDBOX_CURRENCIES = frozenset(
 )
 
 
-class SandboxProvider:
+class SandboxProvider(SandboxPayouts):
     name = "sandbox"
 
     def __init__(self, settings: SandboxSettings, redis: Redis, webhook_url: str):
@@ -89,6 +90,7 @@ class SandboxProvider:
             action_ttl_seconds=settings.action_ttl_seconds,
             in_process=True,
         )
+        self.payout_capabilities = self._payout_capabilities(SANDBOX_CURRENCIES)
 
     def is_configured(self, livemode: bool) -> bool:
         # Test mode only: a live key can never move money through a simulator.
@@ -200,6 +202,9 @@ class SandboxProvider:
         elapsed = datetime.now(UTC).timestamp() - request.created_at.timestamp()
         delay = self._settings.action_delay_seconds - elapsed
         self._tasks.spawn(self._deliver_after(payload, delay, reference), reference)
+
+    def _spawn_delivery(self, payload: dict[str, Any], delay: float, key: str) -> None:
+        self._tasks.spawn(self._deliver_after(payload, delay), key)
 
     async def _deliver_after(
         self, payload: dict[str, Any], delay: float, canceled_ref: str | None = None

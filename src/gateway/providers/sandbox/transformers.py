@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.providers.base import PaymentResult, RefundResult, WebhookEvent, WebhookPayloadError
 from gateway.providers.details import Card
+from gateway.providers.sandbox.payout_values import interpret_payout
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,8 @@ def interpret(payload: dict[str, Any]) -> WebhookEvent:
         data = payload["data"]
         if data.get("object") == "refund":
             return _interpret_refund(payload, data)
+        if data.get("object") == "payout":
+            return interpret_payout(payload, data)
         status = data["status"]
         if status not in ("succeeded", "failed", "canceled", "processing", "requires_action"):
             raise WebhookPayloadError(f"unknown status {status!r}")

@@ -17,6 +17,7 @@ from gateway.payments import state
 from gateway.payments.models import Payment
 from gateway.payments.rails import is_current, split_attempt_key
 from gateway.payments.sync import sync_payment
+from gateway.payouts.service import apply_update as apply_payout_update
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import (
     PaymentProvider,
@@ -24,6 +25,7 @@ from gateway.providers.base import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
+from gateway.providers.payouts import payout_side
 from gateway.refunds import repository as refunds
 from gateway.refunds.service import apply_refund_result
 from gateway.webhooks.inbound import repository as inbox
@@ -154,7 +156,12 @@ async def _apply(
     event: WebhookEvent,
 ) -> str:
     """One event's effect, in `tx`; its outcome. `registry`: for a provider queried before acting."""
-    if provider.capabilities.query_before_acting and event.result is not None:
+    if event.payout is not None:
+        # A payout's notification: its own state machine (payouts/); queried first where it proves nothing.
+        outcome = await apply_payout_update(
+            tx, payout_side(provider), source.provider, source.account_id, event.payout
+        )
+    elif provider.capabilities.query_before_acting and event.result is not None:
         assert registry is not None
         outcome = await _confirm_by_query(db, registry, tx, source, event)
     elif event.refund_result is not None:
