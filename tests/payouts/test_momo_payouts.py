@@ -1,20 +1,15 @@
 """MTN MoMo payouts (Disbursement transfers): the exact requests the adapter's payout side sends and how
 it reads every answer (docs/providers/momo.md, "Payouts").
 
-MoMo is answered by respx as it answers (a small fake below keeps transfers by X-Reference-Id: a
-repeated reference is a 409, the status GET answers from what is kept, an unknown one is a 404); the
-token cache runs on the gateway's real Redis.
+MoMo is answered by respx as it answers (payouts/momo_fake.py); the token cache runs on the gateway's
+real Redis.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -32,8 +27,18 @@ from gateway.providers.base import (
 )
 from gateway.providers.momo.adapter import TOKEN_KEY_PREFIX, MomoProvider
 from gateway.providers.momo.payouts import NoTransferYet
-from gateway.providers.payouts import PayoutDestination, PayoutRef, PayoutRequest, payout_side
+from gateway.providers.payouts import PayoutDestination, PayoutRequest, payout_side
 from gateway.settings import MomoSettings
+from payouts.adapter_calls import mobile_money, payout_request, ref_of
+from payouts.momo_fake import (
+    DISBURSEMENT_TOKEN,
+    LIVE_API,
+    PAYEE,
+    TRANSFER,
+    FakeDisbursement,
+    Transfer,
+    reference_id,
+)
 from support import (
     MOMO_API,
     MOMO_API_KEY,
@@ -45,75 +50,6 @@ from support import (
     MOMO_SUBSCRIPTION_KEY,
     Gateway,
 )
-
-TRANSFER = f"{MOMO_API}/disbursement/v1_0/transfer"
-LIVE_API = "https://proxy.momoapi.mtn.co.ug"
-# docs/providers/momo.md, "Payouts": the transfer's X-Reference-Id namespace, written out here.
-PAYOUT_NAMESPACE = uuid.UUID("5b0f4f0e-8a43-5d8e-9d0b-6d6f6d6f706f")
-DISBURSEMENT_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSMjU2In0.eyJjbGllbnRJZCI6ImRpc2J1cnNlIn0.c2ln"
-PAYEE = "+46733123499"  # a sandbox number that ends SUCCESSFUL
-NOT_FOUND = {"code": "RESOURCE_NOT_FOUND", "message": "Requested resource was not found."}
-DUPLICATE = {
-    "code": "RESOURCE_ALREADY_EXIST",
-    "message": "Duplicated reference id. Creation of resource failed.",
-}
-
-
-def reference_id(payout_id: str) -> str:
-    return str(uuid.uuid5(PAYOUT_NAMESPACE, payout_id))
-
-
-@dataclass
-class Transfer:
-    body: dict[str, Any]
-    status: str = "PENDING"
-    reason: str | None = None
-
-    def status_body(self) -> dict[str, Any]:
-        """GET /disbursement/v1_0/transfer/{referenceId} (and the callback): momoapi.mtn.co.rw's sample."""
-        out: dict[str, Any] = {
-            "amount": self.body["amount"],
-            "currency": self.body["currency"],
-            "financialTransactionId": "363440463",
-            "externalId": self.body["externalId"],
-            "payee": self.body["payee"],
-            "payerMessage": self.body["payerMessage"],
-            "payeeNote": self.body["payeeNote"],
-            "status": self.status,
-        }
-        if self.status != "SUCCESSFUL":
-            del out["financialTransactionId"]
-        if self.reason is not None:
-            out["reason"] = self.reason
-        return out
-
-
-class FakeDisbursement:
-    """MoMo's Disbursement token, transfer and transfer status, state kept by X-Reference-Id."""
-
-    def __init__(self, router: respx.Router, base: str = MOMO_API) -> None:
-        self.transfers: dict[str, Transfer] = {}
-        self.outcome: tuple[str, str | None] = ("PENDING", None)
-        self.token = router.post(f"{base}/disbursement/token/").respond(
-            200, json={"access_token": DISBURSEMENT_TOKEN, "token_type": "access_token", "expires_in": 3600}
-        )
-        self.transfer = router.post(f"{base}/disbursement/v1_0/transfer").mock(side_effect=self._transfer)
-        self.status = router.get(
-            url__regex=rf"^{re.escape(base)}/disbursement/v1_0/transfer/(?P<ref>[^/?]+)$"
-        ).mock(side_effect=self._status)
-
-    def _transfer(self, request: httpx.Request) -> httpx.Response:
-        ref = request.headers["X-Reference-Id"]
-        if ref in self.transfers:
-            return httpx.Response(409, json=DUPLICATE)
-        self.transfers[ref] = Transfer(json.loads(request.content), *self.outcome)
-        return httpx.Response(202)
-
-    def _status(self, request: httpx.Request, ref: str) -> httpx.Response:
-        kept = self.transfers.get(ref)
-        if kept is None:
-            return httpx.Response(404, json=NOT_FOUND)
-        return httpx.Response(200, json=kept.status_body())
 
 
 def settings(**over: Any) -> MomoSettings:
@@ -149,31 +85,7 @@ def fake(provider_http: respx.Router) -> FakeDisbursement:
 
 
 def payout(phone: str = PAYEE, *, amount: int = 5_000, currency: str = "EUR", **over: Any) -> PayoutRequest:
-    values: dict[str, Any] = {
-        "payout_id": new_id("po"),
-        "amount": amount,
-        "currency": currency,
-        "destination": PayoutDestination(type="mobile_money", phone=phone, name="Wanjiru Kamau"),
-        "livemode": False,
-        "created_at": datetime.now(UTC),
-        "reference": "rider-week-48",
-        **over,
-    }
-    return PayoutRequest(**values)
-
-
-def ref_of(request: PayoutRequest, *, provider_reference: str | None = None, age: float = 0) -> PayoutRef:
-    at = datetime.now(UTC) - timedelta(seconds=age)
-    return PayoutRef(
-        payout_id=request.payout_id,
-        provider_reference=provider_reference,
-        amount=request.amount,
-        currency=request.currency,
-        destination=request.destination,
-        livemode=request.livemode,
-        created_at=at,
-        submitted_at=at,
-    )
+    return payout_request(mobile_money(phone), amount=amount, currency=currency, **over)
 
 
 def basic(user: str, key: str) -> str:
