@@ -40,6 +40,7 @@ CURSOR_PREFIXES = {
     "list_api_keys": "key",
     "list_merchants": "mer",
     "list_payment_links": "plink",
+    "list_payouts": "po",
 }
 _MUTATING = ("post", "put", "patch", "delete")
 # gateway.idempotency.store.valid_key: 1-255 printable ASCII characters. Not starting or ending with a

@@ -23,6 +23,11 @@ class MpesaAccountCredentials(AccountModel):
     # The API operator allowed to reverse (refund), and its SecurityCredential: both or neither.
     initiator_name: Credential | None = None
     security_credential: Credential | None = Field(None, validate_default=True)
+    # Payouts (B2C): the disbursement shortcode and its API operator: all three or none (CommandID
+    # BusinessPayment).
+    b2c_shortcode: Shortcode = None
+    b2c_initiator_name: Credential | None = None
+    b2c_security_credential: Credential | None = Field(None, validate_default=True)
 
     @field_validator("shortcode")
     @classmethod
@@ -44,4 +49,13 @@ class MpesaAccountCredentials(AccountModel):
     def _reversals(cls, v: str | None, info: ValidationInfo) -> str | None:
         if (v is None) != (info.data.get("initiator_name") is None):
             raise ValueError("initiator_name and security_credential go together (refunds need both)")
+        return v
+
+    @field_validator("b2c_security_credential")
+    @classmethod
+    def _payouts(cls, v: str | None, info: ValidationInfo) -> str | None:
+        given = [v is not None, info.data.get("b2c_initiator_name") is not None]
+        given.append(info.data.get("b2c_shortcode") is not None)
+        if any(given) and not all(given):
+            raise ValueError("b2c_shortcode, b2c_initiator_name and b2c_security_credential go together")
         return v

@@ -35,9 +35,10 @@ from gateway.providers import base as b
 from gateway.providers.accounts import mode_name
 from gateway.providers.details import MobileMoney
 from gateway.providers.http import HttpProvider, ProviderClient
-from gateway.providers.mpesa import callbacks, reversal
+from gateway.providers.mpesa import b2c, callbacks, reversal
 from gateway.providers.mpesa import transformers as tf
 from gateway.providers.mpesa.kept import Kept
+from gateway.providers.mpesa.payouts import MpesaPayouts
 from gateway.providers.mpesa.settings import Account, App, MpesaAccounts, MpesaSettings
 from gateway.providers.tokens import TokenCache
 
@@ -61,7 +62,7 @@ def _check_phone(phone: str | None, livemode: bool) -> str | None:
     return tf.phone_problem(phone)
 
 
-class MpesaProvider(HttpProvider[Account]):
+class MpesaProvider(HttpProvider[Account], MpesaPayouts):
     name = "mpesa"
 
     def __init__(
@@ -109,6 +110,7 @@ class MpesaProvider(HttpProvider[Account]):
             amount_multiple_of=tf.KES,
             check_phone=_check_phone,
         )
+        self.payout_capabilities = self._payout_capabilities()
 
     # --- configuration -----------------------------------------------------------------------------
 
@@ -363,6 +365,8 @@ class MpesaProvider(HttpProvider[Account]):
         return self._events(body)
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
+        if b2c.is_b2c_result(payload.get("Result")):
+            return b2c.interpret(payload)  # a payout's Result (B2C), by the OriginatorConversationID we gave
         event, callback = callbacks.interpret(payload)
         if callback is not None:
             if callback.result_code == "0":

@@ -39,6 +39,11 @@ class ReversalOutcome:
     amount: int | None
 
 
+def parameters(container: Any) -> dict[str, Any]:
+    """A Result's ResultParameters by Key (B2C and reversal results alike)."""
+    return _items(container, "ResultParameter", "Key")
+
+
 def _items(container: Any, list_key: str, name_key: str) -> dict[str, Any]:
     """Metadata lists looked up by name, not position; entries without a Value are skipped."""
     items = container.get(list_key) if isinstance(container, dict) else None
@@ -49,6 +54,11 @@ def _items(container: Any, list_key: str, name_key: str) -> dict[str, Any]:
         if isinstance(item, dict) and "Value" in item and isinstance(item.get(name_key), str):
             out[item[name_key]] = item["Value"]
     return out
+
+
+def minor(value: Any) -> int | None:
+    """A KES amount in a callback as minor units."""
+    return _minor(value)
 
 
 def _minor(value: Any) -> int | None:

@@ -22,6 +22,7 @@ def _digits(v: str | None) -> str | None:
 
 Shortcode = Annotated[str | None, AfterValidator(_digits)]
 MpesaTransactionType = Literal["CustomerPayBillOnline", "CustomerBuyGoodsOnline"]
+B2CCommandID = Literal["BusinessPayment", "SalaryPayment", "PromotionPayment"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,15 @@ class App:
 
 
 @dataclass(frozen=True)
+class B2C:
+    """One mode's B2C (payouts) configuration: the disbursement shortcode and its API operator."""
+
+    shortcode: str
+    initiator: str
+    security_credential: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Account:
     """One mode's Daraja configuration."""
 
@@ -56,6 +66,8 @@ class Account:
     till_number: str | None
     initiator: str | None
     security_credential: str | None = field(repr=False)
+    # Payouts (B2C): None where this mode has no B2C shortcode and operator.
+    b2c: B2C | None = None
 
 
 # What the adapter is handed: this provider's account per mode.
@@ -80,6 +92,19 @@ class MpesaMode(BaseModel):
     initiator_name: str | None = None
     security_credential: SecretStr | None = None
     base_url: str = "https://api.safaricom.co.ke"
+    # Payouts (B2C, POST /mpesa/b2c/v3/paymentrequest): PartyA, the B2C (bulk disbursement)
+    # shortcode, and its API operator with the B2C role: its user name and its SecurityCredential (the
+    # initiator password RSA-encrypted with Safaricom's certificate, base64, as the Daraja portal
+    # generates it). All three, or payouts through M-Pesa are not configured in this mode.
+    b2c_shortcode: Shortcode = None
+    b2c_initiator_name: str | None = None
+    b2c_security_credential: SecretStr | None = None
+
+    def b2c(self) -> B2C | None:
+        credential = secret_text(self.b2c_security_credential)
+        if not (self.b2c_shortcode and self.b2c_initiator_name and credential):
+            return None
+        return B2C(self.b2c_shortcode, self.b2c_initiator_name, credential)
 
     def credentials(self, mode: str) -> Account | None:
         key, secret = secret_text(self.consumer_key), secret_text(self.consumer_secret)
@@ -97,6 +122,7 @@ class MpesaMode(BaseModel):
             till_number=self.till_number,
             initiator=self.initiator_name or None,
             security_credential=secret_text(self.security_credential),
+            b2c=self.b2c(),
         )
 
 
@@ -121,6 +147,9 @@ class MpesaSettings(PerModeSettings):
     # errorCodes ("The transaction is being processed"), and these ResultCodes.
     stk_query_pending_error_codes: list[str] = Field(default_factory=lambda: ["500.001.1001"])
     stk_query_pending_result_codes: list[str] = Field(default_factory=lambda: ["4999"])
+    # The B2C CommandID of every payout: BusinessPayment (registered customers only), SalaryPayment
+    # (registered or not) or PromotionPayment (a congratulatory message).
+    b2c_command_id: B2CCommandID = "BusinessPayment"
     # The reconciler first asks about an unsettled M-Pesa payment or refund this long after creation...
     reconcile_after_seconds: float = Field(90.0, ge=0)
     # ...and a prompt still unanswered this long after creation expires (after a last STK Query).

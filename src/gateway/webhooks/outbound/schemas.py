@@ -25,6 +25,11 @@ EVENT_TYPES = frozenset(
         "refund.succeeded",
         "refund.failed",
         "refund.transition_rejected",
+        "payout.created",
+        "payout.succeeded",
+        "payout.failed",
+        "payout.canceled",
+        "payout.transition_rejected",
     }
 )
 PATTERNS = EVENT_TYPES | {"*"} | {t.split(".", 1)[0] + ".*" for t in EVENT_TYPES}
