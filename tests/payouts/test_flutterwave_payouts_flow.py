@@ -5,6 +5,7 @@ transfer never sent twice). Flutterwave is answered as it answers (payouts/flutt
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import respx
 from gateway.payouts.service import PayoutService
 from payouts.flutterwave_fake import TRANSFERS, FakeTransfers, verif_hash
 from payouts.helpers import body, create, created, key, payout_events
+from provider_account_data import credentials
 from support import FLUTTERWAVE_SECRET_KEY, Gateway, Merchant, wait_for
 
 
@@ -136,3 +138,38 @@ async def test_a_destination_without_an_operator_is_refused_before_anything_is_s
     assert r.json()["code"] == "invalid_destination"
     assert fake.create.call_count == 0
     assert await gateway.scalar("SELECT count(*) FROM payouts WHERE merchant_id = :m", m=merchant.id) == 0
+
+
+async def test_a_merchants_own_account_pays_out_with_its_key_and_sender(
+    client: httpx.AsyncClient, merchant: Merchant, provider_http: respx.Router
+) -> None:
+    fake = FakeTransfers(provider_http)
+    creds = credentials("flutterwave")
+    settings = {
+        "transfer_sender": "Duka Ltd",
+        "transfer_sender_country": "KE",
+        "transfer_sender_mobile": "254700111222",
+    }
+    r = await client.put(
+        "/v1/provider-accounts/flutterwave",
+        json={"credentials": creds, "settings": settings},
+        headers=merchant.auth,
+    )
+    assert r.status_code in (200, 201), r.text
+    assert r.json()["settings"] == settings
+    bad = await client.put(
+        "/v1/provider-accounts/flutterwave",
+        json={"credentials": creds, "settings": {"transfer_sender_country": "Kenya"}},
+        headers=merchant.auth,
+    )
+    assert bad.status_code == 422, bad.text
+
+    p = await created(client, merchant, flutterwave_body())
+    sent = fake.create.calls.last.request
+    assert sent.headers["authorization"] == f"Bearer {creds['secret_key']}"
+    assert json.loads(sent.content)["meta"] == {
+        "sender": "Duka Ltd",
+        "sender_country": "KE",
+        "mobile_number": "254700111222",
+    }
+    assert p["status"] == "pending"
