@@ -220,9 +220,10 @@ def test_next_action_and_event_object_are_typed(doc: dict[str, Any]) -> None:
     assert obj["oneOf"] == [
         {"$ref": "#/components/schemas/PaymentOut"},
         {"$ref": "#/components/schemas/RefundOut"},
+        {"$ref": "#/components/schemas/PayoutOut"},
     ]
     assert obj["discriminator"]["propertyName"] == "object"
-    for name, value in (("PaymentOut", "payment"), ("RefundOut", "refund")):
+    for name, value in (("PaymentOut", "payment"), ("RefundOut", "refund"), ("PayoutOut", "payout")):
         assert schemas[name]["properties"]["object"]["const"] == value
         assert "object" in schemas[name]["required"]
 

@@ -176,13 +176,17 @@ def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _typed_event_object(schemas: dict[str, Any]) -> None:
-    """An event's `data.object` is the payment or the refund as the API showed it then."""
+    """An event's `data.object` is the payment, the refund or the payout as the API showed it then."""
     data = schemas["EventData"]["properties"]
     data["object"] = {
-        "oneOf": [{"$ref": REF + "PaymentOut"}, {"$ref": REF + "RefundOut"}],
+        "oneOf": [{"$ref": REF + "PaymentOut"}, {"$ref": REF + "RefundOut"}, {"$ref": REF + "PayoutOut"}],
         "discriminator": {
             "propertyName": "object",
-            "mapping": {"payment": REF + "PaymentOut", "refund": REF + "RefundOut"},
+            "mapping": {
+                "payment": REF + "PaymentOut",
+                "refund": REF + "RefundOut",
+                "payout": REF + "PayoutOut",
+            },
         },
         "description": "The object as the API showed it then; a `*.transition_rejected` event's also "
         "carries `rejected` {target_status, reason}",

@@ -89,11 +89,10 @@ class PayoutService:
         )
         if provider is None:
             raise PayoutsNotSupported(f"{body.provider} cannot pay out.", param="provider")
-        if account_id is None and not provider.payouts_configured(principal.livemode):
+        if not provider.payouts_configured(principal.livemode):  # the merchant's account's, or ours
             mode = "live" if principal.livemode else "test"
-            raise ProviderNotConfigured(
-                f"The {provider.name} provider has no {mode}-mode payout credentials.", param="provider"
-            )
+            whose = "Your provider account has" if account_id else f"The {provider.name} provider has"
+            raise ProviderNotConfigured(f"{whose} no {mode}-mode payout credentials.", param="provider")
         caps = provider.payout_capabilities
         if body.currency not in caps.currencies:
             raise CurrencyNotSupported(

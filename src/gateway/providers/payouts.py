@@ -110,7 +110,8 @@ class PayoutCapabilities:
     # The reconciler first asks about a pending payout this long after its submission, then with
     # its backoff (GATEWAY_RECONCILER__...).
     reconcile_after_seconds: float = 120.0
-    # True where create_payout answers without leaving the process (the sandbox).
+    # True where create_payout answers without leaving the process. Reserved: not read yet (the
+    # sandbox's payouts take the same commit-then-call path as every rail's).
     in_process: bool = False
 
 
