@@ -581,8 +581,8 @@ async def test_a_failed_charge_webhook_fails_the_payment_with_the_reason(
 async def test_events_we_do_not_act_on_are_stored_and_ignored(
     client: httpx.AsyncClient, gateway: Gateway, provider_http: respx.Router
 ) -> None:
-    marker = f"TRF-{uuid.uuid4().hex}"
-    raw = webhook({"id": new_id(), "reference": marker, "status": "SUCCESSFUL"}, event="transfer.completed")
+    marker = f"SUB-{uuid.uuid4().hex}"
+    raw = webhook({"id": new_id(), "reference": marker, "status": "cancelled"}, event="subscription.cancel")
     r = await post_hook(client, *hashed(raw))
     assert r.status_code == 200, r.text
 
@@ -590,6 +590,17 @@ async def test_events_we_do_not_act_on_are_stored_and_ignored(
         return await inbox_outcome(gateway, marker) == "ignored"
 
     await wait_for(ignored)
+
+    # A transfer the gateway did not make (from the dashboard, say) is a payout notification that
+    # names no payout of ours (docs/providers/flutterwave.md, "Payouts").
+    transfer = f"TRF-{uuid.uuid4().hex}"
+    raw = webhook({"id": new_id(), "reference": transfer, "status": "SUCCESSFUL"}, event="transfer.completed")
+    assert (await post_hook(client, *hashed(raw))).status_code == 200
+
+    async def unmatched() -> bool:
+        return await inbox_outcome(gateway, transfer) == "unmatched"
+
+    await wait_for(unmatched)
 
 
 @pytest.mark.parametrize(

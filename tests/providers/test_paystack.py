@@ -336,14 +336,12 @@ def test_amounts_are_integers_in_subunits() -> None:
             tf.subunits(bad)
 
 
-# Every event docs/providers/paystack.md lists that moves no payment or refund of ours.
+# Every event docs/providers/paystack.md lists that moves no payment, refund or payout of ours
+# (transfer.* are payout notifications: tests/payouts/test_paystack_payouts.py).
 IGNORED = [
     "charge.dispute.create",
     "charge.dispute.remind",
     "charge.dispute.resolve",
-    "transfer.success",
-    "transfer.failed",
-    "transfer.reversed",
     "subscription.create",
     "subscription.disable",
     "subscription.not_renew",
@@ -857,11 +855,11 @@ async def test_unsigned_or_forged_webhooks_are_401_and_change_nothing(
 async def test_events_the_gateway_does_not_act_on_are_stored_and_ignored(
     client: httpx.AsyncClient, gateway: Gateway
 ) -> None:
-    transfer_code = f"TRF_{uuid.uuid4().hex[:12]}"
+    transfer_code = f"PRQ_{uuid.uuid4().hex[:12]}"
     body = json.dumps(
         {
-            "event": "transfer.success",
-            "data": {"id": 37272792, "domain": "test", "reference": transfer_code, "amount": 30_000},
+            "event": "paymentrequest.success",
+            "data": {"id": 37272792, "domain": "test", "request_code": transfer_code, "amount": 30_000},
         }
     ).encode()
     r = await post_hook(client, body, sign(body))
@@ -871,7 +869,7 @@ async def test_events_the_gateway_does_not_act_on_are_stored_and_ignored(
         return bool(
             await gateway.scalar(
                 "SELECT count(*) FROM inbound_webhooks WHERE provider = 'paystack' AND outcome = 'ignored' "
-                "AND provider_event_id = 'test:transfer.success:37272792' AND payload::text LIKE :c",
+                "AND provider_event_id = 'test:paymentrequest.success:37272792' AND payload::text LIKE :c",
                 c=f"%{transfer_code}%",
             )
         )

@@ -3,9 +3,9 @@ FlutterwaveMode)."""
 
 from __future__ import annotations
 
-from pydantic import ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from gateway.providers.account_schema import AccountModel, Credential, NoSettings, require_prefix
+from gateway.providers.account_schema import AccountModel, Credential, require_prefix
 
 
 class FlutterwaveAccountCredentials(AccountModel):
@@ -20,4 +20,9 @@ class FlutterwaveAccountCredentials(AccountModel):
         return require_prefix(v, info, test=("FLWSECK_TEST-",), live=("FLWSECK-",))
 
 
-FlutterwaveAccountSettings = NoSettings
+class FlutterwaveAccountSettings(AccountModel):
+    # Payouts to M-Pesa Kenya name their sender: the business's name, its country (ISO 3166 alpha-2)
+    # and mobile number (E.164 digits). Optional: other payouts need none.
+    transfer_sender: str | None = Field(None, min_length=1, max_length=100)
+    transfer_sender_country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    transfer_sender_mobile: str | None = Field(None, pattern=r"^\+?[0-9]{8,15}$")

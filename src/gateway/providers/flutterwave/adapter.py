@@ -18,13 +18,16 @@ from typing import Any, Unpack
 import structlog
 
 from gateway.providers import base as b
+from gateway.providers.flutterwave import payout_transformers as pt
 from gateway.providers.flutterwave import transformers as tf
+from gateway.providers.flutterwave.payouts import FlutterwavePayouts
 from gateway.providers.flutterwave.settings import (
     FlutterwaveAccounts,
     FlutterwaveCredentials,
     FlutterwaveSettings,
 )
 from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
+from gateway.providers.payouts import PayoutRef, PayoutRequest, PayoutResult
 
 # Where the webhook's signature is checked; re-exported for the tests and drivers that sign.
 webhook_signature = tf.webhook_signature
@@ -82,6 +85,9 @@ class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
             # or hint"): a charge event only says "look", and the verify answer is what is applied.
             query_before_acting=True,
         )
+        # The payout side (providers/payouts.py): v3 Transfers, in payouts.py.
+        self._payouts = FlutterwavePayouts(self, settings)
+        self.payout_capabilities = self._payouts.capabilities
 
     # --- configuration -----------------------------------------------------------------------------
 
@@ -266,4 +272,17 @@ class FlutterwaveProvider(HttpProvider[FlutterwaveCredentials]):
         return self._events(body)
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
+        if pt.is_transfer_event(payload):
+            return pt.interpret_transfer(payload)
         return tf.interpret(payload)
+
+    # --- payouts (v3 Transfers: payouts.py) ----------------------------------------------------------
+
+    def payouts_configured(self, livemode: bool) -> bool:
+        return self._payouts.configured(livemode)
+
+    async def create_payout(self, request: PayoutRequest) -> PayoutResult:
+        return await self._payouts.create(request)
+
+    async def fetch_payout(self, ref: PayoutRef) -> PayoutResult:
+        return await self._payouts.fetch(ref)

@@ -27,7 +27,9 @@ from redis.exceptions import RedisError
 from gateway.providers import base as b
 from gateway.providers.accounts import mode_name
 from gateway.providers.http import Answer, HttpProvider, ProviderClient
+from gateway.providers.momo import payout_transformers as pt
 from gateway.providers.momo import transformers as tf
+from gateway.providers.momo.payouts import MomoPayouts
 from gateway.providers.momo.settings import (
     COLLECTION,
     DISBURSEMENT,
@@ -37,6 +39,7 @@ from gateway.providers.momo.settings import (
     MomoSettings,
     Product,
 )
+from gateway.providers.payouts import PayoutRef, PayoutRequest, PayoutResult
 from gateway.providers.tokens import TokenCache
 
 log = structlog.get_logger("gateway.providers.momo")
@@ -89,6 +92,9 @@ class MomoProvider(HttpProvider[MomoCredentials]):
             action_ttl_seconds=settings.action_ttl_seconds,
             check_phone=self.phone_problem,
         )
+        # The payout side (providers/payouts.py): Disbursement transfers, in payouts.py.
+        self._payouts = MomoPayouts(self)
+        self.payout_capabilities = self._payouts.capabilities
 
     # --- configuration -----------------------------------------------------------------------------
 
@@ -353,4 +359,18 @@ class MomoProvider(HttpProvider[MomoCredentials]):
         return self._events(body)
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
+        external_id = payload.get("externalId")
+        if isinstance(external_id, str) and pt.is_payout(external_id):
+            return pt.interpret_callback(payload)
         return tf.interpret(payload)
+
+    # --- payouts (Disbursement transfers: payouts.py) ------------------------------------------------
+
+    def payouts_configured(self, livemode: bool) -> bool:
+        return self._payouts.configured(livemode)
+
+    async def create_payout(self, request: PayoutRequest) -> PayoutResult:
+        return await self._payouts.create(request)
+
+    async def fetch_payout(self, ref: PayoutRef) -> PayoutResult:
+        return await self._payouts.fetch(ref)

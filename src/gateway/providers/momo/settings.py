@@ -122,6 +122,9 @@ class MomoSettings(PerModeSettings):
     reconcile_after_seconds: float = Field(60.0, ge=0)
     # ...and a request to pay still unanswered this long after creation expires (after a last query).
     action_ttl_seconds: float = Field(1_800.0, gt=0)
+    # A payout's transfer MoMo still does not know this long after it was submitted was never
+    # received (MoMo stores a transfer before answering 202): it fails as provider_not_found.
+    payout_not_found_after_seconds: float = Field(600.0, gt=0)
 
     def accounts(self) -> MomoAccounts:
         return Accounts(self.test.credentials("test"), self.live.credentials("live"))

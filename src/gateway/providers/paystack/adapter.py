@@ -15,8 +15,10 @@ import structlog
 
 from gateway.providers import base as b
 from gateway.providers.http import HttpProvider, ProviderClient, RequestOptions
+from gateway.providers.payouts import PayoutRef, PayoutRequest, PayoutResult
 from gateway.providers.paystack import notifications as nt
 from gateway.providers.paystack import transformers as tf
+from gateway.providers.paystack.payouts import PaystackPayouts
 from gateway.providers.paystack.settings import PaystackAccounts, PaystackCredentials, PaystackSettings
 
 log = structlog.get_logger("gateway.providers.paystack")
@@ -61,6 +63,9 @@ class PaystackProvider(HttpProvider[PaystackCredentials]):
             keepalive_expiry=5,
         )
         super().__init__(accounts or settings.accounts(), http)
+        # The payout side (providers/payouts.py): Transfers, in payouts.py.
+        self._payouts = PaystackPayouts(self, settings)
+        self.payout_capabilities = self._payouts.capabilities
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -210,3 +215,14 @@ class PaystackProvider(HttpProvider[PaystackCredentials]):
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
         return nt.interpret(payload, self._only_mode(), self._options)
+
+    # --- payouts (Transfers: payouts.py) -----------------------------------------------------------
+
+    def payouts_configured(self, livemode: bool) -> bool:
+        return self._payouts.configured(livemode)
+
+    async def create_payout(self, request: PayoutRequest) -> PayoutResult:
+        return await self._payouts.create(request)
+
+    async def fetch_payout(self, ref: PayoutRef) -> PayoutResult:
+        return await self._payouts.fetch(ref)

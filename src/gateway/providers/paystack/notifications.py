@@ -14,6 +14,7 @@ import orjson
 from gateway.kit.money import exponent
 from gateway.kit.signing import constant_time_equal, hmac_hex
 from gateway.providers.base import WebhookEvent, WebhookPayloadError
+from gateway.providers.paystack.payout_transformers import TRANSFER_EVENTS, transfer_event
 from gateway.providers.paystack.transformers import (
     CURRENCIES,
     PAYMENT_EVENTS,
@@ -74,9 +75,12 @@ def interpret(payload: dict[str, Any], default_mode: bool | None, options: Optio
             return _payment_event(payload, event, data, mode, options)
         if event in REFUND_EVENTS:
             return _refund_event(payload, event, data, mode)
+        if event in TRANSFER_EVENTS:  # payouts (payout_transformers.py)
+            event_id = _event_id(mode, event, data["reference"])
+            return transfer_event(payload, event, data, mode, event_id)
     except (KeyError, TypeError, ValueError) as e:
         raise WebhookPayloadError(f"{event}: missing or malformed field: {e}") from e
-    # Everything else (disputes, transfers, subscriptions, ...) is kept in the inbox and ignored.
+    # Everything else (disputes, subscriptions, ...) is kept in the inbox and ignored.
     ident = data.get("id") or data.get("reference") or data.get("code")
     if ident is None or isinstance(ident, dict | list):
         ident = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
