@@ -67,6 +67,13 @@ MPESA_INITIATOR = "apiop37"
 MPESA_SECURITY_CREDENTIAL = "c2VjdXJpdHktY3JlZGVudGlhbC1vZi10aGUtdGVzdC1pbml0aWF0b3I="
 MPESA_CALLBACK_TOKEN = "mpesa-cb-Vq7Lm2Xp9Rt4Kw8Zs3Nd6Hy1"
 
+# Airtel Money: a UAT application collecting in Uganda (docs/providers/airtel.md).
+AIRTEL_API = "https://airtel.test"
+AIRTEL_CLIENT_ID = "c02e9e46-db9d-4faf-b91a-94f88bbe688c"
+AIRTEL_CLIENT_SECRET = "airtel-test-client-secret-ab672211-4197"
+AIRTEL_CALLBACK_TOKEN = "airtel-cb-Hs4Tq8Wm2Zp6Kv9Rb3Xn7Ld5"
+AIRTEL_CALLBACK_HASH_KEY = "airtel-callback-private-key-0123456789abcdef"
+
 
 @dataclass
 class Gateway:

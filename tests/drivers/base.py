@@ -20,6 +20,9 @@ class Driver:
     # False where the provider's notifications carry no currency (M-Pesa: KES only), so a success
     # naming another currency cannot be written.
     names_currency = True
+    # False where neither the provider's notifications nor its status query name the amount (Airtel),
+    # so a success naming other money cannot be written.
+    names_amount = True
 
     def settings(self) -> BaseModel | None:
         """The provider's settings group for the test gateway (None: its defaults)."""

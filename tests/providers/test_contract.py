@@ -34,6 +34,8 @@ EXPECTED_SKIPS: dict[str, int] = {
     "sandbox refunds in parts": 1,
     "stripe refunds in parts": 1,
     "mpesa's notifications name no currency": 1,
+    "airtel's notifications name no amount": 1,
+    "airtel's notifications name no currency": 1,
 }
 SKIPPED: Counter[str] = Counter()
 STARTED: set[str] = set()
@@ -275,6 +277,8 @@ async def test_success_naming_other_money_is_not_applied(
     asynchronous(driver)
     if mismatch == "currency" and not driver.names_currency:
         skip(f"{driver.name}'s notifications name no currency")
+    if mismatch == "amount" and not driver.names_amount:
+        skip(f"{driver.name}'s notifications name no amount")
     p = await waiting_payment(client, merchant, driver, provider_http)
     wrong: dict[str, Any] = {"amount": p["amount"] + 100} if mismatch == "amount" else {"currency": "NGN"}
     headers, body = driver.success_webhook(p, **wrong)

@@ -14,6 +14,9 @@ from pydantic import BaseModel, Field, SecretStr
 from redis.asyncio import Redis
 
 from gateway.providers.account_schema import AccountSchema
+from gateway.providers.airtel.account import AirtelAccountCredentials, AirtelAccountSettings
+from gateway.providers.airtel.adapter import AirtelProvider
+from gateway.providers.airtel.settings import AirtelSettings
 from gateway.providers.base import PaymentProvider
 from gateway.providers.cash.account import CashAccountCredentials, CashAccountSettings
 from gateway.providers.cash.adapter import CashProvider
@@ -51,6 +54,7 @@ class ProviderSettings(BaseModel):
     mpesa: MpesaSettings = MpesaSettings()
     wave: WaveSettings = WaveSettings()
     momo: MomoSettings = MomoSettings()
+    airtel: AirtelSettings = AirtelSettings()
     # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
 
@@ -65,6 +69,7 @@ ACCOUNTS: dict[str, AccountSchema] = {
     "wave": AccountSchema(WaveAccountCredentials, WaveAccountSettings),
     # No credentials, no webhooks: an active cash account offers cash on the merchant's checkout.
     "cash": AccountSchema(CashAccountCredentials, CashAccountSettings, webhooks=False),
+    "airtel": AccountSchema(AirtelAccountCredentials, AirtelAccountSettings, callback_token=True),
 }
 # Providers that run in the gateway itself and so have no account of a merchant's own.
 WITHOUT_ACCOUNTS = frozenset({"sandbox"})
@@ -132,6 +137,12 @@ def build_account_adapter(
         flutterwave = _one_mode(settings.flutterwave, livemode, values)
         assert isinstance(flutterwave, FlutterwaveSettings)
         return FlutterwaveProvider(flutterwave, timeout, accounts=flutterwave.accounts())
+    if provider == "airtel":
+        hash_key = values.pop("callback_hash_key", None)
+        keys = {**callback, "callback_hash_key": SecretStr(hash_key) if hash_key else None}
+        airtel = _one_mode(settings.airtel, livemode, values).model_copy(update=keys)
+        assert isinstance(airtel, AirtelSettings)
+        return AirtelProvider(airtel, redis, webhooks, timeout, accounts=airtel.accounts())
     raise ValueError(f"{provider} takes no merchant accounts")
 
 
@@ -153,5 +164,8 @@ def build_registry(settings: ProviderSettings, redis: Redis, base_url: str) -> P
             StripeProvider(settings.stripe, timeout, accounts=settings.stripe.accounts()),
             PaystackProvider(settings.paystack, timeout, accounts=settings.paystack.accounts()),
             FlutterwaveProvider(settings.flutterwave, timeout, accounts=settings.flutterwave.accounts()),
+            AirtelProvider(
+                settings.airtel, redis, webhooks + "/airtel", timeout, accounts=settings.airtel.accounts()
+            ),
         ]
     )
