@@ -33,4 +33,3 @@ class AirtelAccountCredentials(AccountModel):
     client_secret: Credential
     # The private key of "callback authentication", where the application has it on.
     callback_hash_key: Credential | None = None
-

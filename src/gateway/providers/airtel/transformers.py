@@ -246,9 +246,11 @@ def refund_result(data: Any, amount: int, currency: str) -> RefundResult:
     if success is True and status in ("SUCCESS", "TS"):
         return RefundResult(status="succeeded", provider_reference=ref, amount=amount, currency=currency)
     if success is False and code not in PENDING_CODES and result_code(data) not in ("ESB000001", "ESB000004"):
-        message = REASONS.get(code or "", REFUND_FAILURE)[1]
         return RefundResult(
-            status="failed", provider_reference=ref, failure_code=REFUND_FAILURE[0], failure_message=message
+            status="failed",
+            provider_reference=ref,
+            failure_code=REFUND_FAILURE[0],
+            failure_message=REFUND_FAILURE[1],
         )
     return RefundResult(status="pending", provider_reference=ref)
 
