@@ -22,6 +22,7 @@ SECRET_FIELDS = {
     "mpesa": ("consumer_key", "consumer_secret", "passkey", "security_credential"),
     "momo": ("subscription_key", "api_key", "disbursement_subscription_key", "disbursement_api_key"),
     "wave": ("api_key", "webhook_secret"),
+    "airtel": ("client_secret", "callback_hash_key"),
 }
 
 
@@ -67,12 +68,16 @@ def credentials(provider: str, *, live: bool = False) -> dict[str, str]:
             "api_key": f"wave_sn_{'prod' if live else 'test'}_{_r(32)}",
             "webhook_secret": f"wave_sn_WHS_{_r(32)}",
         }
+    if provider == "airtel":
+        return {"client_id": str(uuid.uuid4()), "client_secret": _r(36), "callback_hash_key": _r(32)}
     raise AssertionError(provider)
 
 
 def settings_for(provider: str, *, live: bool = False) -> dict[str, Any]:
     if provider == "momo" and live:
         return {"base_url": "https://proxy.momoapi.mtn.co.ug"}
+    if provider == "airtel":
+        return {"country": "UG"}
     return {}
 
 

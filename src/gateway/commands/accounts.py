@@ -75,7 +75,9 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
 @provider_accounts.command("set")
 def set_account(
     merchant: Annotated[str, typer.Argument(help="The merchant's id, mer_…")],
-    provider: Annotated[str, typer.Argument(help="stripe, paystack, flutterwave, mpesa, momo or wave")],
+    provider: Annotated[
+        str, typer.Argument(help="stripe, paystack, flutterwave, mpesa, momo, wave or airtel")
+    ],
     live: Annotated[bool, typer.Option("--live", help="The live-mode account (default: test)")] = False,
     settings_json: Annotated[
         str | None, typer.Option("--settings", help="Non-secret settings as JSON, e.g. '{\"base_url\": …}'")
