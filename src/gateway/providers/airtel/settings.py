@@ -35,8 +35,9 @@ DEFAULT_COUNTRIES: dict[str, list[str]] = {
 
 
 def country_code(v: str | None) -> str | None:
-    """An ISO 3166-1 alpha-2 code phone numbers are known for (X-Country, subscriber.country)."""
-    if v is None:
+    """An ISO 3166-1 alpha-2 code phone numbers are known for (X-Country, subscriber.country); empty
+    (an unset line of .env.example) is None."""
+    if not v:
         return None
     if not re.fullmatch(r"[A-Z]{2}", v) or phonenumbers.country_code_for_region(v) == 0:
         raise ValueError("must be an upper-case ISO 3166-1 alpha-2 country code, e.g. UG")
