@@ -30,6 +30,7 @@ RAILS = {
     "Wave": "wave",
     "Sandbox": "sandbox",
     "Cash": "cash",
+    "Airtel Money": "airtel",
 }
 
 
