@@ -24,6 +24,7 @@ SECRET_FIELDS = {
     "wave": ("api_key", "webhook_secret"),
     "paypal": ("client_secret",),
     "razorpay": ("key_secret", "webhook_secret"),
+    "airtel": ("client_secret", "callback_hash_key"),
 }
 
 
@@ -77,12 +78,16 @@ def credentials(provider: str, *, live: bool = False) -> dict[str, str]:
             "key_secret": _r(24),
             "webhook_secret": f"whs-{_r(24)}",
         }
+    if provider == "airtel":
+        return {"client_id": str(uuid.uuid4()), "client_secret": _r(36), "callback_hash_key": _r(32)}
     raise AssertionError(provider)
 
 
 def settings_for(provider: str, *, live: bool = False) -> dict[str, Any]:
     if provider == "momo" and live:
         return {"base_url": "https://proxy.momoapi.mtn.co.ug"}
+    if provider == "airtel":
+        return {"country": "UG"}
     return {}
 
 

@@ -72,6 +72,12 @@ ORANGE_API = "https://orange.test"
 ORANGE_CLIENT_ID = "orange-test-client-id-0123456789ab"
 ORANGE_CLIENT_SECRET = "orange-test-client-secret-9876543210"
 ORANGE_MERCHANT_KEY = "e9afd305"
+# Airtel Money: a UAT application collecting in Uganda (docs/providers/airtel.md).
+AIRTEL_API = "https://airtel.test"
+AIRTEL_CLIENT_ID = "c02e9e46-db9d-4faf-b91a-94f88bbe688c"
+AIRTEL_CLIENT_SECRET = "airtel-test-client-secret-ab672211-4197"
+AIRTEL_CALLBACK_TOKEN = "airtel-cb-Hs4Tq8Wm2Zp6Kv9Rb3Xn7Ld5"
+AIRTEL_CALLBACK_HASH_KEY = "airtel-callback-private-key-0123456789abcdef"
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.kit.secretbox import Keyring
+from gateway.providers.airtel.settings import AirtelSettings
 from gateway.providers.catalog import ProviderSettings
 from gateway.providers.flutterwave.settings import FlutterwaveSettings
 from gateway.providers.momo.settings import MomoSettings
@@ -22,6 +23,7 @@ from gateway.redis_client import is_sentinel_url, parse_sentinel_url
 
 # The provider groups are re-exported: their home is each provider's package (settings.py there).
 __all__ = [
+    "AirtelSettings",
     "DatabaseSettings",
     "DeliverySettings",
     "FlutterwaveSettings",

@@ -20,7 +20,8 @@ class Driver:
     # False where the provider's notifications carry no currency (M-Pesa: KES only), so a success
     # naming another currency cannot be written.
     names_currency = True
-    # False where the provider's notifications name no money at all (Orange: status and txnid only).
+    # False where the provider's notifications name no money at all (Orange: status and txnid only;
+    # Airtel: neither its callback nor its status enquiry names amount or currency).
     names_money = True
     # False where the provider has no refund API (Orange's WebPay): a refund is a 422.
     refunds = True

@@ -32,6 +32,7 @@ RAILS = {
     "Cash": "cash",
     "PayPal": "paypal",
     "Orange Money": "orange",
+    "Airtel Money": "airtel",
 }
 
 

@@ -23,7 +23,7 @@ from gateway.payments.service import PaymentService
 from gateway.provider_accounts import repository as provider_accounts
 
 # How the page collects each rail (anything else is shown as a plain "continue").
-MOBILE_MONEY: Final = frozenset({"mpesa", "momo"})
+MOBILE_MONEY: Final = frozenset({"mpesa", "momo", "airtel"})
 REDIRECT: Final = frozenset({"paystack", "flutterwave", "wave", "stripe", "paypal", "razorpay", "orange"})
 # The sandbox's scenarios a customer can pick on the page (README, "Sandbox test values").
 SANDBOX_SCENARIOS: Final = (

@@ -76,7 +76,10 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
 def set_account(
     merchant: Annotated[str, typer.Argument(help="The merchant's id, mer_…")],
     provider: Annotated[
-        str, typer.Argument(help="stripe, paystack, flutterwave, mpesa, momo, wave or razorpay")
+        str,
+        typer.Argument(
+            help="stripe, paystack, flutterwave, mpesa, momo, wave, paypal, razorpay, orange or airtel"
+        ),
     ],
     live: Annotated[bool, typer.Option("--live", help="The live-mode account (default: test)")] = False,
     settings_json: Annotated[

@@ -14,6 +14,9 @@ from pydantic import BaseModel, Field, SecretStr
 from redis.asyncio import Redis
 
 from gateway.providers.account_schema import AccountSchema
+from gateway.providers.airtel.account import AirtelAccountCredentials, AirtelAccountSettings
+from gateway.providers.airtel.adapter import AirtelProvider
+from gateway.providers.airtel.settings import AirtelSettings
 from gateway.providers.base import PaymentProvider
 from gateway.providers.cash.account import CashAccountCredentials, CashAccountSettings
 from gateway.providers.cash.adapter import CashProvider
@@ -63,6 +66,7 @@ class ProviderSettings(BaseModel):
     paypal: PaypalSettings = PaypalSettings()
     razorpay: RazorpaySettings = RazorpaySettings()
     orange: OrangeSettings = OrangeSettings()
+    airtel: AirtelSettings = AirtelSettings()
     # Payments with no answer from the provider may be re-sent (same provider idempotency key) after this.
     provider_timeout_seconds: float = Field(20.0, gt=0, le=120)
 
@@ -81,6 +85,7 @@ ACCOUNTS: dict[str, AccountSchema] = {
     "razorpay": AccountSchema(RazorpayAccountCredentials, RazorpayAccountSettings),
     # Each notification carries the notif_token of its payment: no callback token in the URL.
     "orange": AccountSchema(OrangeAccountCredentials, OrangeAccountSettings),
+    "airtel": AccountSchema(AirtelAccountCredentials, AirtelAccountSettings, callback_token=True),
 }
 # Providers that run in the gateway itself and so have no account of a merchant's own.
 WITHOUT_ACCOUNTS = frozenset({"sandbox"})
@@ -160,6 +165,12 @@ def build_account_adapter(
         orange = _one_mode(settings.orange, livemode, values)
         assert isinstance(orange, OrangeSettings)
         return OrangeProvider(orange, redis, webhooks, timeout, accounts=orange.accounts())
+    if provider == "airtel":
+        hash_key = values.pop("callback_hash_key", None)
+        keys = {**callback, "callback_hash_key": SecretStr(hash_key) if hash_key else None}
+        airtel = _one_mode(settings.airtel, livemode, values).model_copy(update=keys)
+        assert isinstance(airtel, AirtelSettings)
+        return AirtelProvider(airtel, redis, webhooks, timeout, accounts=airtel.accounts())
     raise ValueError(f"{provider} takes no merchant accounts")
 
 
@@ -185,6 +196,9 @@ def build_registry(settings: ProviderSettings, redis: Redis, base_url: str) -> P
             RazorpayProvider(settings.razorpay, timeout, accounts=settings.razorpay.accounts()),
             OrangeProvider(
                 settings.orange, redis, webhooks + "/orange", timeout, accounts=settings.orange.accounts()
+            ),
+            AirtelProvider(
+                settings.airtel, redis, webhooks + "/airtel", timeout, accounts=settings.airtel.accounts()
             ),
         ]
     )

@@ -1,0 +1,1 @@
+"""Airtel Money Collections (USSD push): docs/providers/airtel.md."""
