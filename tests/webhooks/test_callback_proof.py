@@ -33,6 +33,7 @@ RAILS = {
     "PayPal": "paypal",
     "Orange Money": "orange",
     "Airtel Money": "airtel",
+    "Razorpay": "razorpay",
 }
 
 
