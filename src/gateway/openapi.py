@@ -40,6 +40,7 @@ CURSOR_PREFIXES = {
     "list_api_keys": "key",
     "list_merchants": "mer",
     "list_payment_links": "plink",
+    "list_cash_sessions": "cds",
 }
 _MUTATING = ("post", "put", "patch", "delete")
 # gateway.idempotency.store.valid_key: 1-255 printable ASCII characters. Not starting or ending with a
@@ -175,13 +176,14 @@ def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _typed_event_object(schemas: dict[str, Any]) -> None:
-    """An event's `data.object` is the payment or the refund as the API showed it then."""
+    """An event's `data.object` is the payment, the refund or the cash session as the API showed it then."""
     data = schemas["EventData"]["properties"]
+    objects = {"payment": "PaymentOut", "refund": "RefundOut", "cash_session": "CashSessionOut"}
     data["object"] = {
-        "oneOf": [{"$ref": REF + "PaymentOut"}, {"$ref": REF + "RefundOut"}],
+        "oneOf": [{"$ref": REF + name} for name in objects.values()],
         "discriminator": {
             "propertyName": "object",
-            "mapping": {"payment": REF + "PaymentOut", "refund": REF + "RefundOut"},
+            "mapping": {kind: REF + name for kind, name in objects.items()},
         },
         "description": "The object as the API showed it then; a `*.transition_rejected` event's also "
         "carries `rejected` {target_status, reason}",

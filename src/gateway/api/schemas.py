@@ -41,7 +41,11 @@ class Problem(BaseModel):
     remaining: int | None = Field(
         None, description="`refund_exceeds_remaining`: minor units still refundable"
     )
-    currency: str | None = Field(None, description="`refund_exceeds_remaining`: the payment's currency")
+    currency: str | None = Field(
+        None,
+        description="`refund_exceeds_remaining`: the payment's currency; `cash_session_currency_mismatch`: "
+        "the session's",
+    )
     status_now: str | None = Field(
         None, description="`payment_not_cancelable`, `payment_not_refundable`: the payment's status"
     )
@@ -58,6 +62,9 @@ class Problem(BaseModel):
     error: str | None = Field(
         None,
         description="POST /v1/oauth/token: RFC 6749's error name (`invalid_client`, `invalid_scope`, ...)",
+    )
+    cash_session: str | None = Field(
+        None, description="`cash_session_already_open`: the id of the drawer's open session"
     )
 
 

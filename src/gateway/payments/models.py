@@ -83,6 +83,8 @@ payments = Table(
     Column("attempt", SmallInteger, server_default="0", nullable=False),
     # When the current attempt started (NULL: at created_at): the rail's clock (its TTLs) runs from it.
     timestamp("attempted_at"),
+    # The drawer session a cash payment was taken into (cash_drawers/): its close counts the payment.
+    Column("cash_session", String(40), ForeignKey("cash_sessions.id")),
     # The database backstop of idempotency: one payment per (merchant, key), whatever Redis knows.
     UniqueConstraint("merchant_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -99,6 +101,11 @@ payments = Table(
         "payment_link_id",
         text("id DESC"),
         postgresql_where=text("payment_link_id IS NOT NULL"),
+    ),
+    Index(
+        "ix_payments_cash_session",
+        "cash_session",
+        postgresql_where=text("cash_session IS NOT NULL"),
     ),
     Index(
         "ix_payments_reconcile_due",
@@ -156,6 +163,7 @@ class Payment:
     payment_link_id: str | None = None
     attempt: int = 0
     attempted_at: datetime | None = None
+    cash_session: str | None = None
 
 
 PAYMENTS = RowSpec(payments, Payment)

@@ -86,6 +86,13 @@ class PaymentCreate(BaseModel):
     allow_retries: bool = Field(
         True, description="Whether the customer may confirm again after a failed attempt"
     )
+    cash_session: str | None = Field(
+        None,
+        min_length=1,
+        max_length=40,
+        description="With provider cash: the open drawer session (`cds_…`) the cash goes into, counted "
+        "when the session closes",
+    )
 
     @model_validator(mode="after")
     def _method_needs_provider(self) -> PaymentCreate:
@@ -135,6 +142,13 @@ class PaymentConfirm(BaseModel):
         None, min_length=1, max_length=100, description="Provider-specific method or token; never card data"
     )
     customer: ConfirmCustomer | None = None
+    cash_session: str | None = Field(
+        None,
+        min_length=1,
+        max_length=40,
+        description="With provider cash: the open drawer session (`cds_…`) the cash goes into, counted "
+        "when the session closes",
+    )
 
 
 class PaymentListQuery(BaseModel):

@@ -25,6 +25,8 @@ EVENT_TYPES = frozenset(
         "refund.succeeded",
         "refund.failed",
         "refund.transition_rejected",
+        "cash_session.opened",
+        "cash_session.closed",
     }
 )
 PATTERNS = EVENT_TYPES | {"*"} | {t.split(".", 1)[0] + ".*" for t in EVENT_TYPES}
