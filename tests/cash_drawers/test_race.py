@@ -128,12 +128,20 @@ async def test_payments_and_a_close_racing_never_lose_a_payment(
         s = await opened(client, merchant, drawer, opening_float=10_000)
         amounts = [rng.randint(1, 5_000) for _ in range(PAYMENTS_PER_ROUND)]
 
-        async def close_soon() -> httpx.Response:
-            await asyncio.sleep(rng.uniform(0, 0.03))
+        # Payments spread over 60 ms, the close somewhere among them: some get in, some come after.
+        delays = [rng.uniform(0, 0.06) for _ in amounts]
+        close_delay = rng.uniform(0.01, 0.04)
+
+        async def pay_after(delay: float, amount: int) -> httpx.Response:
+            await asyncio.sleep(delay)
+            return await pay_cash(client, merchant, s["id"], amount)  # noqa: B023
+
+        async def close_after(delay: float) -> httpx.Response:
+            await asyncio.sleep(delay)
             return await close_session(client, merchant, drawer, s["id"], 0)  # noqa: B023
 
         *payments, closed = await asyncio.gather(
-            *(pay_cash(client, merchant, s["id"], a) for a in amounts), close_soon()
+            *(pay_after(d, a) for d, a in zip(delays, amounts, strict=True)), close_after(close_delay)
         )
         assert closed.status_code == 200, closed.text
         taken = [a for a, r in zip(amounts, payments, strict=True) if r.status_code == 201]
