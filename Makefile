@@ -32,7 +32,7 @@ dev: $(STAMP)
 	$(VENV)/bin/gateway dev
 
 # The second pass: the transaction paths again, through a real PgBouncer in transaction mode (~70 s).
-PGBOUNCER_TESTS := tests/payments tests/refunds tests/webhooks tests/reconciler
+PGBOUNCER_TESTS := tests/payments tests/refunds tests/webhooks tests/reconciler tests/cash_drawers
 
 test: $(STAMP) chromium pgbouncer redis-server
 	$(VENV)/bin/pytest

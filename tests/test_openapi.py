@@ -94,6 +94,7 @@ def test_problem_schema_has_every_member_the_server_sends(doc: dict[str, Any]) -
         "required_scope",
         "error",
         "refused",
+        "cash_session",
     }
     # One type everywhere: the payment object, in a 402 decline as in a 502/504.
     assert problem["properties"]["payment"]["anyOf"] == [
@@ -112,6 +113,8 @@ def test_problem_schema_has_every_member_the_server_sends(doc: dict[str, Any]) -
         ("create_webhook_endpoint", False),
         ("rotate_webhook_endpoint_secret", False),
         ("retry_webhook_delivery", False),
+        ("open_cash_session", True),
+        ("close_cash_session", True),
     ],
 )
 def test_idempotency_key_is_required_where_the_server_requires_it(
@@ -189,6 +192,7 @@ def test_inputs_are_as_strict_as_the_server(doc: dict[str, Any]) -> None:
         ("list_payment_refunds", "re"),
         ("list_webhook_endpoints", "we"),
         ("list_webhook_deliveries", "whd"),
+        ("list_cash_sessions", "cds"),
     ],
 )
 def test_cursors_carry_the_pattern_of_the_listed_ids(
@@ -222,9 +226,15 @@ def test_next_action_and_event_object_are_typed(doc: dict[str, Any]) -> None:
         {"$ref": "#/components/schemas/PaymentOut"},
         {"$ref": "#/components/schemas/RefundOut"},
         {"$ref": "#/components/schemas/PayoutOut"},
+        {"$ref": "#/components/schemas/CashSessionOut"},
     ]
     assert obj["discriminator"]["propertyName"] == "object"
-    for name, value in (("PaymentOut", "payment"), ("RefundOut", "refund"), ("PayoutOut", "payout")):
+    for name, value in (
+        ("PaymentOut", "payment"),
+        ("RefundOut", "refund"),
+        ("PayoutOut", "payout"),
+        ("CashSessionOut", "cash_session"),
+    ):
         assert schemas[name]["properties"]["object"]["const"] == value
         assert "object" in schemas[name]["required"]
 

@@ -261,6 +261,31 @@ class PayoutNotCancelable(GatewayError):
     status, code, title = 409, "payout_not_cancelable", "The payout was already submitted to its provider"
 
 
+# Cash drawer sessions (gateway/cash_drawers/, docs/api.md "Cash drawer sessions").
+class CashSessionAlreadyOpen(GatewayError):
+    status, code, title = 409, "cash_session_already_open", "The drawer already has an open session"
+
+
+class CashSessionClosed(GatewayError):
+    status, code, title = 409, "cash_session_closed", "The cash session is closed"
+
+
+class CashDrawerNotOpen(GatewayError):
+    status, code, title = 409, "cash_drawer_not_open", "The drawer has no open session"
+
+
+class CashSessionNotAllowed(GatewayError):
+    status, code, title = (
+        422,
+        "cash_session_not_allowed",
+        "Only cash payments and refunds name a cash session",
+    )
+
+
+class CashSessionCurrencyMismatch(GatewayError):
+    status, code, title = 422, "cash_session_currency_mismatch", "The cash session counts another currency"
+
+
 def _request_id(request: Request) -> str | None:
     rid: str | None = getattr(request.state, "request_id", None)
     return rid

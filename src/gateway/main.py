@@ -19,6 +19,7 @@ from gateway.api.dispatch import include_flat, install_route_index
 from gateway.api.lean import BareLeanRoute
 from gateway.api.providers import router as providers_router
 from gateway.api.ratelimit import RateLimitGate, RateLimits
+from gateway.cash_drawers.router import router as cash_drawers_router
 from gateway.checkout.router import router as checkout_router
 from gateway.context import AppContext
 from gateway.errors import install_error_handlers
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         oauth_router,
         payouts_router,
         routing_rules_router,
+        cash_drawers_router,
     ):
         include_flat(app, router, prefix="/v1")
     include_flat(app, payment_link_pages)  # /l/{slug}: the customer's, outside /v1 and its key limits

@@ -41,6 +41,7 @@ CURSOR_PREFIXES = {
     "list_merchants": "mer",
     "list_payment_links": "plink",
     "list_payouts": "po",
+    "list_cash_sessions": "cds",
 }
 _MUTATING = ("post", "put", "patch", "delete")
 # gateway.idempotency.store.valid_key: 1-255 printable ASCII characters. Not starting or ending with a
@@ -176,17 +177,20 @@ def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _typed_event_object(schemas: dict[str, Any]) -> None:
-    """An event's `data.object` is the payment, the refund or the payout as the API showed it then."""
+    """An event's `data.object` is the payment, the refund, the payout or the cash session as the API
+    showed it then."""
     data = schemas["EventData"]["properties"]
+    objects = {
+        "payment": "PaymentOut",
+        "refund": "RefundOut",
+        "payout": "PayoutOut",
+        "cash_session": "CashSessionOut",
+    }
     data["object"] = {
-        "oneOf": [{"$ref": REF + "PaymentOut"}, {"$ref": REF + "RefundOut"}, {"$ref": REF + "PayoutOut"}],
+        "oneOf": [{"$ref": REF + name} for name in objects.values()],
         "discriminator": {
             "propertyName": "object",
-            "mapping": {
-                "payment": REF + "PaymentOut",
-                "refund": REF + "RefundOut",
-                "payout": REF + "PayoutOut",
-            },
+            "mapping": {kind: REF + name for kind, name in objects.items()},
         },
         "description": "The object as the API showed it then; a `*.transition_rejected` event's also "
         "carries `rejected` {target_status, reason}",

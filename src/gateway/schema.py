@@ -1,5 +1,6 @@
 """Imports every table so that alembic sees the whole schema."""
 
+from gateway.cash_drawers.models import cash_sessions
 from gateway.db.base import metadata
 from gateway.events.models import events
 from gateway.merchants.models import api_keys, merchants
@@ -14,6 +15,7 @@ from gateway.webhooks.outbound.models import webhook_attempts, webhook_deliverie
 
 __all__ = [
     "api_keys",
+    "cash_sessions",
     "events",
     "inbound_webhooks",
     "merchants",

@@ -41,7 +41,11 @@ class Problem(BaseModel):
     remaining: int | None = Field(
         None, description="`refund_exceeds_remaining`: minor units still refundable"
     )
-    currency: str | None = Field(None, description="`refund_exceeds_remaining`: the payment's currency")
+    currency: str | None = Field(
+        None,
+        description="`refund_exceeds_remaining`: the payment's currency; `cash_session_currency_mismatch`: "
+        "the session's",
+    )
     status_now: str | None = Field(
         None, description="`payment_not_cancelable`, `payment_not_refundable`: the payment's status"
     )
@@ -63,6 +67,9 @@ class Problem(BaseModel):
         None,
         description="`no_route`: the providers whose routing rules held but which cannot take the "
         "payment (`provider`, `code`, `detail`)",
+    )
+    cash_session: str | None = Field(
+        None, description="`cash_session_already_open`: the id of the drawer's open session"
     )
 
 

@@ -30,6 +30,8 @@ class Confirmation:
     # Where a redirect rail sends the customer back: the hosted checkout's own page when it confirms
     # (it shows the outcome, then goes on to the merchant's signed return_url); else return_url.
     return_to: str | None = None
+    # With the cash rail: the drawer session the merchant takes the cash into (payments/cash_sessions.py).
+    cash_session: str | None = None
 
 
 # Rails a customer may not choose from a browser: cash is recorded as collected by the merchant.
@@ -140,4 +142,5 @@ def new_row(
         checkout_id=new_checkout_id(),
         locale=body.locale,
         allow_retries=body.allow_retries,
+        cash_session=body.cash_session,
     )

@@ -90,6 +90,8 @@ payments = Table(
     # A payment made with `"provider": "auto"`: its route (the providers its merchant's rules chose, in
     # order) and each attempt along it (payments/routed.py); NULL for any other payment.
     Column("routing", JSONB),
+    # The drawer session a cash payment was taken into (cash_drawers/): its close counts the payment.
+    Column("cash_session", String(40), ForeignKey("cash_sessions.id")),
     # The database backstop of idempotency: one payment per (merchant, key), whatever Redis knows.
     UniqueConstraint("merchant_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="amount_positive"),
@@ -106,6 +108,11 @@ payments = Table(
         "payment_link_id",
         text("id DESC"),
         postgresql_where=text("payment_link_id IS NOT NULL"),
+    ),
+    Index(
+        "ix_payments_cash_session",
+        "cash_session",
+        postgresql_where=text("cash_session IS NOT NULL"),
     ),
     Index(
         "ix_payments_reconcile_due",
@@ -165,6 +172,7 @@ class Payment:
     attempted_at: datetime | None = None
     provider_private: dict[str, Any] | None = field(default=None, repr=False)
     routing: dict[str, Any] | None = None
+    cash_session: str | None = None
 
 
 PAYMENTS = RowSpec(payments, Payment)

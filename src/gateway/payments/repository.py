@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +50,22 @@ SELECT EXISTS (
 ) OR l.paid_at IS NOT NULL
 FROM payment_links l WHERE l.id = $1 AND NOT l.reusable
 FOR UPDATE OF l
+"""
+# The cash_sessions table by name, so payments (and refunds) need not import cash_drawers (which
+# builds on them). FOR SHARE: a close (FOR UPDATE) waits for the payment or refund that holds the
+# session, then counts it; one after the close reads the session closed (docs/api.md).
+_HOLD_CASH_SESSION = """
+SELECT id, drawer, currency, status FROM cash_sessions
+WHERE id = $1 AND merchant_id = $2 AND livemode = $3
+FOR SHARE
+"""
+# The open session of the drawer another session (a cash payment's) belongs to: where cash handed
+# back for that payment leaves from. A close that commits meanwhile takes the row out of the answer.
+_HOLD_OPEN_OF_DRAWER = """
+SELECT s.id, s.drawer, s.currency, s.status FROM cash_sessions s
+WHERE s.merchant_id = $2 AND s.livemode = $3 AND s.status = 'open'
+  AND s.drawer = (SELECT drawer FROM cash_sessions WHERE id = $1)
+FOR SHARE
 """
 _STATUS_AT = (
     "SELECT status FROM payments WHERE id = $1 AND provider = $2 AND coalesce(provider_account_id, '') = $3"
@@ -99,6 +116,30 @@ async def single_use_link_taken(tx: Tx, link_id: str, payment_id: str) -> bool:
     confirming at once take turns and the second sees the first."""
     taken: bool | None = await tx.fetchval(_LINK_TAKEN, link_id, payment_id)
     return bool(taken)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCashSession:
+    id: str
+    drawer: str
+    currency: str
+    status: str
+
+
+async def hold_cash_session(
+    tx: Tx, session_id: str, merchant_id: str, livemode: bool
+) -> HeldCashSession | None:
+    """The merchant's cash session in this mode, share-locked until the transaction ends."""
+    row = await tx.fetchrow(_HOLD_CASH_SESSION, session_id, merchant_id, livemode)
+    return None if row is None else HeldCashSession(*row)
+
+
+async def hold_open_session_of_drawer(
+    tx: Tx, session_id: str, merchant_id: str, livemode: bool
+) -> HeldCashSession | None:
+    """The open session of `session_id`'s drawer (itself if still open), share-locked; None if none."""
+    row = await tx.fetchrow(_HOLD_OPEN_OF_DRAWER, session_id, merchant_id, livemode)
+    return None if row is None else HeldCashSession(*row)
 
 
 async def status_at(q: Queries, payment_id: str, provider: str, account_id: str) -> str | None:

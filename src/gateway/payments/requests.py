@@ -92,6 +92,13 @@ class PaymentCreate(BaseModel):
     payment_method_type: PaymentMethodType | None = Field(
         None, description="What kind of method pays it: routing rules match it (routed payments only)"
     )
+    cash_session: str | None = Field(
+        None,
+        min_length=1,
+        max_length=40,
+        description="With provider cash: the open drawer session (`cds_…`) the cash goes into, counted "
+        "when the session closes",
+    )
 
     @model_validator(mode="after")
     def _method_needs_provider(self) -> PaymentCreate:
@@ -145,6 +152,13 @@ class PaymentConfirm(BaseModel):
         None, min_length=1, max_length=100, description="Provider-specific method or token; never card data"
     )
     customer: ConfirmCustomer | None = None
+    cash_session: str | None = Field(
+        None,
+        min_length=1,
+        max_length=40,
+        description="With provider cash: the open drawer session (`cds_…`) the cash goes into, counted "
+        "when the session closes",
+    )
 
 
 class PaymentListQuery(BaseModel):

@@ -193,6 +193,7 @@ async def confirm_payment(
         payment_method=body.payment_method,
         phone=customer.phone if customer else None,
         email=customer.email if customer else None,
+        cash_session=body.cash_session,
     )
     payment = await service.confirm(principal, payment_id, body.client_secret, confirmation)
     if principal.key_type == "publishable":

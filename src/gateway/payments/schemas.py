@@ -225,6 +225,9 @@ class PaymentOut(BaseModel):
     locale: Locale | None
     allow_retries: bool
     payment_link: str | None = Field(description="The payment link (`plink_…`) that made it, if any")
+    cash_session: str | None = Field(
+        description="A cash payment's drawer session (`cds_…`), if it was taken into one"
+    )
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
@@ -293,6 +296,7 @@ def payment_json(p: Any, *, client_secret: bool = False) -> dict[str, Any]:
         "locale": p.locale,
         "allow_retries": p.allow_retries,
         "payment_link": p.payment_link_id,
+        "cash_session": p.cash_session,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
         "completed_at": p.completed_at,
@@ -332,6 +336,7 @@ def payment_out(p: Any, *, client_secret: bool = False) -> PaymentOut:
         locale=p.locale,
         allow_retries=p.allow_retries,
         payment_link=p.payment_link_id,
+        cash_session=p.cash_session,
         created_at=p.created_at,
         updated_at=p.updated_at,
         completed_at=p.completed_at,

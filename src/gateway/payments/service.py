@@ -26,6 +26,7 @@ from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
 from gateway.payments import repository, state
 from gateway.payments.answers import Rendered, provider_error, render_payment
+from gateway.payments.cash_sessions import ensure_open, hold_named, only_for_cash
 from gateway.payments.drafts import (
     MERCHANT_ONLY,
     Confirmation,
@@ -121,6 +122,7 @@ class PaymentService:
         """`payment_link_id`: the payment link it is made for (create_for_link), never from the API.
         A routed payment (provider `auto`, or none from a merchant with rules) goes through
         `self.routing` (payments/routed.py); a payment link's payment always waits for its confirm."""
+        only_for_cash(body.provider, body.cash_session)
         if body.provider == AUTO or (body.provider is None and payment_link_id is None):
             plan = await self.routing.plan(principal, body)
             if plan is not None:
@@ -149,8 +151,14 @@ class PaymentService:
 
         failure: ProviderFailure | None = None
         async with self.db.transaction() as tx:
+            # The session is locked before the insert; judged open only for a new payment (a retry
+            # of one already taken into it is answered as such, closed or not).
+            held = await hold_named(
+                tx, principal.merchant_id, principal.livemode, body.cash_session, body.currency
+            )
             payment = await repository.insert(tx, row)
             if payment is not None:
+                ensure_open(held)
                 state.record_created(tx, payment, source="api")
                 if provider is not None and provider.capabilities.in_process:
                     failure = await start_in_tx(tx, provider, payment)
@@ -209,6 +217,7 @@ class PaymentService:
                 "customer.",
                 param="provider",
             )
+        only_for_cash(confirmation.provider, confirmation.cash_session)
         phone = checked_phone(confirmation.phone) if confirmation.phone else payment.customer_phone
         email = checked_email(confirmation.email) if confirmation.email else payment.customer_email
         provider, account_id = await self._rail(
@@ -225,6 +234,10 @@ class PaymentService:
             assert locked is not None
             payment = locked
             confirmable(payment)  # another confirm may have won the row meanwhile
+            held = await hold_named(
+                tx, payment.merchant_id, payment.livemode, confirmation.cash_session, payment.currency
+            )
+            ensure_open(held)
             if payment.payment_link_id is not None and await repository.single_use_link_taken(
                 tx, payment.payment_link_id, payment.id
             ):
@@ -248,6 +261,7 @@ class PaymentService:
                 "provider_private": None,
                 "payment_method_details": None,
                 "attempt": number,
+                "cash_session": confirmation.cash_session,
                 "attempted_at": now,
                 "provider_lease_until": now + self.lease,
                 "next_reconcile_at": now + timedelta(seconds=provider.capabilities.reconcile_after_seconds),

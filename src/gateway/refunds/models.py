@@ -45,6 +45,8 @@ refunds = Table(
     timestamp("provider_lease_until"),
     timestamp("next_reconcile_at"),
     Column("reconcile_attempts", SmallInteger, server_default="0", nullable=False),
+    # A cash refund's drawer session: where the cash left (docs/api.md, "Cash drawer sessions").
+    Column("cash_session", String(40), ForeignKey("cash_sessions.id")),
     timestamp("created_at", now=True),
     timestamp("updated_at", now=True),
     UniqueConstraint("merchant_id", "idempotency_key"),
@@ -53,6 +55,7 @@ refunds = Table(
     Index("ix_refunds_merchant_id_id", "merchant_id", text("id DESC")),
     Index("ix_refunds_payment_id_status", "payment_id", "status"),
     Index("ix_refunds_provider_reference", "provider_reference"),
+    Index("ix_refunds_cash_session", "cash_session", postgresql_where=text("cash_session IS NOT NULL")),
     Index("ix_refunds_reconcile_due", "next_reconcile_at", postgresql_where=text("status = 'pending'")),
 )
 
@@ -78,6 +81,7 @@ class Refund:
     reconcile_attempts: int
     created_at: datetime
     updated_at: datetime
+    cash_session: str | None = None
 
 
 REFUNDS = RowSpec(refunds, Refund)

@@ -31,6 +31,13 @@ class RefundCreate(BaseModel):
     amount: Amount | None = Field(None, description="Minor units; default: all that is left to refund")
     reason: RefundReason | None = None
     metadata: Metadata = Field(default_factory=dict)
+    cash_session: str | None = Field(
+        None,
+        min_length=1,
+        max_length=40,
+        description="A cash refund: the open drawer session (`cds_…`) the cash leaves from; default: "
+        "the open session of the drawer the payment's cash went into",
+    )
 
 
 class RefundOut(BaseModel):
@@ -45,6 +52,7 @@ class RefundOut(BaseModel):
     failure_code: str | None
     failure_message: str | None
     metadata: dict[str, str]
+    cash_session: str | None = Field(description="A cash refund's drawer session (`cds_…`), if any")
     livemode: bool
     created_at: datetime
     updated_at: datetime
@@ -76,6 +84,7 @@ def refund_out(r: Any) -> RefundOut:
         failure_code=r.failure_code,
         failure_message=r.failure_message,
         metadata=r.metadata_,
+        cash_session=r.cash_session,
         livemode=r.livemode,
         created_at=r.created_at,
         updated_at=r.updated_at,

@@ -20,6 +20,7 @@ from gateway.errors import (
 from gateway.kit.ids import new_id
 from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
+from gateway.payments import cash_sessions
 from gateway.payments import repository as payments
 from gateway.payments import state as payment_state
 from gateway.payments.answers import provider_error
@@ -101,6 +102,8 @@ class RefundService:
             )
         if amount != payment.amount and not provider.capabilities.partial_refunds:
             raise PartialRefundNotSupported(f"{payment.provider} refunds only the whole payment.")
+        # A cash refund is counted in a drawer session, share-locked like a cash payment's.
+        cash_session = await cash_sessions.for_refund(tx, payment, body.cash_session)
         now = datetime.now(UTC)
         refund = await repository.insert(
             tx,
@@ -124,6 +127,7 @@ class RefundService:
                 reconcile_attempts=0,
                 created_at=now,
                 updated_at=now,
+                cash_session=cash_session,
             ),
         )
         if refund is not None:

@@ -31,6 +31,8 @@ EVENT_TYPES = frozenset(
         "payout.canceled",
         "payout.transition_rejected",
         "payment.rerouted",
+        "cash_session.opened",
+        "cash_session.closed",
     }
 )
 PATTERNS = EVENT_TYPES | {"*"} | {t.split(".", 1)[0] + ".*" for t in EVENT_TYPES}
