@@ -335,7 +335,7 @@ async def test_create_a_key_of_each_type(client: httpx.AsyncClient, gateway: Gat
         ({"type": "restricted", "scopes": ["payments:read", "keys:write"]}, "invalid_scopes"),
         ({"type": "admin"}, "validation_error"),
         ({"mode": "production"}, "validation_error"),
-        ({"type": "restricted", "scopes": ["payments:read"] * 7}, "validation_error"),
+        ({"type": "restricted", "scopes": ["payments:read"] * 9}, "validation_error"),
         ({"type": "secret", "livemode": True}, "validation_error"),
     ],
     ids=[
