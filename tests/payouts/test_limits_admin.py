@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from gateway.kit.ids import new_id
+from gateway.payouts.limits import Limit, resolve
+from gateway.payouts.models import PayoutLimit
+from gateway.settings import PayoutSettings
 from payouts.helpers import body, create
 from support import ADMIN_TOKEN, Gateway, Merchant, assert_problem, configured_app
 
@@ -249,3 +253,20 @@ async def test_with_the_admin_api_off_the_routes_do_not_exist(gateway: Gateway, 
             problem = assert_problem(r, 404, "not_found")
             assert problem["detail"] == unknown.json()["detail"]
     assert await rows(gateway, merchant) == []
+
+
+def test_the_order_a_limit_is_picked_in() -> None:
+    """The merchant's row for the currency, its "*" row, the default for the currency, the default's
+    "*"; a null passes to the next, nothing at all is no limit."""
+    now = datetime.now(UTC)
+    settings = PayoutSettings(max_per_payout={"KES": 700}, max_per_day={"KES": 900, "*": 800})
+    mine = [
+        PayoutLimit("mer_x", False, "*", 50, None, now),
+        PayoutLimit("mer_x", False, "UGX", None, 60, now),
+    ]
+    kes, ugx, usd = (resolve(mine, settings, c) for c in ("KES", "UGX", "USD"))
+    assert (kes.per_payout, kes.per_day) == (Limit(50, "merchant"), Limit(900, "default"))
+    assert (ugx.per_payout, ugx.per_day) == (Limit(50, "merchant"), Limit(60, "merchant"))
+    assert (usd.per_payout, usd.per_day) == (Limit(50, "merchant"), Limit(800, "default"))
+    bare = resolve([], settings, "USD")
+    assert (bare.per_payout, bare.per_day) == (Limit(None, "none"), Limit(800, "default"))
