@@ -56,7 +56,7 @@ TAGS = [
     {"name": "providers", "description": "The payment rails this gateway can use."},
     {"name": "provider accounts", "description": "Your own accounts with the providers, encrypted at rest."},
     {"name": "api keys", "description": "Your keys: list, create, roll and revoke them (a secret key only)."},
-    {"name": "admin", "description": "The operator's API (GATEWAY_ADMIN_TOKEN): merchants and their keys."},
+    {"name": "admin", "description": "Operator API (GATEWAY_ADMIN_TOKEN): merchants, keys, payout limits."},
     {"name": "access tokens", "description": "Short-lived tokens made from a key (OAuth client credentials)"},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]

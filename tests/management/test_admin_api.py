@@ -88,6 +88,8 @@ def test_the_document_shows_the_admin_api_only_where_it_exists() -> None:
         ("/v1/admin/merchants/{merchant_id}", "get"),
         ("/v1/admin/merchants/{merchant_id}", "patch"),
         ("/v1/admin/merchants/{merchant_id}/api-keys", "post"),
+        ("/v1/admin/merchants/{merchant_id}/payout-limits", "get"),
+        ("/v1/admin/merchants/{merchant_id}/payout-limits", "put"),
     ]
     for ops in admin.values():
         for op in ops.values():

@@ -1,4 +1,4 @@
-"""The operator's admin API, /v1/admin: merchants and their first keys.
+"""The operator's admin API, /v1/admin: merchants, their first keys and their payout limits.
 
 Authenticated with `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`. Without that setting the API does
 not exist: create_app registers this router only when `enabled(settings)`, so every /v1/admin path
@@ -34,7 +34,9 @@ from gateway.management.merchant_schemas import (
     api_key_with_secret,
     merchant_out,
 )
+from gateway.management.payout_limits_schemas import PayoutLimits, PayoutLimitsIn, limits_out
 from gateway.merchants.keys import KeyManager
+from gateway.payouts import limits
 from gateway.settings import Settings
 
 
@@ -144,3 +146,26 @@ async def update_merchant(merchant_id: MerchantId, body: MerchantUpdate, manager
 async def create_merchant_api_key(merchant_id: MerchantId, body: ApiKeyCreate, manager: Manager) -> Response:
     made = await manager.create_key(merchant_id, body.mode == "live", body.type, body.scopes)
     return json_response(api_key_with_secret(made.key, made.secret), 201)
+
+
+@router.get(
+    "/merchants/{merchant_id}/payout-limits",
+    operation_id="get_merchant_payout_limits",
+    response_model=PayoutLimits,
+    summary="A merchant's own payout limits and the limits in force, per mode and currency",
+    responses=error_responses(401, 404),
+)
+async def get_merchant_payout_limits(merchant_id: MerchantId, ctx: Ctx) -> Response:
+    return json_response(limits_out(await limits.show(ctx.db, ctx.settings.payouts, merchant_id)))
+
+
+@router.put(
+    "/merchants/{merchant_id}/payout-limits",
+    operation_id="put_merchant_payout_limits",
+    response_model=PayoutLimits,
+    summary="Replace a merchant's own payout limits in one mode (an empty list: the defaults again)",
+    responses=error_responses(401, 404, 422),
+)
+async def put_merchant_payout_limits(merchant_id: MerchantId, body: PayoutLimitsIn, ctx: Ctx) -> Response:
+    shown = await limits.replace(ctx.db, ctx.settings.payouts, merchant_id, body.livemode, body.drafts())
+    return json_response(limits_out(shown))

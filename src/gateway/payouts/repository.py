@@ -50,10 +50,17 @@ WHERE status = 'pending' AND submitted_at IS NULL AND created_at < $1
 ORDER BY created_at LIMIT $2
 FOR UPDATE SKIP LOCKED
 """  # noqa: S608
+# The merchant's rows that can hold a payout in this currency: the currency's own and "*" (any other).
 _LIMITS = (
     f"SELECT {PAYOUT_LIMITS.columns} FROM payout_limits "  # noqa: S608
-    "WHERE merchant_id = $1 AND livemode = $2 AND currency = $3"
+    "WHERE merchant_id = $1 AND livemode = $2 AND currency IN ($3, '*')"
 )
+_OWN_LIMITS = f"SELECT {PAYOUT_LIMITS.columns} FROM payout_limits WHERE merchant_id = $1"  # noqa: S608
+# Two replaces of one merchant's limits take turns on its merchants row, so the second deletes what the
+# first inserted; NO KEY UPDATE: payouts' foreign-key checks (KEY SHARE) on the row are not held up.
+_TAKE_TURNS = "SELECT 1 FROM merchants WHERE id = $1 FOR NO KEY UPDATE"
+_DELETE_LIMITS = "DELETE FROM payout_limits WHERE merchant_id = $1 AND livemode = $2"
+_INSERT_LIMIT = PAYOUT_LIMITS.insert_sql()
 # Adds a payout to its day's total unless that would pass the limit ($6; NULL: no limit). The upsert
 # locks the day's row, so racing payouts of one merchant, mode and currency add one after the other
 # and each sees the total the one before it left. No row returned: over the limit, nothing added.
@@ -144,8 +151,25 @@ async def lock_unsubmitted_before(tx: Tx, cutoff: datetime, limit: int) -> list[
     return PAYOUTS.many(await tx.fetch(_LOCK_UNSUBMITTED, cutoff, limit))
 
 
-async def limits(q: Queries, merchant_id: str, livemode: bool, currency: str) -> PayoutLimit | None:
-    return PAYOUT_LIMITS.one(await q.fetchrow(_LIMITS, merchant_id, livemode, currency))
+async def limits(q: Queries, merchant_id: str, livemode: bool, currency: str) -> list[PayoutLimit]:
+    """The merchant's rows for `currency` and for "*" in this mode (none, one or both)."""
+    return PAYOUT_LIMITS.many(await q.fetch(_LIMITS, merchant_id, livemode, currency))
+
+
+async def own_limits(q: Queries, merchant_id: str) -> list[PayoutLimit]:
+    """Every row of the merchant's, both modes, in no particular order."""
+    return PAYOUT_LIMITS.many(await q.fetch(_OWN_LIMITS, merchant_id))
+
+
+async def replace_limits(tx: Tx, merchant_id: str, livemode: bool, rows: list[PayoutLimit]) -> bool:
+    """The merchant's rows in this mode become `rows`, at the transaction's commit; False (nothing
+    done) if there is no such merchant."""
+    if await tx.fetchval(_TAKE_TURNS, merchant_id) is None:
+        return False
+    await tx.execute(_DELETE_LIMITS, merchant_id, livemode)
+    for row in rows:
+        await tx.execute(_INSERT_LIMIT, *PAYOUT_LIMITS.values(row))
+    return True
 
 
 async def add_to_day(

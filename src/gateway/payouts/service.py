@@ -36,7 +36,7 @@ from gateway.kit.ids import new_id
 from gateway.kit.money import format_amount
 from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
-from gateway.payouts import repository, state
+from gateway.payouts import limits, repository, state
 from gateway.payouts.models import Payout
 from gateway.payouts.schemas import PayoutCreate, PayoutFilters, destination_of
 from gateway.provider_accounts.directory import Providers
@@ -171,9 +171,8 @@ class PayoutService:
     async def _within_limits(
         self, tx: Tx, principal: Principal, currency: str, amount: int, now: datetime
     ) -> None:
-        own = await repository.limits(tx, principal.merchant_id, principal.livemode, currency)
-        per_payout = _limit(own.max_per_payout if own else None, self.settings.max_per_payout, currency)
-        per_day = _limit(own.max_per_day if own else None, self.settings.max_per_day, currency)
+        held = await limits.for_payout(tx, self.settings, principal.merchant_id, principal.livemode, currency)
+        per_payout, per_day = held.per_payout.amount, held.per_day.amount
         if per_payout is not None and amount > per_payout:
             raise PayoutLimitExceeded(
                 f"A payout may be at most {format_amount(per_payout, currency)}.",
@@ -315,12 +314,6 @@ class PayoutService:
             for payout in stale:
                 state.cancel(tx, payout, source="reconciler")
         return len(stale)
-
-
-def _limit(own: int | None, defaults: dict[str, int], currency: str) -> int | None:
-    if own is not None:
-        return own
-    return defaults.get(currency, defaults.get("*"))
 
 
 def _invalid_destination(message: str, field: str) -> InvalidDestination:
