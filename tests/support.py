@@ -78,6 +78,14 @@ AIRTEL_CLIENT_ID = "c02e9e46-db9d-4faf-b91a-94f88bbe688c"
 AIRTEL_CLIENT_SECRET = "airtel-test-client-secret-ab672211-4197"
 AIRTEL_CALLBACK_TOKEN = "airtel-cb-Hs4Tq8Wm2Zp6Kv9Rb3Xn7Ld5"
 AIRTEL_CALLBACK_HASH_KEY = "airtel-callback-private-key-0123456789abcdef"
+# The disbursing wallet's PIN as the settings hold it (an RSA-2048 ciphertext, Base64); the payout
+# rail tests encrypt a PIN of their own with a key they hold (payouts/airtel_fake.py).
+AIRTEL_DISBURSEMENT_PIN = (
+    "yBm31KIYNLzrI1i0WzHiC3TnPnfbOHvpkgO7QIcXJ3vWQaMLInWyNWOyA2qRo3HlbuXjVC27+ppzdzaCCplmPmVPo6E4pjrcdq"
+    "TjL+xCGFIcyZLTHQUFzwTbb4piy+Egs6LPVZL5omN9SKa0qWE17c+5/AottOF640T6rSq4u2M1BLE5bLxeBN1FRUNTslajZqmt"
+    "obwSKxtxfG7CJV9iXzCjfIvU746pWzbX42eRcMhuG0595wl8WUtJ240vaa3fqzNrfUUJ4HRrjVXXaMI0r+8jQii3b/pxLCNt5O"
+    "jBjutiUesqd5EINocS0kayiP2ihME0Y03qPawSHwIZWpw7lw=="
+)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from support import (
     AIRTEL_CALLBACK_TOKEN,
     AIRTEL_CLIENT_ID,
     AIRTEL_CLIENT_SECRET,
+    AIRTEL_DISBURSEMENT_PIN,
 )
 
 API = AIRTEL_API
@@ -216,6 +217,7 @@ class AirtelDriver(Driver):
                 "client_secret": AIRTEL_CLIENT_SECRET,
                 "base_url": API,
                 "country": "UG",
+                "disbursement_pin": AIRTEL_DISBURSEMENT_PIN,
             },
             callback_token=AIRTEL_CALLBACK_TOKEN,
             callback_hash_key=AIRTEL_CALLBACK_HASH_KEY,

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from gateway.providers.account_schema import AccountModel, Credential
-from gateway.providers.airtel.settings import DEFAULT_COUNTRIES, country_code, https_host
+from gateway.providers.airtel.settings import DEFAULT_COUNTRIES, country_code, encrypted_pin, https_host
 
 
 class AirtelAccountSettings(AccountModel):
@@ -33,3 +33,12 @@ class AirtelAccountCredentials(AccountModel):
     client_secret: Credential
     # The private key of "callback authentication", where the application has it on.
     callback_hash_key: Credential | None = None
+    # Payouts: the disbursing wallet's PIN, RSA-encrypted with Airtel's public key, Base64 (never the
+    # plain PIN). Without it the account takes payments but does not pay out.
+    disbursement_pin: Credential | None = None
+
+    @field_validator("disbursement_pin")
+    @classmethod
+    def _pin(cls, v: str | None) -> str | None:
+        checked = encrypted_pin(SecretStr(v) if v is not None else None)
+        return checked.get_secret_value() if checked is not None else None

@@ -28,9 +28,12 @@ from redis.exceptions import RedisError
 
 from gateway.providers import base as b
 from gateway.providers.accounts import mode_name
+from gateway.providers.airtel import payout_transformers as pt
 from gateway.providers.airtel import transformers as tf
+from gateway.providers.airtel.payouts import AirtelPayouts
 from gateway.providers.airtel.settings import AirtelAccount, AirtelAccounts, AirtelSettings
 from gateway.providers.http import Answer, HttpProvider, ProviderClient
+from gateway.providers.payouts import PayoutRef, PayoutRequest, PayoutResult
 from gateway.providers.tokens import TokenCache
 
 log = structlog.get_logger("gateway.providers.airtel")
@@ -82,6 +85,9 @@ class AirtelProvider(HttpProvider[AirtelAccount]):
             action_ttl_seconds=settings.action_ttl_seconds,
             check_phone=self.phone_problem,
         )
+        # The payout side (providers/payouts.py): disbursements, in payouts.py.
+        self._payouts = AirtelPayouts(self)
+        self.payout_capabilities = self._payouts.capabilities
 
     # --- configuration -----------------------------------------------------------------------------
 
@@ -308,4 +314,19 @@ class AirtelProvider(HttpProvider[AirtelAccount]):
         return [self.interpret_webhook(payload)]
 
     def interpret_webhook(self, payload: dict[str, Any]) -> b.WebhookEvent:
+        found = payload.get("transaction")
+        transaction_id = found.get("id") if isinstance(found, dict) else None
+        if isinstance(transaction_id, str) and pt.is_payout(transaction_id):
+            return pt.interpret_callback(payload)
         return tf.interpret(payload)
+
+    # --- payouts (disbursements: payouts.py) ---------------------------------------------------------
+
+    def payouts_configured(self, livemode: bool) -> bool:
+        return self._payouts.configured(livemode)
+
+    async def create_payout(self, request: PayoutRequest) -> PayoutResult:
+        return await self._payouts.create(request)
+
+    async def fetch_payout(self, ref: PayoutRef) -> PayoutResult:
+        return await self._payouts.fetch(ref)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -53,6 +55,22 @@ def _countries(v: dict[str, list[str]]) -> dict[str, list[str]]:
     return v
 
 
+def encrypted_pin(v: SecretStr | None) -> SecretStr | None:
+    """The disbursing wallet's PIN as Airtel takes it: RSA-encrypted (PKCS#1 v1.5) with Airtel's public
+    key, Base64. Only a ciphertext of an RSA key's size passes: a plain 4-digit PIN is refused, so it
+    never sits in the settings by mistake. Empty (an unset line of .env.example) is None."""
+    if v is None or not v.get_secret_value():
+        return None
+    text = v.get_secret_value().strip()
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be the Base64 RSA ciphertext of the PIN, not the PIN itself") from None
+    if len(raw) not in (128, 256, 384, 512):
+        raise ValueError("must be the Base64 RSA ciphertext of the PIN (1024 to 4096-bit key), not the PIN")
+    return SecretStr(text)
+
+
 def https_host(v: str | None) -> str | None:
     if v is not None and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", v):
         raise ValueError("must be an https:// host, e.g. https://openapi.airtel.africa")
@@ -69,6 +87,8 @@ class AirtelAccount:
     currencies: frozenset[str]
     client_id: str = field(repr=False)
     client_secret: str = field(repr=False)
+    # The disbursing wallet's encrypted PIN (payouts); None: this mode does not pay out.
+    disbursement_pin: str | None = field(default=None, repr=False)
 
     @property
     def token_key(self) -> str:
@@ -90,6 +110,10 @@ class AirtelMode(BaseModel):
     country: Annotated[str | None, AfterValidator(country_code)] = None
     # The API host: openapi.airtel.africa in live mode; some markets have their own (e.g. Zambia's).
     base_url: Annotated[str, AfterValidator(https_host)] = "https://openapi.airtel.africa"
+    # Payouts (disbursements): the disbursing wallet's 4-digit PIN, already RSA-encrypted with Airtel's
+    # public key and Base64-encoded, as Airtel's portal or `openssl pkeyutl` produce it (docs/providers/
+    # airtel.md, "Payouts"). The plain PIN never reaches the gateway. Unset: no payouts in this mode.
+    disbursement_pin: Annotated[SecretStr | None, AfterValidator(encrypted_pin)] = None
 
     def credentials(self, mode: str, countries: dict[str, list[str]]) -> AirtelAccount | None:
         secret = secret_text(self.client_secret)
@@ -102,6 +126,7 @@ class AirtelMode(BaseModel):
             currencies=frozenset(countries[self.country]),
             client_id=self.client_id,
             client_secret=secret,
+            disbursement_pin=secret_text(self.disbursement_pin) or None,
         )
 
 
@@ -131,6 +156,9 @@ class AirtelSettings(PerModeSettings):
     reconcile_after_seconds: float = Field(180.0, ge=0)
     # ...and a USSD push still unanswered this long after creation expires (after a last enquiry).
     action_ttl_seconds: float = Field(1_800.0, gt=0)
+    # Payouts: a disbursement the status query still does not know this long after it was sent was
+    # never received by Airtel, and fails (provider_not_found) [U: how soon Airtel stores one].
+    payout_not_found_after_seconds: float = Field(3_600.0, gt=0)
 
     def accounts(self) -> AirtelAccounts:
         return Accounts(
