@@ -11,12 +11,13 @@ from fastapi import FastAPI
 
 from gateway import errors
 from gateway.api.boundary import ErrorBoundary
-from gateway.errors import SPECIFIC_VALIDATION_CODES, GatewayError, install_error_handlers
+from gateway.errors import GatewayError
+from gateway.problems import SPECIFIC_VALIDATION_CODES, install_error_handlers
 
 ROOT = Path(__file__).resolve().parents[1]
 API_MD = ROOT / "docs" / "api.md"
 
-# Rendered by the handlers in errors.install_error_handlers and api.boundary, not by a GatewayError: each is
+# Rendered by the handlers in problems.install_error_handlers and api.boundary, not by a GatewayError: each is
 # answered by a real app below.
 HANDLER_CODES = {"not_found": 404, "method_not_allowed": 405, "internal_error": 500}
 

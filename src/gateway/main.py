@@ -22,7 +22,6 @@ from gateway.api.ratelimit import RateLimitGate, RateLimits
 from gateway.cash_drawers.router import router as cash_drawers_router
 from gateway.checkout.router import router as checkout_router
 from gateway.context import AppContext
-from gateway.errors import install_error_handlers
 from gateway.events.router import router as events_router
 from gateway.idempotency.guard import IdempotencyGuard
 from gateway.logging import configure_logging
@@ -38,6 +37,7 @@ from gateway.payment_links.router import router as payment_links_router
 from gateway.payments.router import hot as payment_hot_paths
 from gateway.payments.router import router as payments_router
 from gateway.payouts.router import router as payouts_router
+from gateway.problems import install_error_handlers
 from gateway.refunds.router import router as refunds_router
 from gateway.runtime import Loops, runtime
 from gateway.settings import Settings, get_settings

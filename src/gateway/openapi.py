@@ -22,8 +22,8 @@ from fastapi.routing import APIRoute
 
 from gateway.api.ratelimit import limited
 from gateway.api.schemas import RATE_LIMIT_HEADERS, documented_error
-from gateway.errors import PROBLEM_JSON
 from gateway.idempotency.guard import requires_idempotency_key
+from gateway.problems import PROBLEM_JSON
 
 REF = "#/components/schemas/"
 _PROBLEM_REF = REF + "Problem"

@@ -25,10 +25,9 @@ from gateway.errors import (
     GatewayError,
     PayloadTooLarge,
     ServiceUnavailable,
-    problem_response,
-    render_gateway_error,
 )
 from gateway.outages import OUTAGE_RETRY_AFTER, outage_of
+from gateway.problems import problem_response, render_gateway_error
 
 log = structlog.get_logger("gateway.errors")
 WEBHOOK_PREFIX = "/v1/webhooks/"

@@ -38,7 +38,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api.boundary import OutageLog
 from gateway.api.deps import PRINCIPAL_STATE, query_key
 from gateway.context import AppContext
-from gateway.errors import GatewayError, RateLimited, render_gateway_error
+from gateway.errors import GatewayError, RateLimited
+from gateway.problems import render_gateway_error
 from gateway.ratelimit import Check, Granted, Quota
 
 _STATE_KEY = "rate_limit"

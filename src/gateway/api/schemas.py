@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from gateway.errors import PROBLEM_JSON
+from gateway.problems import PROBLEM_JSON
 
 # The payment as `GET /v1/payments/{id}` shows it. By reference, not by import: the payments package
 # sits above this one (gateway.openapi and tests/test_openapi.py check that the reference resolves).

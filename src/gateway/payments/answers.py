@@ -13,11 +13,11 @@ from gateway.errors import (
     ProviderError,
     ProviderMisconfiguredError,
     ProviderTimeout,
-    problem_body,
 )
 from gateway.payments import state
 from gateway.payments.models import Payment
 from gateway.payments.schemas import dump, payment_json
+from gateway.problems import problem_body
 from gateway.providers.base import ProviderFailure, ProviderMisconfigured, ProviderTimedOut
 
 log = structlog.get_logger("gateway.payments")

@@ -20,12 +20,13 @@ from starlette.websockets import WebSocket
 
 from gateway.api.deps import PRINCIPAL_STATE, BearerPrincipal, query_key
 from gateway.context import AppContext
-from gateway.errors import AuthenticationError, GatewayError, ServiceUnavailable, render_gateway_error
+from gateway.errors import AuthenticationError, GatewayError, ServiceUnavailable
 from gateway.merchants import scopes
 from gateway.merchants.service import Principal
 from gateway.outages import OUTAGE_RETRY_AFTER, outage_of
 from gateway.payments.models import Payment
 from gateway.payments.service import PaymentService
+from gateway.problems import render_gateway_error
 from gateway.streams.sockets import CLOSE_POLICY
 
 log = structlog.get_logger("gateway.streams")
