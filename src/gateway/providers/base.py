@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
 
+from gateway.kit.money import to_major_string
 from gateway.kit.signing import constant_time_equal
 from gateway.providers.details import MethodDetails
 
@@ -190,6 +191,19 @@ class WebhookEvent:
     # The per-payment secret the notification carried (Orange's notif_token), for
     # capabilities.check_notification; never part of `payload`, which is stored.
     proof: str | None = field(default=None, repr=False)
+
+
+def mobile_prompt(phone: str | None, amount: int | None, currency: str | None, ask: str) -> dict[str, Any]:
+    """next_action for a push to the customer's phone that waits for their PIN; `ask` is the rail's
+    sentence with `{what}` (the amount, or "the payment") and `{where}` (the phone) to fill in."""
+    what = "the payment"
+    if amount is not None and currency:
+        what = f"{currency} {to_major_string(amount, currency)}"
+    where = phone or "the customer's phone"
+    return {
+        "type": "mobile_money_prompt",
+        "mobile_money_prompt": {"phone": phone, "message": ask.format(what=what, where=where)},
+    }
 
 
 def payment_failed(code: str, message: str | None) -> PaymentResult:

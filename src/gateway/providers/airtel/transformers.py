@@ -27,6 +27,7 @@ from gateway.providers.base import (
     WebhookEvent,
     WebhookPayloadError,
     WebhookVerificationError,
+    mobile_prompt,
 )
 from gateway.providers.details import MobileMoney
 
@@ -132,19 +133,8 @@ def refund_body(airtel_money_id: str) -> dict[str, Any]:
 
 def prompt(phone: str | None, amount: int | None, currency: str | None) -> dict[str, Any]:
     """next_action for a USSD push that waits for the customer's PIN."""
-    what = (
-        f"{currency} {to_major_string(amount, currency)}"
-        if amount is not None and currency
-        else "the payment"
-    )
-    where = phone or "the customer's phone"
-    return {
-        "type": "mobile_money_prompt",
-        "mobile_money_prompt": {
-            "phone": phone,
-            "message": f"Approve the Airtel Money request for {what} on {where} with the Airtel Money PIN.",
-        },
-    }
+    ask = "Approve the Airtel Money request for {what} on {where} with the Airtel Money PIN."
+    return mobile_prompt(phone, amount, currency, ask)
 
 
 # --- answers -----------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from gateway.providers.base import (
     RefundResult,
     WebhookEvent,
     WebhookPayloadError,
+    mobile_prompt,
 )
 from gateway.providers.details import MobileMoney
 
@@ -183,19 +184,8 @@ def refund_body(request: RefundRequest, payment_reference: str) -> dict[str, Any
 
 def prompt(phone: str | None, amount: int | None, currency: str | None) -> dict[str, Any]:
     """next_action for a request to pay that waits for the customer's PIN."""
-    what = (
-        f"{currency} {to_major_string(amount, currency)}"
-        if amount is not None and currency
-        else "the payment"
-    )
-    where = phone or "the customer's phone"
-    return {
-        "type": "mobile_money_prompt",
-        "mobile_money_prompt": {
-            "phone": phone,
-            "message": f"Approve the MTN MoMo request for {what} on {where} by entering the MoMo PIN.",
-        },
-    }
+    ask = "Approve the MTN MoMo request for {what} on {where} by entering the MoMo PIN."
+    return mobile_prompt(phone, amount, currency, ask)
 
 
 # --- answers -----------------------------------------------------------------------------------------
