@@ -105,42 +105,88 @@ def sqlalchemy_connect_args(settings: DatabaseSettings) -> dict[str, Any]:
     }
 
 
-class Tx:
-    """One open transaction: its connection, the events to write and publish, and the writes left
-    for the commit."""
+class Conflict(Exception):
+    """A row inserted at the commit (`Tx.insert`) met a unique key already taken: the commit's
+    statement failed whole, so nothing of the transaction was written."""
 
-    __slots__ = ("before_commit", "conn", "deferred", "event_followers", "events", "names", "updates")
+    def __init__(self, constraint: str | None):
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+class Tx:
+    """One transaction: its connection, the events to write and publish, and the writes left for
+    the commit.
+
+    BEGIN is sent with the first statement run through the transaction, not before: a transaction
+    whose every write is deferred (an in-process create: the payment, its events, its outbox rows)
+    is one statement at the commit, and one statement is a transaction of its own (one round trip
+    where BEGIN, the statement and COMMIT were three)."""
+
+    __slots__ = (
+        "before_commit",
+        "conn",
+        "deferred",
+        "event_followers",
+        "events",
+        "inserts",
+        "names",
+        "transaction",
+        "updates",
+    )
 
     def __init__(self, conn: Any, event_followers: tuple[tuple[str, str], ...] = ()):
         self.conn = conn
+        self.transaction: Any = None  # asyncpg's, once a statement has begun it
         # Writes that follow the events' insert in the commit's statement (see Database).
         self.event_followers = event_followers
         self.events: list[dict[str, Any]] = []
         # Run just before the commit, in order; they may defer writes.
         self.before_commit: list[Callable[[Tx], Awaitable[None]]] = []
         self.deferred: list[tuple[str, str, dict[str, Any]]] = []
+        # (table, id) -> (spec, row): rows inserted at the commit, ahead of every other write.
+        self.inserts: dict[tuple[str, str], tuple[RowSpec[Any], Any]] = {}
         # (table, id) -> (spec, field -> value): merged per row, as a statement updates a row once.
         self.updates: dict[tuple[str, str], tuple[RowSpec[Any], dict[str, Any]]] = {}
         self.names: dict[str, dict[str, str]] = {}
 
+    async def _begin(self) -> None:
+        if self.transaction is None:
+            self.transaction = self.conn.transaction()
+            await self.transaction.start()
+
     async def fetch(self, sql: str, *args: Any) -> list[Record]:
+        await self._begin()
         return await self.conn.fetch(sql, *args)  # type: ignore[no-any-return]
 
     async def fetchrow(self, sql: str, *args: Any) -> Record | None:
+        await self._begin()
         return await self.conn.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
+        await self._begin()
         return await self.conn.fetchval(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> str:
+        await self._begin()
         return await self.conn.execute(sql, *args)  # type: ignore[no-any-return]
+
+    def insert(self, spec: RowSpec[Any], row_id: str, row: Any) -> None:
+        """Inserts `row` at the commit, first of the deferred writes, with the values it has then:
+        an `update` of it in this transaction is already on the row. A unique key it meets raises
+        `Conflict` from the commit."""
+        self.inserts[(spec.table, row_id)] = (spec, row)
 
     def update(self, spec: RowSpec[Any], row_id: str, changes: dict[str, Any]) -> None:
         """Writes `changes` (field -> value) to a row at the commit, with the other deferred writes."""
         if not changes:
             return
         key = (spec.table, row_id)
-        if key in self.updates:
+        if key in self.inserts:  # not written yet: the insert carries the row as it is at the commit
+            row = self.inserts[key][1]
+            for field, value in changes.items():
+                setattr(row, field, value)
+        elif key in self.updates:
             self.updates[key][1].update(changes)
         else:
             self.updates[key] = (spec, dict(changes))
@@ -161,11 +207,18 @@ class Tx:
     async def _flush(self) -> None:
         for prepare in self.before_commit:
             await prepare(self)
+        inserts = []
+        for n, (spec, row) in enumerate(self.inserts.values()):
+            marks = ", ".join(f":i{n}_{f}" for f in spec.fields)
+            params = {f"i{n}_{f}": getattr(row, f) for f in spec.fields}
+            inserts.append((f"i{n}", f"INSERT INTO {spec.table} ({spec.columns}) VALUES ({marks})", params))  # noqa: S608
+        self.inserts = {}
         for n, ((table, row_id), (spec, changes)) in enumerate(self.updates.items()):
             sets = ", ".join(f"{spec.column_of[f]} = :u{n}_{f}" for f in changes)
             params = {f"u{n}_{f}": v for f, v in changes.items()} | {f"u{n}_id": row_id}
             self.defer(f"u{n}", f"UPDATE {table} SET {sets} WHERE id = :u{n}_id", params)  # noqa: S608
         self.updates = {}
+        self.deferred[:0] = inserts
         if not self.deferred:
             return
         sql = "WITH " + ",\n".join(f"{name} AS ({body})" for name, body, _ in self.deferred) + "\nSELECT 1"
@@ -174,7 +227,12 @@ class Tx:
             values |= p
         self.deferred = []
         text, names = positional(sql)
-        await self.conn.execute(text, *(values[n] for n in names))
+        try:
+            await self.conn.execute(text, *(values[n] for n in names))
+        except asyncpg.UniqueViolationError as e:
+            if not inserts:
+                raise
+            raise Conflict(e.constraint_name) from e
 
 
 class Database:
@@ -210,9 +268,15 @@ class Database:
         """Commits when the block ends, rolls back if it raises."""
         async with self.pool.acquire() as conn:
             tx = Tx(conn, self.event_followers)
-            async with conn.transaction():
+            try:
                 yield tx
                 await tx._flush()
+            except BaseException:
+                if tx.transaction is not None:
+                    await tx.transaction.rollback()
+                raise
+            if tx.transaction is not None:
+                await tx.transaction.commit()
         if tx.events and self.on_commit is not None:
             self.on_commit(tx.events)
 

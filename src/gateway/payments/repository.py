@@ -82,6 +82,17 @@ async def insert(q: Queries, row: Payment) -> Payment | None:
     return PAYMENTS.one(await q.fetchrow(_INSERT, *PAYMENTS.values(row)))
 
 
+# What a retry of a create meets when the payment it made is already in: the (merchant, key) unique.
+KEY_TAKEN = "uq_payments_merchant_id_idempotency_key"
+
+
+def insert_at_commit(tx: Tx, row: Payment) -> Payment:
+    """`row`, inserted at the commit with the transaction's other writes, as it is then (see
+    `Tx.insert`). A key another request got in first fails the commit with `Conflict(KEY_TAKEN)`."""
+    tx.insert(PAYMENTS, row.id, row)
+    return row
+
+
 async def find_by_key(q: Queries, merchant_id: str, key: str) -> Payment | None:
     return PAYMENTS.one(await q.fetchrow(_BY_KEY, merchant_id, key))
 

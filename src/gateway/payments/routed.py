@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from gateway.db.database import Database, Tx
+from gateway.db.database import Database
 from gateway.errors import GatewayError, NoRoute
 from gateway.kit.ids import new_id
 from gateway.merchants.service import Principal
@@ -36,8 +36,9 @@ from gateway.payments.drafts import attempt_row, new_row
 from gateway.payments.models import Payment, PaymentAttempt
 from gateway.payments.rails import check_rail, rail_request
 from gateway.payments.requests import PaymentCreate
+from gateway.payments.starts import apply_answer, start_in_tx
 from gateway.provider_accounts.directory import Providers
-from gateway.providers.base import PaymentProvider, PaymentResult, ProviderFailure, is_outage
+from gateway.providers.base import PaymentProvider, ProviderFailure, is_outage
 from gateway.routing_rules.service import AUTO, route, rules_of
 
 log = structlog.get_logger("gateway.payments.routed")
@@ -74,30 +75,6 @@ def resumable(payment: Payment) -> bool:
         and bool(routing["attempts"])
         and routing["attempts"][-1]["number"] == payment.attempt
     )
-
-
-async def start_in_tx(
-    tx: Tx, provider: PaymentProvider, payment: Payment, return_to: str | None = None
-) -> ProviderFailure | None:
-    """An in-process rail (cash, the sandbox) answers inside the transaction that starts it: a
-    crash before the commit leaves no trace anywhere (one commit per payment)."""
-    try:
-        result = await provider.create_payment(rail_request(payment, return_to))
-    except ProviderFailure as e:
-        payment.provider_lease_until = None
-        repository.save(tx, payment, {"provider_lease_until": None})
-        return e
-    state.apply_result(tx, payment, result, source="api")
-    return None
-
-
-async def apply_answer(db: Database, payment_id: str, result: PaymentResult) -> Payment:
-    """A provider's answer to a start, applied to the payment under its row lock."""
-    async with db.transaction() as tx:
-        payment = await repository.lock(tx, payment_id)
-        assert payment is not None
-        state.apply_result(tx, payment, result, source="api")
-        return payment
 
 
 class Routing:

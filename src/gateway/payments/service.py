@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 
-from gateway.db.database import Database
+from gateway.db.database import Conflict, Database
 from gateway.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
@@ -21,7 +20,6 @@ from gateway.errors import (
 )
 from gateway.events import repository as event_log
 from gateway.events.models import Event
-from gateway.kit.ids import new_id
 from gateway.kit.pagination import Page
 from gateway.merchants.service import Principal
 from gateway.payments import repository, state
@@ -30,7 +28,6 @@ from gateway.payments.cash_sessions import ensure_open, hold_named, only_for_cas
 from gateway.payments.drafts import (
     MERCHANT_ONLY,
     Confirmation,
-    attempt_row,
     checked_email,
     checked_phone,
     confirmable,
@@ -39,8 +36,16 @@ from gateway.payments.drafts import (
 from gateway.payments.models import Payment, PaymentAttempt
 from gateway.payments.rails import check_rail, payment_ref, rail_request
 from gateway.payments.requests import PaymentCreate, PaymentFilters
-from gateway.payments.routed import Routing, apply_answer, resumable, start_in_tx
+from gateway.payments.routed import Routing, resumable
 from gateway.payments.secrets import client_secret_matches
+from gateway.payments.starts import (
+    apply_answer,
+    apply_foretold,
+    begin_attempt,
+    foretell,
+    start_in_tx,
+    tell,
+)
 from gateway.payments.sync import sync_payment
 from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import (
@@ -149,20 +154,36 @@ class PaymentService:
         row = new_row(principal, body, idempotency_key, fingerprint, provider, self.lease, account_id)
         row.payment_link_id = payment_link_id
 
+        # A rail that answers in the process is asked first, so the payment is written once, answered.
+        foretold = provider is not None and provider.capabilities.answer is not None and not body.cash_session
+        outcome = foretell(provider, row) if provider is not None and foretold else None
         failure: ProviderFailure | None = None
-        async with self.db.transaction() as tx:
-            # The session is locked before the insert; judged open only for a new payment (a retry
-            # of one already taken into it is answered as such, closed or not).
-            held = await hold_named(
-                tx, principal.merchant_id, principal.livemode, body.cash_session, body.currency
-            )
-            payment = await repository.insert(tx, row)
-            if payment is not None:
-                ensure_open(held)
-                state.record_created(tx, payment, source="api")
-                if provider is not None and provider.capabilities.in_process:
-                    failure = await start_in_tx(tx, provider, payment)
+        payment: Payment | None
+        try:
+            async with self.db.transaction() as tx:
+                # The session is locked before the insert; judged open only for a new payment (a
+                # retry of one already taken into it is answered as such, closed or not).
+                held = await hold_named(
+                    tx, principal.merchant_id, principal.livemode, body.cash_session, body.currency
+                )
+                if held is None:  # with the commit: the whole create is one statement
+                    payment = repository.insert_at_commit(tx, row)
+                else:
+                    payment = await repository.insert(tx, row)
+                if payment is not None:
+                    ensure_open(held)
+                    state.record_created(tx, payment, source="api")
+                    if outcome is not None:
+                        failure = apply_foretold(tx, payment, outcome)
+                    elif provider is not None and provider.capabilities.in_process:
+                        failure = await start_in_tx(tx, provider, payment)
+        except Conflict as e:  # another request with this key got in first: nothing was written
+            if e.constraint != repository.KEY_TAKEN:
+                raise
+            payment, failure = None, None
         if payment is not None and (provider is None or provider.capabilities.in_process):
+            if provider is not None and outcome is not None:
+                payment = await tell(self.db, provider, payment, outcome)
             if failure is not None:
                 raise provider_error(failure, payment) from failure
             return render_payment(payment, request_id, created=True, client_secret=True)
@@ -244,47 +265,9 @@ class PaymentService:
                 raise PaymentLinkInactive(
                     "This single-use payment link is already paid, or being paid by another customer."
                 )
-            now = datetime.now(UTC)
-            if payment.attempt == 0 and payment.provider is not None:
-                # Created with its rail: that was attempt 1; it is recorded now, before the retry.
-                await repository.insert_attempt(tx, attempt_row(payment, 1, payment.created_at))
-                payment.attempt = 1
-            number = payment.attempt + 1
-            changed: dict[str, Any] = {
-                "provider": provider.name,
-                "payment_method": confirmation.payment_method,
-                "provider_account_id": account_id,
-                "customer_phone": phone,
-                "customer_email": email,
-                "provider_reference": None,
-                "provider_receipt": None,
-                "provider_private": None,
-                "payment_method_details": None,
-                "attempt": number,
-                "cash_session": confirmation.cash_session,
-                "attempted_at": now,
-                "provider_lease_until": now + self.lease,
-                "next_reconcile_at": now + timedelta(seconds=provider.capabilities.reconcile_after_seconds),
-                "reconcile_attempts": 0,
-            }
-            await repository.insert_attempt(
-                tx,
-                PaymentAttempt(
-                    id=new_id("att"),
-                    payment_id=payment.id,
-                    number=number,
-                    provider=provider.name,
-                    payment_method=confirmation.payment_method,
-                    provider_account_id=account_id,
-                    provider_reference=None,
-                    status=state.S.PENDING,
-                    failure_code=None,
-                    failure_message=None,
-                    created_at=now,
-                    updated_at=now,
-                ),
+            number = await begin_attempt(
+                tx, payment, provider, account_id, confirmation, phone=phone, email=email, lease=self.lease
             )
-            state.start_attempt(tx, payment, changed, source="api")
             log.info("payment_confirmed", payment_id=payment.id, provider=provider.name, attempt=number)
             if provider.capabilities.in_process:
                 failure = await start_in_tx(tx, provider, payment, confirmation.return_to)

@@ -69,6 +69,12 @@ class Capabilities:
     # happened if that transaction never commits. Everywhere else the payment row is committed
     # before the provider is called, so a crash after the call leaves a row to resume.
     in_process: bool = False
+    # In-process rails only: what create_payment will answer a request (or the ProviderFailure it
+    # will raise), decided without doing anything. A new payment is then written whole, its answer
+    # applied, in the one statement of its commit; create_payment is called once the payment exists,
+    # so what the rail does besides answering (the sandbox's simulated customer) happens for that
+    # payment only, never for a retry. Deterministic: create_payment answers the same.
+    answer: Callable[[PaymentRequest], PaymentResult] | None = None
     # Providers whose notifications carry a per-payment secret they issued at the payment's creation
     # (Orange Money's notif_token): (the secret a notification carries, the private data the payment
     # it names keeps (PaymentResult.private) or None) -> whether the notification is authentic. Asked

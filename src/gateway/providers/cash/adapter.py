@@ -32,6 +32,10 @@ def _handed_back(refund_id: str, amount: int, currency: str) -> b.RefundResult:
     )
 
 
+def _answer(request: b.PaymentRequest) -> b.PaymentResult:
+    return _collected(request.payment_id, request.amount, request.currency, request.payment_method)
+
+
 class CashProvider:
     name = "cash"
     capabilities = b.Capabilities(
@@ -42,13 +46,14 @@ class CashProvider:
         cancel=False,
         action_ttl_seconds=None,
         in_process=True,
+        answer=_answer,
     )
 
     def is_configured(self, livemode: bool) -> bool:
         return True
 
     async def create_payment(self, request: b.PaymentRequest) -> b.PaymentResult:
-        return _collected(request.payment_id, request.amount, request.currency, request.payment_method)
+        return _answer(request)
 
     async def fetch_payment(self, ref: b.PaymentRef) -> b.PaymentResult:
         return _collected(ref.payment_id, ref.amount, ref.currency, ref.payment_method)

@@ -89,6 +89,7 @@ class SandboxProvider(SandboxPayouts):
             reconcile_after_seconds=settings.reconcile_after_seconds,
             action_ttl_seconds=settings.action_ttl_seconds,
             in_process=True,
+            answer=self.answer,
         )
         self.payout_capabilities = self._payout_capabilities(SANDBOX_CURRENCIES)
 
@@ -113,7 +114,8 @@ class SandboxProvider(SandboxPayouts):
     async def _canceled(self, reference: str) -> bool:
         return bool(await self._redis.exists(f"sandbox:canceled:{reference}"))
 
-    async def create_payment(self, request: PaymentRequest) -> PaymentResult:
+    def answer(self, request: PaymentRequest) -> PaymentResult:
+        """What create_payment answers (Capabilities.answer): the test value's scenario, nothing done."""
         scenario = self._scenario(request.payment_method)
         reference = tf.reference_for(request.payment_id)
         if scenario.immediate == "error":
@@ -129,11 +131,20 @@ class SandboxProvider(SandboxPayouts):
                     "return_url": request.return_url,
                 },
             }
-            if scenario.outcome is not None and self._settings.send_webhooks:
-                self._schedule_webhook(request, scenario, reference)
         return tf.result(
             scenario, scenario.immediate, reference, request.amount, request.currency, next_action
         )
+
+    async def create_payment(self, request: PaymentRequest) -> PaymentResult:
+        result = self.answer(request)
+        scenario = self._scenario(request.payment_method)
+        if (
+            result.status == "requires_action"
+            and scenario.outcome is not None
+            and self._settings.send_webhooks
+        ):
+            self._schedule_webhook(request, scenario, tf.reference_for(request.payment_id))
+        return result
 
     async def fetch_payment(self, ref: PaymentRef) -> PaymentResult:
         scenario = self._scenario(ref.payment_method)

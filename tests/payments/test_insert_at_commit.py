@@ -1,0 +1,104 @@
+"""A payment inserted with the commit (Tx.insert): the whole transaction is one statement, its row goes
+in as the transaction left it, and a key already taken fails it whole with Conflict."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import httpx
+import pytest
+
+from gateway.db.database import Conflict
+from gateway.kit.ids import new_id
+from gateway.payments import repository, state
+from gateway.payments.models import PAYMENTS, Payment
+from gateway.payments.secrets import new_checkout_id, new_client_secret
+from support import Gateway, Merchant
+
+BODY = {"amount": 2500, "currency": "KES", "provider": "sandbox", "payment_method": "pm_success"}
+
+
+async def _made(client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant) -> Payment:
+    made = await client.post("/v1/payments", json=BODY, headers={**merchant.auth, "Idempotency-Key": "first"})
+    assert made.status_code == 201
+    payment = await repository.get(gateway.ctx.db, merchant.id, False, made.json()["id"])
+    assert payment is not None
+    return payment
+
+
+def _another(payment: Payment, key: str) -> Payment:
+    pay_id = new_id("pay")
+    return dataclasses.replace(
+        payment,
+        id=pay_id,
+        idempotency_key=key,
+        status="pending",
+        provider_reference=None,
+        payment_method_details=None,
+        completed_at=None,
+        checkout_id=new_checkout_id(),
+        client_secret=new_client_secret(pay_id),
+    )
+
+
+async def _counts(gateway: Gateway, merchant: Merchant) -> tuple[int, int]:
+    payments = await gateway.scalar("SELECT count(*) FROM payments WHERE merchant_id = :m", m=merchant.id)
+    events = await gateway.scalar("SELECT count(*) FROM events WHERE merchant_id = :m", m=merchant.id)
+    return payments, events
+
+
+async def test_the_row_goes_in_as_the_transaction_left_it_in_one_statement(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    row = _another(await _made(client, gateway, merchant), str(uuid.uuid4()))
+    before = await _counts(gateway, merchant)
+    async with gateway.ctx.db.transaction() as tx:
+        repository.insert_at_commit(tx, row)
+        state.record_created(tx, row, source="api")
+        tx.update(PAYMENTS, row.id, {"status": "succeeded", "provider_reference": "sbx_x"})
+        assert row.status == "succeeded"  # the update is on the row the insert will write
+        assert tx.transaction is None  # nothing sent yet: no BEGIN, the commit is one statement
+    stored = await repository.get(gateway.ctx.db, merchant.id, False, row.id)
+    assert stored is not None
+    assert (stored.status, stored.provider_reference) == ("succeeded", "sbx_x")
+    assert await _counts(gateway, merchant) == (before[0] + 1, before[1] + 1)
+
+
+async def test_a_key_already_taken_fails_the_commit_whole(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    row = _another(await _made(client, gateway, merchant), "first")
+    before = await _counts(gateway, merchant)
+
+    async def insert() -> None:
+        async with gateway.ctx.db.transaction() as tx:
+            repository.insert_at_commit(tx, row)
+            state.record_created(tx, row, source="api")
+
+    with pytest.raises(Conflict) as raised:
+        await insert()
+    assert raised.value.constraint == repository.KEY_TAKEN
+    assert await _counts(gateway, merchant) == before  # neither the payment nor its event
+
+
+async def test_a_statement_run_in_the_transaction_begins_it(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    """A read makes the transaction begin (BEGIN then the read): what it locks is held to the commit,
+    and a failure after it rolls everything back."""
+    payment = await _made(client, gateway, merchant)
+    row = _another(payment, str(uuid.uuid4()))
+    before = await _counts(gateway, merchant)
+
+    async def fail_after_a_read() -> None:
+        async with gateway.ctx.db.transaction() as tx:
+            assert await repository.lock(tx, payment.id) is not None
+            assert tx.transaction is not None
+            repository.insert_at_commit(tx, row)
+            state.record_created(tx, row, source="api")
+            raise RuntimeError("after the read, before the commit")
+
+    with pytest.raises(RuntimeError):
+        await fail_after_a_read()
+    assert await _counts(gateway, merchant) == before
