@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from gateway import metrics
 from gateway.api.dispatch import include_flat, install_route_index
-from gateway.api.edge import Edge
+from gateway.api.edge import install_edge
 from gateway.api.lean import BareLeanRoute
 from gateway.api.providers import router as providers_router
 from gateway.cash_drawers.router import router as cash_drawers_router
@@ -169,9 +169,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # One layer for the request id, the error boundary, the rate limits, the idempotency claim and
     # the gate, in that order (api/edge.py): the limit's check and the claim share one Redis
     # pipeline; replays answered before routing carry a request id and the RateLimit-* headers.
-    app.add_middleware(
-        Edge,
+    install_edge(
+        app,
         max_body_bytes=settings.max_body_bytes,
         max_webhook_body_bytes=settings.webhooks.max_body_bytes,
+        telemetry=settings.opentelemetry,
     )
     return app

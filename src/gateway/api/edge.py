@@ -23,11 +23,16 @@ WebSocket handshakes keep the request id, the log line and the limits (`websocke
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from starlette.requests import ClientDisconnect
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.boundary import Boundary, within_limit
+from gateway.api.dispatch import FOUND, RouteIndex
 from gateway.api.ratelimit import Pending, RateLimits, refusal
 from gateway.idempotency.guard import Claim, IdempotencyGuard
 from gateway.middleware import assign_request_id, observe, websocket_access
@@ -97,6 +102,11 @@ class Edge:
         self.boundary = Boundary(max_body_bytes, max_webhook_body_bytes)
         self.limits = RateLimits()
         self.guard = IdempotencyGuard()
+        # Set by install_edge once the stack is built: the router's index, and the handlers the
+        # framework's ExceptionMiddleware (self.app) renders exceptions with.
+        self.index: RouteIndex | None = None
+        self.handlers: dict[Any, Any] = {}
+        self.status_handlers: dict[int, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -142,10 +152,82 @@ class Edge:
                 if refused is not None:
                     await refusal(refused, scope)(scope, receive, exchange.send)
                     return
-                await self.app(scope, receive, exchange.send)
+                await self._route(scope, receive, exchange)
             finally:
                 if claim is not None:  # the app failed before it answered
                     await IdempotencyGuard.release(scope, claim)
         finally:
             if pending is not None:
                 pending.done()
+
+    async def _route(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
+        """A lean route (api/lean.py) is run from here, its exceptions rendered by the app's handlers
+        as the framework's ExceptionMiddleware renders them; every other request goes through the
+        framework (that middleware, then the router, which takes the route found here)."""
+        found = self.index.match(scope) if self.index is not None else None
+        if found is None or not getattr(found[0], "edge_ready", False):
+            if found is not None:
+                scope[FOUND] = found
+            await self.app(scope, receive, exchange.send)
+            return
+        route, child_scope = found
+        self.index.enter(scope, child_scope)  # type: ignore[union-attr]  # found: the index is there
+        try:
+            await route.app(scope, receive, exchange.send)
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise  # to the boundary
+            if exchange.started:
+                raise RuntimeError("Caught handled exception, but response already started.") from exc
+            response = await handler(Request(scope, receive), exc)
+            if response is not None:
+                await response(scope, receive, exchange.send)
+            exc.__traceback__ = None  # as Starlette: a reused exception instance keeps no traceback
+
+    def _handler(self, exc: Exception) -> Any:
+        """Starlette's choice of handler: the status code's for an HTTPException, else the nearest
+        class's along the exception's MRO."""
+        if isinstance(exc, HTTPException):
+            handler = self.status_handlers.get(exc.status_code)
+            if handler is not None:
+                return handler
+        for cls in type(exc).__mro__:
+            if cls in self.handlers:
+                return self.handlers[cls]
+        return None
+
+
+# What FastAPI puts outside the app's own middleware, none of which does anything for this app
+# unless FastAPI's native telemetry is on: ServerErrorMiddleware answers exceptions that escape the
+# edge, which re-raises only once the answer has started (it then re-raises too); the telemetry's
+# exception hook records nothing without it; the app-wide body limit is unset (the boundary's hold).
+_OUTER = ["ServerErrorMiddleware", "ExceptionTelemetryMiddleware", "AppBodyLimitMiddleware"]
+
+
+def install_edge(app: FastAPI, *, max_body_bytes: int, max_webhook_body_bytes: int, telemetry: bool) -> None:
+    """The edge as the app's one middleware and, unless `telemetry`, its outermost layer: FastAPI's
+    three outer layers (`_OUTER`) are three more coroutine frames and a send wrapper on every
+    request (bench/README.md, issue #15)."""
+    app.add_middleware(Edge, max_body_bytes=max_body_bytes, max_webhook_body_bytes=max_webhook_body_bytes)
+    build = app.build_middleware_stack
+
+    def build_from_the_edge() -> ASGIApp:
+        stack = build()
+        layer: Any = stack
+        outer = []
+        while layer is not None and not isinstance(layer, Edge):
+            outer.append(type(layer).__name__)
+            layer = getattr(layer, "app", None)
+        if layer is None:
+            return stack
+        edge: Edge = layer
+        index = app.router.middleware_stack
+        below = edge.app
+        if isinstance(index, RouteIndex) and isinstance(below, ExceptionMiddleware):
+            edge.index = index
+            edge.handlers = below._exception_handlers
+            edge.status_handlers = below._status_handlers
+        return stack if telemetry or outer != _OUTER else edge
+
+    app.build_middleware_stack = build_from_the_edge  # type: ignore[method-assign]

@@ -36,7 +36,10 @@ from gateway.api.routing import GatewayRoute, Handler
 class LeanRoute(GatewayRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        self.app = lean_app(self.get_route_handler(), self.app, kwargs.get("max_body_size"))
+        framework_app = self.app
+        self.app = lean_app(self.get_route_handler(), framework_app, kwargs.get("max_body_size"))
+        # The app's edge may run it without the framework's layers (api/edge.py).
+        self.edge_ready = self.app is not framework_app
 
     def inner_handler(self) -> Handler:
         return lean_handler(self)
@@ -48,7 +51,9 @@ class BareLeanRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        self.app = lean_app(self.get_route_handler(), self.app, kwargs.get("max_body_size"))
+        framework_app = self.app
+        self.app = lean_app(self.get_route_handler(), framework_app, kwargs.get("max_body_size"))
+        self.edge_ready = self.app is not framework_app
 
     def get_route_handler(self) -> Handler:
         return lean_handler(self)
@@ -57,8 +62,8 @@ class BareLeanRoute(APIRoute):
 def lean_app(handler: Handler, framework_app: ASGIApp, max_body_size: int | None) -> ASGIApp:
     """The route's ASGI app: FastAPI's `request_response` less what a lean handler never uses, its
     two exit stacks (for dependencies with `yield`, which a lean route refuses) and its exception
-    boundary (the app's ExceptionMiddleware, just outside the router, renders what the handler
-    raises with the same handlers). A route with a body limit of its own keeps FastAPI's app."""
+    boundary (the app's edge, or its ExceptionMiddleware just outside the router, renders what the
+    handler raises with the same handlers). A route with a body limit of its own keeps FastAPI's app."""
     if max_body_size is not None:
         return framework_app
 
