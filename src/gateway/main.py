@@ -15,12 +15,12 @@ from starlette.responses import Response
 
 from gateway import metrics
 from gateway.api.dispatch import include_flat, install_route_index
-from gateway.api.edge import install_edge
 from gateway.api.lean import BareLeanRoute
 from gateway.api.providers import router as providers_router
 from gateway.cash_drawers.router import router as cash_drawers_router
 from gateway.checkout.router import router as checkout_router
 from gateway.context import AppContext
+from gateway.edge import install_edge
 from gateway.events.router import router as events_router
 from gateway.logging import configure_logging
 from gateway.management import admin_router
@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     install_route_index(app)
     # One layer for the request id, the error boundary, the rate limits, the idempotency claim and
-    # the gate, in that order (api/edge.py): the limit's check and the claim share one Redis
+    # the gate, in that order (gateway/edge.py): the limit's check and the claim share one Redis
     # pipeline; replays answered before routing carry a request id and the RateLimit-* headers.
     install_edge(
         app,

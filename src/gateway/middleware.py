@@ -1,5 +1,5 @@
 """A request id on every request, response and log line, plus an access log and the request
-metrics (one timing serves both). Called by the edge (gateway/api/edge.py) for HTTP requests, and
+metrics (one timing serves both). Called by the edge (gateway/edge.py) for HTTP requests, and
 around WebSocket handshakes by `websocket_access`."""
 
 from __future__ import annotations

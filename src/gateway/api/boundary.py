@@ -1,5 +1,5 @@
 """The error boundary: whatever happens below it, the client gets an answer it can act on. The app's
-edge runs it (`Boundary`, gateway/api/edge.py); `ErrorBoundary` puts it around any other app.
+edge runs it (`Boundary`, gateway/edge.py); `ErrorBoundary` puts it around any other app.
 
 - Bodies over the limit are refused with 413 `payload_too_large`: at once when Content-Length says
   so, else as soon as the bytes read pass it, so a 50 MB body is never held in memory.
@@ -75,7 +75,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class Boundary:
-    """What the boundary knows, for whichever layer runs it (the app's edge, gateway/api/edge.py, or
+    """What the boundary knows, for whichever layer runs it (the app's edge, gateway/edge.py, or
     `ErrorBoundary` around another app): the body limit of a path, a receive that keeps to it, and
     the answer to an exception."""
 

@@ -155,7 +155,7 @@ class RouteIndex:
         scope.update(child_scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Found already by the app's edge (api/edge.py), which routes its lean routes itself.
+        # Found already by the app's edge (gateway/edge.py), which routes its lean routes itself.
         found = scope.pop(FOUND, None) or self.match(scope)
         if found is None:
             await self.fallback(scope, receive, send)

@@ -39,7 +39,7 @@ class LeanRoute(GatewayRoute):
         super().__init__(path, endpoint, **kwargs)
         framework_app = self.app
         self.app = lean_app(self.get_route_handler(), framework_app, kwargs.get("max_body_size"))
-        # The app's edge may run it without the framework's layers (api/edge.py).
+        # The app's edge may run it without the framework's layers (gateway/edge.py).
         self.edge_ready = self.app is not framework_app
 
     def inner_handler(self) -> Handler:

@@ -1,6 +1,6 @@
 """Rate limits at the door of /v1 (docs/api.md, "Rate limits"; the counting: gateway/ratelimit.py).
 
-Run by the app's edge (gateway/api/edge.py) around the idempotency guard, so that the limit and
+Run by the app's edge (gateway/edge.py) around the idempotency guard, so that the limit and
 the claim share one Redis round trip:
 
 - `RateLimits.begin`, before the guard: resolves the caller's key once (the principal, left in the
@@ -99,7 +99,7 @@ def limited(path: str) -> bool:
 
 
 class RateLimits:
-    """The limits at the door. For HTTP the edge (gateway/api/edge.py) calls `begin` before the
+    """The limits at the door. For HTTP the edge (gateway/edge.py) calls `begin` before the
     idempotency claim, then the check's `gate` before routing and its `on_start` when the answer
     starts; `websocket` runs the same around a WebSocket handshake."""
 

@@ -64,7 +64,7 @@ class Claim:
 
 
 class IdempotencyGuard:
-    """Run by the app's edge (gateway/api/edge.py) before routing: `claim`, then `release` when the
+    """Run by the app's edge (gateway/edge.py) before routing: `claim`, then `release` when the
     answer starts or the app fails."""
 
     def __init__(self, prefix: str = "/v1/"):
