@@ -14,23 +14,20 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from gateway import metrics
-from gateway.api.boundary import ErrorBoundary
 from gateway.api.dispatch import include_flat, install_route_index
 from gateway.api.lean import BareLeanRoute
 from gateway.api.providers import router as providers_router
-from gateway.api.ratelimit import RateLimitGate, RateLimits
 from gateway.cash_drawers.router import router as cash_drawers_router
 from gateway.checkout.router import router as checkout_router
 from gateway.context import AppContext
+from gateway.edge import install_edge
 from gateway.events.router import router as events_router
-from gateway.idempotency.guard import IdempotencyGuard
 from gateway.logging import configure_logging
 from gateway.management import admin_router
 from gateway.management.keys_router import router as api_keys_router
 from gateway.management.oauth_router import router as oauth_router
 from gateway.management.provider_accounts_router import router as provider_accounts_router
 from gateway.management.routing_rules_router import router as routing_rules_router
-from gateway.middleware import RequestIdMiddleware
 from gateway.openapi import install_openapi
 from gateway.payment_links.router import public as payment_link_pages
 from gateway.payment_links.router import router as payment_links_router
@@ -169,13 +166,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     include_flat(app, _health)  # last, as before: the document's order is unchanged
     install_openapi(app)
     install_route_index(app)
-    app.add_middleware(RateLimitGate)  # inside the guard: its claim went in the limit's pipeline
-    app.add_middleware(IdempotencyGuard)  # inside the request id: replays carry one too
-    app.add_middleware(RateLimits)  # resolves the key and queues the limit before the guard's claim
-    app.add_middleware(
-        ErrorBoundary,  # inside the request id too: every answer it makes carries one and is logged
+    # One layer for the request id, the error boundary, the rate limits, the idempotency claim and
+    # the gate, in that order (gateway/edge.py): the limit's check and the claim share one Redis
+    # pipeline; replays answered before routing carry a request id and the RateLimit-* headers.
+    install_edge(
+        app,
         max_body_bytes=settings.max_body_bytes,
         max_webhook_body_bytes=settings.webhooks.max_body_bytes,
+        telemetry=settings.opentelemetry,
     )
-    app.add_middleware(RequestIdMiddleware)
     return app

@@ -136,7 +136,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    # Every other exception (outages, bugs) is answered by api.boundary.ErrorBoundary.
+    # Every other exception (outages, bugs) is answered by the error boundary (api/boundary.py, at the edge).
 
 
 # What FastAPI and Starlette raise themselves. FastAPI's only 400 is a body it could not decode

@@ -1,4 +1,5 @@
-"""`ErrorBoundary`: whatever happens below it, the client gets an answer it can act on.
+"""The error boundary: whatever happens below it, the client gets an answer it can act on. The app's
+edge runs it (`Boundary`, gateway/edge.py); `ErrorBoundary` puts it around any other app.
 
 - Bodies over the limit are refused with 413 `payload_too_large`: at once when Content-Length says
   so, else as soon as the bytes read pass it, so a 50 MB body is never held in memory.
@@ -73,50 +74,25 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-class ErrorBoundary:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_webhook_body_bytes: int):
-        self.app = app
+class Boundary:
+    """What the boundary knows, for whichever layer runs it (the app's edge, gateway/edge.py, or
+    `ErrorBoundary` around another app): the body limit of a path, a receive that keeps to it, and
+    the answer to an exception."""
+
+    def __init__(self, max_body_bytes: int, max_webhook_body_bytes: int):
         self.max_body = max_body_bytes
         self.max_webhook_body = max_webhook_body_bytes
         self._outages = OutageLog()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def limit(self, scope: Scope) -> int:
+        """The request's body limit; raises 413 at once when its Content-Length passes it."""
         limit = self.max_webhook_body if scope["path"].startswith(WEBHOOK_PREFIX) else self.max_body
-        started = False
-        received = 0
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            raise _too_large(limit)
+        return limit
 
-        async def send_noting_start(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        async def receive_within_limit() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _too_large(limit)
-            return message
-
-        try:
-            declared = _content_length(scope)
-            if declared is not None and declared > limit:
-                raise _too_large(limit)
-            await self.app(scope, receive_within_limit, send_noting_start)
-        except ClientDisconnect:
-            return  # the client left mid-body: no one to answer, nothing went wrong here
-        except Exception as exc:
-            if started:
-                raise
-            request_id = scope.get("state", {}).get("request_id")
-            await self._answer(exc, request_id)(scope, receive, send)
-
-    def _answer(self, exc: Exception, request_id: str | None) -> Response:
+    def answer(self, exc: Exception, request_id: str | None) -> Response:
         if isinstance(exc, GatewayError):
             return render_gateway_error(exc, request_id)
         service = outage_of(exc)
@@ -138,6 +114,53 @@ class ErrorBoundary:
             detail="An unexpected error occurred; it has been logged.",
             request_id=request_id,
         )
+
+
+def within_limit(receive: Receive, limit: int) -> Receive:
+    """`receive`, raising 413 as soon as the bytes read pass `limit`."""
+    received = 0
+
+    async def receive_within_limit() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _too_large(limit)
+        return message
+
+    return receive_within_limit
+
+
+class ErrorBoundary(Boundary):
+    """The boundary as a middleware of its own, for an app without the gateway's edge."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_webhook_body_bytes: int):
+        super().__init__(max_body_bytes, max_webhook_body_bytes)
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            limit = self.limit(scope)
+            await self.app(scope, within_limit(receive, limit), send_noting_start)
+        except ClientDisconnect:
+            return  # the client left mid-body: no one to answer, nothing went wrong here
+        except Exception as exc:
+            if started:
+                raise
+            request_id = scope.get("state", {}).get("request_id")
+            await self.answer(exc, request_id)(scope, receive, send)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

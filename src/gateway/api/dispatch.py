@@ -82,6 +82,7 @@ def _literal(route: Any) -> tuple[str, bool] | None:
 
 
 _KNOWN = (Route, WebSocketRoute)
+FOUND = "gateway.route"  # the scope's key for a match the edge found and left to the router
 
 
 def _first_segment(path: str) -> str:
@@ -124,7 +125,9 @@ class RouteIndex:
         }
         self._anywhere = [(r, text, exact) for r, s, text, exact in entries if s is None]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def match(self, scope: Scope) -> tuple[Any, Scope] | None:
+        """The route a request reaches and the scope it adds (Starlette's first full match), or None
+        when the router's own walk must decide."""
         if len(self.router.routes) != self._count:
             self._build()
         kind = scope["type"]
@@ -134,22 +137,32 @@ class RouteIndex:
             or scope.get("root_path")
             or "fastapi.telemetry" in scope
         ):
-            await self.fallback(scope, receive, send)
-            return
+            return None
         path: str = scope["path"]
         for route, text, exact in self._buckets.get(_first_segment(path), self._anywhere):
             if (path != text) if exact else not path.startswith(text):
                 continue  # its regex cannot match: the literal start differs
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
-                # As Starlette's Router.app does with the first full match.
-                scope.setdefault("router", self.router)
-                scope.update(child_scope)
-                await route.handle(scope, receive, send)
-                return
+                return route, child_scope
             # Partial (the path fits, the method does not: GET /v1/payments before its POST): as
             # Router.app, a later full match wins; with none, the router answers from the partial.
-        await self.fallback(scope, receive, send)
+        return None
+
+    def enter(self, scope: Scope, child_scope: Scope) -> None:
+        """As Starlette's Router.app does with the first full match, before handling it."""
+        scope.setdefault("router", self.router)
+        scope.update(child_scope)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Found already by the app's edge (gateway/edge.py), which routes its lean routes itself.
+        found = scope.pop(FOUND, None) or self.match(scope)
+        if found is None:
+            await self.fallback(scope, receive, send)
+            return
+        route, child_scope = found
+        self.enter(scope, child_scope)
+        await route.handle(scope, receive, send)
 
 
 def install_route_index(app: FastAPI) -> None:

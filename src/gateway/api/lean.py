@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import annotated_types
 from fastapi import params
 from fastapi._compat import ModelField, Undefined
 from fastapi.dependencies.models import Dependant
@@ -36,7 +37,10 @@ from gateway.api.routing import GatewayRoute, Handler
 class LeanRoute(GatewayRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        self.app = lean_app(self.get_route_handler(), self.app, kwargs.get("max_body_size"))
+        framework_app = self.app
+        self.app = lean_app(self.get_route_handler(), framework_app, kwargs.get("max_body_size"))
+        # The app's edge may run it without the framework's layers (gateway/edge.py).
+        self.edge_ready = self.app is not framework_app
 
     def inner_handler(self) -> Handler:
         return lean_handler(self)
@@ -48,7 +52,9 @@ class BareLeanRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        self.app = lean_app(self.get_route_handler(), self.app, kwargs.get("max_body_size"))
+        framework_app = self.app
+        self.app = lean_app(self.get_route_handler(), framework_app, kwargs.get("max_body_size"))
+        self.edge_ready = self.app is not framework_app
 
     def get_route_handler(self) -> Handler:
         return lean_handler(self)
@@ -57,8 +63,8 @@ class BareLeanRoute(APIRoute):
 def lean_app(handler: Handler, framework_app: ASGIApp, max_body_size: int | None) -> ASGIApp:
     """The route's ASGI app: FastAPI's `request_response` less what a lean handler never uses, its
     two exit stacks (for dependencies with `yield`, which a lean route refuses) and its exception
-    boundary (the app's ExceptionMiddleware, just outside the router, renders what the handler
-    raises with the same handlers). A route with a body limit of its own keeps FastAPI's app."""
+    boundary (the app's edge, or its ExceptionMiddleware just outside the router, renders what the
+    handler raises with the same handlers). A route with a body limit of its own keeps FastAPI's app."""
     if max_body_size is not None:
         return framework_app
 
@@ -70,6 +76,30 @@ def lean_app(handler: Handler, framework_app: ASGIApp, max_body_size: int | None
 
 
 _FAILED = object()  # a dependency not called: its parameters had errors
+
+
+def _within(value: Any, shortest: int, longest: int | None) -> bool:
+    return type(value) is str and shortest <= len(value) and (longest is None or len(value) <= longest)
+
+
+def _plain_str_params(fields: list[ModelField]) -> tuple[tuple[str, str, int, int | None], ...] | None:
+    """(name, alias, min length, max length) of each path parameter when every one is a plain `str`
+    bounded at most by its length (`PaymentId`); None when any is not (FastAPI validates them)."""
+    plain = []
+    for field in fields:
+        info = field.field_info
+        if info.annotation is not str or info.validation_alias is not None:
+            return None
+        shortest, longest = 0, None
+        for constraint in info.metadata:
+            if isinstance(constraint, annotated_types.MinLen):
+                shortest = constraint.min_length
+            elif isinstance(constraint, annotated_types.MaxLen):
+                longest = constraint.max_length
+            else:  # a pattern, strictness, a validator: FastAPI's
+                return None
+        plain.append((field.name, field.alias, shortest, longest))
+    return tuple(plain)
 
 
 @dataclass(frozen=True)
@@ -193,6 +223,7 @@ def lean_handler(route: APIRoute) -> Handler:
         )
     subs = tuple(_dep(sub, route.path) for sub in dependant.dependencies)
     path_params = dependant.path_params
+    plain_path = _plain_str_params(path_params)
     header_params = dependant.header_params
     body_params = dependant.body_params
     embed = route._embed_body_fields
@@ -208,9 +239,19 @@ def lean_handler(route: APIRoute) -> Handler:
         values = await _solve(subs, request, cache, errors)  # dependencies first, as FastAPI (401 before 422)
         # FastAPI's own validation of each parameter: the same coercions and error shapes.
         if path_params:
-            path_values, path_errors = request_params_to_args(path_params, request.path_params)
-            values.update(path_values)
-            errors += path_errors
+            # A path's strings within their lengths are what FastAPI's validation would give (the
+            # same str) at a fraction of its per-parameter cost; anything else, and every error, is
+            # FastAPI's own.
+            received = request.path_params
+            if plain_path is not None and all(
+                _within(received.get(alias), shortest, longest) for _, alias, shortest, longest in plain_path
+            ):
+                for name, alias, _, _ in plain_path:
+                    values[name] = received[alias]
+            else:
+                path_values, path_errors = request_params_to_args(path_params, received)
+                values.update(path_values)
+                errors += path_errors
         if header_params:
             header_values, header_errors = request_params_to_args(header_params, request.headers)
             values.update(header_values)

@@ -1,16 +1,16 @@
 """Rate limits at the door of /v1 (docs/api.md, "Rate limits"; the counting: gateway/ratelimit.py).
 
-Two ASGI middlewares around the idempotency guard, so that the limit and the claim share one Redis
-round trip:
+Run by the app's edge (gateway/edge.py) around the idempotency guard, so that the limit and
+the claim share one Redis round trip:
 
-- `RateLimits`, outside the guard: resolves the caller's key once (the principal, left in the
+- `RateLimits.begin`, before the guard: resolves the caller's key once (the principal, left in the
   request's state for the guard and the routes), queues the limiter's check on the RedisBatcher and
-  goes on without waiting for it. It puts the RateLimit-* headers on the answer and counts a 401 as
-  a failed authentication of the client's address.
+  goes on without waiting for it. The check's `on_start` puts the RateLimit-* headers on the answer
+  and counts a 401 as a failed authentication of the client's address.
 - The guard queues its claim in the same event-loop turn: one pipeline carries both.
-- `RateLimitGate`, inside the guard, before routing: waits for the check and answers 429 when it
+- The check's `gate`, after the guard, before routing: waits for the check and answers 429 when it
   refuses (the guard releases its claim before that answer leaves, as for any answer that stored
-  nothing). A replay the guard answers itself never reaches the gate: `RateLimits` sends the 429 in
+  nothing). A replay the guard answers itself never reaches the gate: `on_start` sends the 429 in
   its place.
 
 A key that fails to authenticate is not answered here: the request goes on and its route answers
@@ -30,8 +30,6 @@ in one warning per 10 s (payments must not stop because the limiter cannot count
 
 from __future__ import annotations
 
-import contextlib
-
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,22 +38,20 @@ from gateway.api.deps import PRINCIPAL_STATE, query_key
 from gateway.context import AppContext
 from gateway.errors import GatewayError, RateLimited
 from gateway.problems import render_gateway_error
-from gateway.ratelimit import Check, Granted, Quota
+from gateway.ratelimit import Check, Granted, Quota, RateLimiter
 
-_STATE_KEY = "rate_limit"
-_LIMITED_SCOPES = ("http", "websocket")
 _DENIAL = "websocket.http.response"
 WEBHOOKS = "/v1/webhooks/"
 ADMIN = "/v1/admin"
 
 
-class _Pending:
+class Pending:
     """A request's check, waited for once by whoever needs it first."""
 
-    __slots__ = ("check", "outages", "quota", "refused", "waited")
+    __slots__ = ("address", "check", "limiter", "outages", "quota", "refused", "waited")
 
-    def __init__(self, check: Check | Granted, outages: OutageLog):
-        self.check, self.outages = check, outages
+    def __init__(self, check: Check | Granted, outages: OutageLog, limiter: RateLimiter, address: str):
+        self.check, self.outages, self.limiter, self.address = check, outages, limiter, address
         self.quota: Quota | None = None
         self.waited = False
         self.refused = False  # the gate answered the 429
@@ -69,6 +65,33 @@ class _Pending:
                 self.outages.warn("redis", e)
         return self.quota
 
+    async def gate(self) -> Quota | None:
+        """Before routing: the quota to refuse the request with (429), or None to go on."""
+        quota = await self.result()
+        if quota is not None and not quota.allowed:
+            self.refused = True
+            return quota
+        return None
+
+    async def on_start(self, status: int) -> tuple[list[tuple[bytes, bytes]], Quota | None]:
+        """When the answer starts: the RateLimit-* headers to put on it, or the quota to refuse it
+        with when the check said no to a request answered before the gate (a replay: the 429 is sent
+        in its place). A 401 counts as a failed authentication of the client's address."""
+        quota = await self.result()
+        headers: list[tuple[bytes, bytes]] = []
+        if quota is not None and not self.refused:
+            if not quota.allowed:
+                return headers, quota
+            headers = quota.headers()
+        if status == 401:
+            self.limiter.count_failure(self.address)
+        return headers, None
+
+    def done(self) -> None:
+        """The request is over: a check no one waited for (the app failed first) is forgotten."""
+        if not self.waited:
+            self.check.forget()
+
 
 def limited(path: str) -> bool:
     """/v1 but the providers' webhooks; /healthz, /readyz, /docs, /openapi.json are not limited."""
@@ -76,25 +99,29 @@ def limited(path: str) -> bool:
 
 
 class RateLimits:
-    def __init__(self, app: ASGIApp):
-        self.app = app
+    """The limits at the door. For HTTP the edge (gateway/edge.py) calls `begin` before the
+    idempotency claim, then the check's `gate` before routing and its `on_start` when the answer
+    starts; `websocket` runs the same around a WebSocket handshake."""
+
+    def __init__(self) -> None:
         self._outages = OutageLog(
             "rate_limits_unavailable", "let_through_since_last_warning", "gateway.ratelimit"
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in _LIMITED_SCOPES or not limited(scope["path"]):
-            await self.app(scope, receive, send)
-            return
+    async def begin(self, scope: Scope) -> Pending | None:
+        """Resolves the caller's key once (the principal, left in the request's state for the guard
+        and the routes) and queues the limiter's check on the RedisBatcher without waiting for it.
+        None: the request is not limited (not /v1, a provider's webhook, the limits off)."""
+        path: str = scope["path"]
+        if not limited(path):
+            return None
         ctx: AppContext = scope["app"].state.ctx
         limiter = ctx.rate_limits
         if limiter is None:  # GATEWAY_RATE_LIMITS__ENABLED=false
-            await self.app(scope, receive, send)
-            return
+            return None
         client = scope.get("client")
         address = client[0] if client else "unknown"
         state = scope.setdefault("state", {})
-        path: str = scope["path"]
         if path == ADMIN or path.startswith(ADMIN + "/"):
             check = limiter.check(address, limiter.admin, "admin", address)
         else:
@@ -102,9 +129,11 @@ class RateLimits:
             header = _bearer(scope)
             secret = header or _query_key(scope)
             if secret:
-                # A refused key: the route answers it, and its 401 is counted below.
-                with contextlib.suppress(GatewayError):
+                # A refused key: the route answers it, and its 401 is counted in on_start.
+                try:
                     principal = await ctx.authenticator.authenticate(secret)
+                except GatewayError:
+                    principal = None
             if principal is None:
                 check = limiter.check(address)
             else:
@@ -112,62 +141,39 @@ class RateLimits:
                     state[PRINCIPAL_STATE] = principal
                 quota = limiter.per_key(principal.livemode, principal.rate_limit)
                 check = limiter.check(address, quota, "key", principal.key_id)
-        pending = state[_STATE_KEY] = _Pending(check, self._outages)
-        replaced = False
+        return Pending(check, self._outages, limiter, address)
+
+    async def websocket(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """A handshake counted as a request: refused with a 429 denial response (or a close, where
+        the server cannot send one), the RateLimit-* headers on the accept, a 401 counted."""
+        pending = await self.begin(scope)
+        if pending is None:
+            await app(scope, receive, send)
+            return
 
         async def send_with_quota(message: Message) -> None:
-            nonlocal replaced
             if message["type"] == "websocket.accept":
                 quota = await pending.result()
                 if quota is not None:
                     message["headers"] = [*message.get("headers", ()), *quota.headers()]
-            elif message["type"] == "websocket.http.response.start":  # a refused handshake
-                if message["status"] == 401:
-                    limiter.count_failure(address)
-            elif message["type"] == "http.response.start":
-                quota = await pending.result()
-                if quota is not None and not pending.refused:
-                    if not quota.allowed:  # answered before the gate (a replay): refused all the same
-                        replaced = True
-                        await _refusal(quota, scope)(scope, receive, send)
-                        return
-                    message["headers"] = [*message.get("headers", ()), *quota.headers()]
-                if message["status"] == 401:
-                    limiter.count_failure(address)
-            elif replaced:
-                return
+            elif message["type"] == "websocket.http.response.start" and message["status"] == 401:
+                pending.limiter.count_failure(pending.address)  # a handshake refused for its key
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_quota)
+            refused = await pending.gate()
+            if refused is None:
+                await app(scope, receive, send_with_quota)
+            elif _DENIAL not in scope.get("extensions", {}):
+                await send_with_quota({"type": "websocket.close", "code": 1008, "reason": "rate_limited"})
+            else:
+                await refusal(refused, scope)(scope, receive, send_with_quota)  # its denial response
         finally:
-            if not pending.waited:  # the app failed before anyone asked
-                check.forget()
+            pending.done()
 
 
-class RateLimitGate:
-    """Refuses, before routing, what the check said no to."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pending: _Pending | None = (
-            scope.get("state", {}).get(_STATE_KEY) if scope["type"] in _LIMITED_SCOPES else None
-        )
-        if pending is not None:
-            quota = await pending.result()
-            if quota is not None and not quota.allowed:
-                pending.refused = True
-                if scope["type"] == "websocket" and _DENIAL not in scope.get("extensions", {}):
-                    await send({"type": "websocket.close", "code": 1008, "reason": "rate_limited"})
-                    return
-                await _refusal(quota, scope)(scope, receive, send)  # a WebSocket's: its denial response
-                return
-        await self.app(scope, receive, send)
-
-
-def _refusal(quota: Quota, scope: Scope) -> ASGIApp:
+def refusal(quota: Quota, scope: Scope) -> ASGIApp:
+    """The 429 for a refused check, with its Retry-After and RateLimit-* headers."""
     if quota.verdict == "failed_auth":
         detail = (
             f"Too many failed authentications from this address (limit {quota.limit} per {quota.window} s)"

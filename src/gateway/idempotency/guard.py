@@ -1,9 +1,10 @@
 """Idempotency-Key, in one place (the IETF draft's semantics, Stripe's behaviour).
 
-`IdempotencyGuard`, an ASGI middleware, owns the key's life: it claims the key in Redis before the
-framework runs (one round trip: SET NX, or what the key holds), answers a finished request's replay
-itself with the stored bytes, and releases a claim whose request stored nothing (a validation
-failure, an outage, a crash) before that answer leaves, so the client may retry at once. Routes see
+`IdempotencyGuard`, run by the app's edge before routing, owns the key's life: it claims the key
+in Redis before the framework runs (one round trip: SET NX, or what the key holds), answers a
+finished request's replay itself with the stored bytes, and releases a claim whose request stored
+nothing (a validation failure, an outage, a crash) before that answer leaves, so the client may
+retry at once. Routes see
 the key through a typed view, `IdempotencyKey` (RequiredIdempotency / OptionalIdempotency), which
 raises what is wrong with it and stores the route's answer.
 
@@ -23,7 +24,7 @@ from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.api.deps import PRINCIPAL_STATE, BearerPrincipal, CurrentPrincipal, access_of
 from gateway.context import AppContext
@@ -63,21 +64,22 @@ class Claim:
 
 
 class IdempotencyGuard:
-    def __init__(self, app: ASGIApp, prefix: str = "/v1/"):
-        self.app = app
+    """Run by the app's edge (gateway/edge.py) before routing: `claim`, then `release` when the
+    answer starts or the app fails."""
+
+    def __init__(self, prefix: str = "/v1/"):
         # The prefix the API's routers are included under (main.py), so a route's own path matches
         # what follows it.
         self.prefix = prefix
         self._routes: list[tuple[APIRoute, BearerPrincipal, bool]] | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] not in _MUTATING
-            or not scope["path"].startswith(self.prefix)
-        ):
-            await self.app(scope, receive, send)
-            return
+    async def claim(self, scope: Scope, receive: Receive, send: Send) -> tuple[Claim | None, Receive] | None:
+        """Claims an HTTP request's key. None: it was a finished request's replay, answered through
+        `send`; nothing is left to do. Else the claim (None: nothing claimed; a request that is not a
+        mutating /v1 one with a key and a bearer, or whose key or scope is refused: its route says
+        what is wrong) and the receive that hands the body to the app as if unread."""
+        if scope["method"] not in _MUTATING or not scope["path"].startswith(self.prefix):
+            return None, receive
         key = token = None
         for name, value in scope["headers"]:  # the first of each, as Starlette's headers.get
             if name == b"idempotency-key" and key is None:
@@ -86,8 +88,7 @@ class IdempotencyGuard:
                 token = value.decode("latin-1")
         scheme, _, secret = (token or "").partition(" ")
         if key is None or not valid_key(key) or scheme.lower() != "bearer" or not secret:
-            await self.app(scope, receive, send)  # the route's dependencies say what is wrong
-            return
+            return None, receive  # the route's dependencies say what is wrong
         ctx: AppContext = scope["app"].state.ctx
         # Resolved already by the rate limits (gateway.ratelimit), else here.
         principal: Principal | None = scope.get("state", {}).get(PRINCIPAL_STATE)
@@ -95,16 +96,14 @@ class IdempotencyGuard:
             try:
                 principal = await ctx.authenticator.authenticate(secret.strip())
             except GatewayError:
-                await self.app(scope, receive, send)  # 401 or 403, from the route's principal
-                return
+                return None, receive  # 401 or 403, from the route's principal
         state = scope.setdefault("state", {})
         state[PRINCIPAL_STATE] = principal
         if not self._permitted(scope, principal):
             # The route refuses it (403 insufficient_scope) before it looks at the key. Claimed here,
             # the key would let a caller that may not do this hear a permitted caller's stored answer
             # (or learn that the key was used); so it claims nothing and its 403 is never stored.
-            await self.app(scope, receive, send)
-            return
+            return None, receive
 
         body, receive = await _buffer(receive)
         claim = Claim(
@@ -121,19 +120,17 @@ class IdempotencyGuard:
         stored = claim.existing
         if stored is not None and stored.done and stored.fingerprint == claim.fingerprint:
             await _replay(stored, send)
-            return
-
-        async def send_after_release(message: Message) -> None:
-            if message["type"] == "http.response.start" and claim.held:
-                await _release(ctx.idempotency, claim)
-            await send(message)
-
+            return None
         state[_STATE_KEY] = claim
-        try:
-            await self.app(scope, receive, send_after_release)
-        finally:
-            if claim.held:  # the app failed before it answered
-                await _release(ctx.idempotency, claim)
+        return claim, receive
+
+    @staticmethod
+    async def release(scope: Scope, claim: Claim) -> None:
+        """Releases a claim the request still holds (it stored nothing: an error's answer, or the app
+        failed), before that answer leaves, so the client may retry at once."""
+        if claim.held:
+            ctx: AppContext = scope["app"].state.ctx
+            await _release(ctx.idempotency, claim)
 
     def _permitted(self, scope: Scope, principal: Principal) -> bool:
         """Whether the route this request reaches lets `principal` in (a full secret key: always,
