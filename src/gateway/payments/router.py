@@ -96,10 +96,8 @@ async def list_payments(request: Request, principal: PaymentsRead) -> Response:
         created_lt=require_timezone("created_lt", query.created_lt),
     )
     page = Page(limit=query.limit, starting_after=query.starting_after, ending_before=query.ending_before)
-    rows, has_more = await _service(request).list(principal, filters, checked_page(page, "pay"))
-    return _raw_json(
-        {"object": "list", "data": [payment_json(p, client_secret=True) for p in rows], "has_more": has_more}
-    )
+    data, has_more = await _service(request).list(principal, filters, checked_page(page, "pay"))
+    return _raw_json({"object": "list", "data": data, "has_more": has_more})
 
 
 _CLIENT_SECRET_MAX = 100
@@ -141,7 +139,7 @@ async def retrieve_payment(
         payment = await service.get_with_secret(principal, payment_id, secret)
         methods = await service.methods(principal.merchant_id, principal.livemode, payment.currency)
         return _raw_json(public_payment_json(payment, methods))
-    return _raw_json(payment_json(await service.get(principal, payment_id), client_secret=True))
+    return _raw_json(await service.view(principal, payment_id))
 
 
 @hot.post(
