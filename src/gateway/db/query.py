@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from gateway.db.database import Queries
+from gateway.db.database import Queries, Record
 from gateway.db.rows import RowSpec
 from gateway.errors import InvalidCursor
 from gateway.kit.pagination import Page
@@ -55,6 +55,15 @@ class Where:
 
 async def paginate(q: Queries, spec: RowSpec[R], where: Where, page: Page) -> tuple[list[R], bool]:
     """Newest first. `starting_after` walks to older rows, `ending_before` to newer ones (Stripe's rules)."""
+    records, has_more = await page_of(q, spec.table, spec.columns, where, page)
+    return spec.many(records), has_more
+
+
+async def page_of(
+    q: Queries, table: str, columns: str, where: Where, page: Page
+) -> tuple[list[Record], bool]:
+    """`paginate`'s page as the database records of `columns` (a reader that renders them as they
+    come builds no row objects)."""
     newer = page.ending_before is not None
     cursor = page.ending_before if newer else page.starting_after
     owner, owner_args = where.owner()
@@ -62,22 +71,25 @@ async def paginate(q: Queries, spec: RowSpec[R], where: Where, page: Page) -> tu
         # The cursor must name one of the owner's rows. A row found proves it, so only an empty page
         # costs a second statement. Unqualified columns in the subquery are its own row's.
         where.add("id > {}" if newer else "id < {}", cursor)
-        mine = f"SELECT 1 FROM {spec.table} WHERE id = ${len(where.args)} AND {owner}"  # noqa: S608
+        mine = f"SELECT 1 FROM {table} WHERE id = ${len(where.args)} AND {owner}"  # noqa: S608
         where.clauses.append(f"EXISTS ({mine})")
     # The limit is written into the text (an int the API bounded to 1-100), not bound: PostgreSQL
     # prices a generic plan with an unknown LIMIT as if it returned a tenth of the table, and then
     # re-plans the statement on every execution (0.25 ms of planning for a 0.03 ms scan).
     sql = (
-        f"SELECT {spec.columns} FROM {spec.table} WHERE {where.sql} "  # noqa: S608
+        f"SELECT {columns} FROM {table} WHERE {where.sql} "  # noqa: S608
         f"ORDER BY id {'ASC' if newer else 'DESC'} LIMIT {int(page.limit) + 1}"
     )
-    rows = spec.many(await q.fetch(sql, *where.args))
-    if not rows and cursor is not None and not await _owns(q, spec.table, owner, [*owner_args, cursor]):
+    records = await q.fetch(sql, *where.args)
+    if not records and cursor is not None and not await _owns(q, table, owner, [*owner_args, cursor]):
         name = "ending_before" if newer else "starting_after"
         raise InvalidCursor(f"{name} is not an object of this list: no such id.", param=name)
-    has_more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    return (rows[::-1] if newer else rows), has_more
+    has_more = len(records) > page.limit
+    if has_more:
+        del records[page.limit :]
+    if newer:
+        records.reverse()
+    return records, has_more
 
 
 async def _owns(q: Queries, table: str, owner: str, args: list[Any]) -> bool:

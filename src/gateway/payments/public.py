@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from gateway.payments.fields import PaymentStatus
-from gateway.payments.schemas import NextAction
+from gateway.payments.shapes import NextAction
 
 
 class PaymentError(BaseModel):

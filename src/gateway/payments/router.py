@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -64,11 +65,18 @@ def _query_email(value: str) -> str:
         ) from e
 
 
+def _query(request: Request) -> dict[str, str]:
+    """The query string as Starlette's `request.query_params` reads it (latin-1, blank values kept, a
+    repeated name's last value), as a plain dict: pydantic validates a dict several times faster than
+    another Mapping (5 µs against 13 for the list's usual query)."""
+    return dict(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True))
+
+
 def _list_query(request: Request) -> PaymentListQuery:
     # One model validation of the query string. Declared to FastAPI (as parameters or as a query
     # model), the nine fields cost a fifth of a list request in its per-parameter machinery.
     try:
-        return PaymentListQuery.model_validate(request.query_params)
+        return PaymentListQuery.model_validate(_query(request))
     except ValidationError as e:
         raise RequestValidationError(
             [{**err, "loc": ("query", *err["loc"])} for err in e.errors(include_url=False)]
@@ -96,10 +104,8 @@ async def list_payments(request: Request, principal: PaymentsRead) -> Response:
         created_lt=require_timezone("created_lt", query.created_lt),
     )
     page = Page(limit=query.limit, starting_after=query.starting_after, ending_before=query.ending_before)
-    rows, has_more = await _service(request).list(principal, filters, checked_page(page, "pay"))
-    return _raw_json(
-        {"object": "list", "data": [payment_json(p, client_secret=True) for p in rows], "has_more": has_more}
-    )
+    data, has_more = await _service(request).list(principal, filters, checked_page(page, "pay"))
+    return _raw_json({"object": "list", "data": data, "has_more": has_more})
 
 
 _CLIENT_SECRET_MAX = 100
@@ -126,7 +132,7 @@ async def retrieve_payment(
     request: Request, payment_id: PaymentId, principal: PaymentsReadOrClient
 ) -> Response:
     service = _service(request)
-    secret = request.query_params.get("client_secret")
+    secret = _query(request).get("client_secret") if request.scope["query_string"] else None
     if secret is not None and len(secret) > _CLIENT_SECRET_MAX:
         raise RequestValidationError(
             [
@@ -141,7 +147,7 @@ async def retrieve_payment(
         payment = await service.get_with_secret(principal, payment_id, secret)
         methods = await service.methods(principal.merchant_id, principal.livemode, payment.currency)
         return _raw_json(public_payment_json(payment, methods))
-    return _raw_json(payment_json(await service.get(principal, payment_id), client_secret=True))
+    return _raw_json(await service.view(principal, payment_id))
 
 
 @hot.post(

@@ -1,25 +1,28 @@
 """What the payments API answers: the payment (its model and its fast JSON twin), its attempts and
-lists (requests.py holds what it takes)."""
+lists (requests.py holds what it takes; shapes.py the payment's parts)."""
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import orjson
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-)
-from typing_extensions import TypeAliasType
+from pydantic import BaseModel, Field
 
 from gateway.payments.fields import (
     PaymentStatus,
 )
 from gateway.payments.requests import Locale
+from gateway.payments.shapes import (
+    CustomerOut,
+    NextAction,
+    PaymentMethodDetails,
+    Routing,
+    shown_details,
+    shown_routing,
+)
 
 
 class PaymentAttemptOut(BaseModel):
@@ -59,140 +62,6 @@ def attempt_out(a: Any) -> PaymentAttemptOut:
         created_at=a.created_at,
         updated_at=a.updated_at,
     )
-
-
-# What each kind of next action holds. Extra keys a provider adds are kept (extra="allow"), so
-# the stored action is shown as it was.
-class RedirectToUrl(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    url: str
-    return_url: str | None = None
-
-
-class MobileMoneyPrompt(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    phone: str | None = None
-    message: str
-
-
-class UseClientSecret(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    client_secret: str
-
-
-class CollectCash(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-NextActionType = TypeAliasType(
-    "NextActionType", Literal["redirect_to_url", "mobile_money_prompt", "use_client_secret", "collect_cash"]
-)
-
-
-class NextAction(BaseModel):
-    """What the customer must do; the object named by `type` holds the details."""
-
-    type: NextActionType
-    redirect_to_url: RedirectToUrl | None = None
-    mobile_money_prompt: MobileMoneyPrompt | None = None
-    use_client_secret: UseClientSecret | None = None
-    collect_cash: CollectCash | None = None
-
-    # Only the member `type` names is shown: the others are left out, not null. No return annotation
-    # on purpose: with one, pydantic would document NextAction as that type instead of its fields.
-    @model_serializer(mode="wrap")
-    def _only_its_kind(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
-        return {k: v for k, v in handler(self).items() if v is not None}
-
-
-CardFunding = TypeAliasType("CardFunding", Literal["credit", "debit", "prepaid", "unknown"])
-
-
-class CardDetails(BaseModel):
-    """A card payment: what the provider says about the card, never its number."""
-
-    type: Literal["card"]
-    brand: str | None = Field(description="visa, mastercard, amex, verve, ... (lower case)")
-    last4: str | None = Field(description="The card number's last four digits", pattern=r"^[0-9]{4}$")
-    exp_month: int | None = Field(ge=1, le=12)
-    exp_year: int | None
-    funding: CardFunding | None
-    country: str | None = Field(description="The issuer's country, ISO 3166-1 alpha-2", pattern=r"^[A-Z]{2}$")
-
-
-class MobileMoneyDetails(BaseModel):
-    """A mobile-money payment: the operator, the payer's number's last four digits and the receipt."""
-
-    type: Literal["mobile_money"]
-    operator: str | None = Field(description="mpesa, mtn, wave, airtel, ...")
-    phone_last4: str | None = Field(description="The paying number's last four digits", pattern=r"^[0-9]{4}$")
-    receipt: str | None = Field(
-        description="The operator's transaction id, as on the customer's SMS", max_length=64
-    )
-
-
-class CashDetails(BaseModel):
-    """Cash collected in person."""
-
-    type: Literal["cash"]
-    till: str | None = Field(
-        description="The till or cash session that took it (the payment's payment_method)"
-    )
-
-
-PaymentMethodDetails = Annotated[CardDetails | MobileMoneyDetails | CashDetails, Field(discriminator="type")]
-# Each type's keys in the models' order: JSONB keeps no key order, the API shows this one.
-_DETAIL_KEYS: dict[str, tuple[str, ...]] = {
-    "card": tuple(CardDetails.model_fields),
-    "mobile_money": tuple(MobileMoneyDetails.model_fields),
-    "cash": tuple(CashDetails.model_fields),
-}
-
-
-def _details(stored: dict[str, Any] | None) -> dict[str, Any] | None:
-    if stored is None:
-        return None
-    return {k: stored.get(k) for k in _DETAIL_KEYS[stored["type"]]}
-
-
-def _routing(stored: dict[str, Any] | None) -> dict[str, Any] | None:
-    """In the model's key order (JSONB keeps none)."""
-    if stored is None:
-        return None
-    return {
-        "route": stored["route"],
-        "attempts": [
-            {"number": a["number"], "provider": a["provider"], "outcome": a["outcome"]}
-            for a in stored["attempts"]
-        ],
-    }
-
-
-class CustomerOut(BaseModel):
-    name: str | None
-    email: str | None
-    phone: str | None
-    location: str | None
-
-
-RoutingOutcome = TypeAliasType("RoutingOutcome", Literal["provider_unavailable", "current"])
-
-
-class RoutingAttempt(BaseModel):
-    number: int = Field(description="The attempt's number (payment_attempts.number)")
-    provider: str
-    outcome: RoutingOutcome = Field(
-        description="`provider_unavailable`: the provider could not take the payment (no connection, "
-        "5xx or 429) and the next provider of the route was tried; `current`: the attempt the payment "
-        "is on (its status is the payment's)"
-    )
-
-
-class Routing(BaseModel):
-    """How a payment made with `"provider": "auto"` was routed."""
-
-    route: list[str] = Field(description="The providers the routing rules chose, in the order tried")
-    attempts: list[RoutingAttempt]
 
 
 class PaymentOut(BaseModel):
@@ -256,6 +125,44 @@ def checkout_url(p: Any) -> str:
     return f"{_PublicUrl.base}/checkout/{p.checkout_id}"
 
 
+# What the API shows of a payment: the row's fields `payment_view` reads, in its order. Reads that
+# only answer (retrieve, list) select just these columns and render the record as it comes.
+SHOWN = (
+    "id",
+    "amount",
+    "amount_refunded",
+    "currency",
+    "status",
+    "provider",
+    "payment_method",
+    "payment_method_details",
+    "customer_name",
+    "customer_email",
+    "customer_phone",
+    "customer_location",
+    "description",
+    "reference",
+    "metadata_",
+    "livemode",
+    "provider_reference",
+    "next_action",
+    "failure_code",
+    "failure_message",
+    "return_url",
+    "client_secret",
+    "checkout_id",
+    "locale",
+    "allow_retries",
+    "payment_link_id",
+    "cash_session",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "routing",
+)
+_shown = operator.attrgetter(*SHOWN)
+
+
 def payment_json(p: Any, *, client_secret: bool = False) -> dict[str, Any]:
     """The API's view of a payment (ORM object or row) as plain data: `PaymentOut`'s fields in its
     order with its values, timestamps as aware datetimes that `dump` (orjson, UTC as "Z") renders as
@@ -263,44 +170,83 @@ def payment_json(p: Any, *, client_secret: bool = False) -> dict[str, Any]:
 
     `client_secret`: only answers to a secret or restricted key show it; events, webhooks, logs and
     streams (the default) hold null."""
-    next_action = p.next_action
+    return payment_view(_shown(p), client_secret=client_secret)
+
+
+def payment_view(values: Sequence[Any], *, client_secret: bool = False) -> dict[str, Any]:
+    """`payment_json` of a payment's `SHOWN` values, in that order: a database record of those
+    columns as it comes, with no row object built for it (retrieve and list render each record so)."""
+    # One unpacking of the record (a C loop) rather than an attribute or index per field.
+    (
+        id_,
+        amount,
+        amount_refunded,
+        currency,
+        status,
+        provider,
+        payment_method,
+        payment_method_details,
+        customer_name,
+        customer_email,
+        customer_phone,
+        customer_location,
+        description,
+        reference,
+        metadata,
+        livemode,
+        provider_reference,
+        next_action,
+        failure_code,
+        failure_message,
+        return_url,
+        secret,
+        checkout_id,
+        locale,
+        allow_retries,
+        payment_link_id,
+        cash_session,
+        created_at,
+        updated_at,
+        completed_at,
+        routing,
+    ) = values
     return {
-        "id": p.id,
+        "id": id_,
         "object": "payment",
-        "amount": p.amount,
-        "amount_refunded": p.amount_refunded,
-        "currency": p.currency,
-        "status": p.status,
-        "provider": p.provider,
-        "payment_method": p.payment_method,
-        "payment_method_details": _details(p.payment_method_details),
+        "amount": amount,
+        "amount_refunded": amount_refunded,
+        "currency": currency,
+        "status": status,
+        "provider": provider,
+        "payment_method": payment_method,
+        "payment_method_details": shown_details(payment_method_details),
         "customer": {
-            "name": p.customer_name,
-            "email": p.customer_email,
-            "phone": p.customer_phone,
-            "location": p.customer_location,
+            "name": customer_name,
+            "email": customer_email,
+            "phone": customer_phone,
+            "location": customer_location,
         },
-        "description": p.description,
-        "reference": p.reference,
-        "metadata": p.metadata_,
-        "livemode": p.livemode,
-        "provider_reference": p.provider_reference,
+        "description": description,
+        "reference": reference,
+        "metadata": metadata,
+        "livemode": livemode,
+        "provider_reference": provider_reference,
         "next_action": (
             NextAction.model_validate(next_action).model_dump(mode="json") if next_action else None
         ),
-        "failure_code": p.failure_code,
-        "failure_message": p.failure_message,
-        "return_url": p.return_url,
-        "client_secret": p.client_secret if client_secret else None,
-        "checkout_url": checkout_url(p),
-        "locale": p.locale,
-        "allow_retries": p.allow_retries,
-        "payment_link": p.payment_link_id,
-        "cash_session": p.cash_session,
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-        "completed_at": p.completed_at,
-        "routing": _routing(p.routing),
+        "failure_code": failure_code,
+        "failure_message": failure_message,
+        "return_url": return_url,
+        "client_secret": secret if client_secret else None,
+        "checkout_url": f"{_PublicUrl.base}/checkout/{checkout_id}",
+        "locale": locale,
+        "allow_retries": allow_retries,
+        "payment_link": payment_link_id,
+        "cash_session": cash_session,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "completed_at": completed_at,
+        "routing": shown_routing(routing),
     }
 
 

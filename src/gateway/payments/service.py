@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -37,6 +38,7 @@ from gateway.payments.models import Payment, PaymentAttempt
 from gateway.payments.rails import check_rail, payment_ref, rail_request
 from gateway.payments.requests import PaymentCreate, PaymentFilters
 from gateway.payments.routed import Routing, resumable
+from gateway.payments.schemas import payment_view
 from gateway.payments.secrets import client_secret_matches
 from gateway.payments.starts import (
     apply_answer,
@@ -344,12 +346,22 @@ class PaymentService:
             raise NotFound(f"No such payment: {payment_id!r}", param="id")
         return payment
 
+    async def view(self, principal: Principal, payment_id: str) -> dict[str, Any]:
+        """The payment as a secret or restricted key sees it (payment_json, its client secret shown),
+        read and rendered from only the columns the answer shows."""
+        record = await repository.get_shown(self.db, principal.merchant_id, principal.livemode, payment_id)
+        if record is None:
+            raise NotFound(f"No such payment: {payment_id!r}", param="id")
+        return payment_view(record, client_secret=True)
+
     async def list(
         self, principal: Principal, filters: PaymentFilters, page: Page
-    ) -> tuple[Sequence[Payment], bool]:
-        return await repository.list_payments(
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """A page of payments, each as `view` shows it."""
+        records, has_more = await repository.list_payments(
             self.db, principal.merchant_id, principal.livemode, filters, page
         )
+        return [payment_view(r, client_secret=True) for r in records], has_more
 
     async def events(self, principal: Principal, payment_id: str, page: Page) -> tuple[Sequence[Event], bool]:
         await self.get(principal, payment_id)
