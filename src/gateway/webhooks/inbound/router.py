@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Path, Request
+from fastapi import APIRouter, Path, Request
+from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from gateway.api.deps import Ctx
-from gateway.api.routing import GatewayRoute
+from gateway.api.lean import LeanRoute
 from gateway.api.schemas import error_responses
 from gateway.context import AppContext
 from gateway.kit.ids import is_valid
@@ -20,7 +21,8 @@ ProviderName = Annotated[str, Path(max_length=32)]
 PathSegment = Annotated[str, Path(max_length=200)]
 AccountId = Annotated[str, Path(max_length=40)]
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=GatewayRoute)
+# On LeanRoute: every asynchronous payment's completion comes through here (bench/README.md, #15).
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=LeanRoute)
 
 
 async def _process_all(ctx: AppContext, inbox_ids: list[str]) -> None:
@@ -46,16 +48,15 @@ async def _receive(
     token: str | None,
     request: Request,
     ctx: Ctx,
-    background: BackgroundTasks,
     account_id: str | None = None,
 ) -> Response:
     body = await request.body()
     stored, ack = await service.receive(
         ctx.db, ctx.registry, provider, _headers(request, token), body, account_id
     )
-    if stored:
-        background.add_task(_process_all, ctx, stored)
-    return Response(ack, media_type="application/json")
+    # Processed after the answer has left (the hints: the signed are applied before it).
+    later = BackgroundTask(_process_all, ctx, stored) if stored else None
+    return Response(ack, media_type="application/json", background=later)
 
 
 @router.post(
@@ -68,9 +69,8 @@ async def receive_provider_webhook(
     provider: ProviderName,
     request: Request,
     ctx: Ctx,
-    background: BackgroundTasks,
 ) -> Response:
-    return await _receive(provider, None, request, ctx, background)
+    return await _receive(provider, None, request, ctx)
 
 
 @router.post(
@@ -85,10 +85,9 @@ async def receive_provider_callback(
     token: PathSegment,
     request: Request,
     ctx: Ctx,
-    background: BackgroundTasks,
 ) -> Response:
     account_id, path_token = _account_or_token(token)
-    return await _receive(provider, path_token, request, ctx, background, account_id)
+    return await _receive(provider, path_token, request, ctx, account_id)
 
 
 @router.put(
@@ -102,10 +101,9 @@ async def receive_provider_callback_put(
     token: PathSegment,
     request: Request,
     ctx: Ctx,
-    background: BackgroundTasks,
 ) -> Response:
     account_id, path_token = _account_or_token(token)
-    return await _receive(provider, path_token, request, ctx, background, account_id)
+    return await _receive(provider, path_token, request, ctx, account_id)
 
 
 @router.post(
@@ -121,9 +119,8 @@ async def receive_account_callback(
     token: PathSegment,
     request: Request,
     ctx: Ctx,
-    background: BackgroundTasks,
 ) -> Response:
-    return await _receive(provider, token, request, ctx, background, account_id)
+    return await _receive(provider, token, request, ctx, account_id)
 
 
 @router.put(
@@ -138,6 +135,5 @@ async def receive_account_callback_put(
     token: PathSegment,
     request: Request,
     ctx: Ctx,
-    background: BackgroundTasks,
 ) -> Response:
-    return await _receive(provider, token, request, ctx, background, account_id)
+    return await _receive(provider, token, request, ctx, account_id)
