@@ -87,6 +87,31 @@ def attempt_row(payment: Payment, number: int, at: datetime) -> PaymentAttempt:
     )
 
 
+def next_attempt_row(
+    payment_id: str,
+    number: int,
+    provider: str,
+    payment_method: str | None,
+    account_id: str | None,
+    at: datetime,
+) -> PaymentAttempt:
+    """A new attempt, pending on `provider` (a confirm's, or the routing's next provider)."""
+    return PaymentAttempt(
+        id=new_id("att"),
+        payment_id=payment_id,
+        number=number,
+        provider=provider,
+        payment_method=payment_method,
+        provider_account_id=account_id,
+        provider_reference=None,
+        status=state.S.PENDING,
+        failure_code=None,
+        failure_message=None,
+        created_at=at,
+        updated_at=at,
+    )
+
+
 def new_row(
     principal: Principal,
     body: PaymentCreate,

@@ -28,12 +28,11 @@ import structlog
 
 from gateway.db.database import Database
 from gateway.errors import GatewayError, NoRoute
-from gateway.kit.ids import new_id
 from gateway.merchants.service import Principal
 from gateway.payments import repository, state
 from gateway.payments.answers import Rendered, provider_error, render_payment
-from gateway.payments.drafts import attempt_row, new_row
-from gateway.payments.models import Payment, PaymentAttempt
+from gateway.payments.drafts import attempt_row, new_row, next_attempt_row
+from gateway.payments.models import Payment
 from gateway.payments.rails import check_rail, rail_request
 from gateway.payments.requests import PaymentCreate
 from gateway.payments.starts import apply_answer, start_in_tx
@@ -307,19 +306,8 @@ class Routing:
             }
             await repository.insert_attempt(
                 tx,
-                PaymentAttempt(
-                    id=new_id("att"),
-                    payment_id=locked.id,
-                    number=number,
-                    provider=nxt.provider.name,
-                    payment_method=locked.payment_method,
-                    provider_account_id=nxt.account_id,
-                    provider_reference=None,
-                    status=state.S.PENDING,
-                    failure_code=None,
-                    failure_message=None,
-                    created_at=now,
-                    updated_at=now,
+                next_attempt_row(
+                    locked.id, number, nxt.provider.name, locked.payment_method, nxt.account_id, now
                 ),
             )
             changed: dict[str, Any] = {

@@ -16,10 +16,9 @@ from typing import Any
 import structlog
 
 from gateway.db.database import Database, Tx
-from gateway.kit.ids import new_id
 from gateway.payments import repository, state
-from gateway.payments.drafts import Confirmation, attempt_row
-from gateway.payments.models import Payment, PaymentAttempt
+from gateway.payments.drafts import Confirmation, attempt_row, next_attempt_row
+from gateway.payments.models import Payment
 from gateway.payments.rails import rail_request
 from gateway.providers.base import PaymentProvider, PaymentResult, ProviderFailure
 
@@ -126,20 +125,7 @@ async def begin_attempt(
     }
     await repository.insert_attempt(
         tx,
-        PaymentAttempt(
-            id=new_id("att"),
-            payment_id=payment.id,
-            number=number,
-            provider=provider.name,
-            payment_method=confirmation.payment_method,
-            provider_account_id=account_id,
-            provider_reference=None,
-            status=state.S.PENDING,
-            failure_code=None,
-            failure_message=None,
-            created_at=now,
-            updated_at=now,
-        ),
+        next_attempt_row(payment.id, number, provider.name, confirmation.payment_method, account_id, now),
     )
     state.start_attempt(tx, payment, changed, source="api")
     return number
