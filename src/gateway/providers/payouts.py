@@ -67,8 +67,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from gateway.providers.base import ProviderUnavailable
 
 PayoutStatus = Literal["pending", "succeeded", "failed"]
 DestinationType = Literal["mobile_money", "bank_account"]
@@ -174,6 +177,19 @@ class PayoutUpdate:
 
 def payout_failed(code: str, message: str | None) -> PayoutResult:
     return PayoutResult(status="failed", failure_code=code, failure_message=message)
+
+
+def not_found(
+    ref: PayoutRef, wait_seconds: float, never_received: str, not_yet: ProviderUnavailable
+) -> PayoutResult:
+    """What a payout is that the provider's status query does not know: perhaps not stored there yet,
+    so `not_yet` is raised (the reconciler asks again later) until `wait_seconds` have passed since it
+    was sent (created, where it was never marked sent); after that it never arrived and nothing can
+    come of it: failed, `provider_not_found` (fetch_payout's rule above)."""
+    since = ref.submitted_at or ref.created_at
+    if datetime.now(UTC) >= since + timedelta(seconds=wait_seconds):
+        return payout_failed("provider_not_found", never_received)
+    raise not_yet
 
 
 @runtime_checkable

@@ -12,7 +12,6 @@ disbursement twice.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
@@ -29,6 +28,7 @@ from gateway.providers.payouts import (
     PayoutRef,
     PayoutRequest,
     PayoutResult,
+    not_found,
     payout_failed,
 )
 
@@ -50,7 +50,7 @@ class AirtelPayouts:
     def __init__(self, adapter: AirtelProvider):
         self._adapter = adapter
         settings = adapter._settings
-        self._not_found_after = timedelta(seconds=settings.payout_not_found_after_seconds)
+        self._not_found_after = settings.payout_not_found_after_seconds
         self.capabilities = PayoutCapabilities(
             currencies=settings.currencies(),
             destination_types=frozenset({MOBILE_MONEY}),
@@ -147,9 +147,11 @@ class AirtelPayouts:
         found = await self._status(account, ref.payout_id, ref.currency)
         if found is not None:
             return found
-        since = ref.submitted_at or ref.created_at
-        if datetime.now(UTC) >= since + self._not_found_after:
-            # Long after it was sent Airtel still does not know it: it never arrived [U: how soon Airtel
-            # stores a disbursement; GATEWAY_AIRTEL__PAYOUT_NOT_FOUND_AFTER_SECONDS says how long to wait].
-            return payout_failed("provider_not_found", "Airtel Money never received the disbursement.")
-        raise NoDisbursementYet(f"airtel does not know disbursement {ref.payout_id} (yet)")
+        # Long after it was sent Airtel still does not know it: it never arrived [U: how soon Airtel
+        # stores a disbursement; GATEWAY_AIRTEL__PAYOUT_NOT_FOUND_AFTER_SECONDS says how long to wait].
+        return not_found(
+            ref,
+            self._not_found_after,
+            "Airtel Money never received the disbursement.",
+            NoDisbursementYet(f"airtel does not know disbursement {ref.payout_id} (yet)"),
+        )

@@ -12,7 +12,6 @@ and a timeout or a 5xx is raised for the reconciler, whose fetch_payout asks
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
@@ -28,6 +27,7 @@ from gateway.providers.payouts import (
     PayoutRef,
     PayoutRequest,
     PayoutResult,
+    not_found,
     payout_failed,
 )
 
@@ -49,7 +49,7 @@ class MomoPayouts:
     def __init__(self, adapter: MomoProvider):
         self._adapter = adapter
         settings = adapter._settings
-        self._not_found_after = timedelta(seconds=settings.payout_not_found_after_seconds)
+        self._not_found_after = settings.payout_not_found_after_seconds
         self.capabilities = PayoutCapabilities(
             currencies=frozenset(settings.currencies),
             destination_types=frozenset({MOBILE_MONEY}),
@@ -116,9 +116,11 @@ class MomoPayouts:
         found = await self._status(product, reference, ref.payout_id)
         if found is not None:
             return found
-        since = ref.submitted_at or ref.created_at
-        if datetime.now(UTC) >= since + self._not_found_after:
-            # MoMo stores a transfer before it answers 202: one it still does not know long after
-            # was never received, and nothing can come of it.
-            return payout_failed("provider_not_found", "MTN MoMo never received the transfer.")
-        raise NoTransferYet(f"momo does not know transfer {reference} (yet)")
+        # MoMo stores a transfer before it answers 202: one it still does not know long after was never
+        # received, and nothing can come of it.
+        return not_found(
+            ref,
+            self._not_found_after,
+            "MTN MoMo never received the transfer.",
+            NoTransferYet(f"momo does not know transfer {reference} (yet)"),
+        )
