@@ -10,7 +10,6 @@ prove nothing by themselves (a static `verif-hash`), so the gateway asks that GE
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -26,6 +25,7 @@ from gateway.providers.payouts import (
     PayoutRef,
     PayoutRequest,
     PayoutResult,
+    not_found,
     payout_failed,
 )
 
@@ -46,7 +46,7 @@ class FlutterwavePayouts:
     def __init__(self, adapter: FlutterwaveProvider, settings: FlutterwaveSettings):
         self._adapter = adapter
         self._operators = dict(settings.transfer_default_operators)
-        self._not_found_after = timedelta(seconds=settings.payout_not_found_after_seconds)
+        self._not_found_after = settings.payout_not_found_after_seconds
         self.capabilities = PayoutCapabilities(
             currencies=frozenset(settings.transfer_currencies),
             destination_types=frozenset({MOBILE_MONEY, BANK_ACCOUNT}),
@@ -123,7 +123,9 @@ class FlutterwavePayouts:
         found = await self._by_reference(ref.payout_id, ref.livemode)
         if found is not None:
             return found
-        since = ref.submitted_at or ref.created_at
-        if datetime.now(UTC) >= since + self._not_found_after:
-            return payout_failed("provider_not_found", "Flutterwave never received the transfer.")
-        raise NoTransferYet(f"flutterwave has no transfer under reference {ref.payout_id} (yet)")
+        return not_found(
+            ref,
+            self._not_found_after,
+            "Flutterwave never received the transfer.",
+            NoTransferYet(f"flutterwave has no transfer under reference {ref.payout_id} (yet)"),
+        )

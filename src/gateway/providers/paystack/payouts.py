@@ -18,7 +18,6 @@ after 30 minutes) and the error is logged for the operator.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -32,6 +31,7 @@ from gateway.providers.payouts import (
     PayoutRef,
     PayoutRequest,
     PayoutResult,
+    not_found,
     payout_failed,
 )
 from gateway.providers.paystack import payout_transformers as pt
@@ -56,7 +56,7 @@ class PaystackPayouts:
         self._recipient_types = dict(settings.transfer_recipient_types)
         self._mobile_money = frozenset(settings.transfer_mobile_money_currencies)
         self._operators = dict(settings.transfer_default_operators)
-        self._not_found_after = timedelta(seconds=settings.payout_not_found_after_seconds)
+        self._not_found_after = settings.payout_not_found_after_seconds
         self.capabilities = PayoutCapabilities(
             currencies=frozenset(self._recipient_types) | self._mobile_money,
             destination_types=frozenset({MOBILE_MONEY, BANK_ACCOUNT}),
@@ -158,7 +158,9 @@ class PaystackPayouts:
         found = await self._verify(reference, ref.livemode, ref.payout_id)
         if found is not None:
             return found
-        since = ref.submitted_at or ref.created_at
-        if datetime.now(UTC) >= since + self._not_found_after:
-            return payout_failed("provider_not_found", "Paystack never received the transfer.")
-        raise NoTransferYet(f"paystack does not know transfer {reference} (yet)")
+        return not_found(
+            ref,
+            self._not_found_after,
+            "Paystack never received the transfer.",
+            NoTransferYet(f"paystack does not know transfer {reference} (yet)"),
+        )
