@@ -14,15 +14,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.providers.airtel.transformers import (
+    FAILED,
+    SUCCEEDED,
+    WAITING,
     MalformedAnswer,
     amount_number,
     envelope,
     msisdn,
     phone_problem,
+    read_callback,
+    read_enquiry,
     result_code,
     transaction,
 )
-from gateway.providers.base import WebhookEvent, WebhookPayloadError
+from gateway.providers.base import WebhookEvent
 from gateway.providers.payouts import (
     MOBILE_MONEY,
     PayoutDestination,
@@ -34,10 +39,6 @@ from gateway.providers.payouts import (
 PAYOUT_PREFIX = "po_"
 # `reference`: alphanumeric, 4 to 64 characters [P: integrations quoting Airtel's field notes].
 REFERENCE_MIN, REFERENCE_MAX = 4, 64
-
-SUCCEEDED = frozenset({"TS"})
-FAILED = frozenset({"TF", "TE"})  # TE (expired) as for collections [P]
-WAITING = frozenset({"TIP", "TA"})  # in progress; ambiguous (ask again later)
 
 SUCCESS_CODE = "DP00900001001"
 # The disbursement is alive but unresolved: ambiguous (000), in process (006).
@@ -146,35 +147,16 @@ def create_answer(data: Any, payout_id: str) -> PayoutResult | None:
 
 def fetch_answer(data: Any, payout_id: str) -> PayoutResult | None:
     """`GET /standard/v1/disbursements/{id}` in our terms; None when Airtel does not know the id."""
-    success, code = envelope(data)
-    if code in NOT_FOUND_CODES or result_code(data) in NOT_FOUND_CODES:
-        return None
-    found = transaction(data)
-    status = found.get("status")
-    if not isinstance(status, str) or not status.strip():
-        raise MalformedAnswer(
-            f"the disbursement enquiry has no transaction status (success={success}, code={code})"[:200]
-        )
-    named = found.get("id")
-    if named is not None and str(named) != payout_id:
-        raise MalformedAnswer("the disbursement enquiry answered for another transaction id")
-    return status_result(status, code, payout_id)
+    found = read_enquiry(data, payout_id, NOT_FOUND_CODES, "disbursement enquiry")
+    return None if found is None else status_result(found.status, found.code, payout_id)
 
 
 def interpret_callback(payload: dict[str, Any]) -> WebhookEvent:
     """A disbursement's callback (`transaction.id` our payout id): a hint only; the gateway asks the
     status query before acting (payout_capabilities.query_before_acting)."""
-    found = payload.get("transaction")
-    if not isinstance(found, dict):
-        raise WebhookPayloadError("the callback has no transaction")
-    payout_id = found.get("id")
-    if not isinstance(payout_id, str) or not is_payout(payout_id):
-        raise WebhookPayloadError("a disbursement callback names our payout as transaction.id")
-    status = found.get("status_code")
-    if not isinstance(status, str) or not status.strip():
-        raise WebhookPayloadError("the callback has no status_code")
-    status = status.strip().upper()[:16]
-    payout_id = payout_id[:255]
+    _, payout_id, status = read_callback(
+        payload, is_payout, "a disbursement callback names our payout as transaction.id"
+    )
     try:
         result = status_result(status, None, payout_id)
     except MalformedAnswer:

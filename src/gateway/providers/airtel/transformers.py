@@ -12,7 +12,8 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -34,6 +35,7 @@ from gateway.providers.details import MobileMoney
 OPERATOR = "airtel"  # payment_method_details.operator
 REFERENCE_MAX = 64  # `reference` is shown in the payer's history [U: Airtel's limit]
 
+# A transaction's status, a collection's and a disbursement's alike.
 SUCCEEDED = frozenset({"TS"})
 # TF failed; TE expired [P: seen in integrations, not in Airtel's own pages].
 FAILED = frozenset({"TF", "TE"})
@@ -177,6 +179,32 @@ def transaction(data: Any) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+@dataclass(frozen=True)
+class Enquiry:
+    """A status query's word on one transaction (a payment's or a disbursement's)."""
+
+    status: str  # the transaction's status as Airtel wrote it (TS, TF, TIP, ...)
+    code: str | None  # the envelope's response_code, else its result_code
+    transaction: dict[str, Any]
+
+
+def read_enquiry(data: Any, transaction_id: str, not_found: frozenset[str], what: str) -> Enquiry | None:
+    """A status query's answer (`GET /standard/v1/payments/{id}`, `GET /standard/v1/disbursements/{id}`):
+    its envelope and transaction; None when a code in `not_found` says Airtel does not know the id.
+    MalformedAnswer, naming `what`, for one without a status or about another transaction."""
+    success, code = envelope(data)
+    if code in not_found or result_code(data) in not_found:
+        return None
+    found = transaction(data)
+    status = found.get("status")
+    if not isinstance(status, str) or not status.strip():
+        raise MalformedAnswer(f"the {what} has no transaction status (success={success}, code={code})"[:200])
+    named = found.get("id")
+    if named is not None and str(named) != transaction_id:
+        raise MalformedAnswer(f"the {what} answered for another transaction id")
+    return Enquiry(status, code, found)
+
+
 def refused(code: str | None) -> PaymentResult:
     failure_code, message = REASONS.get(code or "", DEFAULT_FAILURE)
     return PaymentResult(status="failed", failure_code=failure_code, failure_message=message)
@@ -212,19 +240,11 @@ def payment_result(
 
 def enquiry_result(data: Any, transaction_id: str, phone: str | None) -> PaymentResult | None:
     """`GET /standard/v1/payments/{id}` in our terms; None when Airtel does not know the transaction."""
-    success, code = envelope(data)
-    if code in NOT_FOUND_CODES or result_code(data) in NOT_FOUND_CODES:
+    found = read_enquiry(data, transaction_id, NOT_FOUND_CODES, "enquiry")
+    if found is None:
         return None
-    found = transaction(data)
-    status = found.get("status")
-    if not isinstance(status, str) or not status.strip():
-        raise MalformedAnswer(f"the enquiry has no transaction status (success={success}, code={code})"[:200])
-    named = found.get("id")
-    if named is not None and str(named) != transaction_id:
-        raise MalformedAnswer("the enquiry answered for another transaction id")
-    return payment_result(
-        status, transaction_id, receipt=found.get("airtel_money_id"), code=code, phone=phone
-    )
+    receipt = found.transaction.get("airtel_money_id")
+    return payment_result(found.status, transaction_id, receipt=receipt, code=found.code, phone=phone)
 
 
 def refund_result(data: Any, amount: int, currency: str) -> RefundResult:
@@ -265,20 +285,27 @@ def check_hash(key: str, payload: Mapping[str, Any]) -> None:
         raise WebhookVerificationError("the callback's hash does not match")
 
 
-def interpret(payload: dict[str, Any]) -> WebhookEvent:
-    """A callback `{transaction: {id, message, status_code, airtel_money_id}, hash?}` as a hint: the
-    gateway asks the enquiry before acting (capabilities.query_before_acting)."""
+def read_callback(
+    payload: Mapping[str, Any], accept: Callable[[str], bool], refusal: str
+) -> tuple[dict[str, Any], str, str]:
+    """A callback's (a payment's or a disbursement's) transaction object, its id (one `accept` takes,
+    else WebhookPayloadError(`refusal`)) and its status_code, cut to what an event id holds."""
     found = payload.get("transaction")
     if not isinstance(found, dict):
         raise WebhookPayloadError("the callback has no transaction")
     transaction_id = found.get("id")
-    if not isinstance(transaction_id, str) or not transaction_id:
-        raise WebhookPayloadError("the callback has no transaction id")
+    if not isinstance(transaction_id, str) or not accept(transaction_id):
+        raise WebhookPayloadError(refusal)
     status = found.get("status_code")
     if not isinstance(status, str) or not status.strip():
         raise WebhookPayloadError("the callback has no status_code")
-    status = status.strip().upper()[:16]
-    transaction_id = transaction_id[:255]
+    return found, transaction_id[:255], status.strip().upper()[:16]
+
+
+def interpret(payload: dict[str, Any]) -> WebhookEvent:
+    """A callback `{transaction: {id, message, status_code, airtel_money_id}, hash?}` as a hint: the
+    gateway asks the enquiry before acting (capabilities.query_before_acting)."""
+    found, transaction_id, status = read_callback(payload, bool, "the callback has no transaction id")
     try:
         result = payment_result(
             status, transaction_id, receipt=found.get("airtel_money_id"), code=None, phone=None
