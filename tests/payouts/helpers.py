@@ -1,4 +1,5 @@
-"""What the payout tests share: a payout body, its create call and the payout's event trail."""
+"""What the payout tests share: a payout body, its create call, its status, the reconciler's question
+and the payout's event trail."""
 
 from __future__ import annotations
 
@@ -54,6 +55,25 @@ async def created(client: httpx.AsyncClient, merchant: Merchant, payload: dict[s
     r = await create(client, merchant, payload)
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+async def status_of(client: httpx.AsyncClient, merchant: Merchant, payout_id: str) -> str:
+    r = await client.get(f"/v1/payouts/{payout_id}", headers=merchant.auth)
+    assert r.status_code == 200, r.text
+    return str(r.json()["status"])
+
+
+async def reconcile(gateway: Gateway, payout_id: str) -> None:
+    """What the reconciler does for a due payout (its status query, applied)."""
+    ctx = gateway.ctx
+    await PayoutService(ctx.db, ctx.registry, ctx.settings.payouts).reconcile(payout_id)
+
+
+async def forget_tokens(gateway: Gateway, prefix: str) -> None:
+    """Empties a rail's shared token cache (keys under `prefix`), as on a fresh deployment."""
+    keys = [k async for k in gateway.ctx.redis.scan_iter(match=prefix + "*")]
+    if keys:
+        await gateway.ctx.redis.delete(*keys)
 
 
 async def payout_events(gateway: Gateway, payout_id: str) -> list[tuple[str, str]]:

@@ -37,6 +37,7 @@ from payouts.airtel_fake import (
     FakeDisbursements,
     decrypt_pin,
 )
+from payouts.helpers import forget_tokens
 from support import AIRTEL_API, AIRTEL_CALLBACK_TOKEN, AIRTEL_CLIENT_ID, AIRTEL_CLIENT_SECRET, Gateway
 
 LIVE_API = "https://openapi.airtel.test"
@@ -58,9 +59,7 @@ def settings(pin: str | None = ENCRYPTED_PIN, **over: Any) -> AirtelSettings:
 
 
 async def adapter_of(gateway: Gateway, configured: AirtelSettings) -> AirtelProvider:
-    keys = [k async for k in gateway.ctx.redis.scan_iter(match=TOKEN_KEY_PREFIX + "*")]
-    if keys:
-        await gateway.ctx.redis.delete(*keys)
+    await forget_tokens(gateway, TOKEN_KEY_PREFIX)
     return AirtelProvider(configured, gateway.ctx.redis, gateway.base_url + "/v1/webhooks/airtel", 2)
 
 

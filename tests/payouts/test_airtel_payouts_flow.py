@@ -13,9 +13,8 @@ import orjson
 import respx
 
 from drivers.airtel import callback_hash
-from gateway.payouts.service import PayoutService
 from payouts.airtel_fake import DISBURSE, PAYEE, PAYEE_POOR, PAYEE_SLOW, FakeDisbursements
-from payouts.helpers import body, create, created, key, payout_events
+from payouts.helpers import body, create, created, key, payout_events, reconcile, status_of
 from support import AIRTEL_CALLBACK_TOKEN, AIRTEL_DISBURSEMENT_PIN, Gateway, Merchant, wait_for
 
 HOOK = f"/v1/webhooks/airtel/{AIRTEL_CALLBACK_TOKEN}"
@@ -23,18 +22,6 @@ HOOK = f"/v1/webhooks/airtel/{AIRTEL_CALLBACK_TOKEN}"
 
 def airtel_body(phone: str = PAYEE_SLOW, **over: object) -> dict[str, object]:
     return body(phone, amount=5_000, currency="UGX", provider="airtel", **over)
-
-
-async def reconcile(gateway: Gateway, payout_id: str) -> None:
-    """What the reconciler does for a due payout (its status query, applied)."""
-    ctx = gateway.ctx
-    await PayoutService(ctx.db, ctx.registry, ctx.settings.payouts).reconcile(payout_id)
-
-
-async def status_of(client: httpx.AsyncClient, merchant: Merchant, payout_id: str) -> str:
-    r = await client.get(f"/v1/payouts/{payout_id}", headers=merchant.auth)
-    assert r.status_code == 200, r.text
-    return str(r.json()["status"])
 
 
 async def test_paid_at_once(

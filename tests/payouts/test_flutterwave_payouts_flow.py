@@ -11,20 +11,14 @@ from typing import Any
 import httpx
 import respx
 
-from gateway.payouts.service import PayoutService
 from payouts.flutterwave_fake import TRANSFERS, FakeTransfers, verif_hash
-from payouts.helpers import body, create, created, key, payout_events
+from payouts.helpers import body, create, created, key, payout_events, reconcile
 from provider_account_data import credentials
 from support import FLUTTERWAVE_SECRET_KEY, Gateway, Merchant, wait_for
 
 
 def flutterwave_body(**over: Any) -> dict[str, Any]:
     return body("+254712345678", amount=120_000, currency="KES", provider="flutterwave", **over)
-
-
-async def reconcile(gateway: Gateway, payout_id: str) -> None:
-    ctx = gateway.ctx
-    await PayoutService(ctx.db, ctx.registry, ctx.settings.payouts).reconcile(payout_id)
 
 
 async def payout(client: httpx.AsyncClient, merchant: Merchant, payout_id: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from gateway.providers.momo.payouts import NoTransferYet
 from gateway.providers.payouts import PayoutDestination, PayoutRequest, payout_side
 from gateway.settings import MomoSettings
 from payouts.adapter_calls import mobile_money, payout_request, ref_of
+from payouts.helpers import forget_tokens
 from payouts.momo_fake import (
     DISBURSEMENT_TOKEN,
     LIVE_API,
@@ -71,9 +72,7 @@ def settings(**over: Any) -> MomoSettings:
 
 @pytest.fixture
 async def momo(gateway: Gateway) -> AsyncIterator[MomoProvider]:
-    keys = [k async for k in gateway.ctx.redis.scan_iter(match=TOKEN_KEY_PREFIX + "*")]
-    if keys:
-        await gateway.ctx.redis.delete(*keys)
+    await forget_tokens(gateway, TOKEN_KEY_PREFIX)
     adapter = MomoProvider(settings(), gateway.ctx.redis, gateway.base_url + "/v1/webhooks/momo", 2)
     yield adapter
     await adapter.aclose()

@@ -11,26 +11,13 @@ import httpx
 import orjson
 import respx
 
-from gateway.payouts.service import PayoutService
-from payouts.helpers import body, create, created, key, payout_events
+from payouts.helpers import body, create, created, key, payout_events, reconcile, status_of
 from payouts.momo_fake import PAYEE, TRANSFER, FakeDisbursement, reference_id
 from support import MOMO_CALLBACK_TOKEN, Gateway, Merchant, wait_for
 
 
 def momo_body(**over: object) -> dict[str, object]:
     return body(PAYEE, amount=5_000, currency="EUR", provider="momo", **over)
-
-
-async def reconcile(gateway: Gateway, payout_id: str) -> None:
-    """What the reconciler does for a due payout (its status query, applied)."""
-    ctx = gateway.ctx
-    await PayoutService(ctx.db, ctx.registry, ctx.settings.payouts).reconcile(payout_id)
-
-
-async def status_of(client: httpx.AsyncClient, merchant: Merchant, payout_id: str) -> str:
-    r = await client.get(f"/v1/payouts/{payout_id}", headers=merchant.auth)
-    assert r.status_code == 200, r.text
-    return str(r.json()["status"])
 
 
 async def test_a_callback_is_a_hint_the_status_query_settles_the_payout_once(

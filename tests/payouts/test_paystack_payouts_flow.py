@@ -12,8 +12,7 @@ import orjson
 import respx
 
 from drivers.paystack import sign
-from gateway.payouts.service import PayoutService
-from payouts.helpers import body, create, created, key, payout_events
+from payouts.helpers import body, create, created, key, payout_events, reconcile
 from payouts.paystack_fake import VERIFY, FakeTransfers
 from support import Gateway, Merchant
 
@@ -27,11 +26,6 @@ def paystack_body(**over: Any) -> dict[str, Any]:
         "name": "Adaeze Okafor",
     }
     return payload
-
-
-async def reconcile(gateway: Gateway, payout_id: str) -> None:
-    ctx = gateway.ctx
-    await PayoutService(ctx.db, ctx.registry, ctx.settings.payouts).reconcile(payout_id)
 
 
 async def payout(client: httpx.AsyncClient, merchant: Merchant, payout_id: str) -> dict[str, Any]:
