@@ -6,6 +6,7 @@ The sandbox's webhooks are signed per the Standard Webhooks spec, so the tests s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -250,3 +251,71 @@ async def test_sweeper_processes_an_event_stored_but_never_processed(
         )
         == "processed"
     )
+
+
+# Deliveries that race for one payment: the unlocked way (a read, then a commit guarded by the row's
+# version) and the locking way it falls back to apply each result once and store each event once.
+async def _outcomes(gateway: Gateway, payment_id: str) -> list[str]:
+    rows = await gateway.ctx.db.fetch(
+        "SELECT outcome FROM inbound_webhooks WHERE payload->'data'->>'payment_id' = $1 ORDER BY outcome",
+        payment_id,
+    )
+    return [r[0] for r in rows]
+
+
+async def test_racing_events_of_one_result_move_the_payment_once(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    p = await create_waiting(client, merchant)
+    bodies = [sandbox_event(p, "succeeded") for _ in range(12)]  # twelve event ids
+
+    answers = await asyncio.gather(
+        *(client.post("/v1/webhooks/sandbox", content=b, headers=signed(b)) for b in bodies)
+    )
+
+    assert [a.status_code for a in answers] == [200] * 12
+    # Applied before the answers (a signed notification): created, requires_action, succeeded.
+    assert await payment_state(client, merchant, p["id"]) == ("succeeded", 3)
+    assert await _outcomes(gateway, p["id"]) == ["no_change"] * 11 + ["processed"]
+
+
+async def test_racing_copies_of_one_event_store_it_once(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    p = await create_waiting(client, merchant)
+    body = sandbox_event(p, "succeeded", event_id="sbevt_race_" + p["id"])
+
+    answers = await asyncio.gather(
+        *(client.post("/v1/webhooks/sandbox", content=body, headers=signed(body)) for _ in range(12))
+    )
+
+    assert [a.status_code for a in answers] == [200] * 12
+    assert await inbox_count(gateway, p["id"]) == 1
+    assert await _outcomes(gateway, p["id"]) == ["processed"]
+    assert await payment_state(client, merchant, p["id"]) == ("succeeded", 3)
+
+
+async def test_a_result_racing_another_result_applies_the_first_to_commit(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    """A success and a failure at once: whichever commits first wins, the other is refused by the
+    state machine (a terminal payment does not move), and both events are stored with their outcome."""
+    p = await create_waiting(client, merchant)
+    bodies = [sandbox_event(p, "succeeded"), sandbox_event(p, "failed")]
+
+    answers = await asyncio.gather(
+        *(client.post("/v1/webhooks/sandbox", content=b, headers=signed(b)) for b in bodies)
+    )
+
+    assert [a.status_code for a in answers] == [200, 200]
+    assert await _outcomes(gateway, p["id"]) == ["no_change", "processed"]
+    got = (await client.get(f"/v1/payments/{p['id']}", headers=merchant.auth)).json()
+    trail = (await client.get(f"/v1/payments/{p['id']}/events", headers=merchant.auth)).json()["data"]
+    loser = "failed" if got["status"] == "succeeded" else "succeeded"
+    assert [e["type"] for e in reversed(trail)] == [
+        "payment.created",
+        "payment.requires_action",
+        f"payment.{got['status']}",
+        "payment.transition_rejected",
+    ]
+    assert trail[0]["data"]["object"]["rejected"] == {"target_status": loser, "reason": "illegal_transition"}

@@ -114,6 +114,15 @@ class Conflict(Exception):
         self.constraint = constraint
 
 
+class Changed(Exception):
+    """A row read without a lock (`Tx.read`) was changed by another transaction before the commit
+    (`Tx.guard`): the commit's statement failed whole, so nothing of the transaction was written."""
+
+
+# Raised by the commit's statement when a guarded row is no longer the version read (alembic 0013).
+CHANGED_SQLSTATE = "GW409"
+
+
 class Tx:
     """One transaction: its connection, the events to write and publish, and the writes left for
     the commit.
@@ -129,6 +138,7 @@ class Tx:
         "deferred",
         "event_followers",
         "events",
+        "guards",
         "inserts",
         "names",
         "transaction",
@@ -149,6 +159,8 @@ class Tx:
         # (table, id) -> (spec, field -> value): merged per row, as a statement updates a row once.
         self.updates: dict[tuple[str, str], tuple[RowSpec[Any], dict[str, Any]]] = {}
         self.names: dict[str, dict[str, str]] = {}
+        # (table, id) -> the row version (xmin) the transaction's decisions were made on.
+        self.guards: dict[tuple[str, str], int] = {}
 
     async def _begin(self) -> None:
         if self.transaction is None:
@@ -170,6 +182,18 @@ class Tx:
     async def execute(self, sql: str, *args: Any) -> str:
         await self._begin()
         return await self.conn.execute(sql, *args)  # type: ignore[no-any-return]
+
+    async def read(self, sql: str, *args: Any) -> Record | None:
+        """One row read outside the transaction: no BEGIN, no lock (a transaction already begun reads
+        it within). Another transaction may change the row before the commit: `guard` what was read."""
+        return await self.conn.fetchrow(sql, *args)
+
+    def guard(self, spec: RowSpec[Any], row_id: str, version: int) -> None:
+        """The commit writes only if the row is still the version `version` (its `xmin`, which every
+        update of it changes), else it fails whole with `Changed`: a read and a commit in two
+        statements, where a lock needed BEGIN, the locking read, the commit's statement and COMMIT.
+        Optimistic: the caller goes the locking way when it is raised."""
+        self.guards[(spec.table, row_id)] = version
 
     def insert(self, spec: RowSpec[Any], row_id: str, row: Any) -> None:
         """Inserts `row` at the commit, first of the deferred writes, with the values it has then:
@@ -213,15 +237,32 @@ class Tx:
             params = {f"i{n}_{f}": getattr(row, f) for f in spec.fields}
             inserts.append((f"i{n}", f"INSERT INTO {spec.table} ({spec.columns}) VALUES ({marks})", params))  # noqa: S608
         self.inserts = {}
+        checks = []  # CTEs that each yield one row if their guarded row is still the version read
         for n, ((table, row_id), (spec, changes)) in enumerate(self.updates.items()):
             sets = ", ".join(f"{spec.column_of[f]} = :u{n}_{f}" for f in changes)
             params = {f"u{n}_{f}": v for f, v in changes.items()} | {f"u{n}_id": row_id}
-            self.defer(f"u{n}", f"UPDATE {table} SET {sets} WHERE id = :u{n}_id", params)  # noqa: S608
+            body = f"UPDATE {table} SET {sets} WHERE id = :u{n}_id"  # noqa: S608
+            version = self.guards.pop((table, row_id), None)
+            if version is not None:
+                body += f" AND xmin = :u{n}_v RETURNING 1"
+                params[f"u{n}_v"] = version
+                checks.append(f"u{n}")
+            self.defer(f"u{n}", body, params)
         self.updates = {}
+        for n, ((table, row_id), version) in enumerate(self.guards.items()):
+            body = f"SELECT 1 FROM {table} WHERE id = :g{n}_id AND xmin = :g{n}_v"  # noqa: S608
+            self.defer(f"g{n}", body, {f"g{n}_id": row_id, f"g{n}_v": version})
+            checks.append(f"g{n}")
+        self.guards = {}
         self.deferred[:0] = inserts
         if not self.deferred:
             return
-        sql = "WITH " + ",\n".join(f"{name} AS ({body})" for name, body, _ in self.deferred) + "\nSELECT 1"
+        last = "SELECT 1"
+        if checks:
+            # A guarded row changed: gateway_changed() raises, and the statement fails whole.
+            found = " + ".join(f"(SELECT count(*) FROM {c})" for c in checks)  # noqa: S608
+            last = f"SELECT CASE WHEN {found} = {len(checks)} THEN 1 ELSE gateway_changed() END"
+        sql = "WITH " + ",\n".join(f"{name} AS ({body})" for name, body, _ in self.deferred) + "\n" + last
         values: dict[str, Any] = {}
         for _, _, p in self.deferred:
             values |= p
@@ -233,6 +274,10 @@ class Tx:
             if not inserts:
                 raise
             raise Conflict(e.constraint_name) from e
+        except asyncpg.PostgresError as e:
+            if checks and e.sqlstate == CHANGED_SQLSTATE:
+                raise Changed from e
+            raise
 
 
 class Database:

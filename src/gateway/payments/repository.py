@@ -40,6 +40,12 @@ SELECT {_C} FROM payments
 WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
 LIMIT 1 FOR UPDATE
 """
+# The same, unlocked, with the row's version (xmin) for Tx.guard.
+_READ_BY_PROVIDER_REFERENCE = f"""
+SELECT {_C}, xmin FROM payments
+WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
+LIMIT 1
+"""
 _FOR_LINK = f"SELECT {_C} FROM payments WHERE checkout_id = $1 AND payment_link_id = $2"
 # The payment_links table by name, so payments need not import payment_links (which builds on them).
 _LINK_PAID = (
@@ -192,6 +198,15 @@ async def lock_by_provider_reference(
     """The payment the provider knows by `reference` through that account, locked as `lock` locks
     (one round trip where finding its id and then locking it took two)."""
     return PAYMENTS.one(await tx.fetchrow(_LOCK_BY_PROVIDER_REFERENCE, provider, reference, account_id))
+
+
+async def read_by_provider_reference(
+    tx: Tx, provider: str, account_id: str, reference: str
+) -> tuple[Payment, int] | None:
+    """`lock_by_provider_reference` without the lock: the payment and its row version, which the
+    caller guards (`Tx.guard`) so that its commit writes only if nobody changed the row meanwhile."""
+    record = await tx.read(_READ_BY_PROVIDER_REFERENCE, provider, reference, account_id)
+    return None if record is None else (Payment(*record[:-1]), record[-1])
 
 
 async def claim_provider_lease(q: Queries, payment_id: str, until: datetime) -> bool:

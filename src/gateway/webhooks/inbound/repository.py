@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.db.database import Queries, Tx
@@ -63,6 +64,24 @@ async def store_processing(
         _STORE_PROCESSING, new_id("iwh"), provider, account_id, event_id, event_type, payload
     )
     return inbox_id
+
+
+def store_at_commit(
+    tx: Tx,
+    provider: str,
+    account_id: str,
+    event_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    outcome: str,
+) -> None:
+    """Stores a notification `tx` has applied, processed with its outcome, in the commit's statement
+    (no round trip of its own); one already stored fails the commit whole with `Conflict`."""
+    now = datetime.now(UTC)  # the app's clock: no query reads a processed row's times
+    row = InboundWebhook(
+        new_id("iwh"), provider, event_id, event_type, payload, now, now, outcome, 1, None, account_id
+    )
+    tx.insert(INBOX, row.id, row)
 
 
 def finish_at_commit(tx: Tx, inbox_id: str, outcome: str) -> None:

@@ -11,12 +11,12 @@ from typing import Any
 import structlog
 
 from gateway import metrics
-from gateway.db.database import Database, Tx
+from gateway.db.database import Changed, Conflict, Database, Tx
 from gateway.errors import NotFound, ServiceUnavailable, WebhookMalformed, WebhookSignatureInvalid
 from gateway.outages import OUTAGE_RETRY_AFTER
 from gateway.payments import repository as payments
 from gateway.payments import state
-from gateway.payments.models import Payment
+from gateway.payments.models import PAYMENTS, Payment
 from gateway.payments.rails import is_current, names_attempt, split_attempt_key
 from gateway.payments.sync import sync_payment
 from gateway.payouts.service import apply_update as apply_payout_update
@@ -144,8 +144,20 @@ async def _store_and_apply(
     row is inserted first (a concurrent duplicate waits on its unique key, then is dropped), marked
     processed with the outcome at the commit; a crash before the commit stores nothing and the
     provider, unanswered, sends it again. Returns each event's outcome, None for a duplicate."""
-    outcomes: list[str | None] = []
     source = Source(provider_name, account_id)
+    if len(events) == 1:
+        try:
+            outcome = await _store_and_apply_unlocked(db, provider, source, events[0])
+        except (Conflict, Changed) as e:
+            # Stored already (a duplicate), or the payment moved meanwhile: nothing was written, and
+            # the locking way below says which.
+            log.info(
+                "webhook_raced", provider=provider_name, event_id=events[0].event_id, why=type(e).__name__
+            )
+            outcome = None
+        if outcome is not None:
+            return [outcome]
+    outcomes: list[str | None] = []
     async with db.transaction() as tx:
         for event in events:
             inbox_id = await inbox.store_processing(
@@ -160,6 +172,36 @@ async def _store_and_apply(
             inbox.finish_at_commit(tx, inbox_id, outcome)
             outcomes.append(outcome)
     return outcomes
+
+
+async def _store_and_apply_unlocked(
+    db: Database, provider: PaymentProvider, source: Source, event: WebhookEvent
+) -> str | None:
+    """The usual notification, a payment's result naming the provider's reference, in two round trips
+    (the unlocked read, then the commit's statement with the inbox row) where the locking way takes
+    five; the commit fails whole (`Changed`) if the payment moved after the read, and (`Conflict`) if
+    the event was stored already. None, with nothing written, for any other notification."""
+    async with db.transaction() as tx:
+        interpreted = provider.interpret_webhook(event.payload)
+        if (
+            interpreted.result is None
+            or interpreted.provider_reference is None
+            or interpreted.payout is not None
+            or interpreted.refund_result is not None
+        ):
+            return None
+        found = await payments.read_by_provider_reference(
+            tx, source.provider, source.account_id, interpreted.provider_reference
+        )
+        if found is None:  # by the id it names, or an earlier attempt's reference: the locking way
+            return None
+        payment, version = found
+        tx.guard(PAYMENTS, payment.id, version)
+        outcome = _applied(tx, payment, interpreted)
+        inbox.store_at_commit(
+            tx, source.provider, source.account_id, event.event_id, event.event_type, event.payload, outcome
+        )
+    return outcome
 
 
 async def process(
@@ -290,6 +332,12 @@ async def _apply_payment_event(tx: Tx, source: Source, event: WebhookEvent) -> s
         return payment
     if payment is None or not source.owns(payment):
         return "unmatched"
+    return _applied(tx, payment, event)
+
+
+def _applied(tx: Tx, payment: Payment, event: WebhookEvent) -> str:
+    """A payment's result applied to it, locked or guarded (`Tx.guard`); the outcome."""
+    assert event.result is not None
     structlog.contextvars.bind_contextvars(payment_id=payment.id)
     moved = state.apply_result(tx, payment, event.result, source="webhook")
     return "processed" if moved else "no_change"

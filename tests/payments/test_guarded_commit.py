@@ -1,0 +1,121 @@
+"""A row read without a lock and guarded (Tx.read, Tx.guard): the commit writes only if nobody changed
+the row since the read, else it fails whole with Changed and writes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import httpx
+import pytest
+
+from gateway.db.database import Changed
+from gateway.kit.ids import new_id
+from gateway.payments import repository, state
+from gateway.payments.models import PAYMENTS, Payment
+from gateway.payments.secrets import new_checkout_id, new_client_secret
+from support import Gateway, Merchant
+
+BODY = {"amount": 2500, "currency": "KES", "provider": "sandbox", "payment_method": "pm_action_never"}
+
+
+async def _made(client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant) -> Payment:
+    made = await client.post(
+        "/v1/payments", json=BODY, headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert made.status_code == 201
+    payment = await repository.get(gateway.ctx.db, merchant.id, False, made.json()["id"])
+    assert payment is not None
+    assert payment.provider_reference is not None
+    return payment
+
+
+def _another(payment: Payment) -> Payment:
+    pay_id = new_id("pay")
+    return dataclasses.replace(
+        payment,
+        id=pay_id,
+        idempotency_key=str(uuid.uuid4()),
+        provider_reference=None,
+        checkout_id=new_checkout_id(),
+        client_secret=new_client_secret(pay_id),
+    )
+
+
+async def _counts(gateway: Gateway, merchant: Merchant) -> tuple[int, int]:
+    payments = await gateway.scalar("SELECT count(*) FROM payments WHERE merchant_id = :m", m=merchant.id)
+    events = await gateway.scalar("SELECT count(*) FROM events WHERE merchant_id = :m", m=merchant.id)
+    return payments, events
+
+
+async def _read(gateway: Gateway, payment: Payment) -> tuple[Payment, int]:
+    async with gateway.ctx.db.transaction() as tx:
+        found = await repository.read_by_provider_reference(
+            tx, "sandbox", "", payment.provider_reference or ""
+        )
+    assert found is not None
+    return found
+
+
+async def test_an_unchanged_row_commits_without_a_transaction_of_its_own(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    payment = await _made(client, gateway, merchant)
+    before = await _counts(gateway, merchant)
+    async with gateway.ctx.db.transaction() as tx:
+        found = await repository.read_by_provider_reference(
+            tx, "sandbox", "", payment.provider_reference or ""
+        )
+        assert found is not None
+        read, version = found
+        assert read.id == payment.id
+        tx.guard(PAYMENTS, read.id, version)
+        assert state.move(tx, read, "succeeded", source="webhook")
+    assert tx.transaction is None  # the read and the commit's statement, each in autocommit
+    stored = await repository.get(gateway.ctx.db, merchant.id, False, payment.id)
+    assert stored is not None
+    assert stored.status == "succeeded"
+    assert await _counts(gateway, merchant) == (before[0], before[1] + 1)
+    assert (await _read(gateway, payment))[1] != version  # every update is a new row version
+
+
+@pytest.mark.parametrize("with_update", [True, False])
+async def test_a_row_changed_after_the_read_fails_the_commit_whole(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, with_update: bool
+) -> None:
+    """Guarded with an update of the row, or guarded only (a decision to leave it as it is): either
+    way the other writes of the transaction (here a new payment and its event) are not written."""
+    payment = await _made(client, gateway, merchant)
+    row = _another(payment)
+    read, version = await _read(gateway, payment)
+    await gateway.execute("UPDATE payments SET description = 'changed meanwhile' WHERE id = :p", p=payment.id)
+    before = await _counts(gateway, merchant)
+
+    async def commit() -> None:
+        async with gateway.ctx.db.transaction() as tx:
+            tx.guard(PAYMENTS, read.id, version)
+            if with_update:
+                assert state.move(tx, read, "succeeded", source="webhook")
+            repository.insert_at_commit(tx, row)
+            state.record_created(tx, row, source="api")
+
+    with pytest.raises(Changed):
+        await commit()
+    assert await _counts(gateway, merchant) == before
+    stored = await repository.get(gateway.ctx.db, merchant.id, False, payment.id)
+    assert stored is not None
+    assert (stored.status, stored.description) == ("requires_action", "changed meanwhile")
+
+
+async def test_a_guard_only_commits_when_the_row_is_unchanged(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    payment = await _made(client, gateway, merchant)
+    row = _another(payment)
+    read, version = await _read(gateway, payment)
+    before = await _counts(gateway, merchant)
+    async with gateway.ctx.db.transaction() as tx:
+        tx.guard(PAYMENTS, read.id, version)
+        repository.insert_at_commit(tx, row)
+        state.record_created(tx, row, source="api")
+    assert await _counts(gateway, merchant) == (before[0] + 1, before[1] + 1)
