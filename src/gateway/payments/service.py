@@ -42,7 +42,7 @@ from gateway.payments.schemas import payment_view
 from gateway.payments.secrets import client_secret_matches
 from gateway.payments.starts import (
     apply_answer,
-    apply_foretold,
+    apply_outcome,
     begin_attempt,
     foretell,
     start_in_tx,
@@ -176,7 +176,7 @@ class PaymentService:
                     ensure_open(held)
                     state.record_created(tx, payment, source="api")
                     if outcome is not None:
-                        failure = apply_foretold(tx, payment, outcome)
+                        failure = apply_outcome(tx, payment, outcome)
                     elif provider is not None and provider.capabilities.in_process:
                         failure = await start_in_tx(tx, provider, payment)
         except Conflict as e:  # another request with this key got in first: nothing was written

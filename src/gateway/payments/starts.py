@@ -27,7 +27,9 @@ log = structlog.get_logger("gateway.payments")
 Outcome = PaymentResult | ProviderFailure
 
 
-def _apply(tx: Tx, payment: Payment, outcome: Outcome) -> ProviderFailure | None:
+def apply_outcome(tx: Tx, payment: Payment, outcome: Outcome) -> ProviderFailure | None:
+    """An in-process rail's answer applied in `tx`: called within it (`start_in_tx`), or foretold
+    for a payment being inserted (its changes then go into the insert)."""
     if isinstance(outcome, ProviderFailure):
         payment.provider_lease_until = None
         repository.save(tx, payment, {"provider_lease_until": None})
@@ -44,7 +46,7 @@ async def start_in_tx(
         outcome: Outcome = await provider.create_payment(rail_request(payment, return_to))
     except ProviderFailure as e:
         outcome = e
-    return _apply(tx, payment, outcome)
+    return apply_outcome(tx, payment, outcome)
 
 
 def foretell(provider: PaymentProvider, payment: Payment) -> Outcome:
@@ -55,11 +57,6 @@ def foretell(provider: PaymentProvider, payment: Payment) -> Outcome:
         return answer(rail_request(payment))
     except ProviderFailure as e:
         return e
-
-
-def apply_foretold(tx: Tx, payment: Payment, outcome: Outcome) -> ProviderFailure | None:
-    """The foretold answer applied to the payment being inserted: its changes go into the insert."""
-    return _apply(tx, payment, outcome)
 
 
 async def tell(db: Database, provider: PaymentProvider, payment: Payment, outcome: Outcome) -> Payment:
