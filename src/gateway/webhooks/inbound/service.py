@@ -180,7 +180,12 @@ async def _store_and_apply_unlocked(
     """The usual notification, a payment's result naming the provider's reference, in two round trips
     (the unlocked read, then the commit's statement with the inbox row) where the locking way takes
     five; the commit fails whole (`Changed`) if the payment moved after the read, and (`Conflict`) if
-    the event was stored already. None, with nothing written, for any other notification."""
+    the event was stored already. None, with nothing written, for any other notification.
+
+    Its statement takes the payment's row lock before the inbox's key, the locking way the other
+    order: two copies of one event at once, after a third change of the payment, can deadlock.
+    PostgreSQL then fails one (after deadlock_timeout), and `receive` stores that copy as a
+    duplicate, as for any failure of the inline attempt."""
     async with db.transaction() as tx:
         interpreted = provider.interpret_webhook(event.payload)
         if (
