@@ -1,5 +1,7 @@
-"""A payment inserted with the commit (Tx.insert): the whole transaction is one statement, its row goes
-in as the transaction left it, and a key already taken fails it whole with Conflict."""
+"""The commit's statement. A payment inserted with it (Tx.insert): the whole transaction is one
+statement, its row goes in as the transaction left it, and a key already taken fails it whole with
+Conflict. A row read without a lock and guarded (Tx.read, Tx.guard): the commit writes only if nobody
+changed the row since the read, else it fails whole with Changed and writes nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from gateway.db.database import Conflict
+from gateway.db.database import Changed, Conflict
 from gateway.kit.ids import new_id
 from gateway.payments import repository, state
 from gateway.payments.models import PAYMENTS, Payment
@@ -102,3 +104,90 @@ async def test_a_statement_run_in_the_transaction_begins_it(
     with pytest.raises(RuntimeError):
         await fail_after_a_read()
     assert await _counts(gateway, merchant) == before
+
+
+WAITING = {**BODY, "payment_method": "pm_action_never"}
+
+
+async def _waiting(client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant) -> Payment:
+    made = await client.post(
+        "/v1/payments", json=WAITING, headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert made.status_code == 201
+    payment = await repository.get(gateway.ctx.db, merchant.id, False, made.json()["id"])
+    assert payment is not None
+    assert payment.provider_reference is not None
+    return payment
+
+
+async def _read(gateway: Gateway, payment: Payment) -> tuple[Payment, int]:
+    async with gateway.ctx.db.transaction() as tx:
+        found = await repository.read_by_provider_reference(
+            tx, "sandbox", "", payment.provider_reference or ""
+        )
+    assert found is not None
+    return found
+
+
+async def test_an_unchanged_row_commits_without_a_transaction_of_its_own(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    payment = await _waiting(client, gateway, merchant)
+    before = await _counts(gateway, merchant)
+    async with gateway.ctx.db.transaction() as tx:
+        found = await repository.read_by_provider_reference(
+            tx, "sandbox", "", payment.provider_reference or ""
+        )
+        assert found is not None
+        read, version = found
+        assert read.id == payment.id
+        tx.guard(PAYMENTS, read.id, version)
+        assert state.move(tx, read, "succeeded", source="webhook")
+    assert tx.transaction is None  # the read and the commit's statement, each in autocommit
+    stored = await repository.get(gateway.ctx.db, merchant.id, False, payment.id)
+    assert stored is not None
+    assert stored.status == "succeeded"
+    assert await _counts(gateway, merchant) == (before[0], before[1] + 1)
+    assert (await _read(gateway, payment))[1] != version  # every update is a new row version
+
+
+@pytest.mark.parametrize("with_update", [True, False])
+async def test_a_row_changed_after_the_read_fails_the_commit_whole(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, with_update: bool
+) -> None:
+    """Guarded with an update of the row, or guarded only (a decision to leave it as it is): either
+    way the other writes of the transaction (here a new payment and its event) are not written."""
+    payment = await _waiting(client, gateway, merchant)
+    row = _another(payment, str(uuid.uuid4()))
+    read, version = await _read(gateway, payment)
+    await gateway.execute("UPDATE payments SET description = 'changed meanwhile' WHERE id = :p", p=payment.id)
+    before = await _counts(gateway, merchant)
+
+    async def commit() -> None:
+        async with gateway.ctx.db.transaction() as tx:
+            tx.guard(PAYMENTS, read.id, version)
+            if with_update:
+                assert state.move(tx, read, "succeeded", source="webhook")
+            repository.insert_at_commit(tx, row)
+            state.record_created(tx, row, source="api")
+
+    with pytest.raises(Changed):
+        await commit()
+    assert await _counts(gateway, merchant) == before
+    stored = await repository.get(gateway.ctx.db, merchant.id, False, payment.id)
+    assert stored is not None
+    assert (stored.status, stored.description) == ("requires_action", "changed meanwhile")
+
+
+async def test_a_guard_only_commits_when_the_row_is_unchanged(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    payment = await _waiting(client, gateway, merchant)
+    row = _another(payment, str(uuid.uuid4()))
+    read, version = await _read(gateway, payment)
+    before = await _counts(gateway, merchant)
+    async with gateway.ctx.db.transaction() as tx:
+        tx.guard(PAYMENTS, read.id, version)
+        repository.insert_at_commit(tx, row)
+        state.record_created(tx, row, source="api")
+    assert await _counts(gateway, merchant) == (before[0] + 1, before[1] + 1)
