@@ -3,11 +3,12 @@ by the close or refused, never taken and left out of the total.
 
 The payment's transaction holds its session FOR SHARE (payments.repository.hold_cash_session); the
 close locks it FOR UPDATE before adding up. The first two tests pin the order with a lock of the
-test's own: a transaction here holds the merchant's row FOR UPDATE, so whichever of the payment or
-the close writes a row that references the merchant (a payment, an event) waits at that point,
-mid-transaction, until the test lets go. Without the session lock, the first test's close adds up
-before the waiting payment commits (expected misses it) and the second test's payment is taken
-into a session its close has already counted."""
+test's own: a transaction here holds the merchant's row FOR UPDATE, so a payment or a refund (rows
+that reference the merchant) waits at its insert, mid-transaction, until the test lets go; for the
+close, which writes no such row (its event: `events` has no foreign keys), the transaction also
+holds the events table in SHARE mode, so the close waits at its event's insert. Without the
+session lock, the first test's close adds up before the waiting payment commits (expected misses
+it) and the second test's payment is taken into a session its close has already counted."""
 
 from __future__ import annotations
 
@@ -26,24 +27,34 @@ PAYMENTS_PER_ROUND = 6
 
 
 @contextlib.asynccontextmanager
-async def merchant_row_held(gateway: Gateway, merchant: Merchant) -> AsyncIterator[None]:
+async def merchant_row_held(
+    gateway: Gateway, merchant: Merchant, events: bool = False
+) -> AsyncIterator[None]:
     """A transaction of the test's own holding the merchant's row: an insert that references it (its
-    foreign key takes KEY SHARE) waits until the block ends. Nothing is written."""
+    foreign key takes KEY SHARE) waits until the block ends; with `events`, any insert of an event
+    too. Nothing is written."""
     async with gateway.ctx.db.pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
         try:
             await conn.execute("SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE", merchant.id)
+            if events:
+                await conn.execute("LOCK TABLE events IN SHARE MODE")
             yield
         finally:
             await tx.rollback()
 
 
 async def waiting_on_locks(gateway: Gateway) -> int:
+    """Transactions about a cash session waiting on a lock: one that holds a session's row (a payment's
+    or a refund's FOR SHARE, the close's FOR UPDATE), or whose statement asks for one. Not the app's
+    other work, which the events table's lock may hold up as well."""
     return int(
         await gateway.scalar(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            "SELECT count(*) FROM pg_stat_activity a WHERE a.datname = current_database()"
+            " AND a.wait_event_type = 'Lock' AND (a.query LIKE '%cash_sessions%' OR EXISTS ("
+            " SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted"
+            " AND l.relation = 'cash_sessions'::regclass))"
         )
     )
 
@@ -80,7 +91,7 @@ async def test_a_payment_after_the_close_began_is_refused(
 ) -> None:
     drawer = drawer_name()
     s = await opened(client, merchant, drawer, opening_float=1_000)
-    async with merchant_row_held(gateway, merchant):
+    async with merchant_row_held(gateway, merchant, events=True):
         close = asyncio.create_task(close_session(client, merchant, drawer, s["id"], 1_000))
         await until_waiting(gateway, 1)  # the close, its totals read, waiting to write its event
         payment = asyncio.create_task(pay_cash(client, merchant, s["id"], 500))
