@@ -5,6 +5,7 @@ changed the row since the read, else it fails whole with Changed and writes noth
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 
@@ -177,6 +178,41 @@ async def test_a_row_changed_after_the_read_fails_the_commit_whole(
     stored = await repository.get(gateway.ctx.db, merchant.id, False, payment.id)
     assert stored is not None
     assert (stored.status, stored.description) == ("requires_action", "changed meanwhile")
+
+
+@pytest.mark.parametrize("with_update", [True, False])
+async def test_a_row_being_changed_during_the_commit_makes_it_wait_then_fail_whole(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant, with_update: bool
+) -> None:
+    """Another transaction has changed the row and not committed yet: the guarded commit waits for it
+    (its UPDATE, or its check's FOR SHARE), then finds another version and writes nothing."""
+    payment = await _waiting(client, gateway, merchant)
+    row = _another(payment, str(uuid.uuid4()))
+    read, version = await _read(gateway, payment)
+    before = await _counts(gateway, merchant)
+
+    async def commit() -> None:
+        async with gateway.ctx.db.transaction() as tx:
+            tx.guard(PAYMENTS, read.id, version)
+            if with_update:
+                assert state.move(tx, read, "succeeded", source="webhook")
+            repository.insert_at_commit(tx, row)
+            state.record_created(tx, row, source="api")
+
+    async with gateway.ctx.db.pool.acquire() as other:
+        changing = other.transaction()
+        await changing.start()
+        await other.execute("UPDATE payments SET description = 'changing' WHERE id = $1", payment.id)
+        committing = asyncio.create_task(commit())
+        await asyncio.sleep(0.3)
+        assert not committing.done()  # waiting on the row the other transaction holds
+        await changing.commit()
+    with pytest.raises(Changed):
+        await committing
+    assert await _counts(gateway, merchant) == before
+    stored = await repository.get(gateway.ctx.db, merchant.id, False, payment.id)
+    assert stored is not None
+    assert (stored.status, stored.description) == ("requires_action", "changing")
 
 
 async def test_a_guard_only_commits_when_the_row_is_unchanged(

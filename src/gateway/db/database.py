@@ -250,7 +250,9 @@ class Tx:
             self.defer(f"u{n}", body, params)
         self.updates = {}
         for n, ((table, row_id), version) in enumerate(self.guards.items()):
-            body = f"SELECT 1 FROM {table} WHERE id = :g{n}_id AND xmin = :g{n}_v"  # noqa: S608
+            # FOR SHARE: waits for a transaction changing the row, then checks the version it left
+            # (a plain read would see the old version and let the commit pass under that change).
+            body = f"SELECT 1 FROM {table} WHERE id = :g{n}_id AND xmin = :g{n}_v FOR SHARE"  # noqa: S608
             self.defer(f"g{n}", body, {f"g{n}_id": row_id, f"g{n}_v": version})
             checks.append(f"g{n}")
         self.guards = {}
