@@ -135,6 +135,7 @@ async def test_an_unchanged_row_commits_without_a_transaction_of_its_own(
 ) -> None:
     payment = await _waiting(client, gateway, merchant)
     before = await _counts(gateway, merchant)
+    ran: list[str] = []
     async with gateway.ctx.db.transaction() as tx:
         found = await repository.read_by_provider_reference(
             tx, "sandbox", "", payment.provider_reference or ""
@@ -144,6 +145,9 @@ async def test_an_unchanged_row_commits_without_a_transaction_of_its_own(
         assert read.id == payment.id
         tx.guard(PAYMENTS, read.id, version)
         assert state.move(tx, read, "succeeded", source="webhook")
+        tx.after_commit(lambda: ran.append("committed"))
+        assert ran == []
+    assert ran == ["committed"]
     assert tx.transaction is None  # the read and the commit's statement, each in autocommit
     stored = await repository.get(gateway.ctx.db, merchant.id, False, payment.id)
     assert stored is not None
@@ -164,6 +168,8 @@ async def test_a_row_changed_after_the_read_fails_the_commit_whole(
     await gateway.execute("UPDATE payments SET description = 'changed meanwhile' WHERE id = :p", p=payment.id)
     before = await _counts(gateway, merchant)
 
+    ran: list[str] = []
+
     async def commit() -> None:
         async with gateway.ctx.db.transaction() as tx:
             tx.guard(PAYMENTS, read.id, version)
@@ -171,9 +177,11 @@ async def test_a_row_changed_after_the_read_fails_the_commit_whole(
                 assert state.move(tx, read, "succeeded", source="webhook")
             repository.insert_at_commit(tx, row)
             state.record_created(tx, row, source="api")
+            tx.after_commit(lambda: ran.append("committed"))
 
     with pytest.raises(Changed):
         await commit()
+    assert ran == []  # what it would have logged is not said
     assert await _counts(gateway, merchant) == before
     stored = await repository.get(gateway.ctx.db, merchant.id, False, payment.id)
     assert stored is not None

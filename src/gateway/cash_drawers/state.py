@@ -5,6 +5,7 @@ the outbox, webhooks and live streams carry it like a payment's."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -74,10 +75,13 @@ def close(
         setattr(session, name, value)
     save(tx, session, changes)
     _event(tx, session, "cash_session.closed", source, OPEN)
-    log.info(
-        "cash_session_closed",
-        cash_session=session.id,
-        drawer=session.drawer,
-        expected=expected,
-        difference=counted - expected,
+    tx.after_commit(
+        partial(
+            log.info,
+            "cash_session_closed",
+            cash_session=session.id,
+            drawer=session.drawer,
+            expected=expected,
+            difference=counted - expected,
+        )
     )

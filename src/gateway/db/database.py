@@ -134,6 +134,7 @@ class Tx:
 
     __slots__ = (
         "before_commit",
+        "committed",
         "conn",
         "deferred",
         "event_followers",
@@ -153,6 +154,8 @@ class Tx:
         self.events: list[dict[str, Any]] = []
         # Run just before the commit, in order; they may defer writes.
         self.before_commit: list[Callable[[Tx], Awaitable[None]]] = []
+        # Run once it has committed (never if it rolls back or fails): what they say is then true.
+        self.committed: list[Callable[[], object]] = []
         self.deferred: list[tuple[str, str, dict[str, Any]]] = []
         # (table, id) -> (spec, row): rows inserted at the commit, ahead of every other write.
         self.inserts: dict[tuple[str, str], tuple[RowSpec[Any], Any]] = {}
@@ -194,6 +197,11 @@ class Tx:
         statements, where a lock needed BEGIN, the locking read, the commit's statement and COMMIT.
         Optimistic: the caller goes the locking way when it is raised."""
         self.guards[(spec.table, row_id)] = version
+
+    def after_commit(self, action: Callable[[], object]) -> None:
+        """Runs `action` once the transaction has committed, never if it does not: a log line that
+        says a row moved (a guarded commit may fail with Changed, an insert with Conflict)."""
+        self.committed.append(action)
 
     def insert(self, spec: RowSpec[Any], row_id: str, row: Any) -> None:
         """Inserts `row` at the commit, first of the deferred writes, with the values it has then:
@@ -326,6 +334,8 @@ class Database:
                 await tx.transaction.commit()
         if tx.events and self.on_commit is not None:
             self.on_commit(tx.events)
+        for action in tx.committed:
+            action()
 
     # One statement on a pooled connection (acquire, run, release), outside any transaction.
     async def fetch(self, sql: str, *args: Any) -> list[Record]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import structlog
@@ -78,13 +79,16 @@ def record_created(tx: Tx, payment: Payment, *, source: str) -> None:
 
 
 def _reject(tx: Tx, payment: Payment, target: str, *, source: str, reason: str) -> None:
-    log.warning(
-        "payment_transition_rejected",
-        payment_id=payment.id,
-        current=payment.status,
-        target=target,
-        source=source,
-        reason=reason,
+    tx.after_commit(
+        partial(
+            log.warning,
+            "payment_transition_rejected",
+            payment_id=payment.id,
+            current=payment.status,
+            target=target,
+            source=source,
+            reason=reason,
+        )
     )
     data = payment_json(payment)
     data["rejected"] = {"target_status": target, "reason": reason}
@@ -182,7 +186,16 @@ def _moved(
         status=target,
         data=payment_json(payment),
     )
-    log.info("payment_status_changed", payment_id=payment.id, previous=previous, status=target, source=source)
+    tx.after_commit(
+        partial(
+            log.info,
+            "payment_status_changed",
+            payment_id=payment.id,
+            previous=previous,
+            status=target,
+            source=source,
+        )
+    )
 
 
 def apply_result(tx: Tx, payment: Payment, result: PaymentResult, *, source: str) -> bool:
@@ -278,4 +291,4 @@ def reroute(
         status=payment.status,
         data=data,
     )
-    log.info("payment_rerouted", payment_id=payment.id, **rerouted)
+    tx.after_commit(partial(log.info, "payment_rerouted", payment_id=payment.id, **rerouted))
