@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from gateway.kit.ids import new_id
+from gateway.webhooks.inbound import service
 from support import SANDBOX_SECRET, Gateway, Merchant, signed, wait_for
 
 
@@ -319,3 +320,43 @@ async def test_a_result_racing_another_result_applies_the_first_to_commit(
         "payment.transition_rejected",
     ]
     assert trail[0]["data"]["object"]["rejected"] == {"target_status": loser, "reason": "illegal_transition"}
+
+
+async def _unlocked(gateway: Gateway, body: bytes) -> str | None:
+    """The inline webhook's unlocked way (`service._store_and_apply_unlocked`) on a signed sandbox
+    notification, as `receive` calls it."""
+    provider = gateway.ctx.registry.get("sandbox")
+    assert provider is not None
+    [event] = provider.verify_webhook(signed(body), body)
+    return await service._store_and_apply_unlocked(
+        gateway.ctx.db, provider, service.Source("sandbox", ""), event
+    )
+
+
+async def test_a_result_naming_its_reference_is_applied_the_unlocked_way(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    p = await create_waiting(client, merchant)
+
+    assert await _unlocked(gateway, sandbox_event(p, "succeeded")) == "processed"
+
+    assert await payment_state(client, merchant, p["id"]) == ("succeeded", 3)
+    assert await _outcomes(gateway, p["id"]) == ["processed"]
+    attempts = await gateway.scalar(
+        "SELECT attempts FROM inbound_webhooks WHERE payload->'data'->>'payment_id' = :p", p=p["id"]
+    )
+    assert attempts == 1
+
+
+async def test_what_the_unlocked_way_cannot_decide_it_leaves_to_the_locking_way_unwritten(
+    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
+) -> None:
+    """No reference (found by the id it names), or a reference no payment holds now (an earlier
+    attempt's, or none): nothing read as decided, nothing written."""
+    p = await create_waiting(client, merchant)
+
+    assert await _unlocked(gateway, sandbox_event(p, "succeeded", reference=None)) is None
+    assert await _unlocked(gateway, sandbox_event(p, "succeeded", reference="sbx_no_such")) is None
+
+    assert await inbox_count(gateway, p["id"]) == 0
+    assert await payment_state(client, merchant, p["id"]) == ("requires_action", 2)

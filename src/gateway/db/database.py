@@ -116,7 +116,8 @@ class Conflict(Exception):
 
 class Changed(Exception):
     """A row read without a lock (`Tx.read`) was changed by another transaction before the commit
-    (`Tx.guard`): the commit's statement failed whole, so nothing of the transaction was written."""
+    (`Tx.guard`), or the guarded commit deadlocked with another writer of it and was undone: the
+    commit's statement failed whole, so nothing of the transaction was written."""
 
 
 # Raised by the commit's statement when a guarded row is no longer the version read (alembic 0013).
@@ -284,6 +285,10 @@ class Tx:
             if not inserts:
                 raise
             raise Conflict(e.constraint_name) from e
+        except asyncpg.DeadlockDetectedError as e:
+            if not checks:
+                raise
+            raise Changed from e  # it raced another writer of a guarded row, and was the one undone
         except asyncpg.PostgresError as e:
             if checks and e.sqlstate == CHANGED_SQLSTATE:
                 raise Changed from e

@@ -184,17 +184,17 @@ async def _store_and_apply_unlocked(
 
     Its statement takes the payment's row lock before the inbox's key, the locking way the other
     order: two copies of one event at once, after a third change of the payment, can deadlock.
-    PostgreSQL then fails one (after deadlock_timeout), and `receive` stores that copy as a
-    duplicate, as for any failure of the inline attempt."""
+    PostgreSQL then fails one (after deadlock_timeout): this one's is `Changed` (the locking way
+    decides), the other's a failure of the inline attempt (`receive` stores it as a duplicate)."""
+    interpreted = provider.interpret_webhook(event.payload)
+    if (
+        interpreted.result is None
+        or interpreted.provider_reference is None
+        or interpreted.payout is not None
+        or interpreted.refund_result is not None
+    ):
+        return None
     async with db.transaction() as tx:
-        interpreted = provider.interpret_webhook(event.payload)
-        if (
-            interpreted.result is None
-            or interpreted.provider_reference is None
-            or interpreted.payout is not None
-            or interpreted.refund_result is not None
-        ):
-            return None
         found = await payments.read_by_provider_reference(
             tx, source.provider, source.account_id, interpreted.provider_reference
         )
