@@ -1,17 +1,23 @@
-"""positional(): `:name` parameters to asyncpg's `$n`, for the statements deferred to a commit."""
+"""positional(): `:name` parameters to asyncpg's `$n`, for the statements deferred to a commit; the
+migrated schema against the declared one, and the newest migrations undone and done again."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import uuid
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.db.database import positional
+from gateway.cli import alembic_config, run_migrations
+from gateway.db.database import dsn, positional
 from gateway.db.rows import RowSpec
 from gateway.embedded import EmbeddedServers
 from gateway.payments.models import payments
@@ -65,3 +71,38 @@ def test_a_row_type_that_is_not_its_table_is_refused() -> None:
 
     with pytest.raises(TypeError, match="Short does not match the columns of payments"):
         RowSpec(payments, Short)
+
+
+async def _events_keys_and_guard(url: str) -> tuple[list[str], int]:
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        keys = await conn.fetch(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'events'::regclass AND contype = 'f'"
+            " AND convalidated ORDER BY conname"
+        )
+        guard = await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'gateway_changed'")
+    finally:
+        await conn.close()
+    return [k[0] for k in keys], guard
+
+
+async def test_the_newest_migrations_undo_and_redo(servers: EmbeddedServers) -> None:
+    """0014 (events without foreign keys) and 0013 (gateway_changed()) undone on a database of their
+    own: the four keys come back, validated, and the function goes; done again, as before."""
+    name = f"roundtrip_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(dsn(servers.postgres.url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = servers.postgres.url.rsplit("/", 1)[0] + "/" + name
+        # alembic runs its own event loop (alembic/env.py): in a thread of its own here.
+        await asyncio.to_thread(run_migrations, url)
+        assert await _events_keys_and_guard(url) == ([], 1)
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0012")
+        keys = ["fk_events_merchant_id_merchants", "fk_events_payment_id_payments"]
+        keys += ["fk_events_payout_id_payouts", "fk_events_refund_id_refunds"]
+        assert await _events_keys_and_guard(url) == (keys, 0)
+        await asyncio.to_thread(run_migrations, url)
+        assert await _events_keys_and_guard(url) == ([], 1)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

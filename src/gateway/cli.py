@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -25,6 +25,9 @@ from gateway.listening import Listening, listen_once
 from gateway.logging import get_logger
 from gateway.metrics_server import exporting
 from gateway.settings import DatabaseSettings, Settings, get_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = get_logger("gateway.cli")
 
@@ -47,16 +50,23 @@ def alembic_dir() -> Path:
     raise typer.BadParameter("cannot find the alembic/ migrations directory; set GATEWAY_ALEMBIC_DIR")
 
 
-def run_migrations(database_url: str, database: DatabaseSettings | None = None) -> None:
-    """alembic upgrade head; `database` (default: the environment's) says how to connect (PgBouncer)."""
-    from alembic import command
+def alembic_config(database_url: str, database: DatabaseSettings | None = None) -> Config:
+    """alembic's configuration for the database; `database` (default: the environment's) says how to
+    connect (PgBouncer)."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(alembic_dir()))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     cfg.attributes["database"] = database or get_settings().database
-    command.upgrade(cfg, "head")
+    return cfg
+
+
+def run_migrations(database_url: str, database: DatabaseSettings | None = None) -> None:
+    """alembic upgrade head."""
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url, database), "head")
 
 
 async def _merchant_exists(settings: Settings, database_url: str, merchant_id: str) -> bool:
