@@ -73,12 +73,13 @@ def test_a_row_type_that_is_not_its_table_is_refused() -> None:
         RowSpec(payments, Short)
 
 
-async def _events_keys_and_guard(url: str) -> tuple[list[str], int]:
+async def _keys_and_guard(url: str) -> tuple[list[str], int]:
+    """The foreign keys of events and webhook_deliveries (validated), and whether gateway_changed() is."""
     conn = await asyncpg.connect(dsn(url))
     try:
         keys = await conn.fetch(
-            "SELECT conname FROM pg_constraint WHERE conrelid = 'events'::regclass AND contype = 'f'"
-            " AND convalidated ORDER BY conname"
+            "SELECT conname FROM pg_constraint WHERE conrelid IN ('events'::regclass,"
+            " 'webhook_deliveries'::regclass) AND contype = 'f' AND convalidated ORDER BY conname"
         )
         guard = await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'gateway_changed'")
     finally:
@@ -87,8 +88,9 @@ async def _events_keys_and_guard(url: str) -> tuple[list[str], int]:
 
 
 async def test_the_newest_migrations_undo_and_redo(servers: EmbeddedServers) -> None:
-    """0014 (events without foreign keys) and 0013 (gateway_changed()) undone on a database of their
-    own: the four keys come back, validated, and the function goes; done again, as before."""
+    """0015 and 0014 (webhook_deliveries and events without foreign keys) and 0013 (gateway_changed())
+    undone on a database of their own: the seven keys come back, validated, and the function goes;
+    done again, as before."""
     name = f"roundtrip_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(dsn(servers.postgres.url))
     try:
@@ -96,13 +98,18 @@ async def test_the_newest_migrations_undo_and_redo(servers: EmbeddedServers) -> 
         url = servers.postgres.url.rsplit("/", 1)[0] + "/" + name
         # alembic runs its own event loop (alembic/env.py): in a thread of its own here.
         await asyncio.to_thread(run_migrations, url)
-        assert await _events_keys_and_guard(url) == ([], 1)
+        assert await _keys_and_guard(url) == ([], 1)
         await asyncio.to_thread(command.downgrade, alembic_config(url), "0012")
         keys = ["fk_events_merchant_id_merchants", "fk_events_payment_id_payments"]
         keys += ["fk_events_payout_id_payouts", "fk_events_refund_id_refunds"]
-        assert await _events_keys_and_guard(url) == (keys, 0)
+        keys += [
+            "fk_webhook_deliveries_endpoint_id_webhook_endpoints",
+            "fk_webhook_deliveries_event_id_events",
+        ]
+        keys += ["fk_webhook_deliveries_merchant_id_merchants"]
+        assert await _keys_and_guard(url) == (keys, 0)
         await asyncio.to_thread(run_migrations, url)
-        assert await _events_keys_and_guard(url) == ([], 1)
+        assert await _keys_and_guard(url) == ([], 1)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
