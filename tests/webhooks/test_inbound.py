@@ -6,62 +6,15 @@ The sandbox's webhooks are signed per the Standard Webhooks spec, so the tests s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 
 from gateway.kit.ids import new_id
-from gateway.webhooks.inbound import service
 from support import SANDBOX_SECRET, Gateway, Merchant, signed, wait_for
-
-
-async def create_waiting(client: httpx.AsyncClient, merchant: Merchant) -> dict[str, Any]:
-    r = await client.post(
-        "/v1/payments",
-        json={"amount": 1500, "currency": "KES", "provider": "sandbox", "payment_method": "pm_action_never"},
-        headers={**merchant.auth, "Idempotency-Key": str(uuid.uuid4())},
-    )
-    assert r.status_code == 201
-    assert r.json()["status"] == "requires_action"
-    return dict(r.json())
-
-
-def sandbox_event(payment: dict[str, Any], status: str, event_id: str | None = None, **data: Any) -> bytes:
-    body = {
-        "id": event_id or f"sbevt_{uuid.uuid4().hex}",
-        "type": f"payment.{status}",
-        "created": int(datetime.now(UTC).timestamp()),
-        "data": {
-            "object": "payment",
-            "reference": payment["provider_reference"],
-            "payment_id": payment["id"],
-            "status": status,
-            "amount": payment["amount"],
-            "currency": payment["currency"],
-            "failure_code": "card_declined" if status == "failed" else None,
-            "failure_message": None,
-            **data,
-        },
-    }
-    return json.dumps(body).encode()
-
-
-async def payment_state(client: httpx.AsyncClient, merchant: Merchant, payment_id: str) -> tuple[str, int]:
-    p = (await client.get(f"/v1/payments/{payment_id}", headers=merchant.auth)).json()
-    trail = (await client.get(f"/v1/payments/{payment_id}/events", headers=merchant.auth)).json()["data"]
-    return p["status"], len(trail)
-
-
-async def inbox_count(gateway: Gateway, payment_id: str) -> int:
-    return int(
-        await gateway.scalar(
-            "SELECT count(*) FROM inbound_webhooks WHERE payload->'data'->>'payment_id' = :p", p=payment_id
-        )
-    )
+from webhooks.inbound_helpers import create_waiting, inbox_count, payment_state, sandbox_event
 
 
 async def test_signed_webhook_succeeds_and_a_duplicate_changes_nothing(
@@ -252,111 +205,3 @@ async def test_sweeper_processes_an_event_stored_but_never_processed(
         )
         == "processed"
     )
-
-
-# Deliveries that race for one payment: the unlocked way (a read, then a commit guarded by the row's
-# version) and the locking way it falls back to apply each result once and store each event once.
-async def _outcomes(gateway: Gateway, payment_id: str) -> list[str]:
-    rows = await gateway.ctx.db.fetch(
-        "SELECT outcome FROM inbound_webhooks WHERE payload->'data'->>'payment_id' = $1 ORDER BY outcome",
-        payment_id,
-    )
-    return [r[0] for r in rows]
-
-
-async def test_racing_events_of_one_result_move_the_payment_once(
-    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
-) -> None:
-    p = await create_waiting(client, merchant)
-    bodies = [sandbox_event(p, "succeeded") for _ in range(12)]  # twelve event ids
-
-    answers = await asyncio.gather(
-        *(client.post("/v1/webhooks/sandbox", content=b, headers=signed(b)) for b in bodies)
-    )
-
-    assert [a.status_code for a in answers] == [200] * 12
-    # Applied before the answers (a signed notification): created, requires_action, succeeded.
-    assert await payment_state(client, merchant, p["id"]) == ("succeeded", 3)
-    assert await _outcomes(gateway, p["id"]) == ["no_change"] * 11 + ["processed"]
-
-
-async def test_racing_copies_of_one_event_store_it_once(
-    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
-) -> None:
-    p = await create_waiting(client, merchant)
-    body = sandbox_event(p, "succeeded", event_id="sbevt_race_" + p["id"])
-
-    answers = await asyncio.gather(
-        *(client.post("/v1/webhooks/sandbox", content=body, headers=signed(body)) for _ in range(12))
-    )
-
-    assert [a.status_code for a in answers] == [200] * 12
-    assert await inbox_count(gateway, p["id"]) == 1
-    assert await _outcomes(gateway, p["id"]) == ["processed"]
-    assert await payment_state(client, merchant, p["id"]) == ("succeeded", 3)
-
-
-async def test_a_result_racing_another_result_applies_the_first_to_commit(
-    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
-) -> None:
-    """A success and a failure at once: whichever commits first wins, the other is refused by the
-    state machine (a terminal payment does not move), and both events are stored with their outcome."""
-    p = await create_waiting(client, merchant)
-    bodies = [sandbox_event(p, "succeeded"), sandbox_event(p, "failed")]
-
-    answers = await asyncio.gather(
-        *(client.post("/v1/webhooks/sandbox", content=b, headers=signed(b)) for b in bodies)
-    )
-
-    assert [a.status_code for a in answers] == [200, 200]
-    assert await _outcomes(gateway, p["id"]) == ["no_change", "processed"]
-    got = (await client.get(f"/v1/payments/{p['id']}", headers=merchant.auth)).json()
-    trail = (await client.get(f"/v1/payments/{p['id']}/events", headers=merchant.auth)).json()["data"]
-    loser = "failed" if got["status"] == "succeeded" else "succeeded"
-    assert [e["type"] for e in reversed(trail)] == [
-        "payment.created",
-        "payment.requires_action",
-        f"payment.{got['status']}",
-        "payment.transition_rejected",
-    ]
-    assert trail[0]["data"]["object"]["rejected"] == {"target_status": loser, "reason": "illegal_transition"}
-
-
-async def _unlocked(gateway: Gateway, body: bytes) -> str | None:
-    """The inline webhook's unlocked way (`service._store_and_apply_unlocked`) on a signed sandbox
-    notification, as `receive` calls it."""
-    provider = gateway.ctx.registry.get("sandbox")
-    assert provider is not None
-    [event] = provider.verify_webhook(signed(body), body)
-    return await service._store_and_apply_unlocked(
-        gateway.ctx.db, provider, service.Source("sandbox", ""), event
-    )
-
-
-async def test_a_result_naming_its_reference_is_applied_the_unlocked_way(
-    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
-) -> None:
-    p = await create_waiting(client, merchant)
-
-    assert await _unlocked(gateway, sandbox_event(p, "succeeded")) == "processed"
-
-    assert await payment_state(client, merchant, p["id"]) == ("succeeded", 3)
-    assert await _outcomes(gateway, p["id"]) == ["processed"]
-    attempts = await gateway.scalar(
-        "SELECT attempts FROM inbound_webhooks WHERE payload->'data'->>'payment_id' = :p", p=p["id"]
-    )
-    assert attempts == 1
-
-
-async def test_what_the_unlocked_way_cannot_decide_it_leaves_to_the_locking_way_unwritten(
-    client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
-) -> None:
-    """No reference (found by the id it names), or a reference no payment holds now (an earlier
-    attempt's, or none): nothing read as decided, nothing written."""
-    p = await create_waiting(client, merchant)
-
-    assert await _unlocked(gateway, sandbox_event(p, "succeeded", reference=None)) is None
-    assert await _unlocked(gateway, sandbox_event(p, "succeeded", reference="sbx_no_such")) is None
-
-    assert await inbox_count(gateway, p["id"]) == 0
-    assert await payment_state(client, merchant, p["id"]) == ("requires_action", 2)
