@@ -33,7 +33,7 @@ async def merchant_row_held(
     """A transaction of the test's own holding the merchant's row: an insert that references it (its
     foreign key takes KEY SHARE) waits until the block ends; with `events`, any insert of an event
     too. Nothing is written."""
-    async with gateway.ctx.db.pool.acquire() as conn:
+    async with gateway.ctx.db.connection() as conn:
         tx = conn.transaction()
         await tx.start()
         try:

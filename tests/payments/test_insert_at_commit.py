@@ -207,7 +207,7 @@ async def test_a_row_being_changed_during_the_commit_makes_it_wait_then_fail_who
             repository.insert_at_commit(tx, row)
             state.record_created(tx, row, source="api")
 
-    async with gateway.ctx.db.pool.acquire() as other:
+    async with gateway.ctx.db.connection() as other:
         changing = other.transaction()
         await changing.start()
         await other.execute("UPDATE payments SET description = 'changing' WHERE id = $1", payment.id)

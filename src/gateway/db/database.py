@@ -1,4 +1,5 @@
-"""The one way to the database: asyncpg, a pool per process, and `Tx`, the unit of work.
+"""The one way to the database: asyncpg, a pool per process (its connections kept between statements
+by db/lease.py), and `Tx`, the unit of work.
 
 Every domain reads and writes through here, hot paths and background work alike: hand-written SQL
 (one prepared statement per text, cached by asyncpg per connection), rows as the tables' dataclasses
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
+from gateway.db.lease import Lease
 from gateway.db.rows import RowSpec
 from gateway.settings import DatabaseSettings
 
@@ -296,9 +298,10 @@ class Tx:
 
 
 class Database:
-    """The pool. `on_commit` receives the events each transaction committed (the live publisher);
-    `event_followers` are (name, SQL) writes deferred after the events' insert, which they read as
-    the CTE `ev` (the outbound webhooks' outbox), so the events domain need not know its readers."""
+    """The connections (`Lease`, in front of asyncpg's pool). `on_commit` receives the events each
+    transaction committed (the live publisher); `event_followers` are (name, SQL) writes deferred
+    after the events' insert, which they read as the CTE `ev` (the outbound webhooks' outbox), so the
+    events domain need not know its readers."""
 
     def __init__(
         self,
@@ -307,6 +310,7 @@ class Database:
         event_followers: tuple[tuple[str, str], ...] = (),
     ):
         self.pool = pool
+        self.lease = Lease(pool)
         self.on_commit = on_commit
         self.event_followers = event_followers
 
@@ -326,7 +330,7 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """Commits when the block ends, rolls back if it raises."""
-        async with self.pool.acquire() as conn:
+        async with self.lease.held() as conn:
             tx = Tx(conn, self.event_followers)
             try:
                 yield tx
@@ -342,18 +346,36 @@ class Database:
         for action in tx.committed:
             action()
 
-    # One statement on a pooled connection (acquire, run, release), outside any transaction.
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        """A connection of the process's for a block (given back when it ends); never `pool.acquire`,
+        which cannot see the connections the lease keeps idle."""
+        async with self.lease.held() as conn:
+            yield conn
+
+    # One statement on a connection of the lease's, outside any transaction (the hot reads' path).
     async def fetch(self, sql: str, *args: Any) -> list[Record]:
-        return await self.pool.fetch(sql, *args)  # type: ignore[no-any-return]
+        return await self._one("fetch", sql, args)  # type: ignore[no-any-return]
 
     async def fetchrow(self, sql: str, *args: Any) -> Record | None:
-        return await self.pool.fetchrow(sql, *args)
+        return await self._one("fetchrow", sql, args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self.pool.fetchval(sql, *args)
+        return await self._one("fetchval", sql, args)
 
     async def execute(self, sql: str, *args: Any) -> str:
-        return await self.pool.execute(sql, *args)  # type: ignore[no-any-return]
+        return await self._one("execute", sql, args)  # type: ignore[no-any-return]
+
+    async def _one(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+        # Written out, not through `connection()`: a context manager's frames cost a GET ~2%.
+        conn = await self.lease.take()
+        try:
+            result = await getattr(conn, method)(sql, *args)
+        except BaseException:
+            await self.lease.give_back(conn, clean=False)
+            raise
+        await self.lease.give_back(conn, clean=True)
+        return result
 
     async def close(self) -> None:
-        await self.pool.close()
+        await self.lease.close()
