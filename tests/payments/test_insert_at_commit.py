@@ -130,6 +130,20 @@ async def _read(gateway: Gateway, payment: Payment) -> tuple[Payment, int]:
     return found
 
 
+async def _commit_guarded(
+    gateway: Gateway, read: Payment, version: int, row: Payment, *, with_update: bool, ran: list[str]
+) -> None:
+    """A new payment and its event inserted by a transaction guarded by `read`'s version, which also
+    moves `read` if `with_update`; `ran` hears of the commit."""
+    async with gateway.ctx.db.transaction() as tx:
+        tx.guard(PAYMENTS, read.id, version)
+        if with_update:
+            assert state.move(tx, read, "succeeded", source="webhook")
+        repository.insert_at_commit(tx, row)
+        state.record_created(tx, row, source="api")
+        tx.after_commit(lambda: ran.append("committed"))
+
+
 async def test_an_unchanged_row_commits_without_a_transaction_of_its_own(
     client: httpx.AsyncClient, gateway: Gateway, merchant: Merchant
 ) -> None:
@@ -169,18 +183,8 @@ async def test_a_row_changed_after_the_read_fails_the_commit_whole(
     before = await _counts(gateway, merchant)
 
     ran: list[str] = []
-
-    async def commit() -> None:
-        async with gateway.ctx.db.transaction() as tx:
-            tx.guard(PAYMENTS, read.id, version)
-            if with_update:
-                assert state.move(tx, read, "succeeded", source="webhook")
-            repository.insert_at_commit(tx, row)
-            state.record_created(tx, row, source="api")
-            tx.after_commit(lambda: ran.append("committed"))
-
     with pytest.raises(Changed):
-        await commit()
+        await _commit_guarded(gateway, read, version, row, with_update=with_update, ran=ran)
     assert ran == []  # what it would have logged is not said
     assert await _counts(gateway, merchant) == before
     stored = await repository.get(gateway.ctx.db, merchant.id, False, payment.id)
@@ -199,19 +203,13 @@ async def test_a_row_being_changed_during_the_commit_makes_it_wait_then_fail_who
     read, version = await _read(gateway, payment)
     before = await _counts(gateway, merchant)
 
-    async def commit() -> None:
-        async with gateway.ctx.db.transaction() as tx:
-            tx.guard(PAYMENTS, read.id, version)
-            if with_update:
-                assert state.move(tx, read, "succeeded", source="webhook")
-            repository.insert_at_commit(tx, row)
-            state.record_created(tx, row, source="api")
-
     async with gateway.ctx.db.connection() as other:
         changing = other.transaction()
         await changing.start()
         await other.execute("UPDATE payments SET description = 'changing' WHERE id = $1", payment.id)
-        committing = asyncio.create_task(commit())
+        committing = asyncio.create_task(
+            _commit_guarded(gateway, read, version, row, with_update=with_update, ran=[])
+        )
         await asyncio.sleep(0.3)
         assert not committing.done()  # waiting on the row the other transaction holds
         await changing.commit()
@@ -230,8 +228,7 @@ async def test_a_guard_only_commits_when_the_row_is_unchanged(
     row = _another(payment, str(uuid.uuid4()))
     read, version = await _read(gateway, payment)
     before = await _counts(gateway, merchant)
-    async with gateway.ctx.db.transaction() as tx:
-        tx.guard(PAYMENTS, read.id, version)
-        repository.insert_at_commit(tx, row)
-        state.record_created(tx, row, source="api")
+    ran: list[str] = []
+    await _commit_guarded(gateway, read, version, row, with_update=False, ran=ran)
+    assert ran == ["committed"]
     assert await _counts(gateway, merchant) == (before[0] + 1, before[1] + 1)

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from gateway.kit.ids import new_id
 from support import Gateway, Merchant
 
 
@@ -63,3 +64,14 @@ async def outcomes(gateway: Gateway, payment_id: str) -> list[str]:
         payment_id,
     )
     return [r[0] for r in rows]
+
+
+async def store_unprocessed(gateway: Gateway, payload: dict[str, Any]) -> None:
+    """The sandbox event `payload` in the inbox, never processed (a crash between store and process)."""
+    await gateway.execute(
+        "INSERT INTO inbound_webhooks (id, provider, provider_event_id, event_type, payload) "
+        "VALUES (:id, 'sandbox', :eid, 'payment.succeeded', CAST(:payload AS text)::jsonb)",
+        id=new_id("iwh"),
+        eid=payload["id"],
+        payload=json.dumps(payload),
+    )

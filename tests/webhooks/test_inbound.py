@@ -14,7 +14,13 @@ import httpx
 
 from gateway.kit.ids import new_id
 from support import SANDBOX_SECRET, Gateway, Merchant, signed, wait_for
-from webhooks.inbound_helpers import create_waiting, inbox_count, payment_state, sandbox_event
+from webhooks.inbound_helpers import (
+    create_waiting,
+    inbox_count,
+    payment_state,
+    sandbox_event,
+    store_unprocessed,
+)
 
 
 async def test_signed_webhook_succeeds_and_a_duplicate_changes_nothing(
@@ -185,13 +191,7 @@ async def test_sweeper_processes_an_event_stored_but_never_processed(
     # Checked before the row exists: once it does, the sweeper may finish the job at any moment.
     assert await payment_state(client, merchant, p["id"]) == ("requires_action", 2)
     payload = json.loads(sandbox_event(p, "succeeded"))
-    await gateway.execute(
-        "INSERT INTO inbound_webhooks (id, provider, provider_event_id, event_type, payload) "
-        "VALUES (:id, 'sandbox', :eid, 'payment.succeeded', CAST(:payload AS text)::jsonb)",
-        id=new_id("iwh"),
-        eid=payload["id"],
-        payload=json.dumps(payload),
-    )
+    await store_unprocessed(gateway, payload)
 
     async def swept() -> bool:
         return (await payment_state(client, merchant, p["id"]))[0] == "succeeded"

@@ -10,10 +10,16 @@ import json
 
 import httpx
 
-from gateway.kit.ids import new_id
 from gateway.webhooks.inbound import service
 from support import Gateway, Merchant, signed, wait_for
-from webhooks.inbound_helpers import create_waiting, inbox_count, outcomes, payment_state, sandbox_event
+from webhooks.inbound_helpers import (
+    create_waiting,
+    inbox_count,
+    outcomes,
+    payment_state,
+    sandbox_event,
+    store_unprocessed,
+)
 
 
 async def test_a_copy_of_an_event_stored_but_not_processed_is_a_duplicate(
@@ -25,13 +31,7 @@ async def test_a_copy_of_an_event_stored_but_not_processed_is_a_duplicate(
     p = await create_waiting(client, merchant)
     body = sandbox_event(p, "succeeded")
     payload = json.loads(body)
-    await gateway.execute(
-        "INSERT INTO inbound_webhooks (id, provider, provider_event_id, event_type, payload) "
-        "VALUES (:id, 'sandbox', :eid, 'payment.succeeded', CAST(:payload AS text)::jsonb)",
-        id=new_id("iwh"),
-        eid=payload["id"],
-        payload=json.dumps(payload),
-    )
+    await store_unprocessed(gateway, payload)
 
     again = await client.post("/v1/webhooks/sandbox", content=body, headers=signed(body))
 

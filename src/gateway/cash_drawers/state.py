@@ -5,7 +5,6 @@ the outbox, webhooks and live streams carry it like a payment's."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import structlog
@@ -75,13 +74,11 @@ def close(
         setattr(session, name, value)
     save(tx, session, changes)
     _event(tx, session, "cash_session.closed", source, OPEN)
-    tx.after_commit(
-        partial(
-            log.info,
-            "cash_session_closed",
-            cash_session=session.id,
-            drawer=session.drawer,
-            expected=expected,
-            difference=counted - expected,
-        )
+    tx.say(
+        log.info,
+        "cash_session_closed",
+        cash_session=session.id,
+        drawer=session.drawer,
+        expected=expected,
+        difference=counted - expected,
     )

@@ -206,6 +206,11 @@ class Tx:
         says a row moved (a guarded commit may fail with Changed, an insert with Conflict)."""
         self.committed.append(action)
 
+    def say(self, emit: Callable[..., object], event: str, **fields: Any) -> None:
+        """A log line about what the transaction does (`emit`: a logger's method), said once it has
+        committed (`after_commit`)."""
+        self.committed.append(functools.partial(emit, event, **fields))
+
     def insert(self, spec: RowSpec[Any], row_id: str, row: Any) -> None:
         """Inserts `row` at the commit, first of the deferred writes, with the values it has then:
         an `update` of it in this transaction is already on the row. A unique key it meets raises

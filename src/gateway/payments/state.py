@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
 import structlog
@@ -79,16 +78,14 @@ def record_created(tx: Tx, payment: Payment, *, source: str) -> None:
 
 
 def _reject(tx: Tx, payment: Payment, target: str, *, source: str, reason: str) -> None:
-    tx.after_commit(
-        partial(
-            log.warning,
-            "payment_transition_rejected",
-            payment_id=payment.id,
-            current=payment.status,
-            target=target,
-            source=source,
-            reason=reason,
-        )
+    tx.say(
+        log.warning,
+        "payment_transition_rejected",
+        payment_id=payment.id,
+        current=payment.status,
+        target=target,
+        source=source,
+        reason=reason,
     )
     data = payment_json(payment)
     data["rejected"] = {"target_status": target, "reason": reason}
@@ -186,15 +183,13 @@ def _moved(
         status=target,
         data=payment_json(payment),
     )
-    tx.after_commit(
-        partial(
-            log.info,
-            "payment_status_changed",
-            payment_id=payment.id,
-            previous=previous,
-            status=target,
-            source=source,
-        )
+    tx.say(
+        log.info,
+        "payment_status_changed",
+        payment_id=payment.id,
+        previous=previous,
+        status=target,
+        source=source,
     )
 
 
@@ -291,4 +286,4 @@ def reroute(
         status=payment.status,
         data=data,
     )
-    tx.after_commit(partial(log.info, "payment_rerouted", payment_id=payment.id, **rerouted))
+    tx.say(log.info, "payment_rerouted", payment_id=payment.id, **rerouted)

@@ -8,7 +8,6 @@ back to the day's limit in that transaction too.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import structlog
@@ -86,15 +85,13 @@ def _move(
     if target in (FAILED, CANCELED):
         release_from_day(tx, payout)
     _event(tx, payout, f"payout.{target}", source, previous)
-    tx.after_commit(
-        partial(
-            log.info,
-            "payout_status_changed",
-            payout_id=payout.id,
-            previous=previous,
-            status=target,
-            source=source,
-        )
+    tx.say(
+        log.info,
+        "payout_status_changed",
+        payout_id=payout.id,
+        previous=previous,
+        status=target,
+        source=source,
     )
 
 
@@ -126,16 +123,14 @@ def apply_result(tx: Tx, payout: Payout, result: PayoutResult, *, source: str) -
     ):
         reason = "amount_mismatch"
     if reason is not None:
-        tx.after_commit(
-            partial(
-                log.warning,
-                "payout_transition_rejected",
-                payout_id=payout.id,
-                current=payout.status,
-                target=target,
-                reason=reason,
-                source=source,
-            )
+        tx.say(
+            log.warning,
+            "payout_transition_rejected",
+            payout_id=payout.id,
+            current=payout.status,
+            target=target,
+            reason=reason,
+            source=source,
         )
         _event(
             tx,

@@ -7,7 +7,6 @@ state machine, in the same transaction, with both events appended.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import structlog
@@ -86,16 +85,14 @@ def apply_result(tx: Tx, payment: Payment, refund: Refund, result: RefundResult,
     ):
         reason = "amount_mismatch"
     if reason is not None:
-        tx.after_commit(
-            partial(
-                log.warning,
-                "refund_transition_rejected",
-                refund_id=refund.id,
-                current=refund.status,
-                target=target,
-                reason=reason,
-                source=source,
-            )
+        tx.say(
+            log.warning,
+            "refund_transition_rejected",
+            refund_id=refund.id,
+            current=refund.status,
+            target=target,
+            reason=reason,
+            source=source,
         )
         _event(
             tx,
@@ -115,14 +112,12 @@ def apply_result(tx: Tx, payment: Payment, refund: Refund, result: RefundResult,
     _event(tx, refund, f"refund.{target}", source, previous)
     if target == "succeeded":
         payment_state.record_refund(tx, payment, refund.amount, source=source)
-    tx.after_commit(
-        partial(
-            log.info,
-            "refund_status_changed",
-            refund_id=refund.id,
-            previous=previous,
-            status=target,
-            source=source,
-        )
+    tx.say(
+        log.info,
+        "refund_status_changed",
+        refund_id=refund.id,
+        previous=previous,
+        status=target,
+        source=source,
     )
     return True
