@@ -147,6 +147,7 @@ async def runtime(settings: Settings, loops: Loops) -> AsyncIterator[Runtime]:
         if ctx.rate_limits is not None:
             await ctx.rate_limits.aclose()
         await publisher.drain()
+        await batcher.close()
         await redis.aclose()
         await db.close()
         metrics.process_exit()

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from redis.asyncio.connection import AbstractConnection
 
 from gateway.embedded import free_port
 from gateway.main import create_app
@@ -58,3 +59,22 @@ async def serving(
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.contextmanager
+def batches() -> Iterator[list[list[tuple[Any, ...]]]]:
+    """Records each batch of commands written to Redis at once (redis-py's `pack_commands`: the
+    app's batcher's, and any pipeline's), as the commands' arguments, in the order sent."""
+    real = AbstractConnection.pack_commands
+    sent: list[list[tuple[Any, ...]]] = []
+
+    def recording(self: AbstractConnection, commands: Any) -> Any:
+        commands = [tuple(c) for c in commands]
+        sent.append(commands)
+        return real(self, commands)
+
+    AbstractConnection.pack_commands = recording  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        AbstractConnection.pack_commands = real  # type: ignore[method-assign]

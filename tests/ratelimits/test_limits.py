@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import httpx
 from limits import parse
@@ -14,7 +13,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from gateway.idempotency.store import redis_key
-from ratelimits.serving import Serve
+from ratelimits.serving import Serve, batches
 from support import Gateway, Merchant, assert_problem
 
 BODY = {"amount": 2500, "currency": "KES", "provider": "sandbox", "payment_method": "pm_success"}
@@ -135,33 +134,14 @@ async def test_a_refused_create_releases_its_idempotency_claim_and_a_replay_coun
 async def test_the_limit_and_the_idempotency_claim_share_one_round_trip(
     serve: Serve, merchant: Merchant
 ) -> None:
-    async with serve(test="50/minute") as (client, app):
-        batcher = app.state.ctx.idempotency.redis
-        pipelines: list[list[str]] = []
-        redis = batcher._redis
-        real = redis.pipeline
-
-        def recording(*args: Any, **kwargs: Any) -> Any:
-            pipe = real(*args, **kwargs)
-            execute = pipe.execute
-
-            async def execute_recorded(*a: Any, **k: Any) -> Any:
-                pipelines.append([c[0][0] for c in pipe.command_stack])
-                return await execute(*a, **k)
-
-            pipe.execute = execute_recorded
-            return pipe
-
-        redis.pipeline = recording
-        try:
+    async with serve(test="50/minute") as (client, _):
+        with batches() as sent:
             r = await client.post(
                 "/v1/payments", json=BODY, headers={**merchant.auth, "Idempotency-Key": "one-trip"}
             )
-        finally:
-            redis.pipeline = real
     assert r.status_code == 201, r.text
-    # The first pipeline of the request carries the limit's script and the claim: one round trip.
-    assert pipelines[0] == ["EVALSHA", "EVAL"]
+    # The first batch of the request carries the limit's script and the claim: one round trip.
+    assert [c[0] for c in sent[0]] == ["EVALSHA", "EVAL"]
 
 
 async def test_failed_authentications_per_address_lock_it_out_for_the_window(

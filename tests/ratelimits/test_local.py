@@ -7,49 +7,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from limits import parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from gateway.ratelimit.limiter import FRESH, SHARE
-from ratelimits.serving import Serve
+from ratelimits.serving import Serve, batches
 from ratelimits.test_limits import assert_rate_limited, key_id, quota
 from support import Gateway, Merchant, assert_problem
 
 
 @contextmanager
-def scripts(app: Any) -> Iterator[list[str]]:
-    """Records each rate-limit script the app sends: "ask" (a request's own question, which spends)
-    or "send" (the flusher sending what the process let through)."""
-    redis = app.state.ctx.idempotency.redis._redis
-    real = redis.pipeline
+def scripts() -> Iterator[list[str]]:
+    """Records each rate-limit script sent: "ask" (a request's own question, which spends) or "send"
+    (the flusher sending what the process let through)."""
     sent: list[str] = []
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        pipe = real(*args, **kwargs)
-        execute = pipe.execute
-
-        async def execute_recorded(*a: Any, **k: Any) -> Any:
-            for command, *_ in (c[0] for c in pipe.command_stack):
-                if command == "EVALSHA" and len(c := _args(pipe, command)) > 3 and c[1] == 2:
-                    sent.append("ask" if c[-1] == 1 else "send")
-            return await execute(*a, **k)
-
-        pipe.execute = execute_recorded
-        return pipe
-
-    redis.pipeline = recording
-    try:
+    with batches() as written:
         yield sent
-    finally:
-        redis.pipeline = real
-
-
-def _args(pipe: Any, command: str) -> tuple[Any, ...]:
-    found: tuple[Any, ...] = next(c[0] for c in pipe.command_stack if c[0][0] == command)
-    return found[1:]
+    for command in (c for batch in written for c in batch):
+        # EVALSHA, its sha, 2 keys, the keys, ..., the amount asked for last
+        if command[0] == "EVALSHA" and len(command) > 4 and command[2] == 2:
+            sent.append("ask" if command[-1] == 1 else "send")
 
 
 async def window_count(gateway: Gateway, merchant: Merchant, limit: str) -> int:
@@ -65,8 +44,8 @@ async def window_count(gateway: Gateway, merchant: Merchant, limit: str) -> int:
 async def test_far_below_the_limit_the_process_decides_and_every_request_counts(
     serve: Serve, merchant: Merchant, gateway: Gateway
 ) -> None:
-    async with serve(test="1600/minute") as (client, app):
-        with scripts(app) as sent:
+    async with serve(test="1600/minute") as (client, _):
+        with scripts() as sent:
             answers = [await client.get("/v1/payments", headers=merchant.auth) for _ in range(200)]
         assert [r.status_code for r in answers] == [200] * 200
         # One process: its view is exact, so the headers count down as Redis would.
@@ -82,8 +61,8 @@ async def test_near_the_limit_redis_decides_each_request(
     serve: Serve, merchant: Merchant, gateway: Gateway
 ) -> None:
     limit = 2 * SHARE  # a process may decide alone up to half of it, limit/SHARE at a time
-    async with serve(test=f"{limit}/minute") as (client, app):
-        with scripts(app) as sent:
+    async with serve(test=f"{limit}/minute") as (client, _):
+        with scripts() as sent:
             answers = [await client.get("/v1/payments", headers=merchant.auth) for _ in range(limit + 8)]
     assert [r.status_code for r in answers] == [200] * limit + [429] * 8
     assert [quota(r)[1] for r in answers] == list(range(limit - 1, -1, -1)) + [0] * 8
