@@ -29,23 +29,13 @@ WHERE id = $1 AND status = 'pending' AND (provider_lease_until IS NULL OR provid
 RETURNING id
 """
 _RELEASE_LEASE = "UPDATE payments SET provider_lease_until = NULL WHERE id = $1"
-# A provider account ('' for the deployment's) only ever speaks of the payments made through it.
-_BY_PROVIDER_REFERENCE = """
-SELECT id FROM payments
-WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
-LIMIT 1
-"""
-_LOCK_BY_PROVIDER_REFERENCE = f"""
-SELECT {_C} FROM payments
-WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
-LIMIT 1 FOR UPDATE
-"""
+# A provider account ('' for the deployment's) only ever speaks of the payments made through it
+# (and of its attempts, _ATTEMPT_BY_REFERENCE).
+_REFERENCE_OF = "provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3"
+_BY_PROVIDER_REFERENCE = f"SELECT id FROM payments WHERE {_REFERENCE_OF} LIMIT 1"
+_LOCK_BY_PROVIDER_REFERENCE = f"SELECT {_C} FROM payments WHERE {_REFERENCE_OF} LIMIT 1 FOR UPDATE"
 # The same, unlocked, with the row's version (xmin) for Tx.guard.
-_READ_BY_PROVIDER_REFERENCE = f"""
-SELECT {_C}, xmin FROM payments
-WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
-LIMIT 1
-"""
+_READ_BY_PROVIDER_REFERENCE = f"SELECT {_C}, xmin FROM payments WHERE {_REFERENCE_OF} LIMIT 1"
 _FOR_LINK = f"SELECT {_C} FROM payments WHERE checkout_id = $1 AND payment_link_id = $2"
 # The payment_links table by name, so payments need not import payment_links (which builds on them).
 _LINK_PAID = (
@@ -241,11 +231,7 @@ _ATTEMPTS = f"SELECT {_A} FROM payment_attempts WHERE payment_id = $1 ORDER BY n
 _MIRROR_ATTEMPT = """UPDATE payment_attempts SET status = :{n}_status, provider_reference = :{n}_reference,
 failure_code = :{n}_code, failure_message = :{n}_message, updated_at = now()
 WHERE payment_id = :{n}_payment AND number = :{n}_number"""
-_ATTEMPT_BY_REFERENCE = """
-SELECT payment_id, number FROM payment_attempts
-WHERE provider = $1 AND provider_reference = $2 AND coalesce(provider_account_id, '') = $3
-LIMIT 1
-"""
+_ATTEMPT_BY_REFERENCE = f"SELECT payment_id, number FROM payment_attempts WHERE {_REFERENCE_OF} LIMIT 1"
 
 
 async def insert_attempt(tx: Tx, attempt: PaymentAttempt) -> None:
