@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import structlog
 
-from gateway.events.schemas import EventData, EventOut
 from gateway.redis_batch import RedisBatcher
 
 log = structlog.get_logger("gateway.events.publisher")
@@ -21,16 +21,19 @@ def channel(merchant_id: str, livemode: bool) -> str:
     return f"gateway:events:{merchant_id}:{'live' if livemode else 'test'}"
 
 
-def _message(values: dict[str, Any]) -> bytes:
-    out = EventOut(
-        id=values["id"],
-        type=values["type"],
-        livemode=values["livemode"],
-        source=values["source"],
-        created_at=values["created_at"],
-        data=EventData(object=values["data"], previous_status=values["previous_status"]),
-    )
-    return out.model_dump_json().encode()
+def message(values: dict[str, Any]) -> bytes:
+    """The event as `EventOut` renders it (its fields in its order), by orjson: the model took five
+    times as long, three times per payment (tests/events/test_publisher.py holds the bytes equal)."""
+    event = {
+        "id": values["id"],
+        "object": "event",
+        "type": values["type"],
+        "livemode": values["livemode"],
+        "source": values["source"],
+        "created_at": values["created_at"],
+        "data": {"object": values["data"], "previous_status": values["previous_status"]},
+    }
+    return orjson.dumps(event, option=orjson.OPT_UTC_Z)
 
 
 class EventPublisher:
@@ -45,7 +48,7 @@ class EventPublisher:
                 _publish_failed,
                 "PUBLISH",
                 channel(values["merchant_id"], values["livemode"]),
-                _message(values),
+                message(values),
             )
 
     async def drain(self) -> None:
