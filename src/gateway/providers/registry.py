@@ -20,8 +20,8 @@ from gateway.providers.base import (
     RefundRef,
     RefundRequest,
     RefundResult,
-    RemotelyVerified,
     WebhookEvent,
+    remote_verifier,
 )
 from gateway.providers.payouts import (
     PayoutCapabilities,
@@ -86,8 +86,8 @@ class _Instrumented:
     async def verify_webhook_async(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
         """The adapter's own asynchronous verification where it has one (counted as a provider
         call: it asks the provider), else its verify_webhook."""
-        if isinstance(self._inner, RemotelyVerified):
-            return await self._call("verify_webhook", self._inner.verify_webhook_async(headers, body))
+        if (remote := remote_verifier(self._inner)) is not None:
+            return await self._call("verify_webhook", remote.verify_webhook_async(headers, body))
         return self._inner.verify_webhook(headers, body)
 
     def interpret_webhook(self, payload: dict[str, Any]) -> WebhookEvent:

@@ -24,10 +24,10 @@ from gateway.provider_accounts.directory import Providers
 from gateway.providers.base import (
     PaymentProvider,
     ProviderFailure,
-    RemotelyVerified,
     WebhookEvent,
     WebhookPayloadError,
     WebhookVerificationError,
+    remote_verifier,
 )
 from gateway.providers.payouts import payout_side
 from gateway.refunds import repository as refunds
@@ -57,8 +57,8 @@ async def receive(
             f"No provider named {provider_name!r}" + (f" with account {account_id!r}." if account_id else ".")
         )
     try:
-        if isinstance(provider, RemotelyVerified):
-            events = await provider.verify_webhook_async(headers, body)
+        if (remote := remote_verifier(provider)) is not None:
+            events = await remote.verify_webhook_async(headers, body)
         else:
             events = provider.verify_webhook(headers, body)
     except ProviderFailure as e:
