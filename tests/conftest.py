@@ -55,9 +55,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(scope="session")
 def servers(request: pytest.FixtureRequest) -> Iterator[EmbeddedServers]:
-    root = Path(tempfile.mkdtemp(prefix="gateway-test-")) / "servers"
     through = bool(request.config.getoption("--pgbouncer"))
-    with EmbeddedServers(root, ephemeral=True, with_pgbouncer=through) as s:
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-test-", ignore_cleanup_errors=True) as scratch,
+        EmbeddedServers(Path(scratch) / "servers", ephemeral=True, with_pgbouncer=through) as s,
+    ):
         run_migrations(s.database_url, DatabaseSettings(pgbouncer=through))
         yield s
 

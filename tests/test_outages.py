@@ -43,10 +43,11 @@ def assert_unavailable(r: httpx.Response) -> None:
 
 @pytest.fixture
 def own_redis() -> Iterator[EmbeddedRedis]:
-    redis = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="gateway-outage-redis-")), persist=False)
-    redis.start()
-    yield redis
-    redis.stop()
+    with tempfile.TemporaryDirectory(prefix="gateway-outage-redis-", ignore_cleanup_errors=True) as d:
+        redis = EmbeddedRedis(Path(d), persist=False)
+        redis.start()
+        yield redis
+        redis.stop()
 
 
 @pytest.fixture
@@ -124,7 +125,8 @@ async def test_the_sandbox_outcome_survives_a_redis_outage(
 
 
 async def test_postgres_down_is_503_everywhere_and_recovers(gateway: Gateway, merchant: Merchant) -> None:
-    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="gateway-outage-pg-")), fast_unsafe=True)
+    scratch = tempfile.TemporaryDirectory(prefix="gateway-outage-pg-", ignore_cleanup_errors=True)
+    pg = EmbeddedPostgres(Path(scratch.name), fast_unsafe=True)
     # Blocking starts and stops run off the loop the session gateway serves on.
     await asyncio.to_thread(pg.start)
     try:
@@ -161,6 +163,7 @@ async def test_postgres_down_is_503_everywhere_and_recovers(gateway: Gateway, me
         await db.close()
     finally:
         await asyncio.to_thread(pg.stop)
+        scratch.cleanup()  # its data directory: ~50 MB a run
 
 
 async def test_a_500_keeps_the_connection_usable() -> None:

@@ -20,8 +20,10 @@ from support import PAYSTACK_SECRET_KEY, Merchant
 
 @pytest.fixture(scope="session")
 def fault_servers_root() -> Iterator[EmbeddedServers]:
-    root = Path(tempfile.mkdtemp(prefix="gateway-faults-")) / "servers"
-    with EmbeddedServers(root, ephemeral=True) as s:
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-faults-", ignore_cleanup_errors=True) as scratch,
+        EmbeddedServers(Path(scratch) / "servers", ephemeral=True) as s,
+    ):
         run_migrations(s.postgres.url)
         yield s
 

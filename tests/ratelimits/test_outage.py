@@ -18,10 +18,11 @@ from support import Merchant
 
 @pytest.fixture
 def own_redis() -> Iterator[EmbeddedRedis]:
-    redis = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="gateway-ratelimit-redis-")), persist=False)
-    redis.start()
-    yield redis
-    redis.stop()
+    with tempfile.TemporaryDirectory(prefix="gateway-ratelimit-redis-", ignore_cleanup_errors=True) as d:
+        redis = EmbeddedRedis(Path(d), persist=False)
+        redis.start()
+        yield redis
+        redis.stop()
 
 
 async def test_redis_down_fails_open_with_one_warning_and_recovers(
