@@ -14,6 +14,10 @@ per request is the least any gateway keeping our guarantees must do:
   gateway does), and answer the stored bytes.
 - GET /v1/payments/{id}: one `SELECT` by primary key (scoped to the merchant and mode), rendered as
   the gateway renders a payment.
+- GET /v1/payments?limit=…&status=…: one `SELECT` of a page (the limit + 1 newest rows of the merchant,
+  mode and status, the limit written into the text as the gateway writes it), each row rendered as
+  the GET renders it. Not what the list's target is taken against (the floor's GET, as the issue set
+  it): shown beside it, for what ten rows cost either app.
 - GET /floor/json: a bare JSON answer (the framework's own cost).
 - The asynchronous path's floor: a create with `pm_action_success` inserts the payment waiting
   (`requires_action`) and, after its commit, PUBLISHes it for the bench's stand-in provider
@@ -89,6 +93,10 @@ RETURNING merchant_id, {_PAYMENT_COLUMNS}
 """
 SELECT_PAYMENT = (
     f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = $1 AND merchant_id = $2 AND livemode = $3"
+)
+_LIST = (
+    f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE merchant_id = $1 AND livemode = $2 AND status = $3 "
+    "ORDER BY id DESC LIMIT {}"
 )
 SELECT_KEY = "SELECT merchant_id, livemode FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
 
@@ -356,6 +364,26 @@ class Floor:
             return _problem(404, "resource_missing", "No such payment.")
         return Response(_dumps(_payment_json(row)), media_type=JSON)
 
+    async def list_payments(self, request: Request) -> Response:
+        principal = await self.principal(request)
+        if principal is None:
+            return _problem(401, "invalid_api_key", "Send a valid secret key.")
+        query = request.query_params
+        try:
+            limit = int(query.get("limit", "10"))
+        except ValueError:
+            limit = 0
+        status = query.get("status")
+        if not 1 <= limit <= 100 or status is None:
+            return _problem(422, "validation_error", "Send a limit (1-100) and a status.")
+        rows = await self.pool.fetch(_LIST.format(limit + 1), *principal, status)
+        page = {
+            "object": "list",
+            "data": [_payment_json(r) for r in rows[:limit]],
+            "has_more": len(rows) > limit,
+        }
+        return Response(_dumps(page), media_type=JSON)
+
 
 async def bare_json(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type=JSON)
@@ -409,9 +437,14 @@ def create_app() -> Starlette:
         assert floor is not None
         return await floor.webhook(request)
 
+    async def list_payments(request: Request) -> Response:
+        assert floor is not None
+        return await floor.list_payments(request)
+
     return Starlette(
         routes=[
             Route("/v1/payments", create_payment, methods=["POST"]),
+            Route("/v1/payments", list_payments, methods=["GET"]),
             Route("/v1/payments/{payment_id}", get_payment, methods=["GET"]),
             Route("/floor/replay", replay, methods=["POST"]),
             Route("/floor/json", bare_json, methods=["GET"]),

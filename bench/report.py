@@ -147,6 +147,15 @@ def targets(
             f"{ratio:.0%} ({throughput(gw):.0f} vs {fl['rps']:.0f} req/s)",
             ratio >= sc.ratio_target,
         )
+        own = idx.get(("floor", sc.name, w, c)) if sc.floor_ref != sc.name else None
+        if own is not None and own["rps"]:  # the floor's own route for it, shown beside (no target)
+            mine = throughput(gw) / own["rps"]
+            add(
+                f"{sc.name} / floor {sc.name} ({w} workers, {c} conns)",
+                "(no target)",
+                f"{mine:.0%} ({throughput(gw):.0f} vs {own['rps']:.0f} req/s)",
+                None,
+            )
         if sc.name == "create":
             p99 = gw["latency_ms"]["p99"]
             add(

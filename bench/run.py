@@ -203,6 +203,8 @@ SCENARIOS: list[Scenario] = [
             "list", "GET /v1/payments?limit=10&status=succeeded", "get", "200", ratio_target=0.75, reads=True
         ),
         lambda ctx: Load("GET", LIST_PATH),
+        # The floor's own page, shown beside the target (which is taken against the floor's GET).
+        lambda ctx: Load("GET", LIST_PATH),
     ),
     Scenario(
         ScenarioInfo("json", "bare JSON (/healthz vs /floor/json)", "json", "200", ratio_target=0.6),
@@ -280,6 +282,8 @@ def check_floor(app: App, gateway: App, ctx: Context) -> None:
         if r.headers.get("idempotent-replayed") != "true" or r.json()["id"] != p["id"]:
             raise BenchError("floor replay: not the stored answer")
         _expect(c.get(f"/v1/payments/{p['id']}"), 200, "floor GET by id")
+        if not _expect(c.get(LIST_PATH), 200, "floor list")["data"]:
+            raise BenchError("floor list: no succeeded payments listed")
         _expect(c.get("/floor/json"), 200, "floor /floor/json")
         if "floor" not in ctx.replay_keys:
             ctx.replay_keys["floor"] = key
