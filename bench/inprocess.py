@@ -32,14 +32,12 @@ from typing import Any
 import orjson
 import uvloop
 
-from bench.provider import SECRET
+from bench.provider import signed_headers, webhook_for
 from gateway.cli import run_migrations
 from gateway.db.database import Database
 from gateway.embedded import EmbeddedServers
-from gateway.kit.signing import standard_webhook_signature
 from gateway.main import create_app
 from gateway.merchants.service import create_merchant
-from gateway.providers.sandbox import transformers as tf
 from gateway.settings import DatabaseSettings, Settings
 
 TASKS = 16
@@ -165,28 +163,8 @@ async def _webhooks(app: Any, auth: Headers, count: int) -> None:
         payments = [await _create(app, auth, "pm_action_success") for _ in range(count)]
         requests: list[Callable[[], Awaitable[None]]] = []
         for p in payments:
-            scenario = tf.scenario_for(p["payment_method"])
-            assert scenario is not None
-            assert scenario.outcome is not None
-            reference = tf.reference_for(p["id"])
-            payload = tf.webhook_payload(
-                event_id=f"sbevt_{reference}_{scenario.outcome}",
-                payment_id=p["id"],
-                reference=reference,
-                status=scenario.outcome,
-                amount=p["amount"],
-                currency=p["currency"],
-                scenario=scenario,
-                created=int(time.time()),
-            )
-            body = orjson.dumps(payload)
-            msg_id, ts = f"msg_{payload['id']}", int(time.time())
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"webhook-id", msg_id.encode()),
-                (b"webhook-timestamp", str(ts).encode()),
-                (b"webhook-signature", standard_webhook_signature(SECRET, msg_id, ts, body).encode()),
-            ]
+            msg_id, body = webhook_for(p, "succeeded")
+            headers = [(k.encode(), v.encode()) for k, v in signed_headers(msg_id, body).items()]
 
             async def deliver(body: bytes, headers: Headers) -> None:
                 status, answer = await call(app, "POST", "/v1/webhooks/sandbox", headers, body)

@@ -119,35 +119,46 @@ class Provider:
             return
         created = datetime.fromisoformat(payment["created_at"].replace("Z", "+00:00")).timestamp()
         await asyncio.sleep(max(created + self.delay - time.time(), 0.0))
-        reference = tf.reference_for(payment["id"])
-        payload = tf.webhook_payload(
-            event_id=f"sbevt_{reference}_{scenario.outcome}",
-            payment_id=payment["id"],
-            reference=reference,
-            status=scenario.outcome,
-            amount=payment["amount"],
-            currency=payment["currency"],
-            scenario=scenario,
-            created=int(time.time()),
-        )
-        body = orjson.dumps(payload)
-        msg_id = f"msg_{payload['id']}"
+        msg_id, body = webhook_for(payment, scenario.outcome)
         for attempt in range(5):  # as the sandbox: a few retries, then the reconciler's job
-            ts = int(time.time())
-            headers = {
-                "content-type": "application/json",
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(ts),
-                "webhook-signature": standard_webhook_signature(SECRET, msg_id, ts, body),
-            }
             try:
-                if await target.post(body, headers) < 300:
+                if await target.post(body, signed_headers(msg_id, body)) < 300:
                     target.sent += 1
                     return
             except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as e:
                 print(f"provider: {type(e).__name__} sending to {target.path}", flush=True)
             target.failed += 1
             await asyncio.sleep(0.5 * 2**attempt)
+
+
+def webhook_for(payment: dict[str, Any], outcome: str) -> tuple[str, bytes]:
+    """The sandbox's webhook that gives `payment` its `outcome`: its message id and body."""
+    scenario = tf.scenario_for(payment["payment_method"])
+    if scenario is None:
+        raise ValueError(f"{payment['payment_method']}: not one of the sandbox's test values")
+    reference = tf.reference_for(payment["id"])
+    payload = tf.webhook_payload(
+        event_id=f"sbevt_{reference}_{outcome}",
+        payment_id=payment["id"],
+        reference=reference,
+        status=outcome,
+        amount=payment["amount"],
+        currency=payment["currency"],
+        scenario=scenario,
+        created=int(time.time()),
+    )
+    return f"msg_{payload['id']}", orjson.dumps(payload)
+
+
+def signed_headers(msg_id: str, body: bytes) -> dict[str, str]:
+    """The headers the sandbox sends with a webhook, signed now (Standard Webhooks)."""
+    ts = int(time.time())
+    return {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": standard_webhook_signature(SECRET, msg_id, ts, body),
+    }
 
 
 def targets_from(spec: str, connections: int) -> dict[str, Target]:
