@@ -150,6 +150,17 @@ async def configured_app(settings: Settings, name: str = "gateway-b") -> AsyncIt
         yield c
 
 
+async def others_wait(gateway: Gateway, payment_id: str) -> None:
+    """Every other test's unsettled payment, refund and payout waits a day for its next question, so
+    the reconciler asks about `payment_id` (and its refunds) alone."""
+    for table, mine in (("payments", "id = :p"), ("refunds", "payment_id = :p"), ("payouts", "false")):
+        await gateway.execute(
+            f"UPDATE {table} SET next_reconcile_at = now() + interval '1 day' "
+            f"WHERE next_reconcile_at < now() + interval '1 day' AND NOT ({mine})",
+            p=payment_id,
+        )
+
+
 def with_sandbox(
     gateway: Gateway, **changes: Any
 ) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:

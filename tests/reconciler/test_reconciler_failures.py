@@ -34,7 +34,7 @@ from gateway.embedded import EmbeddedServers, free_port
 from gateway.reconciler.service import Reconciler
 from gateway.settings import ReconcilerSettings
 from receiver import serving
-from support import PAYSTACK_API, PAYSTACK_SECRET_KEY, Gateway, Merchant, servers_env, wait_for
+from support import PAYSTACK_API, PAYSTACK_SECRET_KEY, Gateway, Merchant, others_wait, servers_env, wait_for
 
 DRIVER = PaystackDriver()
 
@@ -57,12 +57,7 @@ async def waiting_payment(
     )
     assert (r.status_code, r.json()["status"]) == (201, "requires_action"), r.text
     p = dict(r.json())
-    for table, column in (("payments", "id"), ("refunds", "payment_id")):
-        await gateway.execute(
-            f"UPDATE {table} SET next_reconcile_at = now() + interval '1 day' "
-            f"WHERE next_reconcile_at < now() + interval '1 day' AND {column} <> :p",
-            p=p["id"],
-        )
+    await others_wait(gateway, p["id"])
     await make_due(gateway, p["id"])
     return p
 

@@ -14,7 +14,7 @@ import structlog
 
 from gateway.reconciler.service import Reconciler
 from gateway.settings import ReconcilerSettings
-from support import Gateway, Merchant, signed, wait_for, with_sandbox
+from support import Gateway, Merchant, others_wait, signed, wait_for, with_sandbox
 
 ROUNDS = 200
 
@@ -83,13 +83,7 @@ async def _race(
         "created_at = created_at - interval '1 hour' WHERE payment_id = :p",
         p=payment_id,
     )
-    # Other tests' unsettled rows wait: each round's reconciler asks about this round's refund only.
-    for table, mine in (("payments", "id"), ("refunds", "payment_id")):
-        await gateway.execute(
-            f"UPDATE {table} SET next_reconcile_at = now() + interval '1 day' "
-            f"WHERE next_reconcile_at < now() + interval '1 day' AND {mine} <> :p",
-            p=payment_id,
-        )
+    await others_wait(gateway, payment_id)  # each round's reconciler asks about its refund only
     reconciler = Reconciler(
         gateway.ctx.db, gateway.ctx.registry, ReconcilerSettings(run_in_process=False, batch_size=1)
     )
