@@ -209,7 +209,7 @@ class Tx:
     def say(self, emit: Callable[..., object], event: str, **fields: Any) -> None:
         """A log line about what the transaction does (`emit`: a logger's method), said once it has
         committed (`after_commit`)."""
-        self.committed.append(functools.partial(emit, event, **fields))
+        self.after_commit(functools.partial(emit, event, **fields))
 
     def insert(self, spec: RowSpec[Any], row_id: str, row: Any) -> None:
         """Inserts `row` at the commit, first of the deferred writes, with the values it has then:
