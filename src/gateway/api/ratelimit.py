@@ -52,8 +52,9 @@ class Pending:
 
     def __init__(self, check: Check | Granted, outages: OutageLog, limiter: RateLimiter, address: str):
         self.check, self.outages, self.limiter, self.address = check, outages, limiter, address
-        self.quota: Quota | None = None
-        self.waited = False
+        # Granted here: known already (most requests), nothing to wait for.
+        self.quota: Quota | None = check.quota if type(check) is Granted else None
+        self.waited = self.quota is not None
         self.refused = False  # the gate answered the 429
 
     async def result(self) -> Quota | None:

@@ -41,7 +41,9 @@ FRESH = 0.1  # seconds a view of a window may be old for its process to decide a
 SHARE = 16  # a process decides alone at most limit/SHARE requests between two answers
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, four times
+# the cost, and one is made for nearly every /v1 request (bench/README.md). Never changed once made.
+@dataclass(slots=True)
 class Quota:
     """What a request spent of one quota: the RateLimit-* headers, and whether it may go on."""
 
@@ -142,15 +144,16 @@ def _answered(future: asyncio.Future[Any], view: _View, asked: float, sent: int)
 
 
 class Granted:
-    """A request this process let through without asking (its Check's interface)."""
+    """A request this process let through without asking (its Check's interface; `quota`, for who
+    would rather not await what is already known)."""
 
-    __slots__ = ("_quota",)
+    __slots__ = ("quota",)
 
     def __init__(self, quota: Quota):
-        self._quota = quota
+        self.quota = quota
 
     async def result(self) -> Quota:
-        return self._quota
+        return self.quota
 
     def forget(self) -> None:
         pass
@@ -166,7 +169,9 @@ class RateLimiter:
         self.confirm_per_ip = parse_limit(settings.confirm_per_ip)
         self.link_opens_per_ip = parse_limit(settings.link_opens_per_ip)
         self._overrides: dict[int, RateLimitItem] = {}
-        self._views: dict[tuple[RateLimitItem, tuple[str, ...], str], _View] = {}
+        # By the quota's identity (its view holds it, so the id stays its own): RateLimitItem's
+        # __hash__ is Python's, on every request.
+        self._views: dict[tuple[int, tuple[str, ...], str], _View] = {}
         self._failed_here: dict[str, float] = {}  # address -> when this process last saw it fail
         self._flusher: asyncio.Task[None] | None = None
 
@@ -188,7 +193,7 @@ class RateLimiter:
         if spend.amount < SHARE:
             args = script.arguments(now, client, self.failures, (spend, script.key(spend, *identifiers)))
             return Check(self._redis, args, spend, self.failures, now)
-        found = (spend, identifiers, client)
+        found = (id(spend), identifiers, client)
         view = self._views.get(found)
         asked = time.monotonic()
         if view is None:
