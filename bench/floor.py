@@ -64,13 +64,16 @@ PROVIDER_CHANNEL = "floor:payments"
 WEBHOOK_PATH = "/floor/webhook"
 WEBHOOK_SECRET = SandboxSettings().webhook_secret.get_secret_value()
 JSON = "application/json"
+CHECKOUT_URL = "http://127.0.0.1:8000/checkout"  # the payments' checkout_url (the base does not matter)
 PROBLEM = "application/problem+json"
 
+# What the gateway reads to show a payment (gateway.payments.schemas.SHOWN), in its order.
 _PAYMENT_COLUMNS = (
-    "id, amount, amount_refunded, currency, status, provider, payment_method, customer_name, "
-    "customer_email, customer_phone, customer_location, description, reference, metadata, livemode, "
-    "provider_reference, next_action, failure_code, failure_message, return_url, created_at, updated_at, "
-    "completed_at"
+    "id, amount, amount_refunded, currency, status, provider, payment_method, payment_method_details, "
+    "customer_name, customer_email, customer_phone, customer_location, description, reference, metadata, "
+    "livemode, provider_reference, next_action, failure_code, failure_message, return_url, client_secret, "
+    "checkout_id, locale, allow_retries, payment_link_id, cash_session, created_at, updated_at, "
+    "completed_at, routing"
 )
 INSERT_PAYMENT = """
 INSERT INTO payments (id, merchant_id, livemode, amount, currency, status, provider, payment_method,
@@ -124,8 +127,10 @@ async def _init_connection(conn: Any) -> None:
     await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
 
 
-def _payment_json(row: Any) -> dict[str, Any]:
-    """A payment as the gateway's API shows it (same fields, same order)."""
+def _payment_json(row: Any, *, secret: bool) -> dict[str, Any]:
+    """A payment as the gateway's API shows it (same fields, same order; stored JSON as it comes,
+    where the gateway puts its keys in the API's order). `secret`: the client secret, which answers
+    to a secret key show and events do not."""
     return {
         "id": row["id"],
         "object": "payment",
@@ -135,6 +140,7 @@ def _payment_json(row: Any) -> dict[str, Any]:
         "status": row["status"],
         "provider": row["provider"],
         "payment_method": row["payment_method"],
+        "payment_method_details": row["payment_method_details"],
         "customer": {
             "name": row["customer_name"],
             "email": row["customer_email"],
@@ -150,9 +156,16 @@ def _payment_json(row: Any) -> dict[str, Any]:
         "failure_code": row["failure_code"],
         "failure_message": row["failure_message"],
         "return_url": row["return_url"],
+        "client_secret": row["client_secret"] if secret else None,
+        "checkout_url": f"{CHECKOUT_URL}/{row['checkout_id']}",
+        "locale": row["locale"],
+        "allow_retries": row["allow_retries"],
+        "payment_link": row["payment_link_id"],
+        "cash_session": row["cash_session"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "completed_at": row["completed_at"],
+        "routing": row["routing"],
     }
 
 
@@ -234,16 +247,24 @@ class Floor:
             "metadata": body.metadata,
             "livemode": livemode,
             "provider_reference": "sbx_" + payment_id.split("_", 1)[1],
+            "payment_method_details": None,
             "next_action": None,
             "failure_code": None,
             "failure_message": None,
             "return_url": body.return_url,
+            "client_secret": new_client_secret(payment_id),
+            "checkout_id": new_checkout_id(),
+            "locale": None,
+            "allow_retries": True,
+            "payment_link_id": None,
+            "cash_session": None,
+            "routing": None,
             "created_at": now,
             "updated_at": now,
             "completed_at": None if waiting else now,
         }
-        payment = _payment_json(row)
-        answer = _dumps(payment)
+        payment = _payment_json(row, secret=False)  # the event's, and the live message's
+        answer = _dumps(payment | {"client_secret": row["client_secret"]})
         # One round trip claims the key and stores the answer; a failed insert releases it below.
         record = orjson.dumps(
             {"fp": fingerprint, "done": True, "status": 201, "body": answer.decode(), "mt": JSON}
@@ -276,8 +297,8 @@ class Floor:
                     fingerprint,
                     now,
                     None if waiting else now,
-                    new_client_secret(payment_id),
-                    new_checkout_id(),
+                    row["client_secret"],
+                    row["checkout_id"],
                 )
                 await conn.execute(
                     INSERT_EVENT,
@@ -329,7 +350,7 @@ class Floor:
                     "requires_action",
                     status,
                     "webhook",
-                    _payment_json(row),
+                    _payment_json(row, secret=False),
                     now,
                 )
         return Response(b'{"received":true}', media_type=JSON)
@@ -362,7 +383,7 @@ class Floor:
         row = await self.pool.fetchrow(SELECT_PAYMENT, payment_id, *principal)
         if row is None:
             return _problem(404, "resource_missing", "No such payment.")
-        return Response(_dumps(_payment_json(row)), media_type=JSON)
+        return Response(_dumps(_payment_json(row, secret=True)), media_type=JSON)
 
     async def list_payments(self, request: Request) -> Response:
         principal = await self.principal(request)
@@ -379,7 +400,7 @@ class Floor:
         rows = await self.pool.fetch(_LIST.format(limit + 1), *principal, status)
         page = {
             "object": "list",
-            "data": [_payment_json(r) for r in rows[:limit]],
+            "data": [_payment_json(r, secret=True) for r in rows[:limit]],
             "has_more": len(rows) > limit,
         }
         return Response(_dumps(page), media_type=JSON)

@@ -281,7 +281,7 @@ def check_floor(app: App, gateway: App, ctx: Context) -> None:
         _expect(r, 201, "floor replay")
         if r.headers.get("idempotent-replayed") != "true" or r.json()["id"] != p["id"]:
             raise BenchError("floor replay: not the stored answer")
-        _expect(c.get(f"/v1/payments/{p['id']}"), 200, "floor GET by id")
+        shown = _expect(c.get(f"/v1/payments/{p['id']}"), 200, "floor GET by id")
         if not _expect(c.get(LIST_PATH), 200, "floor list")["data"]:
             raise BenchError("floor list: no succeeded payments listed")
         _expect(c.get("/floor/json"), 200, "floor /floor/json")
@@ -292,6 +292,9 @@ def check_floor(app: App, gateway: App, ctx: Context) -> None:
         g = _expect(c.get(f"/v1/payments/{p['id']}"), 200, "gateway GET of a floor payment")
         if g["status"] != "succeeded" or g["amount"] != p["amount"]:
             raise BenchError(f"gateway GET of a floor payment: {g}")
+        # The floor renders what the gateway shows, or the ratios compare different answers.
+        if list(g) != list(shown) or list(g) != list(p):
+            raise BenchError(f"the floor shows other fields than the gateway: {list(shown)}, {list(g)}")
 
 
 # --- the run ---------------------------------------------------------------------------------
