@@ -16,8 +16,7 @@ per request is the least any gateway keeping our guarantees must do:
   the gateway renders a payment.
 - GET /v1/payments?limit=…&status=…: one `SELECT` of a page (the limit + 1 newest rows of the merchant,
   mode and status, the limit written into the text as the gateway writes it), each row rendered as
-  the GET renders it. Not what the list's target is taken against (the floor's GET, as the issue set
-  it): shown beside it, for what ten rows cost either app.
+  the GET renders it: what the list's target is taken against (bench/README.md, "Targets").
 - GET /floor/json: a bare JSON answer (the framework's own cost).
 - The asynchronous path's floor: a create with `pm_action_success` inserts the payment waiting
   (`requires_action`) and, after its commit, PUBLISHes it for the bench's stand-in provider

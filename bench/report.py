@@ -25,6 +25,7 @@ class ScenarioInfo:
     floor_ref: str  # the floor scenario the ratio is taken against
     expected: str  # the status codes the scenario expects
     ratio_target: float | None = None
+    beside: str | None = None  # another floor scenario its ratio is shown against (no target)
     async_path: bool = False
     writes: bool = False  # its runs insert rows: the next read scenario settles the tables first
     reads: bool = False
@@ -147,13 +148,13 @@ def targets(
             f"{ratio:.0%} ({throughput(gw):.0f} vs {fl['rps']:.0f} req/s)",
             ratio >= sc.ratio_target,
         )
-        own = idx.get(("floor", sc.name, w, c)) if sc.floor_ref != sc.name else None
-        if own is not None and own["rps"]:  # the floor's own route for it, shown beside (no target)
-            mine = throughput(gw) / own["rps"]
+        other = idx.get(("floor", sc.beside, w, c)) if sc.beside else None
+        if other is not None and other["rps"]:
+            mine = throughput(gw) / other["rps"]
             add(
-                f"{sc.name} / floor {sc.name} ({w} workers, {c} conns)",
+                f"{sc.name} / floor {sc.beside} ({w} workers, {c} conns)",
                 "(no target)",
-                f"{mine:.0%} ({throughput(gw):.0f} vs {own['rps']:.0f} req/s)",
+                f"{mine:.0%} ({throughput(gw):.0f} vs {other['rps']:.0f} req/s)",
                 None,
             )
         if sc.name == "create":

@@ -199,11 +199,18 @@ SCENARIOS: list[Scenario] = [
         lambda ctx: Load("GET", "/v1/payments/", ids_file=ctx.ids_file()),
     ),
     Scenario(
+        # Against the floor's own page of the same ten rows (bench/README.md, "Targets"); the ratio
+        # to the floor's GET, which the first figure was, is shown beside it.
         ScenarioInfo(
-            "list", "GET /v1/payments?limit=10&status=succeeded", "get", "200", ratio_target=0.75, reads=True
+            "list",
+            "GET /v1/payments?limit=10&status=succeeded",
+            "list",
+            "200",
+            ratio_target=0.75,
+            beside="get",
+            reads=True,
         ),
         lambda ctx: Load("GET", LIST_PATH),
-        # The floor's own page, shown beside the target (which is taken against the floor's GET).
         lambda ctx: Load("GET", LIST_PATH),
     ),
     Scenario(
