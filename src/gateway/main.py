@@ -17,6 +17,7 @@ from gateway import metrics
 from gateway.api.dispatch import include_flat, install_route_index
 from gateway.api.lean import BareLeanRoute
 from gateway.api.providers import router as providers_router
+from gateway.api.responses import JSONBytes
 from gateway.cash_drawers.router import router as cash_drawers_router
 from gateway.checkout.router import router as checkout_router
 from gateway.context import AppContext
@@ -76,7 +77,7 @@ _HEALTHY = orjson.dumps({"status": "ok"})
 
 @_health.get("/healthz", operation_id="healthz", summary="The process is up", response_model=Health)
 async def healthz() -> Response:
-    return Response(_HEALTHY, media_type="application/json")
+    return JSONBytes(_HEALTHY)
 
 
 @_health.get(
@@ -100,10 +101,8 @@ async def readyz(request: Request) -> Response:
     except Exception as e:
         checks["redis"] = f"error: {type(e).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    return Response(
-        orjson.dumps({"status": "ok" if ok else "unavailable", "checks": checks}),
-        status_code=200 if ok else 503,
-        media_type="application/json",
+    return JSONBytes(
+        orjson.dumps({"status": "ok" if ok else "unavailable", "checks": checks}), 200 if ok else 503
     )
 
 

@@ -9,6 +9,7 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from gateway.api.responses import JSONBytes
 from gateway.context import AppContext
 from gateway.payments.models import Payment
 from gateway.payments.public import public_payment_json
@@ -24,7 +25,7 @@ async def _methods(payments: PaymentService, payment: Payment) -> list[str]:
 
 async def status_response(payments: PaymentService, payment: Payment) -> Response:
     body = orjson.dumps(public_payment_json(payment, await _methods(payments, payment)))
-    return Response(body, media_type="application/json")
+    return JSONBytes(body)
 
 
 async def event_stream(ctx: AppContext, payments: PaymentService, payment: Payment) -> EventSourceResponse:

@@ -15,7 +15,7 @@ from gateway.api.deps import PaymentsConfirm, PaymentsRead, PaymentsReadOrClient
 from gateway.api.lean import LeanRoute
 from gateway.api.pagination import Paging, checked_page, require_timezone
 from gateway.api.ratelimit import check_confirm
-from gateway.api.responses import json_response
+from gateway.api.responses import JSONBytes, json_response
 from gateway.api.routing import GatewayRoute
 from gateway.api.schemas import error_responses, query_parameters
 from gateway.errors import InvalidEmail
@@ -52,7 +52,7 @@ def _service(request: Request) -> PaymentService:
 
 
 def _raw_json(value: dict[str, Any]) -> Response:
-    return Response(dump(value), media_type="application/json")
+    return JSONBytes(dump(value))
 
 
 def _query_email(value: str) -> str:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from gateway.api.deps import Ctx
 from gateway.api.lean import LeanRoute
+from gateway.api.responses import JSONBytes
 from gateway.api.schemas import error_responses
 from gateway.context import AppContext
 from gateway.kit.ids import is_valid
@@ -56,7 +57,7 @@ async def _receive(
     )
     # Processed after the answer has left (the hints: the signed are applied before it).
     later = BackgroundTask(_process_all, ctx, stored) if stored else None
-    return Response(ack, media_type="application/json", background=later)
+    return JSONBytes(ack, background=later)
 
 
 @router.post(
