@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from drivers import provider_settings
 from gateway.cli import run_migrations
-from gateway.embedded import EmbeddedServers, free_port
+from gateway.embedded import EmbeddedRedis, EmbeddedServers, free_port
 from gateway.main import create_app
 from gateway.merchants.service import create_merchant
 from gateway.settings import (
@@ -111,6 +111,16 @@ async def gateway(servers: EmbeddedServers) -> AsyncIterator[Gateway]:
     await gw.stop_worker()
     server.should_exit = True
     await task
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A Redis of the test's own, to stop and start again (outages), in a scratch directory."""
+    with tempfile.TemporaryDirectory(prefix="gateway-own-redis-", ignore_cleanup_errors=True) as d:
+        redis = EmbeddedRedis(Path(d), persist=False)
+        redis.start()
+        yield redis
+        redis.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +39,6 @@ def assert_unavailable(r: httpx.Response) -> None:
     problem = assert_problem(r, 503, "service_unavailable")
     assert r.headers["retry-after"] == "2"
     assert "Idempotency-Key" in problem["detail"]
-
-
-@pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    with tempfile.TemporaryDirectory(prefix="gateway-outage-redis-", ignore_cleanup_errors=True) as d:
-        redis = EmbeddedRedis(Path(d), persist=False)
-        redis.start()
-        yield redis
-        redis.stop()
 
 
 @pytest.fixture

@@ -4,25 +4,12 @@ one warning per 10 s; back, they count again. The Redis is the test's own, reall
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import structlog
 
 from gateway.embedded import EmbeddedRedis
 from ratelimits.serving import Serve
 from support import Merchant
-
-
-@pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    with tempfile.TemporaryDirectory(prefix="gateway-ratelimit-redis-", ignore_cleanup_errors=True) as d:
-        redis = EmbeddedRedis(Path(d), persist=False)
-        redis.start()
-        yield redis
-        redis.stop()
 
 
 async def test_redis_down_fails_open_with_one_warning_and_recovers(
